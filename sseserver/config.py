@@ -1,0 +1,226 @@
+"""Settings: every tuning value, its default, its CLI flag and its environment variable, once.
+
+Settings are read once, from an argv list and an environment mapping passed in (so tests
+never touch the real process environment), into a frozen object the rest of the app shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ProviderName = Literal["auto", "anthropic", "demo"]
+
+# The seed used claude-sonnet-4-5-20250929, which the SDK lists as deprecated (SPEC 2).
+DEFAULT_MODEL = "claude-sonnet-5-5"
+ENV_PREFIX = "SSESERVER_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    provider: ProviderName = "auto"
+    model: str = DEFAULT_MODEL
+    models: tuple[str, ...] = ()  # empty means "just the default model"
+    max_tokens: int = 1024
+    demo_delay_ms: int = 30
+    demo_tokens: int | None = None
+    heartbeat: float = 15.0
+    retry_ms: int = 3000
+    resume_window: float = 10.0
+    send_timeout: float = 30.0
+    max_streams: int = 10000
+    max_message_chars: int = 32000
+    max_body_bytes: int = 1024 * 1024
+    upstream_retries: int = 2
+    log_level: str = "info"
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        """The models a request may name; the default model is always one of them."""
+        if not self.models:
+            return (self.model,)
+        return self.models if self.model in self.models else (self.model, *self.models)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0..65535")
+    return value
+
+
+def _model_list(text: str) -> tuple[str, ...]:
+    models = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not models:
+        raise ValueError("must name at least one model")
+    return models
+
+
+def _provider(text: str) -> str:
+    if text not in ("auto", "anthropic", "demo"):
+        raise ValueError("must be auto, anthropic or demo")
+    return text
+
+
+def _log_level(text: str) -> str:
+    level = text.lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warning or error")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+    shown_default: str | None = None  # for defaults that are not a plain value
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.field.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "address to listen on"),
+    Option("port", _port, "port to listen on (0 picks a free one)"),
+    Option(
+        "provider",
+        _provider,
+        "auto = anthropic when ANTHROPIC_API_KEY is set, else demo",
+    ),
+    Option("model", str, "default model; requests may pick another from --models"),
+    Option(
+        "models",
+        _model_list,
+        "comma list of models a request may ask for",
+        shown_default="the default model",
+    ),
+    Option("max_tokens", _positive_int, "default and upper bound for a request's max_tokens"),
+    Option("demo_delay_ms", _non_negative_int, "demo provider: pause before each token (ms)"),
+    Option(
+        "demo_tokens",
+        _positive_int,
+        "demo provider: emit exactly N tokens (for load tests)",
+        shown_default="the demo text's length",
+    ),
+    Option("heartbeat", _positive_float, "seconds of silence after which ': ping' is written"),
+    Option("retry_ms", _non_negative_int, "the 'retry:' value sent to clients (ms)"),
+    Option(
+        "resume_window",
+        _non_negative_float,
+        "seconds a generation waits for a subscriber to come back before its upstream is "
+        "cancelled; also how long a finished stream stays resumable",
+    ),
+    Option(
+        "send_timeout",
+        _positive_float,
+        "seconds a subscriber may block writes before it is dropped",
+    ),
+    Option("max_streams", _positive_int, "concurrent generations for the whole process"),
+    Option("max_message_chars", _positive_int, "longest accepted message or system prompt"),
+    Option("max_body_bytes", _positive_int, "largest accepted JSON request body"),
+    Option(
+        "upstream_retries",
+        _non_negative_int,
+        "times the Anthropic SDK retries a failed request before the first token",
+    ),
+    Option("log_level", _log_level, "debug, info, warning or error"),
+)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the flag and its variable."""
+
+
+def _defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(Settings)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = _defaults()
+    parser = argparse.ArgumentParser(
+        prog="python -m sseserver",
+        description=(
+            "Stream Claude's replies over Server-Sent Events, with a chat page at /. "
+            "Every option can also be set with the environment variable shown. "
+            "ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL are read by the Anthropic SDK."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for option in OPTIONS:
+        default = option.shown_default or _show(defaults[option.field])
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=option.field.split("_")[-1].upper(),
+            default=None,
+            help=f"{option.help} [env {option.env}; default: {default}]",
+        )
+    return parser
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Flags win over environment variables, which win over defaults."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(list(argv or ()))
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw: str | None = getattr(args, option.field)
+        source = option.flag
+        if raw is None:
+            raw = environ.get(option.env)
+            source = option.env
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}={raw!r}: {exc}") from None
+    return Settings(**values)

@@ -1,0 +1,62 @@
+"""The SSE wire format: events to the exact bytes a browser's EventSource parses.
+
+Pure functions, no I/O. Field rules from WHATWG HTML, "server-sent events" (SPEC 4):
+`event` and `id` never hold CR, LF or NUL (a line break would end the field early, and
+a NUL in `id` makes the browser ignore it); `retry` is ASCII digits only; every payload
+is JSON, so `data` never holds a raw line break; every frame ends with a blank line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+# Headers of every SSE response (SPEC 4). X-Accel-Buffering stops nginx from buffering.
+SSE_HEADERS: Final[dict[str, str]] = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+
+PING: Final = b": ping\n\n"
+
+_FORBIDDEN_IN_FIELD: Final = ("\r", "\n", "\0")
+
+
+class FieldError(ValueError):
+    """An `event` or `id` value that would corrupt the stream."""
+
+
+def _check_field(name: str, value: str) -> None:
+    if any(ch in value for ch in _FORBIDDEN_IN_FIELD):
+        raise FieldError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
+
+
+def to_json(value: object) -> str:
+    """Compact JSON with non-ASCII kept as UTF-8 (fewer bytes); json escapes every control
+    character, so the result never holds a raw CR or LF."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_event(event: str, data_json: str, event_id: str) -> bytes:
+    """One frame. `data_json` must already be JSON (see `to_json`), which has no line breaks."""
+    _check_field("event", event)
+    _check_field("id", event_id)
+    if "\n" in data_json or "\r" in data_json:
+        raise FieldError("SSE data must be JSON without raw line breaks")
+    frame = f"id: {event_id}\nevent: {event}\ndata: {data_json}\n\n"
+    try:
+        return frame.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form; as a \\uXXXX escape it still reaches
+        # JavaScript's JSON.parse as the same string.
+        ascii_json = json.dumps(json.loads(data_json), separators=(",", ":"))
+        return f"id: {event_id}\nevent: {event}\ndata: {ascii_json}\n\n".encode()
+
+
+def encode_retry(milliseconds: int) -> bytes:
+    """The reconnection delay frame; `retry` must be ASCII digits only."""
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, int) or milliseconds < 0:
+        raise FieldError(f"SSE retry must be a non-negative integer: {milliseconds!r}")
+    return b"retry: %d\n\n" % milliseconds
