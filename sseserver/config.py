@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ProviderName = Literal["auto", "anthropic", "demo"]
@@ -39,6 +39,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     upstream_retries: int = 2
     log_level: str = "info"
+    # Read from the Anthropic SDK's own variables; repr=False keeps the key out of any log.
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
 
     @property
     def allowed_models(self) -> tuple[str, ...]:
@@ -175,6 +178,13 @@ def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(Settings)}
 
 
+def resolved_provider(settings: Settings) -> ProviderName:
+    """`auto` means anthropic when a key is set, else the offline demo (SPEC 2)."""
+    if settings.provider != "auto":
+        return settings.provider
+    return "anthropic" if settings.anthropic_api_key else "demo"
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = _defaults()
     parser = argparse.ArgumentParser(
@@ -223,4 +233,6 @@ def load_settings(
             values[option.field] = option.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}={raw!r}: {exc}") from None
+    values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
+    values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
     return Settings(**values)

@@ -49,7 +49,7 @@ def encode_event(event: str, data_json: str, event_id: str) -> bytes:
     try:
         return frame.encode()
     except UnicodeEncodeError:
-        # A lone surrogate has no UTF-8 form; as a \\uXXXX escape it still reaches
+        # A lone surrogate has no UTF-8 form; as a \uXXXX escape it still reaches
         # JavaScript's JSON.parse as the same string.
         ascii_json = json.dumps(json.loads(data_json), separators=(",", ":"))
         return f"id: {event_id}\nevent: {event}\ndata: {ascii_json}\n\n".encode()

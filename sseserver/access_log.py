@@ -1,0 +1,14 @@
+"""Request log lines without query strings: a message is the user's, not the log's."""
+
+from __future__ import annotations
+
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
+
+
+class AccessLogger(AbstractAccessLogger):
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %.1fms',
+            request.remote, request.method, request.path, response.status, time * 1000,
+        )

@@ -1,0 +1,79 @@
+"""create_app(): the aiohttp application, its routes, and what lives as long as it does.
+
+It is a plain app factory, so `python -m sseserver`, tests and other runners share it.
+Runners should enable handler cancellation (as `python -m sseserver` does), so a client
+that disconnects while nothing is being written is noticed at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from .config import Settings
+from .errors import json_errors
+from .keys import GENERATIONS, PROVIDER, SETTINGS, STORE
+from .providers import create_provider
+from .routes import routes
+from .streams.generations import Generations
+from .streams.memory import MemoryStore
+
+log = logging.getLogger("sseserver")
+
+
+def web_root() -> Path:
+    """`web/` inside the package in a wheel, or beside it in a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "web", package.parent / "web"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise FileNotFoundError(f"web/ (templates and static files) not found near {package}")
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Provider and generations live as long as the app; shutdown cancels generations,
+    which ends each stream with a `server_shutdown` error event."""
+    settings = app[SETTINGS]
+    provider = create_provider(settings)
+    store = MemoryStore()
+    app[PROVIDER] = provider
+    app[STORE] = store
+    app[GENERATIONS] = Generations(store, provider, settings)
+    log.info("provider: %s (model %s)", provider.name, settings.model)
+    yield
+    await app[GENERATIONS].close()
+    await store.close()
+    await provider.close()
+
+
+async def _stop_generations(app: web.Application) -> None:
+    await app[GENERATIONS].close()
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    root = web_root()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(root / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.add_routes(routes)
+    app.router.add_static("/static", root / "static")
+    app.cleanup_ctx.append(_lifetime)
+    # on_shutdown runs before aiohttp waits for open handlers: ending the generations
+    # there lets every SSE handler finish instead of waiting out the shutdown timeout.
+    app.on_shutdown.append(_stop_generations)
+    app.on_response_prepare.append(_add_security_headers)
+    return app

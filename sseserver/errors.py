@@ -1,0 +1,72 @@
+"""JSON errors: every refusal is `{"error": {"type", "message"}}` with its status (SPEC 3),
+including aiohttp's own 404/405/413, and nothing unexpected leaks a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+from aiohttp import web
+
+log = logging.getLogger("sseserver.errors")
+
+# Error types follow Anthropic's vocabulary, so clients need to know one set.
+_TYPE_BY_STATUS: Final[dict[int, str]] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+class ApiError(Exception):
+    """A refusal to answer with a JSON error body; raised by handlers and validation."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type or _TYPE_BY_STATUS.get(status, "api_error")
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(error: ApiError) -> web.Response:
+    return web.json_response(
+        {"error": {"type": error.type, "message": error.message}},
+        status=error.status,
+        headers=error.headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        message = {404: "No such route.", 405: f"{request.method} is not allowed here."}.get(
+            exc.status, exc.reason
+        )
+        return error_response(ApiError(exc.status, message, headers=headers))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(ApiError(500, "Internal server error.", type="api_error"))

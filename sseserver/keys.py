@@ -1,0 +1,15 @@
+"""Typed application keys: what the app holds for the lifetime of the server."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .config import Settings
+from .providers import Provider
+from .streams.base import StreamStore
+from .streams.generations import Generations
+
+SETTINGS = web.AppKey("settings", Settings)
+PROVIDER = web.AppKey("provider", Provider)
+STORE = web.AppKey("store", StreamStore)
+GENERATIONS = web.AppKey("generations", Generations)

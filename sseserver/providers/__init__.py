@@ -1,0 +1,31 @@
+"""Providers: who writes the reply. `create_provider` is the one place that picks."""
+
+from __future__ import annotations
+
+from ..config import ConfigError, Settings, resolved_provider
+from .anthropic import AnthropicProvider
+from .base import ChatMessage, GenerationRequest, Provider, ProviderError, Usage
+from .demo import DemoProvider
+
+__all__ = [
+    "AnthropicProvider",
+    "ChatMessage",
+    "DemoProvider",
+    "GenerationRequest",
+    "Provider",
+    "ProviderError",
+    "Usage",
+    "create_provider",
+]
+
+
+def create_provider(settings: Settings) -> Provider:
+    if resolved_provider(settings) == "demo":
+        return DemoProvider(delay_ms=settings.demo_delay_ms, tokens=settings.demo_tokens)
+    if not settings.anthropic_api_key:
+        raise ConfigError("--provider anthropic needs ANTHROPIC_API_KEY to be set")
+    return AnthropicProvider(
+        api_key=settings.anthropic_api_key,
+        base_url=settings.anthropic_base_url,
+        max_retries=settings.upstream_retries,
+    )

@@ -1,0 +1,145 @@
+"""HTTP handlers: the page, the two ways to stream (/api/sse and /api/streams), health.
+
+A request goes: handler → validation → Generations.start (streams/generations.py, which
+runs the provider into the store) → serve_stream (subscriber.py, which reads the store and
+writes SSE frames to the wire).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from .errors import ApiError
+from .keys import GENERATIONS, PROVIDER, SETTINGS, STORE
+from .providers import GenerationRequest
+from .streams.generations import AtCapacity
+from .subscriber import serve_stream
+from .validation import request_from_json, request_from_query, resume_point
+
+# What the page is allowed to load: only this origin, and no inline script (SPEC 7).
+PAGE_CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+_AT_CAPACITY_RETRY_AFTER: Final = "5"
+_STREAM_ID_MAX: Final = 64
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    provider = request.app[PROVIDER]
+    response = aiohttp_jinja2.render_template(
+        "index.html",
+        request,
+        {
+            "provider": provider.name,
+            "demo": provider.name == "demo",
+            "model": settings.model,
+            "models": list(settings.allowed_models),
+            "max_tokens": settings.max_tokens,
+            "static_url": "/static",
+        },
+    )
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    return response
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({
+        "status": "ok",
+        "provider": request.app[PROVIDER].name,
+        "active_streams": request.app[GENERATIONS].active,
+        "backend": "memory",
+    })
+
+
+@routes.get("/api/sse")
+async def simple_stream(request: web.Request) -> web.StreamResponse:
+    """The simple form: one GET starts a generation and streams it. An EventSource that
+    reconnects sends Last-Event-ID, which names the stream, so it resumes that stream
+    instead of starting a second generation."""
+    resume = _resume_point(request)
+    if resume is not None:
+        return await _subscribe(request, *resume, reconnect=True)
+    generation = request_from_query(request.query, request.app[SETTINGS])
+    stream_id = await _start(request, generation)
+    return await _subscribe(request, stream_id, 0, reconnect=False)
+
+
+@routes.post("/api/streams")
+async def create_stream(request: web.Request) -> web.Response:
+    content_type = request.headers.get("Content-Type", "")
+    # Requiring JSON makes a cross-site form post impossible without a CORS preflight.
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "The body must be sent as Content-Type: application/json.")
+    generation = request_from_json(await request.read(), request.app[SETTINGS])
+    stream_id = await _start(request, generation)
+    url = f"/api/streams/{stream_id}"
+    return web.json_response(
+        {"id": stream_id, "url": url}, status=201, headers={"Location": url}
+    )
+
+
+@routes.get("/api/streams/{id}")
+async def get_stream(request: web.Request) -> web.StreamResponse:
+    stream_id = _path_stream_id(request)
+    resume = _resume_point(request)
+    if resume is None:
+        return await _subscribe(request, stream_id, 0, reconnect=False)
+    if resume[0] != stream_id:
+        raise ApiError(400, "Last-Event-ID names another stream.")
+    return await _subscribe(request, stream_id, resume[1], reconnect=True)
+
+
+@routes.delete("/api/streams/{id}")
+async def delete_stream(request: web.Request) -> web.Response:
+    stream_id = _path_stream_id(request)
+    if not await request.app[GENERATIONS].cancel(stream_id):
+        # Not running: fine if it has ended (DELETE is idempotent), 404 if never held.
+        if await request.app[STORE].read(stream_id, 2**31, wait=0) is None:
+            raise ApiError(404, "No such stream.")
+    return web.Response(status=204)
+
+
+def _resume_point(request: web.Request) -> tuple[str, int] | None:
+    return resume_point(request.headers.get("Last-Event-ID"), request.query.get("lastEventId"))
+
+
+def _path_stream_id(request: web.Request) -> str:
+    stream_id = request.match_info["id"]
+    if len(stream_id) > _STREAM_ID_MAX or not all(c.isalnum() or c in "-_" for c in stream_id):
+        raise ApiError(404, "No such stream.")
+    return stream_id
+
+
+async def _start(request: web.Request, generation: GenerationRequest) -> str:
+    try:
+        return await request.app[GENERATIONS].start(generation)
+    except AtCapacity:
+        raise ApiError(
+            503,
+            "The server is at capacity; try again shortly.",
+            headers={"Retry-After": _AT_CAPACITY_RETRY_AFTER},
+        ) from None
+
+
+async def _subscribe(
+    request: web.Request, stream_id: str, start: int, *, reconnect: bool
+) -> web.StreamResponse:
+    store = request.app[STORE]
+    first = await store.read(stream_id, start, wait=0)
+    if first is None:
+        if reconnect:  # 204 tells EventSource to stop reconnecting (SPEC 4)
+            return web.Response(status=204)
+        raise ApiError(404, "No such stream.")
+    if first.ended and not first.frames:
+        return web.Response(status=204)  # ended, and this client has all of it
+    return await serve_stream(request, store, request.app[SETTINGS], stream_id, start, first)

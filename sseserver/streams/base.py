@@ -1,0 +1,89 @@
+"""The stream store contract: where a generation's frames live, and how its owner hears
+that subscribers came and went or that someone asked it to stop.
+
+Everything crosses this seam as stream ids, integers and bytes, so a backend may keep it
+in another process (Redis, SPEC 6): no object identity and no callbacks in the contract.
+A frame is stored already encoded, once, and shared by every subscriber.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Signal(enum.Enum):
+    """What a generation's owner is told, in order."""
+
+    IDLE = "idle"  # the last subscriber left (or none came yet)
+    BUSY = "busy"  # a subscriber is attached again
+    CANCEL = "cancel"  # someone asked to stop now (DELETE)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Frames from a read position on, and whether the stream has ended after them."""
+
+    frames: list[bytes]
+    ended: bool
+
+
+class StreamStore(Protocol):
+    async def create(self, stream_id: str) -> None:
+        """Hold a new, empty stream (with no subscribers)."""
+        ...
+
+    async def append(self, stream_id: str, frame: bytes) -> None:
+        """Add the next frame; its index is the number of frames before it."""
+        ...
+
+    async def finish(self, stream_id: str, keep_for: float) -> None:
+        """No more frames; keep what is there readable for `keep_for` seconds, then free it."""
+        ...
+
+    async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
+        """Frames from index `start` on. When there are none yet and the stream goes on,
+        wait up to `wait` seconds for one (an empty batch means the wait ran out).
+        None when the stream is not held."""
+        ...
+
+    async def join(self, stream_id: str) -> None:
+        """A subscriber attached."""
+        ...
+
+    async def leave(self, stream_id: str) -> None:
+        """A subscriber left."""
+        ...
+
+    async def request_cancel(self, stream_id: str) -> bool:
+        """Ask the owner to stop; False when the stream is not held or has ended."""
+        ...
+
+    async def next_signal(self, stream_id: str) -> Signal:
+        """For the generation's owner: wait for the next signal."""
+        ...
+
+    async def close(self) -> None:
+        """Free everything (app shutdown)."""
+        ...
+
+
+def new_stream_id() -> str:
+    """Unguessable and URL-safe, and without ':' (it separates the stream from the index)."""
+    return secrets.token_urlsafe(12)
+
+
+def event_id(stream_id: str, index: int) -> str:
+    return f"{stream_id}:{index}"
+
+
+def parse_event_id(value: str) -> tuple[str, int] | None:
+    """`stream:index` from a Last-Event-ID, or None when it is not one of ours."""
+    stream_id, sep, index = value.rpartition(":")
+    if not sep or not stream_id or not index.isascii() or not index.isdigit() or len(index) > 9:
+        return None
+    if len(stream_id) > 64 or not all(c.isalnum() or c in "-_" for c in stream_id):
+        return None
+    return stream_id, int(index)

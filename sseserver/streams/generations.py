@@ -1,0 +1,170 @@
+"""Generations: each runs as its own task, decoupled from any connection, and appends its
+frames to the stream store; subscribers read them from there (see `subscriber.py`).
+
+    provider.stream() ──deltas──▶ pump ──frames──▶ store ──▶ subscribers (any number)
+                                   ▲                 │
+                                   └── watchdog ◀────┘ signals: IDLE, BUSY, CANCEL
+
+The watchdog cancels the pump on CANCEL (DELETE) at once, and when no subscriber has been
+attached for `--resume-window` seconds. Cancelling the pump closes the provider's iterator,
+which closes the upstream HTTP request (SPEC 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from ..config import Settings
+from ..providers import GenerationRequest, Provider, ProviderError, Usage
+from ..sse import encode_event, to_json
+from .base import Signal, StreamStore, event_id, new_stream_id
+
+log = logging.getLogger("sseserver.generations")
+
+Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown"]
+
+# A generation started by POST /api/streams waits at least this long for its first
+# subscriber, even with --resume-window 0 (which is about subscribers that left).
+FIRST_SUBSCRIBER_GRACE: Final = 5.0
+
+
+class AtCapacity(Exception):
+    """--max-streams generations are running already."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What one generation has done so far; ends up in its log line."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None
+    events: int = 0
+    usage: Usage = field(default_factory=lambda: Usage(0, 0, None))
+    deltas: int = 0
+    ending: Ending | None = None
+
+
+class Generations:
+    def __init__(self, store: StreamStore, provider: Provider, settings: Settings) -> None:
+        self._store = store
+        self._provider = provider
+        self._settings = settings
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    async def start(self, request: GenerationRequest) -> str:
+        """Create the stream and start generating into it; returns its id."""
+        if len(self._tasks) >= self._settings.max_streams:
+            raise AtCapacity
+        stream_id = new_stream_id()
+        await self._store.create(stream_id)
+        task = asyncio.create_task(self._run(stream_id, request), name=f"generation {stream_id}")
+        self._tasks[stream_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(stream_id, None))
+        return stream_id
+
+    async def cancel(self, stream_id: str) -> bool:
+        return await self._store.request_cancel(stream_id)
+
+    async def close(self) -> None:
+        """Cancel every running generation and wait until each has finished its stream."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, stream_id: str, request: GenerationRequest) -> None:
+        progress = _Progress()
+        pump = asyncio.current_task()
+        assert pump is not None
+        watchdog = asyncio.create_task(self._watch(stream_id, pump, progress))
+        try:
+            await self._pump(stream_id, request, progress)
+        finally:
+            watchdog.cancel()
+            await self._store.finish(stream_id, keep_for=self._settings.resume_window)
+            self._log(stream_id, request, progress)
+
+    async def _pump(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
+        def frame(event: str, data: object) -> bytes:
+            encoded = encode_event(event, to_json(data), event_id(stream_id, progress.events))
+            progress.events += 1
+            return encoded
+
+        append = self._store.append
+        provider = self._provider.name
+        await append(stream_id, frame("meta", {"stream": stream_id, "model": request.model,
+                                               "provider": provider}))
+        try:
+            async for item in self._provider.stream(request):
+                if isinstance(item, Usage):
+                    progress.usage = item
+                elif item:
+                    if progress.first_token is None:
+                        progress.first_token = time.monotonic()
+                    progress.deltas += 1
+                    await append(stream_id, frame("message", item))
+        except ProviderError as exc:
+            progress.ending = "error"
+            await append(stream_id, frame("error", {"type": exc.type, "message": exc.message}))
+            return
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            assert current is not None
+            if progress.ending is None:  # not ours: the server is shutting down
+                progress.ending = "shutdown"
+                await append(stream_id, frame("error", {
+                    "type": "server_shutdown",
+                    "message": "The server is shutting down; try again in a moment.",
+                }))
+                raise
+            current.uncancel()  # ours (DELETE or nobody listening): finish the stream
+            usage = Usage(progress.usage.input_tokens, progress.deltas, "cancelled")
+        else:
+            progress.ending = "done"
+            usage = progress.usage
+        await append(stream_id, frame("usage", {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "stop_reason": usage.stop_reason,
+        }))
+        await append(stream_id, frame("done", "[DONE]"))
+
+    async def _watch(self, stream_id: str, pump: asyncio.Task[None], progress: _Progress) -> None:
+        window = self._settings.resume_window
+        idle_for = max(window, FIRST_SUBSCRIBER_GRACE)  # until the first subscriber comes
+        while True:
+            try:
+                async with asyncio.timeout(idle_for):
+                    signal = await self._store.next_signal(stream_id)
+            except TimeoutError:
+                progress.ending = "client_gone"
+                pump.cancel()
+                return
+            if signal is Signal.CANCEL:
+                progress.ending = "cancelled"
+                pump.cancel()
+                return
+            idle_for = window if signal is Signal.IDLE else None
+
+    def _log(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
+        now = time.monotonic()
+        ttft = (
+            f"{(progress.first_token - progress.started) * 1000:.0f}ms"
+            if progress.first_token is not None
+            else "-"
+        )
+        log.info(
+            "generation id=%s provider=%s model=%s ttft=%s events=%d output_tokens=%d "
+            "duration=%.0fms ended=%s",
+            stream_id, self._provider.name, request.model, ttft, progress.events,
+            progress.usage.output_tokens if progress.ending == "done" else progress.deltas,
+            (now - progress.started) * 1000, progress.ending,
+        )
