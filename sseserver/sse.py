@@ -31,12 +31,17 @@ class FieldError(ValueError):
 def _check_field(name: str, value: str) -> None:
     if any(ch in value for ch in _FORBIDDEN_IN_FIELD):
         raise FieldError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise FieldError(f"SSE {name} must be valid Unicode: {value!r}") from None
 
 
 def to_json(value: object) -> str:
     """Compact JSON with non-ASCII kept as UTF-8 (fewer bytes); json escapes every control
     character, so the result never holds a raw CR or LF."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def encode_event(event: str, data_json: str, event_id: str) -> bytes:
@@ -51,7 +56,7 @@ def encode_event(event: str, data_json: str, event_id: str) -> bytes:
     except UnicodeEncodeError:
         # A lone surrogate has no UTF-8 form; as a \uXXXX escape it still reaches
         # JavaScript's JSON.parse as the same string.
-        ascii_json = json.dumps(json.loads(data_json), separators=(",", ":"))
+        ascii_json = json.dumps(json.loads(data_json), separators=(",", ":"), allow_nan=False)
         return f"id: {event_id}\nevent: {event}\ndata: {ascii_json}\n\n".encode()
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from typing import Final
 
 from aiohttp import web
 
@@ -24,6 +26,14 @@ from .sse import PING, SSE_HEADERS, encode_retry
 from .streams.base import Batch, StreamStore
 
 log = logging.getLogger("sseserver.subscriber")
+
+# Frames go out in writes of at most this many bytes (and at least one frame), so a replay
+# of a long backlog is not copied into one huge buffer. With aiohttp's own rule (drain
+# once 64 KiB were written since the last drain, and drain waits while the transport holds
+# more than its 64 KiB high-water mark), a subscriber holds at most about
+# 2 × 64 KiB + one write of kernel-unsent bytes: see WRITE_BUFFER_CAP.
+MAX_WRITE_BYTES: Final = 64 * 1024
+WRITE_BUFFER_CAP: Final = 2 * 64 * 1024 + MAX_WRITE_BYTES
 
 
 class SlowSubscriber(Exception):
@@ -44,8 +54,9 @@ async def serve_stream(
     await store.join(stream_id)
     try:
         # The first write carries retry: and whatever is already there (SPEC 4).
-        await _write(response, encode_retry(settings.retry_ms) + b"".join(first.frames),
-                     settings.send_timeout)
+        pending = [encode_retry(settings.retry_ms), *first.frames]
+        for data in _writes(pending):
+            await _write(response, data, settings.send_timeout)
         start += len(first.frames)
         ended = first.ended
         while not ended:
@@ -53,8 +64,9 @@ async def serve_stream(
             if batch is None:  # freed under us: nothing more will come
                 break
             if batch.frames:
-                # Everything ready goes out in one write (one syscall, one chunk).
-                await _write(response, b"".join(batch.frames), settings.send_timeout)
+                # Everything ready goes out in as few writes as possible.
+                for data in _writes(batch.frames):
+                    await _write(response, data, settings.send_timeout)
                 start += len(batch.frames)
             elif not batch.ended:
                 await _write(response, PING, settings.send_timeout)
@@ -69,6 +81,23 @@ async def serve_stream(
     finally:
         await store.leave(stream_id)
     return response
+
+
+def _writes(frames: list[bytes]) -> Iterator[bytes]:
+    """Join frames into writes of up to MAX_WRITE_BYTES (a bigger frame goes alone)."""
+    if len(frames) == 1:
+        yield frames[0]
+        return
+    group: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if group and size + len(frame) > MAX_WRITE_BYTES:
+            yield b"".join(group)
+            group, size = [], 0
+        group.append(frame)
+        size += len(frame)
+    if group:
+        yield b"".join(group)
 
 
 async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:

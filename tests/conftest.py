@@ -1,0 +1,79 @@
+"""Shared fixtures: the fake Anthropic API, and the real app served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+from aiohttp import web
+
+from sseserver.access_log import AccessLogger
+from sseserver.app import create_app
+from sseserver.config import Settings
+
+from .fake_anthropic import FakeAnthropic, fake_anthropic
+
+__all__ = ["RunningServer", "StartServer", "fake_anthropic", "start_server"]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: web.Application
+    runner: web.AppRunner
+    settings: Settings
+
+    def drop_connections(self) -> int:
+        """Abort every open client connection, as a network drop would; returns how many."""
+        server = self.runner.server
+        assert server is not None
+        dropped = 0
+        for protocol in list(server.connections):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+                dropped += 1
+        return dropped
+
+
+class StartServer(Protocol):
+    def __call__(
+        self, *, fake: FakeAnthropic | None = None, **settings: Any
+    ) -> Awaitable[RunningServer]: ...
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[StartServer]:
+    """Start the real app in this event loop, as `python -m sseserver` runs it (handler
+    cancellation on), with the anthropic provider pointed at `fake`, else the demo."""
+    runners: list[web.AppRunner] = []
+
+    async def start(*, fake: FakeAnthropic | None = None, **overrides: Any) -> RunningServer:
+        values: dict[str, Any] = {"port": 0, "upstream_retries": 0}
+        if fake is not None:
+            values |= {
+                "provider": "anthropic",
+                "anthropic_api_key": fake.api_key,
+                "anthropic_base_url": fake.base_url,
+            }
+        else:
+            values |= {"provider": "demo", "demo_delay_ms": 1}
+        settings = dataclasses.replace(Settings(), **(values | overrides))
+        app = create_app(settings)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log_class=AccessLogger, shutdown_timeout=2
+        )
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        return RunningServer(f"http://127.0.0.1:{port}", app, runner, settings)
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
