@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .config import Settings
 from .errors import json_errors
-from .keys import GENERATIONS, PROVIDER, SETTINGS, STORE
+from .keys import GENERATIONS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
 from .providers import create_provider
 from .routes import routes
 from .streams.generations import Generations
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.add_routes(routes)
-    app.router.add_static("/static", root / "static")
+    app[STATIC_ROOT] = root / "static"
     app.cleanup_ctx.append(_lifetime)
     # on_shutdown runs before aiohttp waits for open handlers: ending the generations
     # there lets every SSE handler finish instead of waiting out the shutdown timeout.

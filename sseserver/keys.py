@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from .config import Settings
@@ -13,3 +15,4 @@ SETTINGS = web.AppKey("settings", Settings)
 PROVIDER = web.AppKey("provider", Provider)
 STORE = web.AppKey("store", StreamStore)
 GENERATIONS = web.AppKey("generations", Generations)
+STATIC_ROOT = web.AppKey("static_root", Path)

@@ -13,7 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from .errors import ApiError
-from .keys import GENERATIONS, PROVIDER, SETTINGS, STORE
+from .keys import GENERATIONS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
 from .providers import GenerationRequest
 from .streams.generations import AtCapacity
 from .subscriber import serve_stream
@@ -49,6 +49,17 @@ async def index(request: web.Request) -> web.Response:
     )
     response.headers["Content-Security-Policy"] = PAGE_CSP
     return response
+
+
+@routes.get("/static/{path:.+}")
+async def static_file(request: web.Request) -> web.FileResponse:
+    """The client's JS and CSS. Our own handler (not add_static) so a miss is a JSON 404
+    like every other, and nothing outside the static folder can be named."""
+    root = request.app[STATIC_ROOT]
+    path = (root / request.match_info["path"]).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_file():
+        raise ApiError(404, "No such file.")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 @routes.get("/healthz")
