@@ -113,10 +113,10 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
 @routes.delete("/api/streams/{id}")
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _path_stream_id(request)
-    if not await request.app[GENERATIONS].cancel(stream_id):
-        # Not running: fine if it has ended (DELETE is idempotent), 404 if never held.
-        if await request.app[STORE].read(stream_id, 2**31, wait=0) is None:
-            raise ApiError(404, "No such stream.")
+    cancelled = await request.app[GENERATIONS].cancel(stream_id)
+    # Not running: fine if it has ended (DELETE is idempotent), 404 if never held.
+    if not cancelled and await request.app[STORE].read(stream_id, 2**31, wait=0) is None:
+        raise ApiError(404, "No such stream.")
     return web.Response(status=204)
 
 

@@ -52,7 +52,7 @@ class SSEStream:
                 self._pending.extend(self.parser.feed(chunk))
 
     async def take(self, count: int, timeout: float = 5.0) -> list[SSEEvent]:
-        taken = []
+        taken: list[SSEEvent] = []
         for _ in range(count):
             event = await self.next_event(timeout)
             assert event is not None, f"stream ended after {len(taken)} of {count} events"

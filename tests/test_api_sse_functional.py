@@ -163,7 +163,8 @@ async def test_disconnect_closes_the_upstream_within_100ms(
     await stream.close()
     closed_at = await fake_anthropic.wait_closed(0, timeout=2)
     latency_ms = (closed_at - left_at) * 1000
-    print(f"upstream closed {latency_ms:.1f} ms after the client left ({'silent' if silent else 'streaming'})")
+    kind = "silent" if silent else "streaming"
+    print(f"upstream closed {latency_ms:.1f} ms after the client left ({kind})")
     assert latency_ms < 100
     assert fake_anthropic.requests[0].deltas_sent < 500
 

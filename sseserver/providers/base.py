@@ -1,8 +1,9 @@
 """The one seam between the service and whoever writes the reply.
 
-A provider turns a `GenerationRequest` into an async iterator of text deltas and `Usage`
-updates: one as soon as the input is counted, the last one final. Handlers and the stream registry never know which provider they have.
-Closing the iterator (what task cancellation does) must close the upstream request.
+A provider turns a `GenerationRequest` into an async iterator of text deltas and
+`Usage` updates: one as soon as the input is counted, the last one final. Handlers and
+the stream registry never know which provider they have. Closing the iterator (what task
+cancellation does) must close the upstream request.
 """
 
 from __future__ import annotations

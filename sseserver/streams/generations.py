@@ -139,7 +139,8 @@ class Generations:
 
     async def _watch(self, stream_id: str, pump: asyncio.Task[None], progress: _Progress) -> None:
         window = self._settings.resume_window
-        idle_for = max(window, FIRST_SUBSCRIBER_GRACE)  # until the first subscriber comes
+        # Until the first subscriber comes; then None (no deadline) while someone listens.
+        idle_for: float | None = max(window, FIRST_SUBSCRIBER_GRACE)
         while True:
             try:
                 async with asyncio.timeout(idle_for):
