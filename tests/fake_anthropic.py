@@ -1,0 +1,713 @@
+"""A faithful fake of Anthropic's Messages API, served on 127.0.0.1 for the test suite.
+
+Why it exists: the product streams Claude's replies through the official SDK, and mocking
+the SDK would prove nothing about the real path (HTTP, SSE framing, the SDK's event
+accumulation, its error mapping and retries). This fake speaks the wire format instead, so
+tests drive ``AsyncAnthropic(base_url=fake.base_url)`` exactly as production drives the API.
+
+Wire format served on ``POST /v1/messages`` with ``"stream": true`` (HTTP/1.1, chunked,
+``content-type: text/event-stream; charset=utf-8``, a ``request-id`` header), one
+``event: NAME\\ndata: JSON\\n\\n`` frame per event, each written to the socket as produced:
+``message_start``, ``content_block_start``, ``ping``, one ``content_block_delta``
+(``text_delta``) per chunk, ``content_block_stop``, ``message_delta``, ``message_stop``.
+JSON is compact and UTF-8 (non-ASCII characters are not escaped).
+
+Authentication: the key is accepted from ``x-api-key`` *or* ``authorization: Bearer``.
+NOTE: the installed SDK (anthropic 2.14) sends ``api_key`` as ``Authorization: Bearer KEY``,
+not ``x-api-key``; use :attr:`RecordedRequest.api_key` to check which key arrived. A missing
+key, a wrong key or a missing ``anthropic-version`` header is answered like Anthropic does
+(401 ``authentication_error`` / 400 ``invalid_request_error``) without consuming a queued
+behaviour; so are malformed bodies (400) and unknown paths (404 ``not_found_error``).
+
+What the SDK (anthropic 2.14, httpx2) raises for each behaviour, measured by
+``tests/test_fake_anthropic.py``:
+
+- ``HttpError(401, "authentication_error")`` -> ``anthropic.AuthenticationError``;
+  429 -> ``RateLimitError``; 500 -> ``InternalServerError``; 529 -> ``OverloadedError``
+  (a subclass of ``InternalServerError``); 400 -> ``BadRequestError``. ``.type`` is the
+  ``error.type`` sent, ``.status_code`` the HTTP status, ``.request_id`` the header.
+  429/5xx are retried by the SDK when ``max_retries > 0``.
+- ``MidStreamError`` -> plain ``anthropic.APIStatusError`` (no subclass) with
+  ``.status_code == 200`` (the stream's HTTP status), ``.type == "overloaded_error"``
+  (the ``error.type`` sent), ``.body == {"type": "error", "error": {...}}``; raised
+  while iterating, after the earlier deltas were delivered. Not retried.
+- ``Drop`` on a streamed request -> ``httpx2.RemoteProtocolError`` ("peer closed connection
+  without sending complete message body (incomplete chunked read)"), raised *unwrapped*
+  from the stream iteration after the earlier deltas were delivered: it is NOT an
+  ``anthropic.APIError`` (its ``__cause__`` is ``httpcore2.RemoteProtocolError``), has no
+  ``.type``/``.status_code``, and is not retried. Map it explicitly (e.g. catch
+  ``httpx2.TransportError`` alongside ``anthropic.APIError``). On a non-streamed request,
+  where the drop comes before any response, the SDK raises ``anthropic.APIConnectionError``
+  ("Connection error.", ``__cause__`` ``httpx2.RemoteProtocolError``), retried per
+  ``max_retries``.
+- ``Silent`` -> nothing is raised until the SDK's read timeout; closing the SDK stream
+  closes the TCP connection, which the fake records in ``closed_at`` within a few ms.
+
+Run it as its own process (for load tests): ``python -m tests.fake_anthropic --port 8765
+--chunks 50 --chunk-text "word " --delay-ms 20``; it prints its URL on stdout and serves
+``default_reply`` until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import secrets
+import signal
+import string
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "MESSAGES_PATH",
+    "Behaviour",
+    "Drop",
+    "FakeAnthropic",
+    "HttpError",
+    "MidStreamError",
+    "RecordedRequest",
+    "Reply",
+    "Silent",
+    "count_output_tokens",
+    "fake_anthropic",
+    "main",
+    "running_fake_anthropic",
+    "sse_frame",
+]
+
+DEFAULT_API_KEY: Final = "sk-ant-api03-fAkEtEsTkEy0000sseserver0000fAkEtEsTkEy0000000000-AAAAAA"
+"""The key a fake started without one accepts (shaped like a real key, obviously not one)."""
+
+MESSAGES_PATH: Final = "/v1/messages"
+
+# Anthropic's usual wording for each error type, used when a test gives no message.
+_DEFAULT_MESSAGES: Final[Mapping[str, str]] = {
+    "invalid_request_error": "Invalid request.",
+    "authentication_error": "invalid x-api-key",
+    "billing_error": "Your credit balance is too low to access the Anthropic API.",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "Not found",
+    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+    "rate_limit_error": "This request would exceed the rate limit for your organization.",
+    "api_error": "Internal server error",
+    "timeout_error": "Request timed out",
+    "overloaded_error": "Overloaded",
+}
+
+# The HTTP status Anthropic pairs with each error type; used when a mid-stream error is
+# enqueued for a non-streaming request, which can only fail with a status.
+_STATUS_FOR_TYPE: Final[Mapping[str, int]] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+_ID_ALPHABET: Final = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A normal streamed reply: one ``text_delta`` per chunk, then a clean end."""
+
+    chunks: Sequence[str]
+    delay: float = 0.0
+    """Seconds slept before each delta (lets tests observe streaming as it happens)."""
+    input_tokens: int = 12
+    stop_reason: str = "end_turn"
+    output_tokens: int | None = None
+    """Overrides :func:`count_output_tokens` for ``message_delta.usage.output_tokens``."""
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """An HTTP error answered before any stream, with Anthropic's JSON error body."""
+
+    status: int
+    error_type: str
+    message: str = ""
+    """Empty means Anthropic's usual wording for ``error_type``."""
+    retry_after: int | None = None
+    """Sets the ``retry-after`` header (seconds), which the SDK's retry honours."""
+    retry_after_ms: int | None = None
+    """Sets ``retry-after-ms``, which the SDK prefers; lets tests retry without waiting 1 s."""
+    should_retry: bool | None = None
+    """Sets ``x-should-retry: true|false``, which overrides the SDK's status-based policy."""
+
+    def __post_init__(self) -> None:
+        if not self.message:
+            object.__setattr__(self, "message", _default_message(self.error_type))
+
+
+@dataclass(frozen=True)
+class MidStreamError:
+    """A 200 stream that sends some deltas, then ``event: error``, then ends the body."""
+
+    chunks: Sequence[str] = ()
+    error_type: str = "overloaded_error"
+    message: str = "Overloaded"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Some deltas, then an abrupt TCP close: no terminating chunk, no ``message_stop``."""
+
+    chunks: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Silent:
+    """Some deltas, then nothing at all (not even pings) until the client closes."""
+
+    chunks: Sequence[str] = ()
+
+
+Behaviour = Reply | HttpError | MidStreamError | Drop | Silent
+
+
+@dataclass
+class RecordedRequest:
+    """One request to ``/v1/messages`` as the fake saw it, updated while it is served."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    """Case-insensitive copy of the request headers."""
+    body: dict[str, Any]
+    """The parsed JSON body (``{}`` if it was not a JSON object)."""
+    opened_at: float
+    """``time.monotonic()`` when the request arrived."""
+    closed_at: float | None = None
+    """``time.monotonic()`` when this request's TCP connection closed (either side), else None.
+
+    A completed reply leaves a keep-alive connection open in the client's pool, so this
+    stays None until that pooled connection closes; compare with :attr:`completed_at`.
+    """
+    request_id: str = ""
+    """The ``request-id`` header (and ``request_id`` in error bodies) sent back."""
+    behaviour: Behaviour | None = None
+    """What was served; None when the fake answered a 400/401/404 of its own."""
+    status: int | None = None
+    """The HTTP status sent (None for a request dropped before any response)."""
+    deltas_sent: int = 0
+    """How many ``content_block_delta`` events were written to the socket."""
+    completed_at: float | None = None
+    """``time.monotonic()`` when the full response had been written, else None."""
+    closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    """Set when the connection closes, at ``closed_at``."""
+
+    @property
+    def api_key(self) -> str | None:
+        """The key the client sent, from ``x-api-key`` or ``authorization: Bearer``."""
+        return _presented_key(self.headers)
+
+
+def count_output_tokens(chunks: Sequence[str]) -> int:
+    """Anthropic-like output token count: about 4 UTF-8 bytes a token, never below 1.
+
+    Tokens are what usage reports; a deterministic estimate lets tests assert on it.
+    """
+    size = sum(len(chunk.encode("utf-8")) for chunk in chunks)
+    return max(1, math.ceil(size / 4))
+
+
+def _default_message(error_type: str) -> str:
+    """Anthropic's wording for ``error_type``, or a generic sentence for unknown types."""
+    return _DEFAULT_MESSAGES.get(error_type, "An error occurred.")
+
+
+def _new_id(prefix: str) -> str:
+    """An id shaped like Anthropic's (``msg_...``, ``req_...``): prefix plus 24 base62."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def _presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key in ``x-api-key``, else the token in ``authorization: Bearer``."""
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _json(data: object) -> str:
+    """Compact UTF-8 JSON, as Anthropic's API writes it."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def sse_frame(event: str, data: object) -> bytes:
+    """One SSE frame: ``event: NAME\\ndata: JSON\\n\\n``; JSON never contains a newline."""
+    return f"event: {event}\ndata: {_json(data)}\n\n".encode()
+
+
+def _error_body(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
+    """Anthropic's error shape; in-stream errors carry no ``request_id``."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
+def _start_usage(input_tokens: int) -> dict[str, Any]:
+    """``message_start`` usage: every field of the SDK's Usage that the API fills in."""
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 1,
+        "service_tier": "standard",
+    }
+
+
+def _validate_body(body: object) -> str | None:
+    """Anthropic's 400 message for a body the Messages API would refuse, else None."""
+    if not isinstance(body, dict):
+        return "Input should be a valid dictionary or object to extract fields from"
+    for name in ("model", "max_tokens", "messages"):
+        if name not in body:
+            return f"{name}: Field required"
+    if not isinstance(body["model"], str) or not body["model"]:
+        return "model: Input should be a valid string"
+    max_tokens = body["max_tokens"]
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        return "max_tokens: Input should be a valid integer greater than or equal to 1"
+    if not isinstance(body["messages"], list):
+        return "messages: Input should be a valid list"
+    if "stream" in body and not isinstance(body["stream"], bool):
+        return "stream: Input should be a valid boolean"
+    return None
+
+
+class _TrackingServer(web.Server):
+    """aiohttp's low-level server, also reporting each lost connection as it happens.
+
+    ``connection_lost`` runs synchronously from the transport, so the fake learns of a
+    client's close within the event loop's next turn, even while a handler is idle.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+        on_lost: Callable[[web.RequestHandler], None],
+    ) -> None:
+        super().__init__(handler, handler_cancellation=True)
+        self._on_lost = on_lost
+
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
+        self._on_lost(handler)
+        super().connection_lost(handler, exc)
+
+
+class FakeAnthropic:
+    """The running fake: queue behaviours, then inspect what the client sent and when."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self.base_url = ""
+        self.port = 0
+        self.requests: list[RecordedRequest] = []
+        self.default_reply = Reply(chunks=("Hello", " from", " the", " fake", " Claude."))
+        self.max_recorded: int | None = None
+        """If set, only the latest this many requests are kept in ``requests``."""
+        self._queue: deque[Behaviour] = deque()
+        self._open: dict[web.RequestHandler, list[RecordedRequest]] = {}
+        self._arrived = asyncio.Condition()
+        self._server = _TrackingServer(self._handle, self._connection_lost)
+
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        """Queue behaviours for the next accepted requests, one each, in order."""
+        self._queue.extend(behaviours)
+
+    @property
+    def pending(self) -> int:
+        """How many queued behaviours have not been served yet."""
+        return len(self._queue)
+
+    async def wait_requests(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until ``count`` requests to /v1/messages have arrived."""
+        try:
+            async with asyncio.timeout(timeout), self._arrived:
+                await self._arrived.wait_for(lambda: len(self.requests) >= count)
+        except TimeoutError:
+            raise TimeoutError(
+                f"only {len(self.requests)} of {count} requests arrived within {timeout}s"
+            ) from None
+
+    async def wait_closed(self, index: int = -1, timeout: float = 5.0) -> float:
+        """Wait until request ``index``'s connection closed; return its ``closed_at``.
+
+        A non-negative index may name a request that has not arrived yet.
+        """
+        deadline = time.monotonic() + timeout
+        if index >= 0:
+            await self.wait_requests(index + 1, timeout)
+        record = self.requests[index]
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await record.closed.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"request {index} ({record.request_id}) still open after {timeout}s"
+            ) from None
+        assert record.closed_at is not None
+        return record.closed_at
+
+    # -- serving -----------------------------------------------------------------
+
+    def _connection_lost(self, handler: web.RequestHandler) -> None:
+        """Stamp ``closed_at`` on every request that arrived on the lost connection."""
+        now = time.monotonic()
+        for record in self._open.pop(handler, []):
+            record.closed_at = now
+            record.closed.set()
+
+    async def _record(self, request: web.BaseRequest, raw: bytes) -> RecordedRequest:
+        """Record a /v1/messages request and tie it to its TCP connection."""
+        try:
+            parsed: object = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            headers=CIMultiDictProxy(CIMultiDict(request.headers)),
+            body=parsed if isinstance(parsed, dict) else {},
+            opened_at=time.monotonic(),
+            request_id=_new_id("req_"),
+        )
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            record.closed_at = record.opened_at
+            record.closed.set()
+        else:
+            self._open.setdefault(request.protocol, []).append(record)
+        async with self._arrived:
+            self.requests.append(record)
+            if self.max_recorded is not None and len(self.requests) > self.max_recorded:
+                del self.requests[: -self.max_recorded]
+            self._arrived.notify_all()
+        return record
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Route, authenticate and validate like Anthropic, then serve a behaviour."""
+        raw = await request.read()
+        if request.path != MESSAGES_PATH:
+            return _error_response(404, "not_found_error", "Not Found", _new_id("req_"))
+        record = await self._record(request, raw)
+        rid = record.request_id
+        if request.method != "POST":
+            return self._refuse(record, 405, "invalid_request_error", "Method Not Allowed")
+        presented = _presented_key(record.headers)
+        if presented is None:
+            return self._refuse(record, 401, "authentication_error", "x-api-key header is required")
+        if presented != self.api_key:
+            return self._refuse(record, 401, "authentication_error", "invalid x-api-key")
+        if "anthropic-version" not in record.headers:
+            return self._refuse(
+                record, 400, "invalid_request_error", "anthropic-version: header is required"
+            )
+        try:
+            body: object = json.loads(raw)
+        except ValueError:
+            return self._refuse(
+                record, 400, "invalid_request_error", "There was an issue with the request body"
+            )
+        problem = _validate_body(body)
+        if problem is not None:
+            return self._refuse(record, 400, "invalid_request_error", problem)
+
+        behaviour = self._queue.popleft() if self._queue else self.default_reply
+        record.behaviour = behaviour
+        if isinstance(behaviour, HttpError):
+            record.status = behaviour.status
+            response = _error_response(
+                behaviour.status, behaviour.error_type, behaviour.message, rid
+            )
+            if behaviour.retry_after is not None:
+                response.headers["retry-after"] = str(behaviour.retry_after)
+            if behaviour.retry_after_ms is not None:
+                response.headers["retry-after-ms"] = str(behaviour.retry_after_ms)
+            if behaviour.should_retry is not None:
+                response.headers["x-should-retry"] = "true" if behaviour.should_retry else "false"
+            record.completed_at = time.monotonic()
+            return response
+        if record.body.get("stream") is True:
+            return await self._stream(request, record, behaviour)
+        return await self._answer_whole(request, record, behaviour)
+
+    def _refuse(
+        self, record: RecordedRequest, status: int, error_type: str, message: str
+    ) -> web.Response:
+        """Answer an error of the fake's own (auth, validation) without using the queue."""
+        record.status = status
+        record.completed_at = time.monotonic()
+        return _error_response(status, error_type, message, record.request_id)
+
+    async def _stream(
+        self,
+        request: web.BaseRequest,
+        record: RecordedRequest,
+        behaviour: Reply | MidStreamError | Drop | Silent,
+    ) -> web.StreamResponse:
+        """Serve a behaviour as Anthropic's SSE event sequence, flushing each frame."""
+        response = web.StreamResponse(status=200)
+        response.headers["content-type"] = "text/event-stream; charset=utf-8"
+        response.headers["cache-control"] = "no-cache"
+        response.headers["request-id"] = record.request_id
+        response.enable_chunked_encoding()
+        record.status = 200
+        await response.prepare(request)
+
+        input_tokens = behaviour.input_tokens if isinstance(behaviour, Reply) else 12
+        model = record.body["model"]
+        message = {
+            "id": _new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": _start_usage(input_tokens),
+        }
+        await response.write(
+            sse_frame("message_start", {"type": "message_start", "message": message})
+        )
+        await response.write(
+            sse_frame(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
+        # Anthropic's ping has a space after the colon; the SDK skips it by event name.
+        await response.write(b'event: ping\ndata: {"type": "ping"}\n\n')
+
+        delay = behaviour.delay if isinstance(behaviour, Reply) else 0.0
+        for chunk in behaviour.chunks:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            delta = {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": chunk},
+            }
+            await response.write(sse_frame("content_block_delta", delta))
+            record.deltas_sent += 1
+
+        if isinstance(behaviour, MidStreamError):
+            error = _error_body(behaviour.error_type, behaviour.message, None)
+            await response.write(sse_frame("error", error))
+            await response.write_eof()
+            record.completed_at = time.monotonic()
+            return response
+        if isinstance(behaviour, Drop):
+            await _abort_after_flush(request)
+            await _hold_until_closed(record)
+            return response
+        if isinstance(behaviour, Silent):
+            await _hold_until_closed(record)
+            return response
+
+        output_tokens = behaviour.output_tokens
+        if output_tokens is None:
+            output_tokens = count_output_tokens(behaviour.chunks)
+        await response.write(
+            sse_frame("content_block_stop", {"type": "content_block_stop", "index": 0})
+        )
+        final_usage = {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+        }
+        await response.write(
+            sse_frame(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": behaviour.stop_reason, "stop_sequence": None},
+                    "usage": final_usage,
+                },
+            )
+        )
+        await response.write(sse_frame("message_stop", {"type": "message_stop"}))
+        await response.write_eof()
+        record.completed_at = time.monotonic()
+        return response
+
+    async def _answer_whole(
+        self,
+        request: web.BaseRequest,
+        record: RecordedRequest,
+        behaviour: Reply | MidStreamError | Drop | Silent,
+    ) -> web.StreamResponse:
+        """Answer a non-streaming request: a whole Message, or the behaviour's failure."""
+        if isinstance(behaviour, Drop):
+            await _abort_after_flush(request)
+            await _hold_until_closed(record)
+            return web.Response()
+        if isinstance(behaviour, Silent):
+            await _hold_until_closed(record)
+            return web.Response()
+        if isinstance(behaviour, MidStreamError):
+            status = _STATUS_FOR_TYPE.get(behaviour.error_type, 500)
+            record.status = status
+            record.completed_at = time.monotonic()
+            return _error_response(
+                status, behaviour.error_type, behaviour.message, record.request_id
+            )
+        if behaviour.delay > 0:
+            await asyncio.sleep(behaviour.delay * len(behaviour.chunks))
+        output_tokens = behaviour.output_tokens
+        if output_tokens is None:
+            output_tokens = count_output_tokens(behaviour.chunks)
+        usage = _start_usage(behaviour.input_tokens)
+        usage["output_tokens"] = output_tokens
+        message = {
+            "id": _new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": "".join(behaviour.chunks)}],
+            "model": record.body["model"],
+            "stop_reason": behaviour.stop_reason,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        record.status = 200
+        record.deltas_sent = len(behaviour.chunks)
+        record.completed_at = time.monotonic()
+        return web.Response(
+            text=_json(message),
+            content_type="application/json",
+            headers={"request-id": record.request_id},
+        )
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def _abort_open_connections(self) -> None:
+        """Cut every open connection so Silent handlers end and shutdown is immediate."""
+        for handler in self._server.connections:
+            if handler.transport is not None:
+                handler.transport.abort()
+        await asyncio.sleep(0)
+
+
+def _error_response(status: int, error_type: str, message: str, request_id: str) -> web.Response:
+    """A JSON error response in Anthropic's shape, with its ``request-id`` header."""
+    return web.Response(
+        status=status,
+        text=_json(_error_body(error_type, message, request_id)),
+        content_type="application/json",
+        headers={"request-id": request_id},
+    )
+
+
+async def _abort_after_flush(request: web.BaseRequest) -> None:
+    """Close the socket abruptly, once what was written has reached the kernel.
+
+    ``transport.abort()`` discards unsent data, so wait for the write buffer to empty
+    first; otherwise the deltas a Drop promises might never reach the client.
+    """
+    transport = request.transport
+    if transport is None:
+        return
+    for _ in range(1000):
+        if transport.is_closing() or transport.get_write_buffer_size() == 0:
+            break
+        await asyncio.sleep(0.001)
+    transport.abort()
+
+
+async def _hold_until_closed(record: RecordedRequest) -> None:
+    """Write nothing until the connection is gone (the handler is then cancelled)."""
+    await record.closed.wait()
+    # The connection is gone; aiohttp cancels this handler. Yield so that happens here.
+    await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def running_fake_anthropic(
+    api_key: str = DEFAULT_API_KEY, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[FakeAnthropic]:
+    """Serve a fake on ``host:port`` (0 picks a free port) for the duration of the block."""
+    fake = FakeAnthropic(api_key)
+    runner = web.ServerRunner(fake._server, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    fake.port = int(runner.addresses[0][1])
+    fake.base_url = f"http://{host}:{fake.port}"
+    try:
+        yield fake
+    finally:
+        await fake._abort_open_connections()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    """A fresh fake per test, stopped afterwards."""
+    async with running_fake_anthropic() as fake:
+        yield fake
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    """Serve ``default_reply`` until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_fake_anthropic(args.api_key, host=args.host, port=args.port) as fake:
+        fake.default_reply = Reply(
+            chunks=tuple(args.chunk_text for _ in range(args.chunks)),
+            delay=args.delay_ms / 1000,
+        )
+        print(fake.base_url, flush=True)
+        fake.max_recorded = 1000  # a long load run must not grow memory without bound
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry: ``python -m tests.fake_anthropic --port N ...``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--chunks", type=int, default=5, help="deltas per reply")
+    parser.add_argument("--chunk-text", default="word ", help="text of each delta")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep before each delta")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
