@@ -252,3 +252,21 @@ async def test_slow_subscriber_is_dropped_and_others_are_not_slowed(
     assert b"event: done" not in received
     assert len(received) < 6_000_000
     assert "dropped slow subscriber" in caplog.text
+
+
+async def test_shutdown_ends_streams_with_server_shutdown_and_closes_upstreams(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=["tok "] * 500, delay=0.02))
+    stream = await open_sse(server.url + "/api/sse?message=hi")
+    async with stream:
+        await stream.take(3)
+        started = time.monotonic()
+        await server.runner.cleanup()
+        await stream.read_all()
+        took = time.monotonic() - started
+    assert stream.types()[-1] == "error"
+    assert json.loads(stream.events[-1].data)["type"] == "server_shutdown"
+    assert fake_anthropic.requests[0].closed_at is not None
+    assert took < 1

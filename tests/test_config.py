@@ -1,0 +1,65 @@
+"""Settings: flags over environment over defaults, and errors that name the option."""
+
+from __future__ import annotations
+
+import pytest
+
+from sseserver.config import ConfigError, Settings, load_settings, resolved_provider
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = load_settings([], {})
+    assert (settings.host, settings.port, settings.provider) == ("127.0.0.1", 8080, "auto")
+    assert settings.model == "claude-sonnet-5-5"
+    assert settings.allowed_models == ("claude-sonnet-5-5",)
+    assert (settings.max_tokens, settings.demo_delay_ms, settings.demo_tokens) == (1024, 30, None)
+    assert (settings.heartbeat, settings.retry_ms, settings.resume_window) == (15, 3000, 10)
+    assert (settings.send_timeout, settings.max_streams, settings.max_message_chars) == (
+        30, 10000, 32000
+    )
+
+
+def test_flags_win_over_environment_which_wins_over_defaults() -> None:
+    env = {"SSESERVER_PORT": "9001", "SSESERVER_HEARTBEAT": "2.5", "SSESERVER_MODEL": "m-env"}
+    settings = load_settings(["--port", "9002"], env)
+    assert settings.port == 9002
+    assert settings.heartbeat == 2.5
+    assert settings.model == "m-env"
+
+
+def test_models_list_always_allows_the_default() -> None:
+    settings = load_settings(["--models", " a, b ,,"], {})
+    assert settings.models == ("a", "b")
+    assert settings.allowed_models == ("claude-sonnet-5-5", "a", "b")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (["--port", "70000"], {}, "--port"),
+        (["--resume-window", "nan"], {}, "--resume-window"),
+        (["--send-timeout", "0"], {}, "--send-timeout"),
+        (["--provider", "openai"], {}, "--provider"),
+        (["--models", ","], {}, "--models"),
+        (["--log-level", "loud"], {}, "--log-level"),
+        ([], {"SSESERVER_DEMO_TOKENS": "0"}, "SSESERVER_DEMO_TOKENS"),
+        ([], {"SSESERVER_RETRY_MS": "1.5"}, "SSESERVER_RETRY_MS"),
+    ],
+)
+def test_bad_values_name_their_option(argv: list[str], env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(argv, env)
+
+
+def test_provider_auto_follows_the_api_key_and_the_key_stays_out_of_repr() -> None:
+    assert resolved_provider(load_settings([], {})) == "demo"
+    settings = load_settings([], {"ANTHROPIC_API_KEY": "sk-ant-secret"})
+    assert resolved_provider(settings) == "anthropic"
+    assert "sk-ant-secret" not in repr(settings)
+    assert resolved_provider(load_settings(["--provider", "demo"],
+                                           {"ANTHROPIC_API_KEY": "k"})) == "demo"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().port = 1  # type: ignore[misc]
