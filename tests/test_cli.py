@@ -49,7 +49,7 @@ def server_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
 def test_server_serves_the_page_and_curl_streams_the_demo(
     server_process: tuple[subprocess.Popen[str], str],
 ) -> None:
-    process, url = server_process
+    _process, url = server_process
     curl = shutil.which("curl")
     assert curl, "curl is needed for this test (apt-get install curl)"
     page = subprocess.run([curl, "-sS", "-i", url + "/"], capture_output=True, text=True,
@@ -61,7 +61,7 @@ def test_server_serves_the_page_and_curl_streams_the_demo(
         capture_output=True, timeout=30, check=True,
     ).stdout
     events = parse_all(stream)
-    assert [e.type for e in events][0] == "meta"
+    assert next(e.type for e in events) == "meta"
     assert [e.type for e in events][-2:] == ["usage", "done"]
     text = "".join(json.loads(e.data) for e in events if e.type == "message")
     assert "demo provider" in text
@@ -115,7 +115,8 @@ def test_deprecated_model_is_warned_about_with_its_end_of_life() -> None:
          "--models", "claude-sonnet-4-5-20250929"],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     process.stdout.readline()
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=10)
