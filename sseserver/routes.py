@@ -72,7 +72,7 @@ async def healthz(request: web.Request) -> web.Response:
     })
 
 
-@routes.get("/api/sse")
+@routes.get("/api/sse", allow_head=False)  # HEAD must not start a generation
 async def simple_stream(request: web.Request) -> web.StreamResponse:
     """The simple form: one GET starts a generation and streams it. An EventSource that
     reconnects sends Last-Event-ID, which names the stream, so it resumes that stream
@@ -99,7 +99,7 @@ async def create_stream(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/streams/{id}")
+@routes.get("/api/streams/{id}", allow_head=False)
 async def get_stream(request: web.Request) -> web.StreamResponse:
     stream_id = _path_stream_id(request)
     resume = _resume_point(request)

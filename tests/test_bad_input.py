@@ -207,6 +207,7 @@ STREAM_ROUTES = [
     pytest.param("GET", "/api/streams/abc", {"Last-Event-ID": "other:3"}, 400,
                  "invalid_request_error", id="get-last-event-id-of-other-stream"),
     pytest.param("PUT", "/api/sse", {}, 405, "method_not_allowed", id="put-sse"),
+    pytest.param("HEAD", "/api/sse?message=hi", {}, 405, "method_not_allowed", id="head-sse"),
     pytest.param("POST", "/api/sse", {}, 405, "method_not_allowed", id="post-sse"),
     pytest.param("GET", "/api/streams", {}, 405, "method_not_allowed", id="get-streams"),
     pytest.param("PATCH", "/api/streams/abc", {}, 405, "method_not_allowed", id="patch-stream"),

@@ -99,9 +99,8 @@ class Generations:
             return encoded
 
         append = self._store.append
-        provider = self._provider.name
-        await append(stream_id, frame("meta", {"stream": stream_id, "model": request.model,
-                                               "provider": provider}))
+        meta = {"stream": stream_id, "model": request.model, "provider": self._provider.name}
+        await append(stream_id, frame("meta", meta))
         try:
             async for item in self._provider.stream(request):
                 if isinstance(item, Usage):
@@ -120,21 +119,23 @@ class Generations:
             assert current is not None
             if progress.ending is None:  # not ours: the server is shutting down
                 progress.ending = "shutdown"
-                await append(stream_id, frame("error", {
+                shutdown = {
                     "type": "server_shutdown",
                     "message": "The server is shutting down; try again in a moment.",
-                }))
+                }
+                await append(stream_id, frame("error", shutdown))
                 raise
             current.uncancel()  # ours (DELETE or nobody listening): finish the stream
             usage = Usage(progress.usage.input_tokens, progress.deltas, "cancelled")
         else:
             progress.ending = "done"
             usage = progress.usage
-        await append(stream_id, frame("usage", {
+        totals = {
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "stop_reason": usage.stop_reason,
-        }))
+        }
+        await append(stream_id, frame("usage", totals))
         await append(stream_id, frame("done", "[DONE]"))
 
     async def _watch(self, stream_id: str, pump: asyncio.Task[None], progress: _Progress) -> None:
