@@ -207,7 +207,6 @@ STREAM_ROUTES = [
     pytest.param("GET", "/api/streams/abc", {"Last-Event-ID": "other:3"}, 400,
                  "invalid_request_error", id="get-last-event-id-of-other-stream"),
     pytest.param("PUT", "/api/sse", {}, 405, "method_not_allowed", id="put-sse"),
-    pytest.param("HEAD", "/api/sse?message=hi", {}, 405, "method_not_allowed", id="head-sse"),
     pytest.param("POST", "/api/sse", {}, 405, "method_not_allowed", id="post-sse"),
     pytest.param("GET", "/api/streams", {}, 405, "method_not_allowed", id="get-streams"),
     pytest.param("PATCH", "/api/streams/abc", {}, 405, "method_not_allowed", id="patch-stream"),
@@ -226,6 +225,16 @@ async def test_routes_refuse(
 ) -> None:
     got = await _request(server, method, path, headers=headers)
     _assert_json_error(*got, status, error_type)
+    await _assert_nothing_changed(server, fake_anthropic)
+
+
+@pytest.mark.parametrize("path", ["/api/sse?message=hi", "/api/streams/abc"])
+async def test_head_on_a_stream_route_is_405_and_starts_nothing(
+    server: RunningServer, fake_anthropic: FakeAnthropic, path: str
+) -> None:
+    status, headers, body = await _request(server, "HEAD", path)
+    assert (status, body) == (405, b"")  # a HEAD answer has no body, by definition
+    assert headers["Content-Type"].startswith("application/json")
     await _assert_nothing_changed(server, fake_anthropic)
 
 
