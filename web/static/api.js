@@ -1,0 +1,80 @@
+// The JSON half of the streams API (SPEC 3): start a generation, cancel one.
+// Every failure becomes an ApiError carrying the server's {"error": {type, message}}.
+
+export class ApiError extends Error {
+  /**
+   * @param {string} type    machine-readable type, e.g. "invalid_request_error"
+   * @param {string} message safe to show to the user
+   * @param {number} status  HTTP status, 0 when the server was not reached
+   */
+  constructor(type, message, status = 0) {
+    super(message);
+    this.name = "ApiError";
+    this.type = type;
+    this.status = status;
+  }
+}
+
+const STREAMS_URL = "/api/streams";
+
+/**
+ * POST /api/streams. Resolves to {id, url} (201); rejects with an ApiError.
+ * @param {{messages: {role: string, content: string}[], model?: string,
+ *          system?: string, max_tokens?: number}} body
+ */
+export async function createStream(body) {
+  let response;
+  try {
+    response = await fetch(STREAMS_URL, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError("network_error", "Could not reach the server. Check the connection and try again.");
+  }
+  if (response.status !== 201) throw await errorFrom(response);
+  const created = await response.json();
+  if (typeof created?.id !== "string" || typeof created?.url !== "string") {
+    throw new ApiError("bad_response", "The server answered without a stream id.", response.status);
+  }
+  return created;
+}
+
+/**
+ * DELETE /api/streams/<id>: stop the generation upstream (the Stop button).
+ * Best effort: when it fails, the server still cancels the upstream once no
+ * subscriber has come back within its resume window (SPEC 4).
+ * @param {string} id
+ */
+export async function cancelStream(id) {
+  try {
+    // keepalive lets the request finish even if the page is being closed.
+    await fetch(`${STREAMS_URL}/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+      credentials: "same-origin",
+      keepalive: true,
+    });
+  } catch {
+    // Nothing useful to tell the user: the reply is already marked stopped.
+  }
+}
+
+/** Turn a non-201 answer into an ApiError, preferring the JSON error body. */
+async function errorFrom(response) {
+  let type = `http_${response.status}`;
+  let message = `The server answered ${response.status} ${response.statusText}`.trim() + ".";
+  try {
+    const body = await response.json();
+    if (typeof body?.error?.type === "string") type = body.error.type;
+    if (typeof body?.error?.message === "string") message = body.error.message;
+  } catch {
+    // Not JSON (a proxy error page, say): keep the generic message.
+  }
+  const retryAfter = response.headers.get("Retry-After");
+  if (retryAfter && /^\d+$/.test(retryAfter)) {
+    message = `${message.replace(/[.!?]?\s*$/, ".")} Try again in ${retryAfter} s.`;
+  }
+  return new ApiError(type, message, response.status);
+}

@@ -1,0 +1,54 @@
+// The conversation as the API sees it: alternating user/assistant messages, starting
+// with the user (SPEC 3). Only settled turns live here; the turn being streamed is
+// added when its reply ends, and only if it can be kept.
+
+/** Whether a reply's text may be sent back as an assistant message. */
+export function keepable(text) {
+  // The API refuses empty (and whitespace-only) content: never send such a message.
+  return text.trim() !== "";
+}
+
+export class Conversation {
+  /** @type {{user: string, assistant: string}[]} */
+  #turns = [];
+
+  /** The messages for the next POST: the whole history, then the new question. */
+  messagesWith(question) {
+    const messages = [];
+    for (const turn of this.#turns) {
+      messages.push({ role: "user", content: turn.user });
+      messages.push({ role: "assistant", content: turn.assistant });
+    }
+    messages.push({ role: "user", content: question });
+    return messages;
+  }
+
+  /**
+   * Settle a finished turn. The policy for partial replies:
+   * - "done": kept (when it has text).
+   * - "cancelled": the partial text is kept. The user chose to stop and has read
+   *   that text; the next question ("go on", "shorter") usually refers to it.
+   * - "error": dropped with its question. The text was cut off by a failure the
+   *   user did not choose, so the model should not build on it; the page offers
+   *   Retry instead.
+   * A turn without usable text is always dropped with its question, so the history
+   * keeps alternating and never holds an empty assistant message.
+   * @param {string} question
+   * @param {string} reply
+   * @param {"done" | "cancelled" | "error"} outcome
+   * @returns {boolean} whether the turn is now part of the conversation
+   */
+  settle(question, reply, outcome) {
+    if (outcome === "error" || !keepable(reply)) return false;
+    this.#turns.push({ user: question, assistant: reply });
+    return true;
+  }
+
+  clear() {
+    this.#turns = [];
+  }
+
+  get length() {
+    return this.#turns.length;
+  }
+}
