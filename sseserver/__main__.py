@@ -56,6 +56,20 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name (or "" = every address): assume reachable
 
 
+# Loggers of the HTTP stack under the Anthropic SDK. At DEBUG they log request bodies,
+# i.e. users' messages, so they never go below INFO here (ANTHROPIC_LOG=debug still can).
+_SDK_LOGGERS = ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2")
+
+
+def configure_logging(level_name: str) -> None:
+    level = logging.getLevelNamesMapping()[level_name.upper()]
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    if not os.environ.get("ANTHROPIC_LOG"):
+        for name in _SDK_LOGGERS:
+            logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
 def _exit_now(signum: int, frame: FrameType | None) -> None:
     """A second SIGTERM/SIGINT: the operator wants out now. A plain signal handler (not
     the event loop's) so it works even if the loop is stuck; the kernel closes every
@@ -119,10 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sseserver: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     for warning in deprecation_warnings(settings.allowed_models):
         log.warning("%s", warning)
     exposure = exposure_warning(settings)

@@ -136,6 +136,7 @@ class Option:
     parse: Callable[[str], Any]
     help: str
     shown_default: str | None = None  # for defaults that are not a plain value
+    secret: bool = False  # never echoed in an error message
 
     @property
     def flag(self) -> str:
@@ -195,6 +196,7 @@ OPTIONS: tuple[Option, ...] = (
         "when set, /api/ and /metrics require it: 'Authorization: Bearer TOKEN', or the "
         "cookie that opening /?token=TOKEN sets",
         shown_default="none",
+        secret=True,
     ),
     Option(
         "cors_origins",
@@ -281,7 +283,8 @@ def load_settings(
         try:
             values[option.field] = option.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{source}={raw!r}: {exc}") from None
+            shown = "(hidden)" if option.secret else repr(raw)
+            raise ConfigError(f"{source}={shown}: {exc}") from None
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
     return Settings(**values)
