@@ -20,18 +20,10 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
 # How a generation ended (as in its log line, streams/generations.py).
 ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown")
@@ -177,5 +169,8 @@ class Metrics:
             known = error_type if error_type in UPSTREAM_ERROR_TYPES else "other"
             self.upstream_errors.labels(known).inc()
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition for a scraper's Accept header (Prometheus text, or OpenMetrics
+        when asked for), and its content type."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

@@ -16,7 +16,6 @@ from aiohttp import web
 from .auth import login_with_query_token
 from .errors import ApiError
 from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
-from .metrics import CONTENT_TYPE
 from .providers import GenerationRequest
 from .streams.generations import AtCapacity, ClientLimit, ShuttingDown
 from .subscriber import serve_stream
@@ -86,9 +85,8 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format (SPEC 8); behind the access token when one is set."""
-    return web.Response(
-        body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE}
-    )
+    body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 @routes.get("/api/sse", allow_head=False)  # HEAD must not start a generation
