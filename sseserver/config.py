@@ -137,6 +137,7 @@ class Option:
     help: str
     shown_default: str | None = None  # for defaults that are not a plain value
     secret: bool = False  # never echoed in an error message
+    metavar: str | None = None  # else the field's last word, upper-cased
 
     @property
     def flag(self) -> str:
@@ -189,6 +190,7 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_int,
         "concurrent generations per client address (429 beyond; 0 = no limit); set it "
         "before exposing a key-backed server to many users",
+        metavar="N",
     ),
     Option(
         "access_token",
@@ -209,6 +211,7 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_float,
         "on SIGTERM/SIGINT, seconds running generations may take to finish before their "
         "streams end with a server_shutdown error",
+        metavar="SECONDS",
     ),
     Option("max_message_chars", _positive_int, "longest accepted message or system prompt"),
     Option("max_body_bytes", _positive_int, "largest accepted JSON request body"),
@@ -252,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             option.flag,
             dest=option.field,
-            metavar=option.field.split("_")[-1].upper(),
+            metavar=option.metavar or option.field.split("_")[-1].upper(),
             default=None,
             help=f"{option.help} [env {option.env}; default: {default}]",
         )
