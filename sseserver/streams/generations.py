@@ -75,19 +75,15 @@ class Generations:
         self._store = store
         self._provider = provider
         self._settings = settings
-        self._metrics = metrics if metrics is not None else Metrics()
-        self._metrics.count_generations(lambda: len(self._tasks))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._per_client: dict[str, int] = {}  # running generations by client address
         self._closing = False
+        self._metrics = metrics if metrics is not None else Metrics()
+        self._metrics.count_generations(lambda: len(self._tasks))
 
     @property
     def active(self) -> int:
         return len(self._tasks)
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
 
     async def start(self, request: GenerationRequest, client: str = "") -> str:
         """Create the stream and start generating into it; returns its id.
