@@ -23,8 +23,13 @@ run: $(STAMP)
 	@echo "Starting sseserver: open http://$(HOST):$(PORT) in your browser (Ctrl+C stops it)"
 	$(PY) -m sseserver --host $(HOST) --port $(PORT)
 
-# Chromium for the browser tests, from Debian's packages (never a downloaded browser).
+# Chromium for the browser tests, from Debian's packages (never a downloaded browser);
+# iproute2 (ip, tc) for the half-open test's network namespace.
 system-deps:
+	@if ! command -v tc >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing iproute2 for the half-open test"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2; \
+	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "Installing Debian's chromium for the browser tests"; \

@@ -15,9 +15,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .auth import require_token
 from .config import Settings
+from .cors import add_cors_headers, cors_preflight
 from .errors import json_errors
-from .keys import GENERATIONS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
+from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
+from .metrics import Metrics
 from .providers import create_provider
 from .routes import routes
 from .streams.generations import Generations
@@ -40,14 +43,13 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
-    """Provider and generations live as long as the app; shutdown cancels generations,
-    which ends each stream with a `server_shutdown` error event."""
+    """Provider and generations live as long as the app (shutdown: `_stop_generations`)."""
     settings = app[SETTINGS]
     provider = create_provider(settings)
     store = MemoryStore()
     app[PROVIDER] = provider
     app[STORE] = store
-    app[GENERATIONS] = Generations(store, provider, settings)
+    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS])
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
     await app[GENERATIONS].close()
@@ -56,13 +58,24 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _stop_generations(app: web.Application) -> None:
-    await app[GENERATIONS].close()
+    """Graceful shutdown (SPEC 7). The runner has stopped accepting connections already;
+    running generations get --shutdown-grace seconds, then their streams end with a
+    `server_shutdown` error event, so their subscribers return and aiohttp's own wait for
+    open handlers is short."""
+    await app[GENERATIONS].drain(app[SETTINGS].shutdown_grace)
+    app[METRICS].stopping = True
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    # Order matters: JSON errors wrap everything; a CORS preflight is answered before the
+    # token is asked for (browsers send preflights without credentials).
+    app = web.Application(
+        middlewares=[json_errors, cors_preflight, require_token],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     root = web_root()
     aiohttp_jinja2.setup(
         app,
@@ -76,4 +89,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # there lets every SSE handler finish instead of waiting out the shutdown timeout.
     app.on_shutdown.append(_stop_generations)
     app.on_response_prepare.append(_add_security_headers)
+    app.on_response_prepare.append(add_cors_headers)
     return app

@@ -35,6 +35,11 @@ class Settings:
     resume_window: float = 10.0
     send_timeout: float = 30.0
     max_streams: int = 10000
+    max_streams_per_client: int = 0  # 0 = no per-client limit
+    # repr=False: the token must never reach a log line through a Settings repr.
+    access_token: str | None = field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ()
+    shutdown_grace: float = 10.0
     max_message_chars: int = 32000
     max_body_bytes: int = 1024 * 1024
     upstream_retries: int = 2
@@ -93,6 +98,25 @@ def _model_list(text: str) -> tuple[str, ...]:
     return models
 
 
+def _token(text: str) -> str | None:
+    token = text.strip()
+    if not token:
+        return None  # an empty variable means "no token", as for ANTHROPIC_API_KEY
+    if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("must be at least 16 printable ASCII characters without spaces")
+    return token
+
+
+def _origin_list(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        # An origin is scheme://host[:port], exactly what a browser sends in Origin.
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            raise ValueError(f"{origin!r} is not an origin like https://chat.example.com")
+    return origins
+
+
 def _provider(text: str) -> str:
     if text not in ("auto", "anthropic", "demo"):
         raise ValueError("must be auto, anthropic or demo")
@@ -112,6 +136,8 @@ class Option:
     parse: Callable[[str], Any]
     help: str
     shown_default: str | None = None  # for defaults that are not a plain value
+    secret: bool = False  # never echoed in an error message
+    metavar: str | None = None  # else the field's last word, upper-cased
 
     @property
     def flag(self) -> str:
@@ -159,6 +185,34 @@ OPTIONS: tuple[Option, ...] = (
         "seconds a subscriber may block writes before it is dropped",
     ),
     Option("max_streams", _positive_int, "concurrent generations for the whole process"),
+    Option(
+        "max_streams_per_client",
+        _non_negative_int,
+        "concurrent generations per client address (429 beyond; 0 = no limit); set it "
+        "before exposing a key-backed server to many users",
+        metavar="N",
+    ),
+    Option(
+        "access_token",
+        _token,
+        "when set, /api/ and /metrics require it: 'Authorization: Bearer TOKEN', or the "
+        "cookie that opening /?token=TOKEN sets",
+        shown_default="none",
+        secret=True,
+    ),
+    Option(
+        "cors_origins",
+        _origin_list,
+        "comma list of origins (https://host[:port]) allowed to call /api/ cross-site",
+        shown_default="none (CORS off)",
+    ),
+    Option(
+        "shutdown_grace",
+        _non_negative_float,
+        "on SIGTERM/SIGINT, seconds running generations may take to finish before their "
+        "streams end with a server_shutdown error",
+        metavar="SECONDS",
+    ),
     Option("max_message_chars", _positive_int, "longest accepted message or system prompt"),
     Option("max_body_bytes", _positive_int, "largest accepted JSON request body"),
     Option(
@@ -201,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             option.flag,
             dest=option.field,
-            metavar=option.field.split("_")[-1].upper(),
+            metavar=option.metavar or option.field.split("_")[-1].upper(),
             default=None,
             help=f"{option.help} [env {option.env}; default: {default}]",
         )
@@ -232,7 +286,8 @@ def load_settings(
         try:
             values[option.field] = option.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{source}={raw!r}: {exc}") from None
+            shown = "(hidden)" if option.secret else repr(raw)
+            raise ConfigError(f"{source}={shown}: {exc}") from None
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
     return Settings(**values)

@@ -15,6 +15,7 @@ log = logging.getLogger("sseserver.errors")
 _TYPE_BY_STATUS: Final[dict[int, str]] = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "method_not_allowed",
     413: "request_too_large",

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .config import Settings
+from .metrics import Metrics
 from .providers import Provider
 from .streams.base import StreamStore
 from .streams.generations import Generations
@@ -16,3 +17,4 @@ PROVIDER = web.AppKey("provider", Provider)
 STORE = web.AppKey("store", StreamStore)
 GENERATIONS = web.AppKey("generations", Generations)
 STATIC_ROOT = web.AppKey("static_root", Path)
+METRICS = web.AppKey("metrics", Metrics)

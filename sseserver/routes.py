@@ -1,4 +1,5 @@
-"""HTTP handlers: the page, the two ways to stream (/api/sse and /api/streams), health.
+"""HTTP handlers: the page, the two ways to stream (/api/sse and /api/streams), health,
+metrics.
 
 A request goes: handler → validation → Generations.start (streams/generations.py, which
 runs the provider into the store) → serve_stream (subscriber.py, which reads the store and
@@ -12,10 +13,11 @@ from typing import Final
 import aiohttp_jinja2
 from aiohttp import web
 
+from .auth import login_with_query_token
 from .errors import ApiError
-from .keys import GENERATIONS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
+from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
 from .providers import GenerationRequest
-from .streams.generations import AtCapacity
+from .streams.generations import AtCapacity, ClientLimit, ShuttingDown
 from .subscriber import serve_stream
 from .validation import request_from_json, request_from_query, resume_point
 
@@ -25,7 +27,10 @@ PAGE_CSP: Final = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+# Seconds to wait before trying again: a demo or short reply frees its slot within that.
 _AT_CAPACITY_RETRY_AFTER: Final = "5"
+_CLIENT_LIMIT_RETRY_AFTER: Final = "5"
+_SHUTTING_DOWN_RETRY_AFTER: Final = "2"  # long enough for a restart or another instance
 _STREAM_ID_MAX: Final = 64
 
 routes = web.RouteTableDef()
@@ -33,6 +38,11 @@ routes = web.RouteTableDef()
 
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
+    """The page is served without the access token (it holds no secret); `/?token=T`
+    sets the access cookie and redirects here (auth.py)."""
+    login = login_with_query_token(request)
+    if login is not None:
+        return login
     settings = request.app[SETTINGS]
     provider = request.app[PROVIDER]
     response = aiohttp_jinja2.render_template(
@@ -70,6 +80,13 @@ async def healthz(request: web.Request) -> web.Response:
         "active_streams": request.app[GENERATIONS].active,
         "backend": "memory",
     })
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (SPEC 8); behind the access token when one is set."""
+    body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 @routes.get("/api/sse", allow_head=False)  # HEAD must not start a generation
@@ -132,13 +149,31 @@ def _path_stream_id(request: web.Request) -> str:
 
 
 async def _start(request: web.Request, generation: GenerationRequest) -> str:
+    """Start a generation, or refuse with the limit's status (SPEC 3). The client is the
+    peer address: no proxy header is trusted (README, "Security")."""
+    refused = request.app[METRICS].refused
     try:
-        return await request.app[GENERATIONS].start(generation)
+        return await request.app[GENERATIONS].start(generation, client=request.remote or "")
     except AtCapacity:
+        refused.labels("capacity").inc()
         raise ApiError(
             503,
             "The server is at capacity; try again shortly.",
             headers={"Retry-After": _AT_CAPACITY_RETRY_AFTER},
+        ) from None
+    except ClientLimit:
+        refused.labels("client_limit").inc()
+        raise ApiError(
+            429,
+            "You have as many replies running as this server allows; wait for one to end.",
+            headers={"Retry-After": _CLIENT_LIMIT_RETRY_AFTER},
+        ) from None
+    except ShuttingDown:
+        refused.labels("shutting_down").inc()
+        raise ApiError(
+            503,
+            "The server is shutting down; try again in a moment.",
+            headers={"Retry-After": _SHUTTING_DOWN_RETRY_AFTER},
         ) from None
 
 
@@ -153,4 +188,9 @@ async def _subscribe(
         raise ApiError(404, "No such stream.")
     if first.ended and not first.frames:
         return web.Response(status=204)  # ended, and this client has all of it
-    return await serve_stream(request, store, request.app[SETTINGS], stream_id, start, first)
+    metrics = request.app[METRICS]
+    if reconnect:
+        metrics.resumes.inc()
+    return await serve_stream(
+        request, store, request.app[SETTINGS], stream_id, start, first, metrics
+    )

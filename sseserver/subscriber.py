@@ -9,7 +9,8 @@ Memory per subscriber is bounded: frames live once in the store, and a write tha
 blocked (the client stopped reading) for `--send-timeout` drops the subscriber; it can
 resume later with Last-Event-ID. A client that disconnects cancels this handler (the
 server runs with handler cancellation), so the store hears `leave()` at once, even while
-the upstream is silent.
+the upstream is silent; a client that vanished without closing is found by the TCP options
+of sockets.py. Metrics are plain integer adds per write (metrics.py, `Live`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Final
 from aiohttp import web
 
 from .config import Settings
+from .metrics import Metrics
+from .sockets import watch_for_half_open
 from .sse import PING, SSE_HEADERS, encode_retry
 from .streams.base import Batch, StreamStore
 
@@ -47,16 +50,23 @@ async def serve_stream(
     stream_id: str,
     start: int,
     first: Batch,
+    metrics: Metrics,
 ) -> web.StreamResponse:
     """Write the stream from frame index `start`; `first` is a read already made there."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
+    watch_for_half_open(request, settings.send_timeout)
     await store.join(stream_id)
+    live = metrics.live
+    live.subscribers += 1
+    gone: str | None = None  # why the response ended before the stream, if it did
     try:
         # The first write carries retry: and whatever is already there (SPEC 4).
         pending = [encode_retry(settings.retry_ms), *first.frames]
         for data in _writes(pending):
             await _write(response, data, settings.send_timeout)
+            live.bytes_sent += len(data)
+        live.events_sent += len(first.frames)
         start += len(first.frames)
         ended = first.ended
         while not ended:
@@ -67,18 +77,29 @@ async def serve_stream(
                 # Everything ready goes out in as few writes as possible.
                 for data in _writes(batch.frames):
                     await _write(response, data, settings.send_timeout)
+                    live.bytes_sent += len(data)
+                live.events_sent += len(batch.frames)
                 start += len(batch.frames)
             elif not batch.ended:
                 await _write(response, PING, settings.send_timeout)
+                live.bytes_sent += len(PING)
             ended = batch.ended
     except SlowSubscriber:
+        gone = "slow"
         log.info("dropped slow subscriber of %s after %.0fs of blocked writes",
                  stream_id, settings.send_timeout)
         if request.transport is not None:
             request.transport.abort()
     except ConnectionError:
-        pass  # the client went away between two writes
+        gone = "client_gone"  # the client went away between two writes
+    except asyncio.CancelledError:
+        # Handler cancellation: the client closed (or vanished), or shutdown cut us off.
+        gone = "shutdown" if metrics.stopping else "client_gone"
+        raise
     finally:
+        live.subscribers -= 1
+        if gone is not None:
+            metrics.disconnects.labels(gone).inc()
         await store.leave(stream_id)
     return response
 

@@ -51,7 +51,9 @@ async def start_server() -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
 
     async def start(*, fake: FakeAnthropic | None = None, **overrides: Any) -> RunningServer:
-        values: dict[str, Any] = {"port": 0, "upstream_retries": 0}
+        # shutdown_grace 0: a test's teardown ends its generations at once, as before
+        # graceful shutdown existed; shutdown tests set it.
+        values: dict[str, Any] = {"port": 0, "upstream_retries": 0, "shutdown_grace": 0}
         if fake is not None:
             values |= {
                 "provider": "anthropic",

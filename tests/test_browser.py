@@ -410,6 +410,38 @@ async def test_request_error_is_shown_inline(
     assert fake_anthropic.requests == []
 
 
+async def test_access_token_cookie_lets_the_page_and_its_event_source_in(
+    page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
+) -> None:
+    """SPEC 7: with --access-token the page loads without it (it holds no secret), the
+    API refuses with a message saying what to do, and opening /?token=T once sets the
+    HttpOnly cookie that fetch and EventSource then carry."""
+    token = "browser-token-0123456789abcdef"
+    chunks = numbered_chunks(8)
+    fake_anthropic.enqueue(Reply(chunks=chunks, delay=0.02))
+    server = await start_server(fake=fake_anthropic, access_token=token)
+    await page.goto(server.url)
+    await ask(page, "Let me in")
+    refused = last_reply(page)
+    await wait_status(refused, "error")
+    await expect(refused.locator(".error .error-type")).to_have_text("authentication_error")
+    await expect(refused.locator(".error .error-message")).to_contain_text("/?token=")
+    assert fake_anthropic.requests == []
+
+    await page.goto(f"{server.url}/?token={token}")
+    assert page.url == server.url + "/"  # the token left the address bar
+    (cookie,) = await page.context.cookies()
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert token not in cookie["value"]
+    assert await page.evaluate("document.cookie") == ""  # no script can read it
+    await ask(page, "Count for me")
+    reply = last_reply(page)
+    await wait_status(reply, "done")
+    assert await reply_text(reply) == "".join(chunks)
+    assert len(fake_anthropic.requests) == 1
+
+
 async def test_phone_width_layout(
     browser: Browser, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:

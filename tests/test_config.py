@@ -63,3 +63,42 @@ def test_provider_auto_follows_the_api_key_and_the_key_stays_out_of_repr() -> No
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_safety_options_defaults_and_parsing() -> None:
+    """Issue 5's options: no per-client limit, no token, CORS off, a 10 s grace."""
+    defaults = load_settings([], {})
+    assert defaults.max_streams_per_client == 0
+    assert defaults.access_token is None
+    assert defaults.cors_origins == ()
+    assert defaults.shutdown_grace == 10
+    token = "a-long-enough-token-1234"
+    settings = load_settings(
+        ["--max-streams-per-client", "3", "--cors-origins",
+         "https://a.example, http://localhost:5173/"],
+        {"SSESERVER_ACCESS_TOKEN": token, "SSESERVER_SHUTDOWN_GRACE": "2.5"},
+    )
+    assert settings.max_streams_per_client == 3
+    assert settings.access_token == token
+    assert settings.cors_origins == ("https://a.example", "http://localhost:5173")
+    assert settings.shutdown_grace == 2.5
+    assert token not in repr(settings)
+    assert load_settings([], {"SSESERVER_ACCESS_TOKEN": ""}).access_token is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--access-token", "short"], "--access-token"),
+        (["--access-token", "has a space in it, sixteen+"], "--access-token"),
+        (["--cors-origins", "*"], "--cors-origins"),
+        (["--cors-origins", "https://a.example/path"], "--cors-origins"),
+        (["--max-streams-per-client", "-1"], "--max-streams-per-client"),
+        (["--shutdown-grace", "nan"], "--shutdown-grace"),
+    ],
+)
+def test_bad_safety_options_name_the_flag(argv: list[str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named) as error:
+        load_settings(argv, {})
+    if named == "--access-token":
+        assert argv[1] not in str(error.value)  # a token is not echoed, even a bad one

@@ -242,16 +242,23 @@ async def test_slow_subscriber_is_dropped_and_others_are_not_slowed(
     assert largest_buffer <= WRITE_BUFFER_CAP
     # The slow one was dropped: the server closed its connection part-way, so reading
     # what the kernel holds reaches the end of the connection without the `done` event.
+    # Two mechanisms drop it, whichever comes first: our write deadline (it logs), or the
+    # kernel, which resets a connection whose window stayed shut for TCP_USER_TIMEOUT
+    # (= --send-timeout, sockets.py); the kernel's clock starts when the window closes,
+    # before our buffer fills, so it usually wins here.
     received = bytearray()
+    reset = False
     try:
         async with asyncio.timeout(5):
             while chunk := await loop.sock_recv(slow, 1 << 20):
                 received += chunk
+    except ConnectionResetError:
+        reset = True
     finally:
         slow.close()
     assert b"event: done" not in received
     assert len(received) < 6_000_000
-    assert "dropped slow subscriber" in caplog.text
+    assert reset or "dropped slow subscriber" in caplog.text
 
 
 async def test_shutdown_ends_streams_with_server_shutdown_and_closes_upstreams(

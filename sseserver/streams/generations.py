@@ -8,6 +8,12 @@ frames to the stream store; subscribers read them from there (see `subscriber.py
 The watchdog cancels the pump on CANCEL (DELETE) at once, and when no subscriber has been
 attached for `--resume-window` seconds. Cancelling the pump closes the provider's iterator,
 which closes the upstream HTTP request (SPEC 4).
+
+Limits (SPEC 3, 7) count generations, not connections: `--max-streams` for the process and
+`--max-streams-per-client` per client address. A resumed or extra subscriber of a running
+generation starts nothing, so it counts nothing. At shutdown `drain()` refuses new
+generations, lets running ones finish for `--shutdown-grace` seconds, then cancels the rest,
+which ends each of their streams with a `server_shutdown` error event.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from ..config import Settings
+from ..metrics import Metrics
 from ..providers import GenerationRequest, Provider, ProviderError, Usage
 from ..sse import encode_event, to_json
 from .base import Signal, StreamStore, event_id, new_stream_id
@@ -36,6 +43,14 @@ class AtCapacity(Exception):
     """--max-streams generations are running already."""
 
 
+class ClientLimit(Exception):
+    """This client runs --max-streams-per-client generations already."""
+
+
+class ShuttingDown(Exception):
+    """The server is stopping and starts no new generation."""
+
+
 @dataclass(slots=True)
 class _Progress:
     """What one generation has done so far; ends up in its log line."""
@@ -46,35 +61,76 @@ class _Progress:
     usage: Usage = field(default_factory=lambda: Usage(0, 0, None))
     deltas: int = 0
     ending: Ending | None = None
+    error_type: str | None = None
 
 
 class Generations:
-    def __init__(self, store: StreamStore, provider: Provider, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: StreamStore,
+        provider: Provider,
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._provider = provider
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._per_client: dict[str, int] = {}  # running generations by client address
+        self._closing = False
+        self._metrics = metrics if metrics is not None else Metrics()
+        self._metrics.count_generations(lambda: len(self._tasks))
 
     @property
     def active(self) -> int:
         return len(self._tasks)
 
-    async def start(self, request: GenerationRequest) -> str:
-        """Create the stream and start generating into it; returns its id."""
+    async def start(self, request: GenerationRequest, client: str = "") -> str:
+        """Create the stream and start generating into it; returns its id.
+        `client` is the address the per-client limit counts against."""
+        if self._closing:
+            raise ShuttingDown
         if len(self._tasks) >= self._settings.max_streams:
             raise AtCapacity
+        per_client = self._settings.max_streams_per_client
+        if per_client and self._per_client.get(client, 0) >= per_client:
+            raise ClientLimit
         stream_id = new_stream_id()
         await self._store.create(stream_id)
         task = asyncio.create_task(self._run(stream_id, request), name=f"generation {stream_id}")
         self._tasks[stream_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(stream_id, None))
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+        task.add_done_callback(lambda _: self._forget(stream_id, client))
+        self._metrics.started.inc()
         return stream_id
+
+    def _forget(self, stream_id: str, client: str) -> None:
+        self._tasks.pop(stream_id, None)
+        left = self._per_client.get(client, 0) - 1
+        if left > 0:
+            self._per_client[client] = left
+        else:  # no entry per idle client: the map stays as small as what runs
+            self._per_client.pop(client, None)
 
     async def cancel(self, stream_id: str) -> bool:
         return await self._store.request_cancel(stream_id)
 
+    async def drain(self, grace: float) -> None:
+        """Shutdown (SPEC 7): refuse new generations, give running ones `grace` seconds to
+        finish on their own, then cancel the rest; each of those streams then ends with a
+        `server_shutdown` error event, and its upstream request is closed."""
+        self._closing = True
+        tasks = list(self._tasks.values())
+        if tasks and grace > 0:
+            log.info("waiting up to %.1fs for %d running generation(s)", grace, len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
+        if self._tasks:
+            log.info("ending %d generation(s) with server_shutdown", len(self._tasks))
+        await self.close()
+
     async def close(self) -> None:
         """Cancel every running generation and wait until each has finished its stream."""
+        self._closing = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -112,6 +168,7 @@ class Generations:
                     await append(stream_id, frame("message", item))
         except ProviderError as exc:
             progress.ending = "error"
+            progress.error_type = exc.type
             await append(stream_id, frame("error", {"type": exc.type, "message": exc.message}))
             return
         except asyncio.CancelledError:
@@ -157,16 +214,22 @@ class Generations:
             idle_for = window if signal is Signal.IDLE else None
 
     def _log(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
-        now = time.monotonic()
+        """The generation's one log line and its metrics (SPEC 8); no message text."""
+        duration = time.monotonic() - progress.started
         ttft = (
-            f"{(progress.first_token - progress.started) * 1000:.0f}ms"
-            if progress.first_token is not None
-            else "-"
+            progress.first_token - progress.started if progress.first_token is not None else None
+        )
+        output_tokens = (
+            progress.usage.output_tokens if progress.ending == "done" else progress.deltas
         )
         log.info(
             "generation id=%s provider=%s model=%s ttft=%s events=%d output_tokens=%d "
             "duration=%.0fms ended=%s",
-            stream_id, self._provider.name, request.model, ttft, progress.events,
-            progress.usage.output_tokens if progress.ending == "done" else progress.deltas,
-            (now - progress.started) * 1000, progress.ending,
+            stream_id, self._provider.name, request.model,
+            f"{ttft * 1000:.0f}ms" if ttft is not None else "-", progress.events,
+            output_tokens, duration * 1000, progress.ending,
+        )
+        self._metrics.generation_finished(
+            progress.ending or "error", ttft=ttft, duration=duration,
+            output_tokens=output_tokens, error_type=progress.error_type,
         )

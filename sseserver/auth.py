@@ -1,0 +1,98 @@
+"""Access control (SPEC 7): with `--access-token`, the API needs the token.
+
+What is protected: every route under `/api/` (starting, reading and cancelling generations,
+which is what spends the Anthropic key) and `/metrics`. What is not: the page and its static
+files, which hold no secret (the key never reaches them), and `/healthz`, which load
+balancers probe without credentials and which says only "ok" and a count.
+
+How a client proves it has the token, either way compared in constant time:
+
+- `Authorization: Bearer TOKEN` (scripts, curl, Prometheus' `authorization` setting);
+- the cookie that `GET /?token=TOKEN` sets (browsers: `EventSource` cannot send headers).
+  It is HttpOnly (no script reads it) and SameSite=Strict (no other site's page makes the
+  browser send it, so no cross-site request forgery), and it holds an HMAC of the token,
+  not the token. The answer to `/?token=` is a redirect to `/`, so the token leaves the
+  address bar and the history; request logs never hold query strings (access_log.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final
+
+from aiohttp import web
+
+from .errors import ApiError, Handler
+from .keys import METRICS, SETTINGS
+
+COOKIE_NAME: Final = "sseserver_access"
+COOKIE_MAX_AGE: Final = 30 * 24 * 3600  # a month; a new token (restart) invalidates it
+_COOKIE_CONTEXT: Final = b"sseserver access cookie v1"
+
+
+def is_protected(path: str) -> bool:
+    return path.startswith("/api/") or path == "/metrics"
+
+
+def cookie_value(token: str) -> str:
+    """What the cookie holds: derived from the token, so the cookie is not the token."""
+    return hmac.new(token.encode(), _COOKIE_CONTEXT, hashlib.sha256).hexdigest()
+
+
+def _same(presented: str, expected: str) -> bool:
+    # Header values may carry any byte (aiohttp keeps undecodable ones as surrogates).
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+    )
+
+
+def token_matches(request: web.BaseRequest, token: str) -> bool:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and _same(credentials.strip(), token):
+        return True
+    cookie = request.cookies.get(COOKIE_NAME)
+    return cookie is not None and _same(cookie, cookie_value(token))
+
+
+def unauthorized(request: web.Request) -> ApiError:
+    request.app[METRICS].refused.labels("unauthorized").inc()
+    return ApiError(
+        401,
+        "This server needs its access token: open /?token=TOKEN once in this browser, "
+        "or send 'Authorization: Bearer TOKEN'.",
+        headers={"WWW-Authenticate": 'Bearer realm="sseserver"'},
+    )
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[SETTINGS].access_token
+    if token is not None and is_protected(request.path) and not token_matches(request, token):
+        raise unauthorized(request)
+    return await handler(request)
+
+
+def login_with_query_token(request: web.Request) -> web.Response | None:
+    """`GET /?token=T`: a redirect to `/` that sets the cookie, a 401 for a wrong token,
+    or None (serve the page) when there is no `token` parameter or no token configured."""
+    token = request.app[SETTINGS].access_token
+    presented = request.query.get("token")
+    if token is None or presented is None:
+        return None
+    if not _same(presented, token):
+        raise unauthorized(request)
+    response = web.Response(
+        status=303,
+        headers={"Location": "/", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+    response.set_cookie(
+        COOKIE_NAME,
+        cookie_value(token),
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,  # HTTPS (directly served): never send it over plain HTTP
+    )
+    return response

@@ -1,0 +1,176 @@
+"""Prometheus metrics (SPEC 8): one registry per app, low-cardinality labels only.
+
+Two kinds of numbers live here:
+
+- Per-write numbers (events and bytes sent, subscribers attached) are plain integers on
+  `Live`, bumped by the subscriber's write loop: an attribute add, with no lock, label
+  lookup or allocation on the hot path. A custom collector reads them at scrape time.
+- Per-generation and per-refusal numbers (endings, upstream errors, histograms) use
+  prometheus-client's own types; they change a few times per generation.
+
+No label ever holds a stream id, a client address, a message or a key: labels take values
+from the fixed sets below, and an upstream error type we do not know becomes `other`.
+The registry is the app's own, never prometheus-client's global one, so several apps (tests,
+workers in one process) never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+# How a generation ended (as in its log line, streams/generations.py).
+ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown")
+# Why a subscriber's response ended before its stream did.
+DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
+# Why a request to start a generation was refused (429, 503) or to use the API (401).
+REFUSALS: Final = ("capacity", "client_limit", "shutting_down", "unauthorized")
+# Anthropic's error types (https://docs.anthropic.com/en/api/errors) and our own two.
+UPSTREAM_ERROR_TYPES: Final = frozenset({
+    "invalid_request_error", "authentication_error", "billing_error", "permission_error",
+    "not_found_error", "request_too_large", "rate_limit_error", "api_error", "timeout_error",
+    "overloaded_error", "upstream_unavailable", "upstream_timeout",
+})
+
+# Time to first token: from tens of ms (demo, cached) to a long "thinking" pause.
+_TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
+# A whole generation: a cancel after a token up to a long reply.
+_DURATION_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
+
+
+class Live:
+    """Numbers the hot path bumps directly (single-threaded: the event loop's)."""
+
+    __slots__ = ("bytes_sent", "events_sent", "subscribers")
+
+    def __init__(self) -> None:
+        self.events_sent = 0
+        self.bytes_sent = 0
+        self.subscribers = 0
+
+
+class _LiveCollector(Collector):
+    def __init__(self, live: Live, generations: Callable[[], int]) -> None:
+        self._live = live
+        self._generations = generations
+
+    def collect(self) -> Iterator[Metric]:
+        live = self._live
+        yield GaugeMetricFamily(
+            "sseserver_generations_active", "Generations running now.",
+            value=self._generations(),
+        )
+        yield GaugeMetricFamily(
+            "sseserver_subscribers_active", "SSE responses attached to a stream now.",
+            value=live.subscribers,
+        )
+        yield CounterMetricFamily(
+            "sseserver_events_sent", "SSE events written to subscribers (replays included).",
+            value=live.events_sent,
+        )
+        yield CounterMetricFamily(
+            "sseserver_bytes_sent", "Bytes of SSE frames, pings included, written to subscribers.",
+            value=live.bytes_sent,
+        )
+        yield GaugeMetricFamily(
+            "sseserver_asyncio_tasks", "asyncio tasks alive in the process (leak watch).",
+            value=_task_count(),
+        )
+
+
+def _task_count() -> float:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # scraped outside the event loop (not by our route)
+        return float("nan")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.live = Live()
+        # Set at shutdown, so a subscriber cut then is not counted as a client leaving.
+        self.stopping = False
+        self._generations: Callable[[], int] = lambda: 0
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, fds, CPU
+        self.registry.register(_LiveCollector(self.live, lambda: self._generations()))
+        registry = self.registry
+        self.started = Counter(
+            "sseserver_generations_started", "Generations started.", registry=registry
+        )
+        self.finished = Counter(
+            "sseserver_generations_finished", "Generations finished, by how they ended.",
+            ["ended"], registry=registry,
+        )
+        self.disconnects = Counter(
+            "sseserver_disconnects",
+            "Subscribers whose response ended before the stream did, by reason.",
+            ["reason"], registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "sseserver_upstream_errors", "Generations that ended with an upstream error, by type.",
+            ["type"], registry=registry,
+        )
+        self.resumes = Counter(
+            "sseserver_resumes", "Reconnects that resumed a stream with Last-Event-ID.",
+            registry=registry,
+        )
+        self.refused = Counter(
+            "sseserver_refused",
+            "Requests refused by a limit (429, 503) or for lack of the access token (401).",
+            ["reason"], registry=registry,
+        )
+        self.output_tokens = Counter(
+            "sseserver_output_tokens", "Output tokens generated (text deltas when cancelled).",
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "sseserver_time_to_first_token_seconds", "From start to the first text delta.",
+            buckets=_TTFT_BUCKETS, registry=registry,
+        )
+        self.duration = Histogram(
+            "sseserver_generation_duration_seconds", "From start to the end of a generation.",
+            buckets=_DURATION_BUCKETS, registry=registry,
+        )
+        # Every labelled series exists from the start, at 0, so rates work from the first
+        # scrape and a dashboard shows "none" rather than "no data".
+        for ending in ENDINGS:
+            self.finished.labels(ending)
+        for reason in DISCONNECT_REASONS:
+            self.disconnects.labels(reason)
+        for refusal in REFUSALS:
+            self.refused.labels(refusal)
+
+    def count_generations(self, active: Callable[[], int]) -> None:
+        """Where `sseserver_generations_active` is read from (the Generations registry)."""
+        self._generations = active
+
+    def generation_finished(
+        self,
+        ending: str,
+        *,
+        ttft: float | None,
+        duration: float,
+        output_tokens: int,
+        error_type: str | None,
+    ) -> None:
+        self.finished.labels(ending if ending in ENDINGS else "error").inc()
+        if ttft is not None:
+            self.ttft.observe(ttft)
+        self.duration.observe(duration)
+        self.output_tokens.inc(output_tokens)
+        if error_type is not None:
+            known = error_type if error_type in UPSTREAM_ERROR_TYPES else "other"
+            self.upstream_errors.labels(known).inc()
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition for a scraper's Accept header (Prometheus text, or OpenMetrics
+        when asked for), and its content type."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

@@ -1,0 +1,357 @@
+"""Bad input, fuzzed (SPEC 3, issue 5): query strings, JSON bodies, headers (bytes that are
+not UTF-8 included) and methods, on every route. Every answer is a well-formed status with
+a JSON error, or a valid SSE stream, or the route's own content; never a 500. Afterwards
+the server is healthy, nothing runs, and the event loop holds as many tasks as before.
+
+Requests go over a raw socket (`_raw`), so the fuzzer can send what aiohttp's client
+would refuse to: any method token, undecodable bytes in a header value, a body that
+contradicts its Content-Type. Everything hypothesis generates is valid HTTP framing, since
+the app never sees anything else: aiohttp's own parser answers a malformed request (a
+header line over 8190 bytes, a control character in a value) with its plain-text 400
+before any route runs; `test_what_the_http_parser_refuses_changes_nothing` shows that
+this also starts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Final
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from sseserver.keys import GENERATIONS
+
+from .conftest import RunningServer, StartServer
+from .sse_parser import parse_all
+
+TOKEN: Final = "fuzz-token-0123456789abcdef"
+FUZZ: Final = settings(
+    max_examples=300,
+    deadline=None,
+    # One server serves every example: that is the point (it must stay healthy).
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+JSON_STATUSES: Final = {200, 201, 400, 401, 403, 404, 405, 413, 415, 429, 503}
+PATHS: Final = [
+    "/", "/healthz", "/metrics", "/api/sse", "/api/streams", "/api/streams/abc",
+    "/api/streams/STREAM", "/static/app.js", "/static/../pyproject.toml", "/api/", "/nope",
+]
+
+
+class Answer:
+    def __init__(self, raw: bytes, method: str) -> None:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split(" ")[1])
+        self.headers = {k.lower(): v.strip() for k, _, v in
+                        (line.partition(":") for line in lines[1:])}
+        self.method = method
+        self.body = _dechunk(body) if self.headers.get("transfer-encoding") == "chunked" else body
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return bytes(out)
+
+
+async def _raw(server: RunningServer, request: bytes, method: str) -> Answer:
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        async with asyncio.timeout(10):
+            raw = await reader.read()  # Connection: close, so read to the end
+    finally:
+        writer.close()
+    return Answer(raw, method)
+
+
+def _request(method: str, target: str, headers: list[tuple[str, bytes]],
+             body: bytes = b"") -> bytes:
+    lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: fuzz", b"Connection: close"]
+    lines += [name.encode() + b": " + value for name, value in headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def check(answer: Answer, path: str) -> None:
+    """The invariant: a well-formed answer, never a 500, never a stack trace."""
+    event(f"{answer.status} {answer.headers.get('content-type', '').split(';')[0]}")
+    assert answer.status < 500 or answer.status == 503, answer.body[:300]
+    assert b"Traceback" not in answer.body
+    content_type = answer.headers.get("content-type", "")
+    if answer.status == 400 and content_type.startswith("text/plain"):
+        return  # aiohttp's HTTP parser refused the framing before any route ran
+    assert answer.headers.get("x-content-type-options") == "nosniff"
+    if answer.method == "HEAD" or answer.status in (204, 303):
+        return
+    if answer.status >= 400:
+        assert answer.status in JSON_STATUSES
+        assert content_type.startswith("application/json"), (answer.status, content_type)
+        error = json.loads(answer.body)["error"]
+        assert isinstance(error["type"], str)
+        assert isinstance(error["message"], str)
+        assert error["message"]
+    elif content_type.startswith("text/event-stream"):
+        text = answer.body.decode("utf-8")  # strict: valid UTF-8, no BOM
+        assert not text.startswith("\ufeff")
+        events = parse_all(answer.body)
+        assert events[0].type == "meta" or path.startswith("/api/streams/")
+        assert events[-1].type in ("done", "error")
+        assert text.endswith("\n\n")
+    elif content_type.startswith("application/json"):
+        json.loads(answer.body)
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
+    """The demo provider at full speed, three tokens a reply, small limits, a token; and
+    the check that every test leaves nothing running."""
+    running = await start_server(
+        demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
+        max_body_bytes=4096, max_tokens=100, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
+        access_token=TOKEN,
+    )
+    baseline = len(asyncio.all_tasks())
+    yield running
+    await _assert_settled(running, baseline)
+
+
+async def _assert_settled(server: RunningServer, baseline: int) -> None:
+    """Healthy, no generation, and the loop back to its task count (after the last
+    connections close, within two seconds)."""
+    generations = server.app[GENERATIONS]
+    for _ in range(200):
+        if generations.active == 0 and len(asyncio.all_tasks()) <= baseline:
+            break
+        await asyncio.sleep(0.01)
+    health = await _raw(server, _request("GET", "/healthz", []), "GET")
+    assert health.status == 200
+    assert json.loads(health.body)["status"] == "ok"
+    assert generations.active == 0
+    left = len(asyncio.all_tasks())
+    assert left <= baseline, [t.get_name() for t in asyncio.all_tasks()]
+
+
+# With the token most of the time, so most requests reach the routes behind it.
+authed = st.sampled_from([True, True, True, True, False])
+
+
+def _auth(use: bool) -> list[tuple[str, bytes]]:
+    return [("Authorization", f"Bearer {TOKEN}".encode())] if use else []
+
+
+async def _stream_path(server: RunningServer, path: str) -> str:
+    """`STREAM` in a path becomes a real stream's id (one that just ran)."""
+    if "STREAM" not in path:
+        return path
+    created = await _raw(server, _request(
+        "POST", "/api/streams", [*_auth(True), ("Content-Type", b"application/json")],
+        b'{"messages":[{"role":"user","content":"hi"}]}'), "POST")
+    assert created.status == 201
+    return path.replace("STREAM", json.loads(created.body)["id"])
+
+
+# ---- strategies ----
+
+any_text = st.text(max_size=300)
+# Percent-escapes of any byte: invalid UTF-8 once decoded, NULs, line breaks.
+escaped_bytes = st.binary(max_size=40).map(lambda b: "".join(f"%{x:02X}" for x in b))
+query_keys = st.sampled_from(
+    ["message", "model", "max_tokens", "system", "lastEventId", "token", "x", ""]
+) | st.text(max_size=10)
+query_values = (
+    any_text
+    | escaped_bytes
+    | st.sampled_from(["", "hi", "0", "-1", "100", "101", "1e3", "NaN", "claude-haiku-5-5",
+                       "abc:1", "abc:99999999999", ":0", "x" * 201, "%", "%zz", "&&", "=="])
+    | st.integers().map(str)
+)
+valid_message = st.text(min_size=1, max_size=50).filter(str.strip).map(lambda m: ("message", m))
+queries = st.one_of(
+    st.lists(st.tuples(query_keys, query_values), max_size=6),
+    # A valid message plus fuzzed others, so the fuzz reaches the stream too.
+    st.tuples(valid_message, st.lists(st.tuples(query_keys, query_values), max_size=3)).map(
+        lambda pair: [pair[0], *pair[1]]
+    ),
+)
+
+
+def _encode_query(pairs: list[tuple[str, str]]) -> str:
+    # Pre-escaped values pass as they are; everything else is escaped as a browser would.
+    def enc(value: str) -> str:
+        return value if re.fullmatch(r"(%[0-9A-F]{2})+", value) else quote(value, safe="")
+    return "&".join(f"{enc(k)}={enc(v)}" for k, v in pairs)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
+    max_leaves=20,
+)
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", ""]) | json_values,
+         "content": any_text | json_values},
+        optional={"extra": json_values},
+    ),
+    max_size=5,
+)
+turn_text = st.text(min_size=1, max_size=80).filter(str.strip)
+conversations = st.integers(1, 5).flatmap(
+    lambda n: st.tuples(*[
+        st.fixed_dictionaries({"role": st.just("user" if i % 2 == 0 else "assistant"),
+                               "content": turn_text})
+        for i in range(n)
+    ]).map(list)
+)
+nearly_valid = st.fixed_dictionaries(
+    {"messages": conversations},
+    optional={
+        "model": st.sampled_from(["claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5"]),
+        "max_tokens": st.integers(-1, 101),
+        "system": st.text(max_size=220),
+    },
+).map(lambda d: json.dumps(d).encode())
+bodies = st.one_of(
+    nearly_valid,
+    st.fixed_dictionaries(
+        {"messages": messages | json_values},
+        optional={
+            "model": st.sampled_from(["claude-sonnet-5-5", "claude-haiku-5-5", "gpt"])
+            | json_values,
+            "max_tokens": st.integers(-5, 200) | json_values,
+            "system": any_text | json_values,
+            "stream": json_values,
+        },
+    ).map(lambda d: json.dumps(d).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=600),
+    st.just(b'{"messages":[{"role":"user","content":"' + b"x" * 5000 + b'"}]}'),
+)
+content_types = st.sampled_from(
+    [b"application/json", b"application/json; charset=utf-8", b"APPLICATION/JSON",
+     b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x",
+     b""]
+)
+# Header values as HTTP allows them on the wire: visible ASCII, space, tab, and obs-text
+# (bytes 0x80-0xFF, which are not UTF-8 on their own).
+header_bytes = st.binary(max_size=2000).map(
+    lambda b: bytes(c for c in b if c in (9, 32) or 33 <= c <= 126 or c >= 128).strip()
+)
+last_event_ids = st.one_of(
+    header_bytes,
+    # Any Unicode but control characters, as UTF-8 (which the parser accepts as obs-text).
+    st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=300).map(
+        lambda t: t.encode("utf-8").strip()
+    ),
+    st.sampled_from([b"abc:1", b"abc:-1", b"abc:99999999999", b":", b"a:b:c", b"x" * 8000,
+                     "ñ:1".encode(), b"\xff\xfe:1", b"STREAM:0", b"STREAM:2", b"STREAM:999"]),
+)
+methods = st.sampled_from(
+    ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
+) | st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12)  # the parser's 400
+
+
+# ---- the fuzz tests ----
+
+
+@FUZZ
+@given(path=st.sampled_from(PATHS), pairs=queries, auth=authed)
+async def test_fuzzed_query_strings(
+    server: RunningServer, path: str, pairs: list[tuple[str, str]], auth: bool
+) -> None:
+    path = await _stream_path(server, path)
+    answer = await _raw(server, _request("GET", f"{path}?{_encode_query(pairs)}", _auth(auth)),
+                        "GET")
+    check(answer, path)
+
+
+@FUZZ
+@given(body=bodies, content_type=content_types, auth=authed)
+async def test_fuzzed_json_bodies(
+    server: RunningServer, body: bytes, content_type: bytes, auth: bool
+) -> None:
+    headers = [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
+    answer = await _raw(server, _request("POST", "/api/streams", headers, body), "POST")
+    check(answer, "/api/streams")
+    if answer.status == 201:  # a valid body: its stream can be read to the end
+        url = json.loads(answer.body)["url"]
+        stream = await _raw(server, _request("GET", url, _auth(True)), "GET")
+        check(stream, url)
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(["/api/sse?message=hi", "/api/streams/STREAM", "/", "/metrics"]),
+    last_event_id=last_event_ids,
+    extra=st.lists(
+        st.tuples(st.sampled_from(["Authorization", "Cookie", "Origin", "Accept",
+                                   "Accept-Encoding", "Content-Type", "X-Forwarded-For"]),
+                  header_bytes),
+        max_size=4,
+        unique_by=lambda header: header[0],  # a repeated Content-Type is the parser's 400
+    ),
+    auth=authed,
+)
+async def test_fuzzed_headers(
+    server: RunningServer, path: str, last_event_id: bytes,
+    extra: list[tuple[str, bytes]], auth: bool,
+) -> None:
+    path = await _stream_path(server, path)
+    stream_id = path.rsplit("/", 1)[-1]
+    last_event_id = last_event_id.replace(b"STREAM", stream_id.encode())
+    headers = [*_auth(auth), *extra]
+    if last_event_id:
+        headers.append(("Last-Event-ID", last_event_id))
+    check(await _raw(server, _request("GET", path, headers), "GET"), path)
+
+
+@FUZZ
+@given(method=methods, path=st.sampled_from([*PATHS, "/api/sse?message=hi"]),
+       body=st.binary(max_size=200), auth=authed)
+async def test_fuzzed_methods(
+    server: RunningServer, method: str, path: str, body: bytes, auth: bool
+) -> None:
+    if method == "CONNECT":
+        path = "fuzz:80"  # CONNECT takes an authority, not a path
+    else:
+        path = await _stream_path(server, path)
+    headers = [*_auth(auth), ("Content-Type", b"application/json")]
+    check(await _raw(server, _request(method, path, headers, body), method), path)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GET /api/sse?message=hi HTTP/1.1\r\nHost: x\r\nLast-Event-ID: "
+                     + b"x" * 100_000 + b"\r\n\r\n", id="huge-last-event-id"),
+        pytest.param(b"GET /api/sse?message=hi HTTP/1.1\r\nHost: x\r\nLast-Event-ID: a\x01b"
+                     b"\r\n\r\n", id="control-byte-in-header"),
+        pytest.param(b"GET /api/sse?message=hi\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                     id="nul-in-target"),
+        pytest.param(b"\xff\xfe\r\n\r\n", id="not-http"),
+        pytest.param(b"POST /api/streams HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", id="smuggling-headers"),
+    ],
+)
+async def test_what_the_http_parser_refuses_changes_nothing(
+    server: RunningServer, request_bytes: bytes
+) -> None:
+    answer = await _raw(server, request_bytes, "GET")
+    assert answer.status == 400
+    assert server.app[GENERATIONS].active == 0
