@@ -7,6 +7,8 @@ that disconnects while nothing is being written is noticed at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,12 +21,21 @@ from .auth import require_token
 from .config import Settings
 from .cors import add_cors_headers, cors_preflight
 from .errors import json_errors
-from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
+from .keys import (
+    FOLLOWERS,
+    GENERATIONS,
+    METRICS,
+    PROVIDER,
+    SETTINGS,
+    STATIC_ROOT,
+    STORE,
+)
 from .metrics import Metrics
 from .providers import create_provider
 from .routes import routes
 from .streams.generations import Generations
 from .streams.memory import MemoryStore
+from .subscriber import Followers
 
 log = logging.getLogger("sseserver")
 
@@ -50,8 +61,13 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     app[PROVIDER] = provider
     app[STORE] = store
     app[GENERATIONS] = Generations(store, provider, settings, app[METRICS])
+    followers = app[FOLLOWERS] = Followers(settings, app[METRICS])
+    heartbeats = asyncio.create_task(followers.run(), name="heartbeats")
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
+    heartbeats.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await heartbeats
     await app[GENERATIONS].close()
     await store.close()
     await provider.close()

@@ -11,6 +11,7 @@ from .metrics import Metrics
 from .providers import Provider
 from .streams.base import StreamStore
 from .streams.generations import Generations
+from .subscriber import Followers
 
 SETTINGS = web.AppKey("settings", Settings)
 PROVIDER = web.AppKey("provider", Provider)
@@ -18,3 +19,4 @@ STORE = web.AppKey("store", StreamStore)
 GENERATIONS = web.AppKey("generations", Generations)
 STATIC_ROOT = web.AppKey("static_root", Path)
 METRICS = web.AppKey("metrics", Metrics)
+FOLLOWERS = web.AppKey("followers", Followers)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .auth import login_with_query_token
 from .errors import ApiError
-from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
+from .keys import FOLLOWERS, GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
 from .providers import GenerationRequest
 from .streams.generations import AtCapacity, ClientLimit, ShuttingDown
 from .subscriber import serve_stream
@@ -192,5 +192,6 @@ async def _subscribe(
     if reconnect:
         metrics.resumes.inc()
     return await serve_stream(
-        request, store, request.app[SETTINGS], stream_id, start, first, metrics
+        request, store, request.app[SETTINGS], stream_id, start, first, metrics,
+        request.app[FOLLOWERS],
     )

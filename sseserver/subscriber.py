@@ -1,9 +1,16 @@
 """One subscriber: an HTTP response that replays a stream's frames from a position and
 then follows it live, until the stream ends or the client goes.
 
-    retry ─▶ replay frames[start:] ─▶ wait for more ─┬─ frames ─▶ write them in one write
-                                          ▲          ├─ silence ─▶ ": ping"
-                                          └──────────┘ ended ─▶ return
+    retry ─▶ replay frames[start:] ─▶ caught up? ── yes ─▶ follow: the store writes each
+               (reading the store)  ▲                      new frame to the socket itself
+                                    └─ fell behind (socket buffer full) ◀─┘   │
+                                                                       ended ─▶ return
+
+Following is the hot path: an event costs one `transport.write` of a chunk built once for
+all subscribers, with no task switch, future or timer per subscriber. Heartbeats and the
+write deadline of followers come from one shared timer (`Followers`), not one per
+connection. A subscriber that is behind (a replay, a slow reader, a backend that cannot
+push) reads the store instead, with a deadline on each write.
 
 Memory per subscriber is bounded: frames live once in the store, and a write that stays
 blocked (the client stopped reading) for `--send-timeout` drops the subscriber; it can
@@ -23,7 +30,7 @@ from typing import Final
 from aiohttp import web
 
 from .config import Settings
-from .metrics import Metrics
+from .metrics import Live, Metrics
 from .sockets import watch_for_half_open
 from .sse import PING, SSE_HEADERS, encode_retry
 from .streams.base import Batch, StreamStore
@@ -37,6 +44,105 @@ log = logging.getLogger("sseserver.subscriber")
 # 2 × 64 KiB + one write of kernel-unsent bytes: see WRITE_BUFFER_CAP.
 MAX_WRITE_BYTES: Final = 64 * 1024
 WRITE_BUFFER_CAP: Final = 2 * 64 * 1024 + MAX_WRITE_BYTES
+# A follower whose socket buffer holds more than this falls back to reading (with aiohttp's
+# flow control) instead of being pushed to: asyncio's default high-water mark.
+FOLLOW_HIGH_WATER: Final = 64 * 1024
+PING_CHUNK: Final = b"%x\r\n%b\r\n" % (len(PING), PING)
+
+
+class Follower:
+    """A caught-up subscriber: the store pushes each new frame straight to its socket."""
+
+    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "silent_ticks", "slow",
+                 "transport", "waiter", "wrote")
+
+    def __init__(self, transport: asyncio.Transport, live: Live) -> None:
+        self.transport = transport
+        self.live = live
+        self.next_index = 0
+        self.ended = False
+        self.slow = False  # dropped by the shared timer for a write deadline overrun
+        self.wrote = False  # a frame went out since the timer's last tick
+        self.silent_ticks = 0
+        self.blocked_ticks = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def push(self, chunk: bytes, next_index: int) -> bool:
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > FOLLOW_HIGH_WATER:
+            self._wake()  # behind: the handler catches up by reading, with flow control
+            return False
+        transport.write(chunk)
+        self.next_index = next_index
+        self.wrote = True
+        live = self.live
+        live.events_sent += 1
+        live.bytes_sent += len(chunk)
+        return True
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def follow_from(self, start: int) -> None:
+        """Wait while frames are pushed; returns once ended or fallen behind."""
+        self.next_index = start
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+
+class Followers:
+    """Every follower in this process, and the one timer that serves them all: a `: ping`
+    after --heartbeat seconds without a frame, and a drop after --send-timeout seconds of
+    a full socket buffer (a reader that stopped reading while the stream was silent)."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        # Ticks of a quarter of the shorter period: a ping comes within heartbeat + 25%.
+        self.tick = min(settings.heartbeat, settings.send_timeout) / 4
+        self._ping_ticks = max(1, round(settings.heartbeat / self.tick))
+        self._drop_ticks = max(1, round(settings.send_timeout / self.tick))
+        self._metrics = metrics
+        self._members: set[Follower] = set()
+
+    def add(self, follower: Follower) -> None:
+        self._members.add(follower)
+
+    def discard(self, follower: Follower) -> None:
+        self._members.discard(follower)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            self.scan()
+
+    def scan(self) -> None:
+        live = self._metrics.live
+        for follower in self._members:
+            transport = follower.transport
+            if transport.is_closing():
+                continue  # its handler is being cancelled and will discard it
+            if transport.get_write_buffer_size() > FOLLOW_HIGH_WATER:
+                follower.blocked_ticks += 1
+                if follower.blocked_ticks >= self._drop_ticks:
+                    follower.slow = True
+                    log.info("dropped a slow subscriber after %.0fs of blocked writes",
+                             self._drop_ticks * self.tick)
+                    transport.abort()  # the handler is cancelled and cleans up
+                continue
+            follower.blocked_ticks = 0
+            if follower.wrote:
+                follower.wrote = False
+                follower.silent_ticks = 0
+                continue
+            follower.silent_ticks += 1
+            if follower.silent_ticks >= self._ping_ticks:
+                transport.write(PING_CHUNK)
+                live.bytes_sent += len(PING_CHUNK)
+                follower.silent_ticks = 0
 
 
 class SlowSubscriber(Exception):
@@ -51,6 +157,7 @@ async def serve_stream(
     start: int,
     first: Batch,
     metrics: Metrics,
+    followers: Followers,
 ) -> web.StreamResponse:
     """Write the stream from frame index `start`; `first` is a read already made there."""
     response = web.StreamResponse(headers=SSE_HEADERS)
@@ -60,6 +167,11 @@ async def serve_stream(
     live = metrics.live
     live.subscribers += 1
     gone: str | None = None  # why the response ended before the stream, if it did
+    transport = request.transport
+    # Pushed frames are framed as HTTP/1.1 chunks; an HTTP/1.0 response is not chunked,
+    # so such a (rare) client always reads.
+    chunked = response.headers.get("Transfer-Encoding") == "chunked"  # set by prepare()
+    follower = Follower(transport, live) if transport is not None and chunked else None
     try:
         # The first write carries retry: and whatever is already there (SPEC 4).
         pending = [encode_retry(settings.retry_ms), *first.frames]
@@ -70,6 +182,16 @@ async def serve_stream(
         start += len(first.frames)
         ended = first.ended
         while not ended:
+            if follower is not None and store.follow(stream_id, start, follower):
+                followers.add(follower)
+                try:
+                    await follower.follow_from(start)
+                finally:
+                    store.unfollow(stream_id, follower)
+                    followers.discard(follower)
+                start = follower.next_index
+                ended = follower.ended
+                continue  # ended, or fell behind: catch up by reading
             batch = await store.read(stream_id, start, wait=settings.heartbeat)
             if batch is None:  # freed under us: nothing more will come
                 break
@@ -93,8 +215,14 @@ async def serve_stream(
     except ConnectionError:
         gone = "client_gone"  # the client went away between two writes
     except asyncio.CancelledError:
-        # Handler cancellation: the client closed (or vanished), or shutdown cut us off.
-        gone = "shutdown" if metrics.stopping else "client_gone"
+        # Handler cancellation: the client closed (or vanished), the shared timer dropped
+        # a slow follower, or shutdown cut us off.
+        if metrics.stopping:
+            gone = "shutdown"
+        elif follower is not None and follower.slow:
+            gone = "slow"
+        else:
+            gone = "client_gone"
         raise
     finally:
         live.subscribers -= 1

@@ -277,3 +277,25 @@ async def test_shutdown_ends_streams_with_server_shutdown_and_closes_upstreams(
     assert json.loads(stream.events[-1].data)["type"] == "server_shutdown"
     assert fake_anthropic.requests[0].closed_at is not None
     assert took < 1
+
+
+async def test_an_http_1_0_client_gets_the_whole_stream_unchunked(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """Pushed frames are HTTP/1.1 chunks; an HTTP/1.0 response has no chunking, so such a
+    client is served by reading (ApacheBench and some proxies still speak 1.0)."""
+    from .sse_parser import parse_all
+
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.002))
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/sse?message=hi HTTP/1.0\r\nHost: x\r\n\r\n")
+    raw = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200")
+    assert b"chunked" not in head.lower()
+    events = parse_all(body)
+    assert "".join(json.loads(e.data) for e in events if e.type == "message") == "".join(WORDS)
+    assert events[-1].type == "done"

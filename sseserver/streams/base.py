@@ -30,6 +30,19 @@ class Batch:
     ended: bool
 
 
+class LiveSink(Protocol):
+    """A subscriber in this process that has every frame so far (see `StreamStore.follow`)."""
+
+    def push(self, chunk: bytes, next_index: int) -> bool:
+        """Take one frame, already framed as an HTTP/1.1 chunk; `next_index` is the index
+        after it. False when it cannot take more now: it is then no longer followed."""
+        ...
+
+    def end(self) -> None:
+        """The stream ended (after its last frame was pushed) or the store is closing."""
+        ...
+
+
 class StreamStore(Protocol):
     async def create(self, stream_id: str) -> None:
         """Hold a new, empty stream (with no subscribers)."""
@@ -47,6 +60,17 @@ class StreamStore(Protocol):
         """Frames from index `start` on. When there are none yet and the stream goes on,
         wait up to `wait` seconds for one (an empty batch means the wait ran out).
         None when the stream is not held."""
+        ...
+
+    def follow(self, stream_id: str, start: int, sink: LiveSink) -> bool:
+        """The fast path: when `start` is the stream's end, hand each frame appended from
+        now on to `sink`, in this process, instead of the subscriber reading it. False
+        when the sink is not caught up, the stream has ended, or the backend cannot
+        (then the subscriber reads)."""
+        ...
+
+    def unfollow(self, stream_id: str, sink: LiveSink) -> None:
+        """Stop handing frames to `sink` (harmless when it is not followed)."""
         ...
 
     async def join(self, stream_id: str) -> None:

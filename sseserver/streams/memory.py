@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from .base import Batch, Signal
+from .base import Batch, LiveSink, Signal
 
 
 class _Stream:
-    __slots__ = ("ended", "expiry", "frames", "signals", "subscribers", "waiters")
+    __slots__ = ("ended", "expiry", "frames", "live", "signals", "subscribers", "waiters")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
@@ -19,6 +19,7 @@ class _Stream:
         # when one waiter's heartbeat timeout cancels it.
         self.waiters: list[asyncio.Future[None]] = []
         self.expiry: asyncio.TimerHandle | None = None
+        self.live: list[LiveSink] = []  # caught-up subscribers: frames are pushed to them
 
     def wake(self) -> None:
         for waiter in self.waiters:
@@ -38,12 +39,20 @@ class MemoryStore:
         stream = self._streams[stream_id]
         assert not stream.ended, "append() after finish()"
         stream.frames.append(frame)
-        stream.wake()
+        if stream.live:
+            # The HTTP chunk is built once and written to every caught-up subscriber:
+            # no task switch, future or timer per subscriber per event.
+            chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
+            after = len(stream.frames)
+            stream.live = [sink for sink in stream.live if sink.push(chunk, after)]
+        if stream.waiters:
+            stream.wake()
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
         stream = self._streams[stream_id]
         stream.ended = True
         stream.wake()
+        _end_all(stream)
         loop = asyncio.get_running_loop()
         stream.expiry = loop.call_later(keep_for, self._streams.pop, stream_id, None)
 
@@ -65,6 +74,18 @@ class MemoryStore:
                     if waiter in stream.waiters:
                         stream.waiters.remove(waiter)
         return Batch(stream.frames[start:], stream.ended)
+
+    def follow(self, stream_id: str, start: int, sink: LiveSink) -> bool:
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.ended or start != len(stream.frames):
+            return False
+        stream.live.append(sink)
+        return True
+
+    def unfollow(self, stream_id: str, sink: LiveSink) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None and sink in stream.live:
+            stream.live.remove(sink)
 
     async def join(self, stream_id: str) -> None:
         stream = self._streams.get(stream_id)
@@ -100,4 +121,11 @@ class MemoryStore:
             if stream.expiry is not None:
                 stream.expiry.cancel()
             stream.wake()
+            _end_all(stream)
         self._streams.clear()
+
+
+def _end_all(stream: _Stream) -> None:
+    for sink in stream.live:
+        sink.end()
+    stream.live = []
