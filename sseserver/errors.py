@@ -25,6 +25,9 @@ _TYPE_BY_STATUS: Final[dict[int, str]] = {
 }
 
 
+CLIENT_CLOSED_REQUEST: Final = 499
+
+
 class ApiError(Exception):
     """A refusal to answer with a JSON error body; raised by handlers and validation."""
 
@@ -68,6 +71,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             exc.status, exc.reason
         )
         return error_response(ApiError(exc.status, message, headers=headers))
+    except ConnectionError:
+        # The client left before its answer could be sent (e.g. during prepare()): not a
+        # server error. 499 is nginx's "client closed request", seen only in the access log.
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return error_response(ApiError(500, "Internal server error.", type="api_error"))

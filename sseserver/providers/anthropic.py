@@ -1,8 +1,11 @@
-"""Claude through the official SDK's async streaming (`AsyncAnthropic().messages.stream`).
+"""Claude through the official SDK (`AsyncAnthropic`), streaming.
 
-The SDK keeps what it is good at: auth headers, retries before the first byte, typed errors.
-Leaving the `async with` (which task cancellation does) closes the HTTP response, so the
-connection to the Messages API is closed and no more tokens are generated or billed.
+The SDK keeps what it is good at: auth headers, retries before the first byte, typed HTTP
+errors. The per-delta path is ours (issue 6): the SDK's raw streaming response
+(`with_streaming_response`) read by `anthropic_events`, which parses each event's JSON once
+and builds no models. Leaving the `async with` (which task cancellation does) closes the
+HTTP response, so the connection to the Messages API is closed and no more tokens are
+generated or billed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
+from .anthropic_events import anthropic_events
 from .base import GenerationRequest, ProviderError, Usage
 
 # Anthropic's error type for an HTTP status, when a body does not name one.
@@ -35,7 +39,8 @@ class AnthropicProvider:
     def __init__(self, api_key: str, base_url: str | None = None, max_retries: int = 2) -> None:
         self._api_key = api_key
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries
+            api_key=api_key, base_url=base_url, max_retries=max_retries,
+            http_client=anthropic.DefaultAioHttpClient(),
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str | Usage]:
@@ -46,15 +51,39 @@ class AnthropicProvider:
         }
         if request.system:
             params["system"] = request.system
+        input_tokens = output_tokens = 0
+        stop_reason: str | None = None
+        finished = False
+        create = self._client.messages.with_streaming_response.create
         try:
-            async with self._client.messages.stream(**params) as upstream:
-                async for event in upstream:
-                    if event.type == "text":
-                        yield event.text
-                    elif event.type == "message_start":
+            async with create(stream=True, **params) as response:
+                async for event in anthropic_events(response.iter_bytes()):
+                    kind = event["type"]
+                    if kind == "content_block_delta":
+                        delta = event["delta"]
+                        if delta["type"] == "text_delta" and delta["text"]:
+                            yield delta["text"]
+                    elif kind == "message_start":
+                        input_tokens = event["message"]["usage"]["input_tokens"]
                         # Known now, so a cancelled reply can still report its input.
-                        yield Usage(event.message.usage.input_tokens, 0, None)
-                final = await upstream.get_final_message()
+                        yield Usage(input_tokens, 0, None)
+                    elif kind == "message_delta":
+                        stop_reason = event["delta"].get("stop_reason")
+                        output_tokens = event["usage"]["output_tokens"]
+                        input_tokens = event["usage"].get("input_tokens") or input_tokens
+                    elif kind == "message_stop":
+                        finished = True
+                    elif kind == "error":  # mid-stream, e.g. overloaded_error
+                        error = event.get("error") or {}
+                        raise self._safe_error(
+                            str(error.get("type") or "api_error"),
+                            str(error.get("message") or "Claude reported an error."),
+                        )
+        except ProviderError:
+            raise
+        except (KeyError, TypeError, ValueError):
+            unreadable = "Claude sent an event this server cannot read."
+            raise ProviderError("api_error", unreadable) from None
         except anthropic.APIStatusError as exc:
             error_type = exc.type or _TYPE_BY_STATUS.get(exc.status_code, "api_error")
             raise self._safe_error(error_type, exc.api_message or str(exc)) from None
@@ -64,11 +93,9 @@ class AnthropicProvider:
             raise ProviderError(
                 "upstream_unavailable", "The connection to Claude was lost."
             ) from None
-        yield Usage(
-            input_tokens=final.usage.input_tokens,
-            output_tokens=final.usage.output_tokens,
-            stop_reason=final.stop_reason,
-        )
+        if not finished:  # the body ended cleanly but before message_stop
+            raise ProviderError("upstream_unavailable", "The reply from Claude ended early.")
+        yield Usage(input_tokens, output_tokens, stop_reason)
 
     def _safe_error(self, error_type: str, message: str) -> ProviderError:
         """Anthropic's own message, shortened, with the key scrubbed should it ever appear."""
