@@ -8,6 +8,7 @@ that disconnects while nothing is being written is noticed at once.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,11 +16,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .config import Settings
+from .config import Settings, load_settings
 from .errors import json_errors
 from .keys import GENERATIONS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
 from .providers import create_provider
 from .routes import routes
+from .streams.base import StreamStore
 from .streams.generations import Generations
 from .streams.memory import MemoryStore
 
@@ -39,12 +41,22 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
+def create_store(settings: Settings) -> StreamStore:
+    """In memory by default; in Redis with --redis-url (SPEC 6), imported only then."""
+    if settings.redis_url is None:
+        return MemoryStore()
+    from .streams.redis import RedisStore
+
+    return RedisStore(settings.redis_url, resume_window=settings.resume_window)
+
+
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     """Provider and generations live as long as the app; shutdown cancels generations,
     which ends each stream with a `server_shutdown` error event."""
     settings = app[SETTINGS]
     provider = create_provider(settings)
-    store = MemoryStore()
+    store = create_store(settings)
+    await store.open()  # never fails for want of Redis: /healthz says degraded until it is
     app[PROVIDER] = provider
     app[STORE] = store
     app[GENERATIONS] = Generations(store, provider, settings)
@@ -57,6 +69,12 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
 
 async def _stop_generations(app: web.Application) -> None:
     await app[GENERATIONS].close()
+
+
+def app_from_environment() -> web.Application:
+    """The app with settings from SSESERVER_* variables, for runners that take a factory
+    (gunicorn: `gunicorn 'sseserver.app:app_from_environment()' -k sseserver.worker.SSEWorker`)."""
+    return create_app(load_settings([], os.environ))
 
 
 def create_app(settings: Settings | None = None) -> web.Application:

@@ -10,11 +10,17 @@ blocked (the client stopped reading) for `--send-timeout` drops the subscriber; 
 resume later with Last-Event-ID. A client that disconnects cancels this handler (the
 server runs with handler cancellation), so the store hears `leave()` at once, even while
 the upstream is silent.
+
+With a store in another process, two endings come from the store rather than the
+generation: the store cannot be reached (an `error` event without an id, so the client's
+Last-Event-ID stays on the last frame it has and a later resume misses nothing), or the
+generating process died (`Batch.lost`: an `error` event with the id of the stream's end).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Final
@@ -22,8 +28,8 @@ from typing import Final
 from aiohttp import web
 
 from .config import Settings
-from .sse import PING, SSE_HEADERS, encode_retry
-from .streams.base import Batch, StreamStore
+from .sse import PING, SSE_HEADERS, encode_event, encode_retry, to_json
+from .streams.base import Batch, StoreUnavailable, StreamStore, event_id
 
 log = logging.getLogger("sseserver.subscriber")
 
@@ -34,6 +40,18 @@ log = logging.getLogger("sseserver.subscriber")
 # 2 × 64 KiB + one write of kernel-unsent bytes: see WRITE_BUFFER_CAP.
 MAX_WRITE_BYTES: Final = 64 * 1024
 WRITE_BUFFER_CAP: Final = 2 * 64 * 1024 + MAX_WRITE_BYTES
+
+# The stream store stopped answering mid-stream. No id line: an id here would either skip
+# a frame or repeat one when the client resumes from it (WHATWG: an event without an id
+# leaves the last event id as it was).
+STORE_UNAVAILABLE_FRAME: Final = b"event: error\ndata: %s\n\n" % to_json({
+    "type": "store_unavailable",
+    "message": "Lost contact with the stream store; reconnect to resume.",
+}).encode()
+_LOST: Final = {
+    "type": "generation_lost",
+    "message": "The server generating this reply stopped before it finished; ask again.",
+}
 
 
 class SlowSubscriber(Exception):
@@ -51,10 +69,10 @@ async def serve_stream(
     """Write the stream from frame index `start`; `first` is a read already made there."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    await store.join(stream_id)
     try:
+        await store.join(stream_id)
         # The first write carries retry: and whatever is already there (SPEC 4).
-        pending = [encode_retry(settings.retry_ms), *first.frames]
+        pending = [encode_retry(settings.retry_ms), *_frames(stream_id, start, first)]
         for data in _writes(pending):
             await _write(response, data, settings.send_timeout)
         start += len(first.frames)
@@ -63,14 +81,18 @@ async def serve_stream(
             batch = await store.read(stream_id, start, wait=settings.heartbeat)
             if batch is None:  # freed under us: nothing more will come
                 break
-            if batch.frames:
+            if batch.frames or batch.lost:
                 # Everything ready goes out in as few writes as possible.
-                for data in _writes(batch.frames):
+                for data in _writes(_frames(stream_id, start, batch)):
                     await _write(response, data, settings.send_timeout)
                 start += len(batch.frames)
             elif not batch.ended:
                 await _write(response, PING, settings.send_timeout)
             ended = batch.ended
+    except StoreUnavailable as exc:
+        log.warning("subscriber of %s ended: %s", stream_id, exc)
+        with contextlib.suppress(SlowSubscriber, ConnectionError):
+            await _write(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
     except SlowSubscriber:
         log.info("dropped slow subscriber of %s after %.0fs of blocked writes",
                  stream_id, settings.send_timeout)
@@ -81,6 +103,14 @@ async def serve_stream(
     finally:
         await store.leave(stream_id)
     return response
+
+
+def _frames(stream_id: str, start: int, batch: Batch) -> list[bytes]:
+    """A batch's frames; when its stream's owner died, an error event at the end's index."""
+    if not batch.lost:
+        return batch.frames
+    lost = encode_event("error", to_json(_LOST), event_id(stream_id, start + len(batch.frames)))
+    return [*batch.frames, lost]
 
 
 def _writes(frames: list[bytes]) -> Iterator[bytes]:

@@ -7,7 +7,7 @@ connection to the Messages API is closed and no more tokens are generated or bil
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 import anthropic
@@ -38,7 +38,7 @@ class AnthropicProvider:
             api_key=api_key, base_url=base_url, max_retries=max_retries
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str | Usage, None]:
         params: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
