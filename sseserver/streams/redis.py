@@ -78,6 +78,11 @@ READ_COUNT: Final = 1024
 # sends through asyncio.wait_for, which on Python 3.11 loses a cancellation that lands as
 # the send completes, so a cancelled generation would go on generating (and billing).
 COMMAND_TIMEOUT: Final = 5.0
+# Connections for commands (shared), and at most this many subscribers of one process
+# waiting in a blocking read at once (each holds a connection while it waits; Redis's
+# own default limit is 10000 clients).
+COMMAND_CONNECTIONS: Final = 64
+MAX_WAITING_READERS: Final = 10000
 BLOCK_SLICE: Final = 2.0
 CONNECT_TIMEOUT: Final = 1.0
 HEALTH_TIMEOUT: Final = 1.0
@@ -204,7 +209,7 @@ return 1
 class _Owned:
     """What the owner of a running generation keeps about it."""
 
-    __slots__ = ("broken", "busy", "cancelled", "next_index", "signals")
+    __slots__ = ("broken", "busy", "cancelled", "next_index", "pending", "signals")
 
     def __init__(self) -> None:
         self.next_index = 0
@@ -212,6 +217,7 @@ class _Owned:
         self.busy = False  # what the owner was last told
         self.cancelled = False
         self.broken = False  # an append failed: the stream cannot end as "done"
+        self.pending: bytes | None = None  # a frame whose XADD has not answered yet
 
     def apply(self, kind: bytes) -> None:
         if kind == b"C" and not self.cancelled:
@@ -270,15 +276,24 @@ class RedisStore:
         self._token = secrets.token_hex(8)
         self._prefix = prefix
         self._keep_ms = _keep_ms(resume_window)  # for the streams of dead processes
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=None,  # see COMMAND_TIMEOUT
-            socket_connect_timeout=CONNECT_TIMEOUT,
+        options: dict[str, Any] = {
+            "socket_timeout": None,  # see COMMAND_TIMEOUT
+            "socket_connect_timeout": CONNECT_TIMEOUT,
             # One immediate retry, for a pooled connection that went stale while Redis
             # restarted; then fail fast (no reconnection loop), and /healthz says degraded.
-            retry=Retry(NoBackoff(), 1),
-            client_name=f"sseserver-{self._token}",
-        )
+            "retry": Retry(NoBackoff(), 1),
+            "client_name": f"sseserver-{self._token}",
+        }
+        # Commands share a few connections (waiting for a free one); blocking reads each
+        # hold one while they wait, so they have a pool of their own, as large as the
+        # number of subscribers that may wait at once.
+        # from_pool: the client owns its pool, and aclose() closes it.
+        self._redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=COMMAND_CONNECTIONS, timeout=COMMAND_TIMEOUT, **options,
+        ))
+        self._blocking = aioredis.Redis.from_pool(aioredis.ConnectionPool.from_url(
+            url, max_connections=MAX_WAITING_READERS, **options,
+        ))
         self._url = redacted_url(url)
         self._read_script = self._redis.register_script(_READ)
         self._finish_script = self._redis.register_script(_FINISH)
@@ -336,6 +351,7 @@ class RedisStore:
         self._owned.clear()
         self._presence.clear()
         await self._redis.aclose()
+        await self._blocking.aclose()
 
     # -- the owner's side ---------------------------------------------------------
 
@@ -350,8 +366,18 @@ class RedisStore:
 
     async def append(self, stream_id: str, frame: bytes) -> None:
         owned = self._owned[stream_id]
+        if owned.pending is not None:
+            # The last append was cancelled mid-way, and its frame may or may not be in
+            # Redis; its index was given out all the same (the frame carries its id), so
+            # it goes in first: adding it again is harmless (see _add).
+            await self._add(stream_id, owned, owned.pending)
+        await self._add(stream_id, owned, frame)
+
+    async def _add(self, stream_id: str, owned: _Owned, frame: bytes) -> None:
+        """XADD `frame` as entry next_index + 1; one round trip."""
         log_key = self._keys(stream_id)[0]
         entry_id = f"0-{owned.next_index + 1}"
+        owned.pending = frame
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 if owned.next_index == 0:
@@ -370,12 +396,13 @@ class RedisStore:
                 raise StoreUnavailable(f"redis: {exc}") from exc
             if not await self._is_there(log_key, entry_id, frame):
                 raise StreamLost(f"{stream_id} was ended by another process") from exc
-            added = entry_id  # a retry of an XADD whose reply was lost: it is there
+            added = entry_id  # added before, by a try whose answer was lost
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             owned.broken = True
             raise StoreUnavailable(f"redis: {exc or 'no answer'}") from exc
         if added is None:
             raise StreamLost(f"{stream_id} is no longer in redis")
+        owned.pending = None
         owned.next_index += 1
 
     async def _is_there(self, log_key: str, entry_id: str, frame: bytes) -> bool:
@@ -384,7 +411,16 @@ class RedisStore:
         return bool(entries) and _fields(entries[0][1]).get(b"f") == frame
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
-        owned = self._owned.pop(stream_id)
+        owned = self._owned[stream_id]
+        try:
+            if owned.pending is not None and not owned.broken:
+                await self._add(stream_id, owned, owned.pending)
+        except StreamLost:
+            del self._owned[stream_id]
+            return
+        except StoreUnavailable:
+            pass  # owned.broken is set: the stream ends as lost
+        del self._owned[stream_id]
         end = (owned.next_index + 1, "lost" if owned.broken else "done", _keep_ms(keep_for))
         try:
             await self._finish(stream_id, *end)
@@ -419,7 +455,7 @@ class RedisStore:
         while (remaining := deadline - loop.time()) > 0:
             block_ms = max(1, _ms(min(remaining, BLOCK_SLICE)))
             async with _unavailable(block_ms / 1000 + COMMAND_TIMEOUT):
-                found = await self._redis.xread(
+                found = await self._blocking.xread(
                     {log_key: f"0-{start}"}, count=READ_COUNT, block=block_ms
                 )
             if found:
