@@ -1,6 +1,7 @@
 # sseserver: `make run` to chat, `make test` for the whole suite (what CI runs).
 # Works on a fresh machine with only Python 3.11+; system packages the tests need
-# (Debian's chromium) are installed with apt-get when missing and running as root.
+# (Debian's chromium, redis-server and nginx) are installed with apt-get when missing and
+# running as root.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -23,19 +24,23 @@ run: $(STAMP)
 	@echo "Starting sseserver: open http://$(HOST):$(PORT) in your browser (Ctrl+C stops it)"
 	$(PY) -m sseserver --host $(HOST) --port $(PORT)
 
-# Chromium for the browser tests, from Debian's packages (never a downloaded browser);
-# iproute2 (ip, tc) for the half-open test's network namespace.
+# System packages for the tests, from Debian (never a downloaded binary): Chromium for the
+# browser tests, redis-server and nginx for the scale-out tests, iproute2 (ip, tc) for the
+# half-open test's network namespace, curl for the command-line test.
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
+	/usr/sbin/nginx:nginx /usr/sbin/tc:iproute2 /usr/bin/curl:curl
+
 system-deps:
-	@if ! command -v tc >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "Installing iproute2 for the half-open test"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2; \
-	fi
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+	  [ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Debian's chromium for the browser tests"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	    echo "Installing Debian's$$missing for the tests"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else \
-	    echo "note: /usr/bin/chromium is missing; the browser tests will fail until you run: sudo apt-get install chromium"; \
+	    echo "note: missing$$missing; those tests cannot run until you run: sudo apt-get install$$missing"; \
 	  fi; \
 	fi
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import jinja2
 from aiohttp import web
 
 from .auth import require_token
-from .config import Settings
+from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
 from .errors import json_errors
 from .keys import (
@@ -33,6 +34,7 @@ from .keys import (
 from .metrics import Metrics
 from .providers import create_provider
 from .routes import routes
+from .streams.base import StreamStore
 from .streams.generations import Generations
 from .streams.memory import MemoryStore
 from .subscriber import Followers
@@ -53,11 +55,21 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
+def create_store(settings: Settings) -> StreamStore:
+    """In memory by default; in Redis with --redis-url (SPEC 6), imported only then."""
+    if settings.redis_url is None:
+        return MemoryStore()
+    from .streams.redis import RedisStore
+
+    return RedisStore(settings.redis_url, resume_window=settings.resume_window)
+
+
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     """Provider and generations live as long as the app (shutdown: `_stop_generations`)."""
     settings = app[SETTINGS]
     provider = create_provider(settings)
-    store = MemoryStore()
+    store = create_store(settings)
+    await store.open()  # never fails for want of Redis: /healthz says degraded until it is
     app[PROVIDER] = provider
     app[STORE] = store
     app[GENERATIONS] = Generations(store, provider, settings, app[METRICS])
@@ -80,6 +92,12 @@ async def _stop_generations(app: web.Application) -> None:
     open handlers is short."""
     await app[GENERATIONS].drain(app[SETTINGS].shutdown_grace)
     app[METRICS].stopping = True
+
+
+def app_from_environment() -> web.Application:
+    """The app with settings from SSESERVER_* variables, for runners that take a factory
+    (gunicorn: `gunicorn 'sseserver.app:app_from_environment()' -k sseserver.worker.SSEWorker`)."""
+    return create_app(load_settings([], os.environ))
 
 
 def create_app(settings: Settings | None = None) -> web.Application:

@@ -43,6 +43,9 @@ class Settings:
     max_message_chars: int = 32000
     max_body_bytes: int = 1024 * 1024
     upstream_retries: int = 2
+    # None: streams in this process's memory. repr=False: the URL may hold a password.
+    redis_url: str | None = field(default=None, repr=False)
+    workers: int = 1
     log_level: str = "info"
     # Read from the Anthropic SDK's own variables; repr=False keeps the key out of any log.
     anthropic_api_key: str | None = field(default=None, repr=False)
@@ -89,6 +92,12 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError("must be 0..65535")
     return value
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text
 
 
 def _model_list(text: str) -> tuple[str, ...]:
@@ -220,6 +229,18 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_int,
         "times the Anthropic SDK retries a failed request before the first token",
     ),
+    Option(
+        "redis_url",
+        _redis_url,
+        "keep streams in Redis (redis://host:port/db), so that several processes or hosts "
+        "serve any stream",
+        shown_default="none: in this process's memory",
+    ),
+    Option(
+        "workers",
+        _positive_int,
+        "worker processes sharing the port (SO_REUSEPORT); more than 1 needs --redis-url",
+    ),
     Option("log_level", _log_level, "debug, info, warning or error"),
 )
 
@@ -290,4 +311,12 @@ def load_settings(
             raise ConfigError(f"{source}={shown}: {exc}") from None
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.workers > 1 and settings.redis_url is None:
+        # Each process would hold its own streams: a reconnect landing on another
+        # worker would find nothing, and DELETE would miss the generation (SPEC 6).
+        raise ConfigError(
+            f"--workers {settings.workers} needs --redis-url (SSESERVER_REDIS_URL): "
+            "worker processes share streams only through Redis"
+        )
+    return settings

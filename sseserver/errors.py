@@ -9,6 +9,8 @@ from typing import Final
 
 from aiohttp import web
 
+from .streams.base import StoreUnavailable
+
 log = logging.getLogger("sseserver.errors")
 
 # Error types follow Anthropic's vocabulary, so clients need to know one set.
@@ -23,6 +25,8 @@ _TYPE_BY_STATUS: Final[dict[int, str]] = {
     429: "rate_limit_error",
     503: "overloaded_error",
 }
+# How long a client is asked to wait when the stream store (Redis) does not answer.
+STORE_RETRY_AFTER: Final = "2"
 
 
 CLIENT_CLOSED_REQUEST: Final = 499
@@ -63,6 +67,15 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as error:
         return error_response(error)
+    except StoreUnavailable as exc:
+        # Before a response was started: nothing was begun, so say so and when to retry.
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(ApiError(
+            503,
+            "The stream store is unreachable; try again shortly.",
+            type="store_unavailable",
+            headers={"Retry-After": STORE_RETRY_AFTER},
+        ))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -74,11 +74,13 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
     return web.json_response({
-        "status": "ok",
+        # degraded: the stream store (Redis) does not answer; new streams get 503.
+        "status": "ok" if await store.healthy() else "degraded",
         "provider": request.app[PROVIDER].name,
         "active_streams": request.app[GENERATIONS].active,
-        "backend": "memory",
+        "backend": store.backend,
     })
 
 
@@ -186,7 +188,7 @@ async def _subscribe(
         if reconnect:  # 204 tells EventSource to stop reconnecting (SPEC 4)
             return web.Response(status=204)
         raise ApiError(404, "No such stream.")
-    if first.ended and not first.frames:
+    if first.ended and not first.frames and not first.lost:
         return web.Response(status=204)  # ended, and this client has all of it
     metrics = request.app[METRICS]
     if reconnect:

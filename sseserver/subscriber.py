@@ -18,11 +18,17 @@ resume later with Last-Event-ID. A client that disconnects cancels this handler 
 server runs with handler cancellation), so the store hears `leave()` at once, even while
 the upstream is silent; a client that vanished without closing is found by the TCP options
 of sockets.py. Metrics are plain integer adds per write (metrics.py, `Live`).
+
+With a store in another process, two endings come from the store rather than the
+generation: the store cannot be reached (an `error` event without an id, so the client's
+Last-Event-ID stays on the last frame it has and a later resume misses nothing), or the
+generating process died (`Batch.lost`: an `error` event with the id of the stream's end).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Final
@@ -32,8 +38,8 @@ from aiohttp import web
 from .config import Settings
 from .metrics import Live, Metrics
 from .sockets import watch_for_half_open
-from .sse import PING, SSE_HEADERS, encode_retry
-from .streams.base import Batch, StreamStore
+from .sse import PING, SSE_HEADERS, encode_event, encode_retry, to_json
+from .streams.base import Batch, StoreUnavailable, StreamStore, event_id
 
 log = logging.getLogger("sseserver.subscriber")
 
@@ -144,6 +150,18 @@ class Followers:
                 live.bytes_sent += len(PING_CHUNK)
                 follower.silent_ticks = 0
 
+# The stream store stopped answering mid-stream. No id line: an id here would either skip
+# a frame or repeat one when the client resumes from it (WHATWG: an event without an id
+# leaves the last event id as it was).
+STORE_UNAVAILABLE_FRAME: Final = b"event: error\ndata: %s\n\n" % to_json({
+    "type": "store_unavailable",
+    "message": "Lost contact with the stream store; reconnect to resume.",
+}).encode()
+_LOST: Final = {
+    "type": "generation_lost",
+    "message": "The server generating this reply stopped before it finished; ask again.",
+}
+
 
 class SlowSubscriber(Exception):
     """A write stayed blocked for --send-timeout seconds."""
@@ -163,7 +181,6 @@ async def serve_stream(
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     watch_for_half_open(request, settings.send_timeout)
-    await store.join(stream_id)
     live = metrics.live
     live.subscribers += 1
     gone: str | None = None  # why the response ended before the stream, if it did
@@ -173,8 +190,9 @@ async def serve_stream(
     chunked = response.headers.get("Transfer-Encoding") == "chunked"  # set by prepare()
     follower = Follower(transport, live) if transport is not None and chunked else None
     try:
+        await store.join(stream_id)
         # The first write carries retry: and whatever is already there (SPEC 4).
-        pending = [encode_retry(settings.retry_ms), *first.frames]
+        pending = [encode_retry(settings.retry_ms), *_frames(stream_id, start, first)]
         for data in _writes(pending):
             await _write(response, data, settings.send_timeout)
             live.bytes_sent += len(data)
@@ -195,9 +213,9 @@ async def serve_stream(
             batch = await store.read(stream_id, start, wait=settings.heartbeat)
             if batch is None:  # freed under us: nothing more will come
                 break
-            if batch.frames:
+            if batch.frames or batch.lost:
                 # Everything ready goes out in as few writes as possible.
-                for data in _writes(batch.frames):
+                for data in _writes(_frames(stream_id, start, batch)):
                     await _write(response, data, settings.send_timeout)
                     live.bytes_sent += len(data)
                 live.events_sent += len(batch.frames)
@@ -206,6 +224,10 @@ async def serve_stream(
                 await _write(response, PING, settings.send_timeout)
                 live.bytes_sent += len(PING)
             ended = batch.ended
+    except StoreUnavailable as exc:
+        log.warning("subscriber of %s ended: %s", stream_id, exc)
+        with contextlib.suppress(SlowSubscriber, ConnectionError):
+            await _write(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
     except SlowSubscriber:
         gone = "slow"
         log.info("dropped slow subscriber of %s after %.0fs of blocked writes",
@@ -230,6 +252,14 @@ async def serve_stream(
             metrics.disconnects.labels(gone).inc()
         await store.leave(stream_id)
     return response
+
+
+def _frames(stream_id: str, start: int, batch: Batch) -> list[bytes]:
+    """A batch's frames; when its stream's owner died, an error event at the end's index."""
+    if not batch.lost:
+        return batch.frames
+    lost = encode_event("error", to_json(_LOST), event_id(stream_id, start + len(batch.frames)))
+    return [*batch.frames, lost]
 
 
 def _writes(frames: list[bytes]) -> Iterator[bytes]:

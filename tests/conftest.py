@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,8 +15,11 @@ from sseserver.app import create_app
 from sseserver.config import Settings
 
 from .fake_anthropic import FakeAnthropic, fake_anthropic
+from .redis_server import RedisServer, require_redis_server
 
-__all__ = ["RunningServer", "StartServer", "fake_anthropic", "start_server"]
+__all__ = [
+    "RunningServer", "StartServer", "fake_anthropic", "redis_server", "redis_url", "start_server",
+]
 
 
 @dataclass
@@ -79,3 +82,28 @@ async def start_server() -> AsyncIterator[StartServer]:
         await runner.cleanup()
 
 
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session (tests that stop Redis start their own)."""
+    require_redis_server()
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    assert redis_server.command(b"FLUSHALL") == b"+OK\r\n"
+    return redis_server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides that select each stream store in turn, for start_server()."""
+    if request.param == "memory":
+        return {}
+    return {"redis_url": request.getfixturevalue("redis_url")}

@@ -1,5 +1,6 @@
 """The streams API end to end: generations that outlive a connection, exact resume,
-cancel rules, and slow subscribers (SPEC 3 and 4)."""
+cancel rules, and slow subscribers (SPEC 3 and 4). The tests taking `backend` run once
+with streams in memory and once in Redis."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import logging
 import socket
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -41,9 +43,10 @@ def _signature(stream: SSEStream) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("route", ["/api/sse", "/api/streams"])
 async def test_drop_after_5_events_and_resume_with_last_event_id(
-    start_server: StartServer, fake_anthropic: FakeAnthropic, route: str
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    backend: dict[str, Any], route: str
 ) -> None:
-    server = await start_server(fake=fake_anthropic, resume_window=5)
+    server = await start_server(fake=fake_anthropic, resume_window=5, **backend)
     fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.01))
     url = "/api/sse?message=hi" if route == "/api/sse" else await _post(server)
     first = await open_sse(server.url + url)
@@ -118,9 +121,10 @@ async def test_a_finished_stream_is_freed_after_the_window(
 
 
 async def test_two_subscribers_receive_identical_sequences(
-    start_server: StartServer, fake_anthropic: FakeAnthropic
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    backend: dict[str, Any]
 ) -> None:
-    server = await start_server(fake=fake_anthropic)
+    server = await start_server(fake=fake_anthropic, **backend)
     fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.005))
     url = await _post(server)
     one, two = await open_sse(server.url + url), await open_sse(server.url + url)
@@ -132,9 +136,10 @@ async def test_two_subscribers_receive_identical_sequences(
 
 
 async def test_delete_cancels_the_upstream_within_100ms(
-    start_server: StartServer, fake_anthropic: FakeAnthropic
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    backend: dict[str, Any]
 ) -> None:
-    server = await start_server(fake=fake_anthropic)
+    server = await start_server(fake=fake_anthropic, **backend)
     fake_anthropic.enqueue(Reply(chunks=["tok "] * 500, delay=0.02))
     url = await _post(server)
     async with await open_sse(server.url + url) as stream:
@@ -155,9 +160,10 @@ async def test_delete_cancels_the_upstream_within_100ms(
 
 @pytest.mark.parametrize("window", [0.0, 2.0])
 async def test_last_subscriber_gone_cancels_after_the_resume_window(
-    start_server: StartServer, fake_anthropic: FakeAnthropic, window: float
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    backend: dict[str, Any], window: float
 ) -> None:
-    server = await start_server(fake=fake_anthropic, resume_window=window)
+    server = await start_server(fake=fake_anthropic, resume_window=window, **backend)
     fake_anthropic.enqueue(Reply(chunks=["tok "] * 1000, delay=0.01))
     stream = await open_sse(server.url + "/api/sse?message=hi")
     await stream.take(3)
@@ -173,9 +179,10 @@ async def test_last_subscriber_gone_cancels_after_the_resume_window(
 
 
 async def test_a_subscriber_coming_back_within_the_window_keeps_the_generation(
-    start_server: StartServer, fake_anthropic: FakeAnthropic
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    backend: dict[str, Any]
 ) -> None:
-    server = await start_server(fake=fake_anthropic, resume_window=1)
+    server = await start_server(fake=fake_anthropic, resume_window=1, **backend)
     fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.05))
     first = await open_sse(server.url + "/api/sse?message=hi")
     await first.take(3)

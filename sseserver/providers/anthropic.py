@@ -10,7 +10,7 @@ generated or billed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 import anthropic
@@ -43,7 +43,7 @@ class AnthropicProvider:
             http_client=anthropic.DefaultAioHttpClient(),
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str | Usage, None]:
         params: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,

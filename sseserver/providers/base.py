@@ -2,13 +2,13 @@
 
 A provider turns a `GenerationRequest` into an async iterator of text deltas and
 `Usage` updates: one as soon as the input is counted, the last one final. Handlers and
-the stream registry never know which provider they have. Closing the iterator (what task
-cancellation does) must close the upstream request.
+the stream registry never know which provider they have. Closing the generator (`aclose()`,
+or task cancellation) must close the upstream request.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -52,7 +52,7 @@ class ProviderError(Exception):
 class Provider(Protocol):
     name: str
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[str | Usage]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[str | Usage, None]:
         """Text deltas as they arrive, with Usage updates (the last is final);
         raises ProviderError."""
         ...

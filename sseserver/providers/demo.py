@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import GenerationRequest, Usage
 
@@ -42,7 +42,7 @@ class DemoProvider:
         self._delay = delay_ms / 1000
         self._tokens = tokens
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str | Usage, None]:
         question = request.messages[-1].content
         tokens = demo_tokens(question)
         count = min(len(tokens), request.max_tokens) if self._tokens is None else self._tokens

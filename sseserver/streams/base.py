@@ -4,6 +4,11 @@ that subscribers came and went or that someone asked it to stop.
 Everything crosses this seam as stream ids, integers and bytes, so a backend may keep it
 in another process (Redis, SPEC 6): no object identity and no callbacks in the contract.
 A frame is stored already encoded, once, and shared by every subscriber.
+
+A backend in another process can fail where memory cannot. Two exceptions say how:
+`StoreUnavailable` (the backend cannot be reached now; the same call may work later) and
+`StreamLost` (the owner's stream was ended or freed by someone else, so appending must
+stop). A stream whose owner vanished (its process died) ends with `Batch.lost` set.
 """
 
 from __future__ import annotations
@@ -22,12 +27,25 @@ class Signal(enum.Enum):
     CANCEL = "cancel"  # someone asked to stop now (DELETE)
 
 
+class StoreUnavailable(Exception):
+    """The backend cannot be reached (or refused the command); try again later."""
+
+
+class StreamLost(Exception):
+    """append() into a stream that is no longer its owner's: it was ended because the
+    owner was taken for dead, or freed (the backend lost its data). Stop generating."""
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Frames from a read position on, and whether the stream has ended after them."""
+    """Frames from a read position on, and whether the stream has ended after them.
+
+    `lost`: it ended without its own last frames because its owner died; the index after
+    the frames is where that end sits (a subscriber reports it there, with an error)."""
 
     frames: list[bytes]
     ended: bool
+    lost: bool = False
 
 
 class LiveSink(Protocol):
@@ -44,6 +62,17 @@ class LiveSink(Protocol):
 
 
 class StreamStore(Protocol):
+    backend: str  # "memory" or "redis", for /healthz
+
+    async def open(self) -> None:
+        """Start what the backend runs in the background. Must not fail when the backend is
+        unreachable: the server starts degraded and recovers when it comes back."""
+        ...
+
+    async def healthy(self) -> bool:
+        """Whether the backend answers now (quickly; for /healthz)."""
+        ...
+
     async def create(self, stream_id: str) -> None:
         """Hold a new, empty stream (with no subscribers)."""
         ...
@@ -57,9 +86,10 @@ class StreamStore(Protocol):
         ...
 
     async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
-        """Frames from index `start` on. When there are none yet and the stream goes on,
-        wait up to `wait` seconds for one (an empty batch means the wait ran out).
-        None when the stream is not held."""
+        """Frames from index `start` on (a long backlog may come in several batches;
+        `ended` is set only on the batch that reaches the end). When there are none yet
+        and the stream goes on, wait up to `wait` seconds for one (an empty batch means the
+        wait ran out). None when the stream is not held."""
         ...
 
     def follow(self, stream_id: str, start: int, sink: LiveSink) -> bool:
@@ -78,7 +108,8 @@ class StreamStore(Protocol):
         ...
 
     async def leave(self, stream_id: str) -> None:
-        """A subscriber left."""
+        """A subscriber left. Never raises: a backend that cannot tell others now must
+        catch up by itself later (it is called from `finally` blocks)."""
         ...
 
     async def request_cancel(self, stream_id: str) -> bool:

@@ -14,11 +14,17 @@ Limits (SPEC 3, 7) count generations, not connections: `--max-streams` for the p
 generation starts nothing, so it counts nothing. At shutdown `drain()` refuses new
 generations, lets running ones finish for `--shutdown-grace` seconds, then cancels the rest,
 which ends each of their streams with a `server_shutdown` error event.
+
+With a store in another process (Redis) an append can fail: the backend is unreachable
+(`StoreUnavailable`) or the stream was ended for us because this process was taken for
+dead (`StreamLost`). Nobody could read what comes next, so the generation stops and the
+provider's iterator is closed the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,7 +34,7 @@ from ..config import Settings
 from ..metrics import Metrics
 from ..providers import GenerationRequest, Provider, ProviderError, Usage
 from ..sse import encode_event, to_json
-from .base import Signal, StreamStore, event_id, new_stream_id
+from .base import Signal, StoreUnavailable, StreamLost, StreamStore, event_id, new_stream_id
 
 log = logging.getLogger("sseserver.generations")
 
@@ -143,9 +149,15 @@ class Generations:
         watchdog = asyncio.create_task(self._watch(stream_id, pump, progress))
         try:
             await self._pump(stream_id, request, progress)
+        except (StoreUnavailable, StreamLost) as exc:
+            progress.ending = "error"
+            log.warning("generation %s stopped: the stream store failed: %s", stream_id, exc)
         finally:
             watchdog.cancel()
-            await self._store.finish(stream_id, keep_for=self._settings.resume_window)
+            try:
+                await self._store.finish(stream_id, keep_for=self._settings.resume_window)
+            except StoreUnavailable as exc:  # the store ends it later, by itself
+                log.warning("generation %s: could not finish its stream: %s", stream_id, exc)
             self._log(stream_id, request, progress)
 
     async def _pump(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
@@ -158,14 +170,17 @@ class Generations:
         meta = {"stream": stream_id, "model": request.model, "provider": self._provider.name}
         await append(stream_id, frame("meta", meta))
         try:
-            async for item in self._provider.stream(request):
-                if isinstance(item, Usage):
-                    progress.usage = item
-                elif item:
-                    if progress.first_token is None:
-                        progress.first_token = time.monotonic()
-                    progress.deltas += 1
-                    await append(stream_id, frame("message", item))
+            # aclosing: an append that fails leaves the loop with an exception, and the
+            # upstream request must be closed then too, not when the iterator is collected.
+            async with contextlib.aclosing(self._provider.stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, Usage):
+                        progress.usage = item
+                    elif item:
+                        if progress.first_token is None:
+                            progress.first_token = time.monotonic()
+                        progress.deltas += 1
+                        await append(stream_id, frame("message", item))
         except ProviderError as exc:
             progress.ending = "error"
             progress.error_type = exc.type
@@ -180,7 +195,8 @@ class Generations:
                     "type": "server_shutdown",
                     "message": "The server is shutting down; try again in a moment.",
                 }
-                await append(stream_id, frame("error", shutdown))
+                with contextlib.suppress(StoreUnavailable, StreamLost):
+                    await append(stream_id, frame("error", shutdown))
                 raise
             current.uncancel()  # ours (DELETE or nobody listening): finish the stream
             usage = Usage(progress.usage.input_tokens, progress.deltas, "cancelled")

@@ -29,8 +29,16 @@ class _Stream:
 
 
 class MemoryStore:
+    backend = "memory"
+
     def __init__(self) -> None:
         self._streams: dict[str, _Stream] = {}
+
+    async def open(self) -> None:
+        pass
+
+    async def healthy(self) -> bool:
+        return True
 
     async def create(self, stream_id: str) -> None:
         self._streams[stream_id] = _Stream()

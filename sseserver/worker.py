@@ -1,0 +1,46 @@
+"""A gunicorn worker class for sseserver: aiohttp's, with handler cancellation on.
+
+aiohttp's `GunicornWebWorker` builds its `AppRunner` without `handler_cancellation`, so a
+client that disconnects while nothing is being written (Claude thinking) would only be
+noticed at the next write, and the upstream request would go on (SPEC 4). The worker takes
+an async factory returning an `AppRunner` as it is, so this one hands it a runner built with
+cancellation on, with the same logging and timeouts aiohttp's worker would use:
+
+    SSESERVER_REDIS_URL=redis://127.0.0.1:6379/0 \\
+    gunicorn 'sseserver.app:app_from_environment()' \\
+        --worker-class sseserver.worker.SSEWorker --workers 4 --bind 127.0.0.1:8080
+
+Options come from the SSESERVER_* variables (gunicorn owns the command line); `--bind`
+and `--workers` are gunicorn's own.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.worker import GunicornWebWorker
+
+from .access_log import AccessLogger
+
+
+class SSEWorker(GunicornWebWorker):
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app: object = self.wsgi  # type: ignore[has-type]
+        if not isinstance(app, web.Application):
+            raise RuntimeError(
+                f"sseserver.worker.SSEWorker needs an aiohttp Application, got {app!r}; "
+                "use 'sseserver.app:app_from_environment()'"
+            )
+
+        async def runner() -> web.AppRunner:
+            return web.AppRunner(
+                app,
+                handler_cancellation=True,
+                logger=self.log,
+                keepalive_timeout=self.cfg.keepalive,
+                access_log=self.log.access_log if self.cfg.accesslog else None,
+                access_log_class=AccessLogger,
+                shutdown_timeout=self.cfg.graceful_timeout / 100 * 95,
+            )
+
+        self.wsgi = runner

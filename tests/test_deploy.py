@@ -1,0 +1,108 @@
+"""Ways to run several processes (SPEC 6): `--workers N` on one port with SO_REUSEPORT,
+and gunicorn's aiohttp worker with our worker class, each with the commands the README
+gives."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from .fake_anthropic import FakeAnthropic, Reply, Silent
+from .processes import ROOT, Processes, processes, server_env, wait_healthy
+from .redis_server import RedisServer, free_port
+from .sse_client import open_sse
+
+__all__ = ["processes"]
+
+
+def _workers(pid: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def _alive(pids: list[int]) -> bool:
+    return any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def _redis_clients(redis_server: RedisServer) -> set[str]:
+    """The names of the sseserver processes connected to Redis."""
+    reply = redis_server.command(b"CLIENT", b"LIST") or b""
+    return {part.split(b"=", 1)[1].decode() for part in reply.split()
+            if part.startswith(b"name=sseserver-")}
+
+
+def test_workers_without_redis_refuse_to_start() -> None:
+    result = subprocess.run([sys.executable, "-m", "sseserver", "--workers", "2"], cwd=ROOT,
+                            env=server_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--workers 2 needs --redis-url" in result.stderr
+
+
+async def test_workers_share_one_port_and_every_stream(
+    processes: Processes, fake_anthropic: FakeAnthropic, redis_server: RedisServer,
+    redis_url: str,
+) -> None:
+    server = await processes.sseserver(
+        fake_anthropic, "--workers", "2", "--redis-url", redis_url, timeout=60
+    )
+    workers = _workers(server.process.pid)
+    assert len(workers) == 2
+    assert len(_redis_clients(redis_server)) == 2  # two workers, each with its store
+    # Every connection is a new one (open_sse forces a close), so the kernel spreads them;
+    # whichever worker each lands on, the stream resumes exactly.
+    words = [f"word{i} " for i in range(30)]
+    fake_anthropic.enqueue(Reply(chunks=words, delay=0.02))
+    text = ""
+    headers: dict[str, str] = {}
+    while True:
+        async with await open_sse(server.url + "/api/sse?message=hi", headers=headers) as s:
+            if s.status == 204:
+                break
+            await s.take(3)
+            text += s.text
+            headers = {"Last-Event-ID": s.last_id}
+            if s.types()[-1] == "done":
+                break
+    assert text == "".join(words)
+    assert len(fake_anthropic.requests) == 1
+    started = time.monotonic()
+    assert await server.stop() == 0
+    assert time.monotonic() - started < 10
+    assert not _alive(workers)
+
+
+async def test_gunicorn_with_sseworker_cancels_on_disconnect(
+    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str, tmp_path: Path
+) -> None:
+    """The README's gunicorn command. A client leaving while the upstream is silent is
+    noticed at once (handler cancellation): with --resume-window 0 the upstream closes."""
+    port = free_port()
+    env = server_env(fake_anthropic, SSESERVER_REDIS_URL=redis_url, SSESERVER_RESUME_WINDOW="0",
+                     SSESERVER_PROVIDER="anthropic", SSESERVER_UPSTREAM_RETRIES="0")
+    server = await processes.spawn(
+        [sys.executable, "-m", "gunicorn", "sseserver.app:app_from_environment()",
+         "--worker-class", "sseserver.worker.SSEWorker", "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "--no-control-socket"],
+        env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    await wait_healthy(url, timeout=60)
+    fake_anthropic.enqueue(Silent(chunks=["thinking", " about it"]))
+    stream = await open_sse(url + "/api/sse?message=hi")
+    await stream.take(3)  # meta and the two chunks; then the upstream says nothing
+    await asyncio.sleep(0.2)
+    left_at = time.monotonic()
+    await stream.close()
+    closed_at = await fake_anthropic.wait_closed(0, timeout=5)
+    print(f"gunicorn: upstream closed {(closed_at - left_at) * 1000:.0f} ms after the client")
+    assert closed_at - left_at < 0.5
+    async with aiohttp.ClientSession() as session, session.get(url + "/healthz") as response:
+        assert (await response.json())["backend"] == "redis"
+    assert await server.stop() == 0

@@ -1,0 +1,166 @@
+"""The StreamStore contract (streams/base.py), one suite run against every backend: the
+in-memory store and the Redis store (on a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sseserver.streams.base import (
+    Batch,
+    Signal,
+    StreamStore,
+    event_id,
+    new_stream_id,
+    parse_event_id,
+)
+from sseserver.streams.memory import MemoryStore
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StreamStore]:
+    instance: StreamStore
+    if request.param == "memory":
+        instance = MemoryStore()
+    else:
+        from sseserver.streams.redis import RedisStore
+
+        url = request.getfixturevalue("redis_url")
+        instance = RedisStore(url, resume_window=1, prefix=f"t{secrets.token_hex(4)}:")
+    await instance.open()
+    yield instance
+    await instance.close()
+
+
+async def _read_all(store: StreamStore, stream_id: str, start: int = 0) -> Batch:
+    """Every frame from `start` to the end, however many batches the backend uses."""
+    frames: list[bytes] = []
+    while True:
+        batch = await store.read(stream_id, start + len(frames), wait=0)
+        assert batch is not None
+        frames += batch.frames
+        if batch.ended:
+            return Batch(frames, True, batch.lost)
+        assert batch.frames, "a stream that is not ended returned nothing without waiting"
+
+
+async def test_read_replays_then_waits_for_new_frames(store: StreamStore) -> None:
+    await store.create("s")
+    await store.append("s", b"a")
+    await store.append("s", b"b")
+    batch = await store.read("s", 1, wait=1)
+    assert batch is not None
+    assert (batch.frames, batch.ended) == ([b"b"], False)
+    reader = asyncio.create_task(store.read("s", 2, wait=5))
+    await asyncio.sleep(0.05)
+    assert not reader.done()
+    await store.append("s", b"c")
+    batch = await reader
+    assert batch is not None
+    assert batch.frames == [b"c"]
+
+
+async def test_a_read_that_waits_in_vain_returns_empty_after_wait(store: StreamStore) -> None:
+    await store.create("s")
+    started = time.monotonic()
+    batch = await store.read("s", 0, wait=0.1)
+    assert batch is not None
+    assert (batch.frames, batch.ended) == ([], False)
+    assert 0.09 <= time.monotonic() - started < 0.5
+
+
+async def test_one_reader_timing_out_does_not_disturb_another(store: StreamStore) -> None:
+    await store.create("s")
+    patient = asyncio.create_task(store.read("s", 0, wait=5))
+    assert await store.read("s", 0, wait=0.05) is not None  # times out first
+    await store.append("s", b"x")
+    batch = await patient
+    assert batch is not None
+    assert batch.frames == [b"x"]
+
+
+async def test_finish_ends_readers_and_frees_after_keep_for(store: StreamStore) -> None:
+    await store.create("s")
+    reader = asyncio.create_task(store.read("s", 0, wait=5))
+    await asyncio.sleep(0.02)
+    await store.append("s", b"last")
+    await store.finish("s", keep_for=0.3)
+    batch = await reader
+    assert batch is not None
+    assert batch.frames == [b"last"]
+    for start in (1, 1000):  # at or past the end: ended, no waiting
+        batch = await store.read("s", start, wait=5)
+        assert batch is not None
+        assert (batch.frames, batch.ended, batch.lost) == ([], True, False)
+    assert not await store.request_cancel("s")  # ended: nothing to cancel
+    await asyncio.sleep(0.5)
+    assert await store.read("s", 0, wait=0) is None
+    assert not await store.request_cancel("s")
+
+
+async def test_a_long_backlog_reads_exactly_in_order(store: StreamStore) -> None:
+    frames = [b"frame %d" % i for i in range(2500)]
+    await store.create("s")
+    for frame in frames:
+        await store.append("s", frame)
+    await store.finish("s", keep_for=5)
+    assert (await _read_all(store, "s")).frames == frames
+    assert (await _read_all(store, "s", 2417)).frames == frames[2417:]
+
+
+async def test_presence_and_cancel_signals_in_order(store: StreamStore) -> None:
+    await store.create("s")
+    await store.join("s")
+    await store.join("s")
+    await store.leave("s")
+    await store.leave("s")
+    assert await store.request_cancel("s")
+    async with asyncio.timeout(2):
+        got = [await store.next_signal("s") for _ in range(3)]
+    assert got == [Signal.BUSY, Signal.IDLE, Signal.CANCEL]
+
+
+async def test_a_subscriber_coming_back_is_busy_again(store: StreamStore) -> None:
+    await store.create("s")
+    for _ in range(2):
+        await store.join("s")
+        await store.leave("s")
+    async with asyncio.timeout(2):
+        got = [await store.next_signal("s") for _ in range(4)]
+    assert got == [Signal.BUSY, Signal.IDLE, Signal.BUSY, Signal.IDLE]
+
+
+@pytest.mark.parametrize("stream_id", ["gone", "a-b_c"])
+async def test_unknown_streams_read_as_none(store: StreamStore, stream_id: str) -> None:
+    assert await store.read(stream_id, 0, wait=1) is None
+    assert not await store.request_cancel(stream_id)
+    await store.join(stream_id)  # harmless
+    await store.leave(stream_id)
+    await store.leave(stream_id)  # an unmatched leave too
+
+
+async def test_healthy_and_named(store: StreamStore) -> None:
+    assert await store.healthy()
+    assert store.backend in ("memory", "redis")
+
+
+def test_event_ids_round_trip_and_refuse_garbage() -> None:
+    stream_id = new_stream_id()
+    assert ":" not in stream_id
+    assert parse_event_id(event_id(stream_id, 42)) == (stream_id, 42)
+    for bad in ("", "x", ":1", "a:", "a:b", "a:-1", "a b:1", "a:1e2", "a:" + "9" * 10,
+                "a:١٢", "x" * 65 + ":1"):
+        assert parse_event_id(bad) is None, bad
+
+
+async def test_memory_store_counts_its_subscribers() -> None:
+    store = MemoryStore()
+    await store.create("s")
+    await store.join("s")
+    assert store.subscriber_count() == 1
+    await store.leave("s")
+    assert store.subscriber_count() == 0
