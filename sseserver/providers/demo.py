@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
+import functools
 import re
 from collections.abc import AsyncGenerator
 
@@ -27,12 +27,15 @@ _TOKEN = re.compile(r"\s*\S+|\s+$")
 _QUESTION_CHARS = 200
 
 
-def demo_tokens(question: str) -> list[str]:
-    """The demo reply for a question, cut into tokens that join back to the exact text."""
+@functools.lru_cache(maxsize=256)
+def demo_tokens(question: str) -> tuple[str, ...]:
+    """The demo reply for a question, cut into tokens that join back to the exact text.
+    Cached: a load test asks the same question thousands of times, and every generation
+    then shares one tuple instead of holding ~100 strings of its own."""
     excerpt = " ".join(question.split())
     if len(excerpt) > _QUESTION_CHARS:
         excerpt = excerpt[:_QUESTION_CHARS] + "…"
-    return _TOKEN.findall(DEMO_TEXT.format(question=excerpt))
+    return tuple(_TOKEN.findall(DEMO_TEXT.format(question=excerpt)))
 
 
 class DemoProvider:
@@ -48,10 +51,10 @@ class DemoProvider:
         count = min(len(tokens), request.max_tokens) if self._tokens is None else self._tokens
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         yield Usage(input_tokens=prompt_words, output_tokens=0, stop_reason=None)
-        for token in itertools.islice(itertools.cycle(tokens), count):
+        for index in range(count):
             # sleep(0) still yields, so a zero-delay demo never starves other streams.
             await asyncio.sleep(self._delay)
-            yield token
+            yield tokens[index % len(tokens)]  # --demo-tokens past the text starts it again
         stop_reason = "max_tokens" if self._tokens is None and count < len(tokens) else "end_turn"
         yield Usage(input_tokens=prompt_words, output_tokens=count, stop_reason=stop_reason)
 
