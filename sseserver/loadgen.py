@@ -86,10 +86,16 @@ class SseDecoder:
         self._buf = frames.pop()
         on_event = self._on_event
         for frame in frames:
+            lines = frame.split(b"\n")
+            if len(lines) == 3:  # fast path: `id: I`, `event: E`, `data: D`, as we send
+                first, second, third = lines
+                if first[:4] == b"id: " and second[:7] == b"event: " and third[:6] == b"data: ":
+                    on_event(first[4:], second[7:], third[6:])
+                    continue
             event_id: bytes | None = None
             event = b"message"
             payload: bytes | None = None
-            for line in frame.split(b"\n"):
+            for line in lines:
                 if not line or line[0] == 0x3A:  # blank, or ':' comment (heartbeat)
                     continue
                 name, _, value = line.partition(b":")
@@ -137,22 +143,38 @@ class ResponseParser:
         pos = 0
         end = len(buf)
         pieces: list[bytes] = []  # body bytes of this feed, handed to the sink at once
-        while pos < end and self._state != _DONE:
-            state = self._state
-            if state == _CHUNK_DATA:
+        state = self._state
+        while pos < end and state != _DONE:
+            if state == _CHUNK_SIZE:
+                # The hot loop: one whole chunk (size line, data, CRLF) per turn.
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    if end - pos > 1024:
+                        raise ProtocolError("chunk size line too long")
+                    break
+                size = _chunk_size(buf[pos:eol])
+                start = eol + 2
+                if size == 0:
+                    pos, state = start, _TRAILER
+                    continue
+                stop = start + size
+                if stop + 2 <= end:
+                    if buf[stop:stop + 2] != b"\r\n":
+                        raise ProtocolError("chunk not followed by CRLF")
+                    pieces.append(buf[start:stop])
+                    pos = stop + 2
+                else:  # the chunk goes on in a later read
+                    pieces.append(buf[start:stop])
+                    self._left = size - (min(stop, end) - start)
+                    pos = min(stop, end)
+                    state = _CHUNK_DATA if self._left else _CHUNK_END
+            elif state in (_CHUNK_DATA, _LENGTH):
                 take = min(self._left, end - pos)
                 pieces.append(buf[pos:pos + take])
                 pos += take
                 self._left -= take
                 if self._left == 0:
-                    self._state = _CHUNK_END
-            elif state == _LENGTH:
-                take = min(self._left, end - pos)
-                pieces.append(buf[pos:pos + take])
-                pos += take
-                self._left -= take
-                if self._left == 0:
-                    self._state = _DONE
+                    state = _CHUNK_END if state == _CHUNK_DATA else _DONE
             elif state == _UNTIL_CLOSE:
                 pieces.append(buf[pos:])
                 pos = end
@@ -163,32 +185,24 @@ class ResponseParser:
                         raise ProtocolError("response head too large")
                     break
                 self._parse_head(buf[pos:eoh])
+                state = self._state
                 pos = eoh + 4
-            else:  # a line: chunk size, the CRLF after a chunk, or a trailer
+            else:  # a line: the CRLF after a chunk, or a trailer
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
                     if end - pos > 1024:
-                        raise ProtocolError("chunk line too long")
+                        raise ProtocolError("trailer line too long")
                     break
                 line = buf[pos:eol]
                 pos = eol + 2
-                if state == _CHUNK_SIZE:
-                    try:
-                        size = int(line.split(b";", 1)[0], 16)
-                    except ValueError:
-                        raise ProtocolError(f"bad chunk size {line[:20]!r}") from None
-                    if size == 0:
-                        self._state = _TRAILER
-                    else:
-                        self._left = size
-                        self._state = _CHUNK_DATA
-                elif state == _CHUNK_END:
+                if state == _CHUNK_END:
                     if line:
                         raise ProtocolError("chunk not followed by CRLF")
-                    self._state = _CHUNK_SIZE
+                    state = _CHUNK_SIZE
                 elif not line:  # _TRAILER: the blank line ends the message
-                    self._state = _DONE
-        if pos < end and self._state != _DONE:
+                    state = _DONE
+        self._state = state
+        if pos < end and state != _DONE:
             self._buf = buf[pos:]
         if pieces:
             self._sink(pieces[0] if len(pieces) == 1 else b"".join(pieces))
@@ -227,6 +241,19 @@ class ResponseParser:
 
 def _discard(data: bytes) -> None:
     return None
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        size = int(line, 16)
+    except ValueError:
+        try:  # a chunk extension (`;name=value`) follows the size
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            size = -1
+    if size < 0:
+        raise ProtocolError(f"bad chunk size {line[:20]!r}")
+    return size
 
 
 # -- connections ------------------------------------------------------------------------------

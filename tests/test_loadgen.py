@@ -147,6 +147,7 @@ def test_response_parser_lengths_and_close() -> None:
     [
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nab\r\n",
         b"SMTP ready\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
     ],
