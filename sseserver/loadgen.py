@@ -302,7 +302,8 @@ class _Connection(asyncio.Protocol):
         except ProtocolError as exc:
             self._fail(exc)
             return
-        if parser.complete and not self._done.done():
+        # After a drop, what followed in this read was "lost": the request fails.
+        if parser.complete and not self.dropped and not self._done.done():
             self._done.set_result(parser)
             self._parser = None
             self._done = None
@@ -317,7 +318,7 @@ class _Connection(asyncio.Protocol):
         self.transport = None
         if self._parser is not None and self._done is not None and not self._done.done():
             self._parser.feed_eof()
-            if self._parser.complete:
+            if self._parser.complete and not self.dropped:
                 self._done.set_result(self._parser)
             else:
                 self._done.set_exception(ConnectionLost(str(exc) if exc else "closed"))
