@@ -2,8 +2,11 @@
 bench scenario, sampled with py-spy, summarised as the top frames by self and total time.
 
 A point is run exactly as `make bench` runs it (server on core 0, load on core 1); py-spy
-samples the server (`--nonblocking`, so the server is never paused; needs root or ptrace
-rights) during the loadgen's run, writing collapsed stacks, which `summarize` reads:
+samples the server during the loadgen's run with `--nonblocking` (it never pauses the
+server, so its timing is undisturbed; a few stacks may be torn, read while they changed;
+self times are reliable, totals approximate; blocking mode, as root, was tried and put
+a third of the samples on `asyncio.timeout()`'s one-line factory, a sampling artefact),
+writing collapsed stacks, which `summarize` reads:
 self = samples where the function is the innermost frame, total = samples where it is
 anywhere on the stack (counted once per sample). Percentages are of the non-idle samples
 (py-spy leaves out samples where the loop waits in epoll).
@@ -102,12 +105,18 @@ def profile(scenario_key: str, stack: str, seconds: float, out: Path, top: int,
             cwd=ROOT, env=env)
         time.sleep(1.0)  # past the warm-up
         subprocess.run(
-            ["taskset", "-c", LOAD_CORE, "py-spy", "record", "--nonblocking", "--function",
+            ["taskset", "-c", LOAD_CORE, _py_spy(), "record", "--nonblocking", "--function",
              "--format", "raw", "--rate", "250", "--duration", f"{max(1, int(seconds - 2))}",
              "--pid", str(server.pid), "--output", str(out)],
             check=True, stdout=subprocess.DEVNULL)
         load_process.wait(timeout=seconds + 60)
     return summarize(out, top)
+
+
+def _py_spy() -> str:
+    """py-spy beside this Python (a venv's bin/ is often not on PATH), else from PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -270,6 +270,8 @@ class _Connection(asyncio.Protocol):
         self._stats = stats
         self.transport: asyncio.Transport | None = None
         self.now = 0.0  # arrival time of the bytes being handled
+        self.connecting_since = 0.0
+        self.gate: asyncio.Semaphore | None = None  # the connect slot, until the first answer
         self.dropped = False  # we cut it on purpose (drop/resume)
         self._parser: ResponseParser | None = None
         self._done: asyncio.Future[ResponseParser] | None = None
@@ -291,8 +293,15 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
         return self._done
 
+    def _release_gate(self) -> None:
+        if self.gate is not None:
+            self.gate.release()
+            self.gate = None
+
     def data_received(self, data: bytes) -> None:
         self.now = time.perf_counter()
+        if self.gate is not None:
+            self._release_gate()
         self._stats.bytes += len(data)
         parser = self._parser
         if parser is None or self._done is None:
@@ -314,6 +323,7 @@ class _Connection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release_gate()
         self._stats.open_connections -= 1
         self.transport = None
         if self._parser is not None and self._done is not None and not self._done.done():
@@ -357,6 +367,7 @@ class Stats:
     bytes: int = 0
     open_connections: int = 0
     peak_connections: int = 0
+    ramp_s: float = 0.0  # when all --connections were first open at once
     ttfe: array[float] = field(default_factory=lambda: array("d"))
     gaps: array[float] = field(default_factory=lambda: array("d"))
     errors: Counter[str] = field(default_factory=Counter)
@@ -540,6 +551,7 @@ class LoadGen:
         self._connect_gate = asyncio.Semaphore(options.connect_concurrency)
         self._server = _ProcStats(options.server_pid) if options.server_pid else None
         self._window_end = asyncio.Event()
+        self._t0 = 0.0
 
     # requests
 
@@ -564,11 +576,24 @@ class LoadGen:
         )
 
     async def _connect(self) -> _Connection:
-        async with self._connect_gate:
+        # The slot is held until the server answers on the new connection, not just until
+        # the handshake: the kernel completes handshakes for a server that has not accepted
+        # yet, and a burst past its listen backlog costs 1 s SYN retransmits (a ramp
+        # artefact, not what S2/S4 measure).
+        await self._connect_gate.acquire()
+        try:
             loop = asyncio.get_running_loop()
+            since = time.perf_counter()
             _, conn = await loop.create_connection(
                 lambda: _Connection(self.stats), self._host, self._port
             )
+        except BaseException:
+            self._connect_gate.release()
+            raise
+        conn.gate = self._connect_gate
+        conn.connecting_since = since
+        if self.stats.open_connections >= self.o.connections and not self.stats.ramp_s:
+            self.stats.ramp_s = time.perf_counter() - self._t0
         return conn
 
     # workers
@@ -600,6 +625,8 @@ class LoadGen:
         try:
             if conn is None or not conn.reusable:
                 conn = await self._connect()
+                # TTFE counts from the connect, not from the wait for a connect slot.
+                check.started = conn.connecting_since
             if self.o.mode == "streams":
                 path, conn = await self._create(conn)
                 if path is None:
@@ -711,7 +738,7 @@ class LoadGen:
         if limit is None:
             limit = (o.duration + 30.0) if o.duration is not None else 600.0
         rss_start = self._server.rss() if self._server else 0
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         workers = [asyncio.create_task(self._worker()) for _ in range(o.connections)]
         window = asyncio.create_task(self._window(warmup, o.measure))
         run_for = o.duration if o.duration is not None else limit
@@ -815,6 +842,7 @@ class LoadGen:
                         "failed": s.failed, "resumes": s.resumes},
             "errors": dict(s.errors), "verification": verification,
             "peak_connections": s.peak_connections,
+            "ramp_s": s.ramp_s or None,
             "loadgen": {"cpu_s": w.get("cpu", 0.0),
                         "cpu_pct": 100 * w.get("cpu", 0.0) / seconds if seconds else 0.0},
         }
@@ -865,7 +893,9 @@ def format_report(r: dict[str, Any]) -> str:
         f"events        {r['events']:,} ({r['events_per_s']:,.0f}/s), messages "
         f"{r['messages']:,} ({r['messages_per_s']:,.0f}/s), {r['bytes_per_s'] / 1e6:.2f} MB/s",
         f"streams       started {st['started']}, completed {st['completed']}, "
-        f"cut at the end {st['cut']}, failed {st['failed']}, resumes {st['resumes']}",
+        f"cut at the end {st['cut']}, failed {st['failed']}, resumes {st['resumes']}; "
+        f"all {r['connections']} connections open after "
+        + (f"{r['ramp_s']:.2f} s" if r["ramp_s"] else "- (never at once)"),
         f"first event   {pct(r['ttfe_ms'])}",
         f"inter-event   {pct(r['inter_event_ms'])}",
     ]
