@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .run import LOAD_CORE, PY, ROOT, Bench, free_port, scenarios, started, wait_listening
 
+WARMUP = 3.0  # seconds of load before sampling starts
 _LINE = re.compile(r"^(.*) (\d+)$")
 _FRAME_LINE = re.compile(r":\d+\)$")
 
@@ -71,7 +72,7 @@ def profile(scenario_key: str, stack: str, seconds: float, out: Path, top: int,
             variants: dict[str, Path]) -> str:
     """Run one bench point with py-spy on the server; returns the summary."""
     chosen = next(s for s in scenarios(quick=False) if s.key == scenario_key)
-    duration = ("--duration", f"{seconds:g}", "--warmup", "1")
+    duration = ("--duration", f"{seconds:g}", "--warmup", f"{WARMUP:g}")
     load = list(chosen.load)
     if "--duration" in load:
         i = load.index("--duration")
@@ -103,10 +104,12 @@ def profile(scenario_key: str, stack: str, seconds: float, out: Path, top: int,
             ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
              f"http://127.0.0.1:{port}", *chosen.load, "--server-pid", str(server.pid)],
             cwd=ROOT, env=env)
-        time.sleep(1.0)  # past the warm-up
+        # Past the warm-up: the first requests import modules and build pydantic schemas.
+        time.sleep(WARMUP)
         subprocess.run(
             ["taskset", "-c", LOAD_CORE, _py_spy(), "record", "--nonblocking", "--function",
-             "--format", "raw", "--rate", "250", "--duration", f"{max(1, int(seconds - 2))}",
+             "--format", "raw", "--rate", "100",
+             "--duration", f"{max(1, int(seconds - WARMUP - 1))}",
              "--pid", str(server.pid), "--output", str(out)],
             check=True, stdout=subprocess.DEVNULL)
         load_process.wait(timeout=seconds + 60)

@@ -517,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench: needs 2 cores (server on one, load on the other)", file=sys.stderr)
         return 2
     _raise_nofile_limit()
+    # SIGTERM unwinds like Ctrl+C, so every server and upstream started is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     variants = {}
     for item in args.variant:
         name, _, folder = item.partition("=")
