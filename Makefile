@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install test lint system-deps clean
+.PHONY: run install test lint system-deps clean bench bench-quick bench-profile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,24 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
+
+# Performance (issue 6): S1-S5 against sseserver and its peers, server and load pinned
+# to separate cores (taskset). `bench` takes ~20 minutes, `bench-quick` ~2.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench.run --quick
+
+bench-profile: $(BENCH_STAMP)
+	$(PY) -m bench.profile run S1
+	$(PY) -m bench.profile run S5a
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

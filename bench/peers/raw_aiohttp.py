@@ -1,0 +1,47 @@
+"""The floor: aiohttp's plain StreamResponse, one write per event (issue 6's "raw")."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiohttp import web
+
+from .common import PeerOptions, frame, meta, new_stream_id, parse_options, reply_tokens, to_json
+from .common import usage as usage_json
+
+
+def make_app(options: PeerOptions) -> web.Application:
+    async def sse(request: web.Request) -> web.StreamResponse:
+        question = request.query.get("message", "")
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+        })
+        await response.prepare(request)
+        stream_id = new_stream_id()
+        await response.write(b"retry: 3000\n\n" + frame(stream_id, 0, "meta",
+                                                         meta(stream_id, "demo")))
+        index = 1
+        for token in reply_tokens(question, options.tokens):
+            await asyncio.sleep(options.delay)
+            await response.write(frame(stream_id, index, "message", to_json(token)))
+            index += 1
+        await response.write(frame(stream_id, index, "usage",
+                                   usage_json(1, index - 1, "end_turn")))
+        await response.write(frame(stream_id, index + 1, "done", to_json("[DONE]")))
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/sse", sse)
+    return app
+
+
+def main() -> int:
+    options = parse_options(__doc__ or "")
+    web.run_app(make_app(options), host=options.host, port=options.port,
+                handler_cancellation=True, access_log=None, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
