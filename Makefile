@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install test lint system-deps clean bench bench-quick bench-profile
+.PHONY: run install test lint system-deps clean bench bench-quick bench-redis bench-profile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.run --quick
+
+# The Redis stream store beside the in-memory one, same run, same load (issue 4).
+bench-redis: $(BENCH_STAMP) system-deps
+	$(PY) -m bench.redis_vs_memory
 
 bench-profile: $(BENCH_STAMP)
 	$(PY) -m bench.profile run S1
