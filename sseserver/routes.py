@@ -28,9 +28,18 @@ PAGE_CSP: Final = (
     "frame-ancestors 'none'"
 )
 # Seconds to wait before trying again: a demo or short reply frees its slot within that.
-_AT_CAPACITY_RETRY_AFTER: Final = "5"
-_CLIENT_LIMIT_RETRY_AFTER: Final = "5"
-_SHUTTING_DOWN_RETRY_AFTER: Final = "2"  # long enough for a restart or another instance
+# Why a generation was refused: (status, metric label, message, Retry-After seconds).
+_REFUSALS: Final[dict[type[Exception], tuple[int, str, str, str]]] = {
+    AtCapacity: (503, "capacity", "The server is at capacity; try again shortly.", "5"),
+    ClientLimit: (
+        429, "client_limit",
+        "You have as many replies running as this server allows; wait for one to end.", "5",
+    ),
+    # Two seconds: long enough for a restart, or for a balancer to pick another instance.
+    ShuttingDown: (
+        503, "shutting_down", "The server is shutting down; try again in a moment.", "2",
+    ),
+}
 _STREAM_ID_MAX: Final = 64
 
 routes = web.RouteTableDef()
@@ -153,30 +162,12 @@ def _path_stream_id(request: web.Request) -> str:
 async def _start(request: web.Request, generation: GenerationRequest) -> str:
     """Start a generation, or refuse with the limit's status (SPEC 3). The client is the
     peer address: no proxy header is trusted (README, "Security")."""
-    refused = request.app[METRICS].refused
     try:
         return await request.app[GENERATIONS].start(generation, client=request.remote or "")
-    except AtCapacity:
-        refused.labels("capacity").inc()
-        raise ApiError(
-            503,
-            "The server is at capacity; try again shortly.",
-            headers={"Retry-After": _AT_CAPACITY_RETRY_AFTER},
-        ) from None
-    except ClientLimit:
-        refused.labels("client_limit").inc()
-        raise ApiError(
-            429,
-            "You have as many replies running as this server allows; wait for one to end.",
-            headers={"Retry-After": _CLIENT_LIMIT_RETRY_AFTER},
-        ) from None
-    except ShuttingDown:
-        refused.labels("shutting_down").inc()
-        raise ApiError(
-            503,
-            "The server is shutting down; try again in a moment.",
-            headers={"Retry-After": _SHUTTING_DOWN_RETRY_AFTER},
-        ) from None
+    except (AtCapacity, ClientLimit, ShuttingDown) as refusal:
+        status, label, message, retry_after = _REFUSALS[type(refusal)]
+        request.app[METRICS].refused.labels(label).inc()
+        raise ApiError(status, message, headers={"Retry-After": retry_after}) from None
 
 
 async def _subscribe(
