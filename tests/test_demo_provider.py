@@ -57,3 +57,21 @@ async def test_pacing_follows_delay_ms() -> None:
     started = time.monotonic()
     await _collect(DemoProvider(delay_ms=20, tokens=10), _request())
     assert 0.19 <= time.monotonic() - started < 0.6
+
+
+def test_a_demo_server_never_imports_the_anthropic_sdk() -> None:
+    """The SDK costs ~50 MB of memory: a demo or load-test server must not pay it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from sseserver.app import create_app; from sseserver.config import "
+        "Settings; from sseserver.providers import create_provider; "
+        "from sseserver.deprecations import deprecation_warnings; "
+        "create_app(Settings(provider='demo')); create_provider(Settings(provider='demo')); "
+        "assert deprecation_warnings(['claude-sonnet-4-5-20250929']); "
+        "print('anthropic' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, timeout=60)
+    assert result.stdout.strip() == "False"

@@ -1,14 +1,16 @@
-"""Providers: who writes the reply. `create_provider` is the one place that picks."""
+"""Providers: who writes the reply. `create_provider` is the one place that picks.
+
+The Anthropic SDK is imported only when the anthropic provider is picked: importing it
+costs about 50 MB of memory, which a demo or load-test server does not need.
+"""
 
 from __future__ import annotations
 
 from ..config import ConfigError, Settings, resolved_provider
-from .anthropic import AnthropicProvider
 from .base import ChatMessage, GenerationRequest, Provider, ProviderError, Usage
 from .demo import DemoProvider
 
 __all__ = [
-    "AnthropicProvider",
     "ChatMessage",
     "DemoProvider",
     "GenerationRequest",
@@ -24,6 +26,8 @@ def create_provider(settings: Settings) -> Provider:
         return DemoProvider(delay_ms=settings.demo_delay_ms, tokens=settings.demo_tokens)
     if not settings.anthropic_api_key:
         raise ConfigError("--provider anthropic needs ANTHROPIC_API_KEY to be set")
+    from .anthropic import AnthropicProvider
+
     return AnthropicProvider(
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
