@@ -36,6 +36,10 @@ log = logging.getLogger("sseserver")
 # How long aiohttp waits for open handlers at shutdown, after generations were ended: a
 # subscriber only has its last frames to take by then (a stuck one is cut).
 SHUTDOWN_TIMEOUT = 2.0
+# Connections waiting to be accepted. aiohttp's default of 128 overflows when a load test
+# (or a reconnect storm after a network blip) opens thousands at once, and each overflow
+# costs the client a 1 s SYN retry. The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 # Workers: how long they may take to start, and the pause before one that died is replaced.
 WORKER_START_TIMEOUT = 60.0
 WORKER_RESTART_DELAY = 1.0
@@ -96,7 +100,10 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, backlog=LISTEN_BACKLOG,
+            reuse_port=reuse_port or None,
+        )
         await site.start()
         # Everything made at start-up (modules, the SDK's models and clients) lives until
         # exit: moving it out of the collector's reach makes each full collection short,
