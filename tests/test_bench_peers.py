@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.peers.common import DEMO_TEXT, demo_tokens, frame, to_json
+from bench.peers.common import DEMO_TEXT, frame, reply_tokens, to_json
 from sseserver.providers import demo
 from sseserver.sse import encode_event
 from sseserver.sse import to_json as sse_to_json
@@ -14,7 +14,7 @@ from sseserver.sse import to_json as sse_to_json
 @pytest.mark.parametrize("question", ["Hello", "", "  spaced \n out  ", "ü" * 300])
 def test_peers_stream_the_demo_providers_tokens(question: str) -> None:
     assert DEMO_TEXT == demo.DEMO_TEXT
-    assert demo_tokens(question) == demo.demo_tokens(question)
+    assert list(reply_tokens(question, None)) == list(demo.demo_tokens(question))
 
 
 @pytest.mark.parametrize("data", ["token", ' "quoted" ', "ü€😀", {"a": [1, None]}])

@@ -5,35 +5,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-# sseserver's demo reply and tokenizer, copied rather than imported: importing
-# sseserver.providers would load the Anthropic SDK (~50 MB of RSS) into every peer.
-# tests/test_bench_peers.py keeps the copy identical.
-DEMO_TEXT = (
-    "This reply comes from sseserver's built-in demo provider, so no API key was used "
-    "and no tokens were billed. It streams word by word, the way Claude does, so you can "
-    "watch Server-Sent Events at work:\n\n"
-    "1. Every piece of text is one `message` event with its own id.\n"
-    "2. If your connection drops, the browser reconnects with `Last-Event-ID` and the "
-    "server replays exactly what you missed.\n"
-    "3. Press Stop and the generation is cancelled at once.\n\n"
-    "To talk to Claude for real, start the server with ANTHROPIC_API_KEY set. "
-    'You asked: "{question}"'
-)
-_TOKEN = re.compile(r"\s*\S+|\s+$")
-_QUESTION_CHARS = 200
-
-
-def demo_tokens(question: str) -> list[str]:
-    """The demo reply for a question, cut into tokens, as sseserver's demo provider does."""
-    excerpt = " ".join(question.split())
-    if len(excerpt) > _QUESTION_CHARS:
-        excerpt = excerpt[:_QUESTION_CHARS] + "…"
-    return _TOKEN.findall(DEMO_TEXT.format(question=excerpt))
+# sseserver's own demo reply and tokenizer: importing the demo provider does not load the
+# Anthropic SDK, so the peers stay as light as they should be.
+from sseserver.providers.demo import DEMO_TEXT as DEMO_TEXT
+from sseserver.providers.demo import demo_tokens as demo_tokens
 
 
 @dataclass(frozen=True, slots=True)
