@@ -8,7 +8,14 @@ import sys
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from .common import PeerOptions, meta, new_stream_id, parse_options, reply_tokens, to_json
+from .common import (
+    PeerOptions,
+    meta,
+    new_stream_id,
+    reply_tokens,
+    run_aiohttp_peer,
+    to_json,
+)
 from .common import usage as usage_json
 
 
@@ -34,10 +41,7 @@ def make_app(options: PeerOptions) -> web.Application:
 
 
 def main() -> int:
-    options = parse_options(__doc__ or "")
-    web.run_app(make_app(options), host=options.host, port=options.port,
-                handler_cancellation=True, access_log=None, print=None)
-    return 0
+    return run_aiohttp_peer(make_app, __doc__ or "")
 
 
 if __name__ == "__main__":

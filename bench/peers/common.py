@@ -6,8 +6,10 @@ import argparse
 import itertools
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+from aiohttp import web
 
 # sseserver's own demo reply and tokenizer: importing the demo provider does not load the
 # Anthropic SDK, so the peers stay as light as they should be.
@@ -31,6 +33,14 @@ def parse_options(description: str, argv: Sequence[str] | None = None) -> PeerOp
     parser.add_argument("--demo-tokens", type=int)
     args = parser.parse_args(argv)
     return PeerOptions(args.host, args.port, args.demo_delay_ms / 1000, args.demo_tokens)
+
+
+def run_aiohttp_peer(make_app: Callable[[PeerOptions], web.Application], doc: str) -> int:
+    """Serve an aiohttp peer with handler cancellation on, as sseserver is served."""
+    options = parse_options(doc)
+    web.run_app(make_app(options), host=options.host, port=options.port,
+                handler_cancellation=True, access_log=None, print=None)
+    return 0
 
 
 def reply_tokens(question: str, count: int | None) -> Iterator[str]:

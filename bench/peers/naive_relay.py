@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator
 import anthropic
 from aiohttp import web
 
-from .common import PeerOptions, frame, meta, new_stream_id, parse_options, to_json
+from .common import (
+    PeerOptions,
+    frame,
+    meta,
+    new_stream_id,
+    run_aiohttp_peer,
+    to_json,
+)
 from .common import usage as usage_json
 
 CLIENT = web.AppKey("client", anthropic.AsyncAnthropic)
@@ -54,10 +61,7 @@ def make_app(options: PeerOptions) -> web.Application:
 
 
 def main() -> int:
-    options = parse_options(__doc__ or "")
-    web.run_app(make_app(options), host=options.host, port=options.port,
-                handler_cancellation=True, access_log=None, print=None)
-    return 0
+    return run_aiohttp_peer(make_app, __doc__ or "")
 
 
 if __name__ == "__main__":
