@@ -67,3 +67,9 @@ def encode_retry(milliseconds: int) -> bytes:
     if isinstance(milliseconds, bool) or not isinstance(milliseconds, int) or milliseconds < 0:
         raise FieldError(f"SSE retry must be a non-negative integer: {milliseconds!r}")
     return b"retry: %d\n\n" % milliseconds
+
+
+def http_chunk(data: bytes) -> bytes:
+    """`data` framed as one HTTP/1.1 chunk, for frames written straight to a socket
+    (a followed subscriber, subscriber.py) after aiohttp has sent the chunked headers."""
+    return b"%x\r\n%b\r\n" % (len(data), data)

@@ -38,7 +38,7 @@ from aiohttp import web
 from .config import Settings
 from .metrics import Live, Metrics
 from .sockets import watch_for_half_open
-from .sse import PING, SSE_HEADERS, encode_event, encode_retry, to_json
+from .sse import PING, SSE_HEADERS, encode_event, encode_retry, http_chunk, to_json
 from .streams.base import Batch, StoreUnavailable, StreamStore, event_id
 
 log = logging.getLogger("sseserver.subscriber")
@@ -53,7 +53,7 @@ WRITE_BUFFER_CAP: Final = 2 * 64 * 1024 + MAX_WRITE_BYTES
 # A follower whose socket buffer holds more than this falls back to reading (with aiohttp's
 # flow control) instead of being pushed to: asyncio's default high-water mark.
 FOLLOW_HIGH_WATER: Final = 64 * 1024
-PING_CHUNK: Final = b"%x\r\n%b\r\n" % (len(PING), PING)
+PING_CHUNK: Final = http_chunk(PING)
 
 
 class Follower:

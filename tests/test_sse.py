@@ -241,3 +241,10 @@ def test_concatenated_frames_survive_any_chunking(
         _assert_same_text(json.loads(event.data), payload)
     assert parser.comments == [" ping"] * pings
     assert parser.retry == last_retry
+
+
+def test_http_chunk_frames_bytes_as_one_chunk() -> None:
+    from sseserver.sse import http_chunk
+
+    assert http_chunk(b": ping\n\n") == b"8\r\n: ping\n\n\r\n"
+    assert http_chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"

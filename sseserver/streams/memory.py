@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..sse import http_chunk
 from .base import Batch, LiveSink, Signal
 
 
@@ -75,7 +76,7 @@ class MemoryStore:
         if stream.live:
             # The HTTP chunk is built once and written to every caught-up subscriber:
             # no task switch, future or timer per subscriber per event.
-            chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
+            chunk = http_chunk(frame)
             after = len(stream.frames)
             stream.live = [sink for sink in stream.live if sink.push(chunk, after)]
         if stream.waiters:
