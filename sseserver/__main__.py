@@ -3,7 +3,7 @@ workers) and print its URL. Running and stopping it is `server.py`'s."""
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import ipaddress
 import logging
 import sys
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .config import ConfigError, Settings, load_settings, resolved_provider
 from .deprecations import deprecation_warnings
-from .server import configure_logging, run_workers, serve
+from .server import configure_logging, resolved_loop, run, run_workers, serve
 
 __all__ = ["configure_logging", "exposure_warning", "main"]
 
@@ -62,9 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "pip install 'sseserver[redis]'", file=sys.stderr)
             return 2
     try:
+        settings = dataclasses.replace(settings, loop=resolved_loop(settings.loop))
+        log.info("event loop: %s", settings.loop)
         if settings.workers > 1:
             return run_workers(settings)
-        asyncio.run(serve(settings))
+        run(serve(settings), settings.loop)
     except ConfigError as exc:
         print(f"sseserver: {exc}", file=sys.stderr)
         return 2

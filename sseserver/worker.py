@@ -16,13 +16,25 @@ and `--workers` are gunicorn's own.
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
-from aiohttp.worker import GunicornWebWorker
+from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 
 from .access_log import AccessLogger
+from .config import LoopName
+from .server import resolved_loop
 
 
-class SSEWorker(GunicornWebWorker):
+class SSEWorker(GunicornUVLoopWebWorker):
+    def init_process(self) -> None:
+        # The event loop SSESERVER_LOOP names, picked as `python -m sseserver` picks it.
+        choice: LoopName = os.environ.get("SSESERVER_LOOP", "auto")  # type: ignore[assignment]
+        if resolved_loop(choice) == "uvloop":
+            super().init_process()  # aiohttp's uvloop worker: installs uvloop's policy
+        else:
+            GunicornWebWorker.init_process(self)
+
     def load_wsgi(self) -> None:
         super().load_wsgi()
         app: object = self.wsgi  # type: ignore[has-type]

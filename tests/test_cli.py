@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sseserver.config import OPTIONS
+from sseserver.server import resolved_loop
 
 from .sse_parser import parse_all
 
@@ -28,10 +30,15 @@ def _env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-@pytest.fixture
-def server_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
+@pytest.fixture(params=["uvloop", "asyncio"])
+def server_process(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The server as a user starts it, on each event loop (`auto` is uvloop: see
+    test_auto_loop_is_uvloop_when_installed); every other subprocess test runs uvloop."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sseserver", "--port", "0", "--demo-delay-ms", "1"],
+        [sys.executable, "-m", "sseserver", "--port", "0", "--demo-delay-ms", "1",
+         "--loop", request.param],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -76,6 +83,15 @@ def test_sigterm_exits_cleanly(server_process: tuple[subprocess.Popen[str], str]
     assert process.returncode == 0, stderr
     assert time.monotonic() - started < 5
     assert "shutting down" in stderr
+    assert "stopped cleanly: no task left running" in stderr
+    assert isinstance(process.args, list)
+    assert f"event loop: {process.args[-1]}" in stderr
+
+
+def test_auto_loop_is_uvloop_when_installed() -> None:
+    assert importlib.util.find_spec("uvloop") is not None, "uvloop is a dependency"
+    assert resolved_loop("auto") == "uvloop"
+    assert resolved_loop("asyncio") == "asyncio"
 
 
 def test_help_lists_every_option_with_its_variable_and_default() -> None:
@@ -97,6 +113,7 @@ def test_help_lists_every_option_with_its_variable_and_default() -> None:
         (["--max-tokens", "0"], {}, "--max-tokens='0'"),
         ([], {"SSESERVER_HEARTBEAT": "-1"}, "SSESERVER_HEARTBEAT='-1'"),
         (["--provider", "anthropic"], {}, "ANTHROPIC_API_KEY"),
+        (["--loop", "trio"], {}, "--loop='trio': must be auto, asyncio or uvloop"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_option(
