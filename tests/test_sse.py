@@ -20,6 +20,7 @@ from sseserver.sse import (
     PING,
     SSE_HEADERS,
     FieldError,
+    StreamFrames,
     encode_event,
     encode_retry,
     to_json,
@@ -175,6 +176,30 @@ def test_any_text_round_trips(text: str) -> None:
     _assert_same_text(json.loads(event.data), text)
     assert parser.last_event_id == "s:1"
     assert parser.comments == []
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(texts=st.lists(_TEXT, min_size=1, max_size=4))
+def test_stream_frames_are_encode_event_with_numbered_ids(texts: list[str]) -> None:
+    """The generation's framer: the same bytes as encode_event, ids `<stream>:0`, ..."""
+    frames = StreamFrames("7xQ2mV0b9tKcR1aZ")
+    got = [frames.event("meta", {"n": 1})] + [frames.message(text) for text in texts]
+    expected = [encode_event("meta", to_json({"n": 1}), "7xQ2mV0b9tKcR1aZ:0")] + [
+        encode_event("message", to_json(text), f"7xQ2mV0b9tKcR1aZ:{index}")
+        for index, text in enumerate(texts, start=1)
+    ]
+    assert got == expected
+    assert frames.count == len(texts) + 1
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\0b"])
+def test_stream_frames_refuse_bad_stream_ids_and_names(bad: str) -> None:
+    with pytest.raises(FieldError):
+        StreamFrames(bad)
+    frames = StreamFrames("s")
+    with pytest.raises(FieldError):
+        frames.event(bad, 1)
+    assert frames.count == 0  # a refused event takes no index
 
 
 @settings(max_examples=150, deadline=None, database=None)

@@ -112,26 +112,59 @@ async def test_a_long_backlog_reads_exactly_in_order(store: StreamStore) -> None
     assert (await _read_all(store, "s", 2417)).frames == frames[2417:]
 
 
+class _Watcher:
+    """An owner's signal handler that records what it was called with."""
+
+    def __init__(self) -> None:
+        self.got: list[Signal] = []
+        self._called = asyncio.Event()
+
+    def __call__(self, signal: Signal) -> None:
+        self.got.append(signal)
+        self._called.set()
+
+    async def signals(self, count: int) -> list[Signal]:
+        """What it got, once there are `count` (Redis delivers them later), and no more."""
+        async with asyncio.timeout(2):
+            while len(self.got) < count:
+                self._called.clear()
+                await self._called.wait()
+        await asyncio.sleep(0.05)
+        return self.got
+
+
 async def test_presence_and_cancel_signals_in_order(store: StreamStore) -> None:
     await store.create("s")
+    watcher = _Watcher()
+    store.watch("s", watcher)
     await store.join("s")
     await store.join("s")
     await store.leave("s")
     await store.leave("s")
     assert await store.request_cancel("s")
-    async with asyncio.timeout(2):
-        got = [await store.next_signal("s") for _ in range(3)]
-    assert got == [Signal.BUSY, Signal.IDLE, Signal.CANCEL]
+    assert await watcher.signals(3) == [Signal.BUSY, Signal.IDLE, Signal.CANCEL]
 
 
 async def test_a_subscriber_coming_back_is_busy_again(store: StreamStore) -> None:
     await store.create("s")
+    watcher = _Watcher()
+    store.watch("s", watcher)
     for _ in range(2):
         await store.join("s")
         await store.leave("s")
-    async with asyncio.timeout(2):
-        got = [await store.next_signal("s") for _ in range(4)]
-    assert got == [Signal.BUSY, Signal.IDLE, Signal.BUSY, Signal.IDLE]
+    assert await watcher.signals(4) == [Signal.BUSY, Signal.IDLE, Signal.BUSY, Signal.IDLE]
+
+
+async def test_no_signal_reaches_the_owner_after_finish(store: StreamStore) -> None:
+    await store.create("s")
+    watcher = _Watcher()
+    store.watch("s", watcher)
+    await store.append("s", b"a")
+    await store.finish("s", keep_for=5)
+    await store.join("s")
+    await store.leave("s")
+    assert not await store.request_cancel("s")
+    assert await watcher.signals(0) == []
 
 
 @pytest.mark.parametrize("stream_id", ["gone", "a-b_c"])

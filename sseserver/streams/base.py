@@ -1,8 +1,9 @@
 """The stream store contract: where a generation's frames live, and how its owner hears
 that subscribers came and went or that someone asked it to stop.
 
-Everything crosses this seam as stream ids, integers and bytes, so a backend may keep it
-in another process (Redis, SPEC 6): no object identity and no callbacks in the contract.
+Everything stored crosses this seam as stream ids, integers and bytes, so a backend may keep
+it in another process (Redis, SPEC 6). Two callbacks stay in the process that registers
+them: the owner's signal handler (`watch`) and a caught-up subscriber (`follow`).
 A frame is stored already encoded, once, and shared by every subscriber.
 
 A backend in another process can fail where memory cannot. Two exceptions say how:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,6 +79,11 @@ class StreamStore(Protocol):
         """Hold a new, empty stream (with no subscribers)."""
         ...
 
+    def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
+        """For the generation's owner, right after `create` (nobody else knows the id yet):
+        call `on_signal` with each signal, in order, until `finish`."""
+        ...
+
     async def append(self, stream_id: str, frame: bytes) -> None:
         """Add the next frame; its index is the number of frames before it."""
         ...
@@ -114,10 +121,6 @@ class StreamStore(Protocol):
 
     async def request_cancel(self, stream_id: str) -> bool:
         """Ask the owner to stop; False when the stream is not held or has ended."""
-        ...
-
-    async def next_signal(self, stream_id: str) -> Signal:
-        """For the generation's owner: wait for the next signal."""
         ...
 
     async def close(self) -> None:

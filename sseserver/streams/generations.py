@@ -7,7 +7,9 @@ frames to the stream store; subscribers read them from there (see `subscriber.py
 
 The watchdog cancels the pump on CANCEL (DELETE) at once, and when no subscriber has been
 attached for `--resume-window` seconds. Cancelling the pump closes the provider's iterator,
-which closes the upstream HTTP request (SPEC 4).
+which closes the upstream HTTP request (SPEC 4). The watchdog is not a task: the store calls
+it with each signal, and the idle deadline is one timer handle, so a generation costs one
+task and no more (issue 6: memory per stream).
 
 Limits (SPEC 3, 7) count generations, not connections: `--max-streams` for the process and
 `--max-streams-per-client` per client address. A resumed or extra subscriber of a running
@@ -33,8 +35,8 @@ from typing import Final, Literal
 from ..config import Settings
 from ..metrics import Metrics
 from ..providers import GenerationRequest, Provider, ProviderError, Usage
-from ..sse import encode_event, to_json
-from .base import Signal, StoreUnavailable, StreamLost, StreamStore, event_id, new_stream_id
+from ..sse import StreamFrames
+from .base import Signal, StoreUnavailable, StreamLost, StreamStore, new_stream_id
 
 log = logging.getLogger("sseserver.generations")
 
@@ -63,11 +65,50 @@ class _Progress:
 
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
-    events: int = 0
     usage: Usage = field(default_factory=lambda: Usage(0, 0, None))
     deltas: int = 0
     ending: Ending | None = None
     error_type: str | None = None
+
+
+class _Watchdog:
+    """Stops a generation's pump on CANCEL, or when nobody has been subscribed for
+    --resume-window seconds (from the start: at least FIRST_SUBSCRIBER_GRACE)."""
+
+    __slots__ = ("_deadline", "_progress", "_pump", "_window")
+
+    def __init__(self, pump: asyncio.Task[None], progress: _Progress, window: float) -> None:
+        self._pump = pump
+        self._progress = progress
+        self._window = window
+        self._deadline: asyncio.TimerHandle | None = None
+        self._idle(max(window, FIRST_SUBSCRIBER_GRACE))
+
+    def on_signal(self, signal: Signal) -> None:
+        if signal is Signal.CANCEL:
+            self._stop_pump("cancelled")
+        elif signal is Signal.IDLE:
+            self._idle(self._window)
+        elif self._deadline is not None:  # BUSY: no deadline while someone listens
+            self._deadline.cancel()
+            self._deadline = None
+
+    def stop(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _idle(self, seconds: float) -> None:
+        self.stop()
+        self._deadline = asyncio.get_running_loop().call_later(
+            seconds, self._stop_pump, "client_gone"
+        )
+
+    def _stop_pump(self, ending: Ending) -> None:
+        self.stop()
+        if self._progress.ending is None and not self._pump.done():
+            self._progress.ending = ending  # read by the pump: its own cancel, not shutdown
+            self._pump.cancel()
 
 
 class Generations:
@@ -103,14 +144,20 @@ class Generations:
             raise ClientLimit
         stream_id = new_stream_id()
         await self._store.create(stream_id)
-        task = asyncio.create_task(self._run(stream_id, request), name=f"generation {stream_id}")
+        progress = _Progress()
+        task = asyncio.create_task(self._run(stream_id, request, progress),
+                                   name=f"generation {stream_id}")
+        # At once, before any await: nobody can join a stream whose id is not out yet.
+        watchdog = _Watchdog(task, progress, self._settings.resume_window)
+        self._store.watch(stream_id, watchdog.on_signal)
         self._tasks[stream_id] = task
         self._per_client[client] = self._per_client.get(client, 0) + 1
-        task.add_done_callback(lambda _: self._forget(stream_id, client))
+        task.add_done_callback(lambda _: self._forget(stream_id, client, watchdog))
         self._metrics.started.inc()
         return stream_id
 
-    def _forget(self, stream_id: str, client: str) -> None:
+    def _forget(self, stream_id: str, client: str, watchdog: _Watchdog) -> None:
+        watchdog.stop()
         self._tasks.pop(stream_id, None)
         left = self._per_client.get(client, 0) - 1
         if left > 0:
@@ -142,30 +189,25 @@ class Generations:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, stream_id: str, request: GenerationRequest) -> None:
-        progress = _Progress()
-        pump = asyncio.current_task()
-        assert pump is not None
-        watchdog = asyncio.create_task(self._watch(stream_id, pump, progress))
+    async def _run(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
+        frames = StreamFrames(stream_id)
         try:
-            await self._pump(stream_id, request, progress)
+            await self._pump(stream_id, request, progress, frames)
         except (StoreUnavailable, StreamLost) as exc:
             progress.ending = "error"
             log.warning("generation %s stopped: the stream store failed: %s", stream_id, exc)
         finally:
-            watchdog.cancel()
             try:
                 await self._store.finish(stream_id, keep_for=self._settings.resume_window)
             except StoreUnavailable as exc:  # the store ends it later, by itself
                 log.warning("generation %s: could not finish its stream: %s", stream_id, exc)
-            self._log(stream_id, request, progress)
+            self._log(stream_id, request, progress, frames.count)
 
-    async def _pump(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
-        def frame(event: str, data: object) -> bytes:
-            encoded = encode_event(event, to_json(data), event_id(stream_id, progress.events))
-            progress.events += 1
-            return encoded
-
+    async def _pump(
+        self, stream_id: str, request: GenerationRequest, progress: _Progress,
+        frames: StreamFrames,
+    ) -> None:
+        frame, message = frames.event, frames.message
         append = self._store.append
         meta = {"stream": stream_id, "model": request.model, "provider": self._provider.name}
         await append(stream_id, frame("meta", meta))
@@ -180,7 +222,7 @@ class Generations:
                         if progress.first_token is None:
                             progress.first_token = time.monotonic()
                         progress.deltas += 1
-                        await append(stream_id, frame("message", item))
+                        await append(stream_id, message(item))
         except ProviderError as exc:
             progress.ending = "error"
             progress.error_type = exc.type
@@ -211,25 +253,9 @@ class Generations:
         await append(stream_id, frame("usage", totals))
         await append(stream_id, frame("done", "[DONE]"))
 
-    async def _watch(self, stream_id: str, pump: asyncio.Task[None], progress: _Progress) -> None:
-        window = self._settings.resume_window
-        # Until the first subscriber comes; then None (no deadline) while someone listens.
-        idle_for: float | None = max(window, FIRST_SUBSCRIBER_GRACE)
-        while True:
-            try:
-                async with asyncio.timeout(idle_for):
-                    signal = await self._store.next_signal(stream_id)
-            except TimeoutError:
-                progress.ending = "client_gone"
-                pump.cancel()
-                return
-            if signal is Signal.CANCEL:
-                progress.ending = "cancelled"
-                pump.cancel()
-                return
-            idle_for = window if signal is Signal.IDLE else None
-
-    def _log(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
+    def _log(
+        self, stream_id: str, request: GenerationRequest, progress: _Progress, events: int,
+    ) -> None:
         """The generation's one log line and its metrics (SPEC 8); no message text."""
         duration = time.monotonic() - progress.started
         ttft = (
@@ -242,7 +268,7 @@ class Generations:
             "generation id=%s provider=%s model=%s ttft=%s events=%d output_tokens=%d "
             "duration=%.0fms ended=%s",
             stream_id, self._provider.name, request.model,
-            f"{ttft * 1000:.0f}ms" if ttft is not None else "-", progress.events,
+            f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
             output_tokens, duration * 1000, progress.ending,
         )
         self._metrics.generation_finished(

@@ -3,49 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ..sse import http_chunk
 from .base import Batch, LiveSink, Signal
 
 
-class _Mailbox:
-    """Signals for one generation's owner, in order. What asyncio.Queue does here, in a
-    tenth of its memory (it is held by every stream): a list and at most one waiter."""
-
-    __slots__ = ("items", "waiter")
-
-    def __init__(self) -> None:
-        self.items: list[Signal] = []
-        self.waiter: asyncio.Future[None] | None = None
-
-    def put(self, signal: Signal) -> None:
-        self.items.append(signal)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def get(self) -> Signal:
-        while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        return self.items.pop(0)
-
-
 class _Stream:
-    __slots__ = ("ended", "expiry", "frames", "live", "signals", "subscribers", "waiters")
+    __slots__ = ("ended", "expiry", "frames", "live", "on_signal", "subscribers", "waiters")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.ended = False
         self.subscribers = 0
-        self.signals = _Mailbox()
+        self.on_signal: Callable[[Signal], None] | None = None  # the owner's, from watch()
         # One future per waiting subscriber: a shared one would be cancelled for all
         # when one waiter's heartbeat timeout cancels it.
         self.waiters: list[asyncio.Future[None]] = []
         self.expiry: asyncio.TimerHandle | None = None
         self.live: list[LiveSink] = []  # caught-up subscribers: frames are pushed to them
+
+    def signal(self, signal: Signal) -> None:
+        if self.on_signal is not None:
+            self.on_signal(signal)
 
     def wake(self) -> None:
         for waiter in self.waiters:
@@ -69,22 +49,31 @@ class MemoryStore:
     async def create(self, stream_id: str) -> None:
         self._streams[stream_id] = _Stream()
 
+    def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
+        self._streams[stream_id].on_signal = on_signal
+
     async def append(self, stream_id: str, frame: bytes) -> None:
         stream = self._streams[stream_id]
         assert not stream.ended, "append() after finish()"
         stream.frames.append(frame)
-        if stream.live:
+        live = stream.live
+        if live:
             # The HTTP chunk is built once and written to every caught-up subscriber:
             # no task switch, future or timer per subscriber per event.
             chunk = http_chunk(frame)
             after = len(stream.frames)
-            stream.live = [sink for sink in stream.live if sink.push(chunk, after)]
+            if len(live) == 1:  # the usual case, without building a new list per event
+                if not live[0].push(chunk, after):
+                    stream.live = []
+            else:
+                stream.live = [sink for sink in live if sink.push(chunk, after)]
         if stream.waiters:
             stream.wake()
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
         stream = self._streams[stream_id]
         stream.ended = True
+        stream.on_signal = None
         stream.wake()
         _end_all(stream)
         loop = asyncio.get_running_loop()
@@ -127,7 +116,7 @@ class MemoryStore:
             return
         stream.subscribers += 1
         if stream.subscribers == 1:
-            stream.signals.put(Signal.BUSY)
+            stream.signal(Signal.BUSY)
 
     async def leave(self, stream_id: str) -> None:
         stream = self._streams.get(stream_id)
@@ -135,17 +124,14 @@ class MemoryStore:
             return
         stream.subscribers -= 1
         if stream.subscribers == 0:
-            stream.signals.put(Signal.IDLE)
+            stream.signal(Signal.IDLE)
 
     async def request_cancel(self, stream_id: str) -> bool:
         stream = self._streams.get(stream_id)
         if stream is None or stream.ended:
             return False
-        stream.signals.put(Signal.CANCEL)
+        stream.signal(Signal.CANCEL)
         return True
-
-    async def next_signal(self, stream_id: str) -> Signal:
-        return await self._streams[stream_id].signals.get()
 
     def subscriber_count(self) -> int:
         return sum(stream.subscribers for stream in self._streams.values())

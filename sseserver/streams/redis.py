@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -209,11 +209,11 @@ return 1
 class _Owned:
     """What the owner of a running generation keeps about it."""
 
-    __slots__ = ("broken", "busy", "cancelled", "next_index", "pending", "signals")
+    __slots__ = ("broken", "busy", "cancelled", "next_index", "on_signal", "pending")
 
     def __init__(self) -> None:
         self.next_index = 0
-        self.signals: asyncio.Queue[Signal] = asyncio.Queue()
+        self.on_signal: Callable[[Signal], None] | None = None  # the owner's, from watch()
         self.busy = False  # what the owner was last told
         self.cancelled = False
         self.broken = False  # an append failed: the stream cannot end as "done"
@@ -222,13 +222,17 @@ class _Owned:
     def apply(self, kind: bytes) -> None:
         if kind == b"C" and not self.cancelled:
             self.cancelled = True
-            self.signals.put_nowait(Signal.CANCEL)
+            self._signal(Signal.CANCEL)
         elif kind == b"B" and not self.busy:
             self.busy = True
-            self.signals.put_nowait(Signal.BUSY)
+            self._signal(Signal.BUSY)
         elif kind == b"I" and self.busy:
             self.busy = False
-            self.signals.put_nowait(Signal.IDLE)
+            self._signal(Signal.IDLE)
+
+    def _signal(self, signal: Signal) -> None:
+        if self.on_signal is not None:
+            self.on_signal(signal)
 
 
 class _Presence:
@@ -435,8 +439,8 @@ class RedisStore:
                 args=[sequence, reason, keep_ms, stream_id, self._token],
             )
 
-    async def next_signal(self, stream_id: str) -> Signal:
-        return await self._owned[stream_id].signals.get()
+    def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
+        self._owned[stream_id].on_signal = on_signal
 
     # -- everyone's side ----------------------------------------------------------
 
