@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # Order matters: JSON errors wrap everything; a CORS preflight is answered before the
     # token is asked for (browsers send preflights without credentials).
     app = web.Application(
-        middlewares=[json_errors, cors_preflight, require_token],
+        middlewares=[json_errors(cors_preflight, require_token)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

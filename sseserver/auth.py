@@ -23,7 +23,7 @@ from typing import Final
 
 from aiohttp import web
 
-from .errors import ApiError, Handler
+from .errors import ApiError
 from .keys import METRICS, SETTINGS
 
 COOKIE_NAME: Final = "sseserver_access"
@@ -65,12 +65,11 @@ def unauthorized(request: web.Request) -> ApiError:
     )
 
 
-@web.middleware
-async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+def require_token(request: web.Request) -> None:
+    """A check (errors.json_errors) before protected routes: 401 without the token."""
     token = request.app[SETTINGS].access_token
     if token is not None and is_protected(request.path) and not token_matches(request, token):
         raise unauthorized(request)
-    return await handler(request)
 
 
 def login_with_query_token(request: web.Request) -> web.Response | None:

@@ -19,7 +19,7 @@ from typing import Final
 
 from aiohttp import web
 
-from .errors import ApiError, Handler
+from .errors import ApiError
 from .keys import SETTINGS
 
 ALLOW_METHODS: Final = "GET, POST, DELETE"
@@ -37,8 +37,8 @@ def _listed_origin(request: web.Request) -> str | None:
     return origin if origin in origins else None
 
 
-@web.middleware
-async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+def cors_preflight(request: web.Request) -> web.Response | None:
+    """A check (errors.json_errors) before the routes: answers a preflight, else None."""
     is_preflight = (
         request.method == "OPTIONS"
         and "Access-Control-Request-Method" in request.headers
@@ -46,7 +46,7 @@ async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamRe
         and request.path.startswith("/api/")
     )
     if not is_preflight:
-        return await handler(request)
+        return None
     origin = _listed_origin(request)
     if origin is None:
         raise ApiError(403, "This origin may not call the API.")

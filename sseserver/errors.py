@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .streams.base import StoreUnavailable
 
@@ -59,35 +60,49 @@ def error_response(error: ApiError) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A check before the route: None to go on, a response to answer at once, or ApiError.
+Check = Callable[[web.Request], web.StreamResponse | None]
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
-        return error_response(error)
-    except StoreUnavailable as exc:
-        # Before a response was started: nothing was begun, so say so and when to retry.
-        log.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(ApiError(
-            503,
-            "The stream store is unreachable; try again shortly.",
-            type="store_unavailable",
-            headers={"Retry-After": STORE_RETRY_AFTER},
-        ))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        message = {404: "No such route.", 405: f"{request.method} is not allowed here."}.get(
-            exc.status, exc.reason
-        )
-        return error_response(ApiError(exc.status, message, headers=headers))
-    except ConnectionError:
-        # The client left before its answer could be sent (e.g. during prepare()): not a
-        # server error. 499 is nginx's "client closed request", seen only in the access log.
-        return web.Response(status=CLIENT_CLOSED_REQUEST)
-    except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return error_response(ApiError(500, "Internal server error.", type="api_error"))
+def json_errors(*checks: Check) -> Middleware:
+    """The app's one middleware: `checks` in order, then the route, with every refusal
+    turned into a JSON error. One middleware, not one per concern: each would hold a
+    coroutine frame (~250 B) for as long as a stream is open, and aiohttp wraps every
+    request's handler once per middleware (issue 6)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            for check in checks:
+                answer = check(request)
+                if answer is not None:
+                    return answer
+            return await handler(request)
+        except ApiError as error:
+            return error_response(error)
+        except StoreUnavailable as exc:
+            # Before a response was started: nothing was begun, so say so and when to retry.
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            return error_response(ApiError(
+                503,
+                "The stream store is unreachable; try again shortly.",
+                type="store_unavailable",
+                headers={"Retry-After": STORE_RETRY_AFTER},
+            ))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            message = {
+                404: "No such route.", 405: f"{request.method} is not allowed here."
+            }.get(exc.status, exc.reason)
+            return error_response(ApiError(exc.status, message, headers=headers))
+        except ConnectionError:
+            # The client left before its answer could be sent (e.g. during prepare()): not a
+            # server error. 499 is nginx's "client closed request", seen only in the access log.
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            return error_response(ApiError(500, "Internal server error.", type="api_error"))
+
+    return middleware

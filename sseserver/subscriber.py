@@ -94,11 +94,12 @@ class Follower:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def follow_from(self, start: int) -> None:
-        """Wait while frames are pushed; returns once ended or fallen behind."""
+    def follow_from(self, start: int) -> asyncio.Future[None]:
+        """To await while frames are pushed: done once ended or fallen behind. A future,
+        not a coroutine: no frame held per open stream."""
         self.next_index = start
         self.waiter = asyncio.get_running_loop().create_future()
-        await self.waiter
+        return self.waiter
 
 
 class Followers:

@@ -38,7 +38,7 @@ def _follower(transport: FakeTransport) -> Follower:
 async def test_push_writes_and_counts_until_the_buffer_is_full() -> None:
     transport = FakeTransport()
     follower = _follower(transport)
-    waiting = asyncio.create_task(follower.follow_from(3))
+    waiting = follower.follow_from(3)
     await asyncio.sleep(0)
     assert follower.push(b"chunk", 4)
     assert (transport.writes, follower.next_index, follower.live.events_sent) == ([b"chunk"], 4, 1)
@@ -51,7 +51,7 @@ async def test_push_writes_and_counts_until_the_buffer_is_full() -> None:
 
 async def test_end_wakes_the_follower() -> None:
     follower = _follower(FakeTransport())
-    waiting = asyncio.create_task(follower.follow_from(0))
+    waiting = follower.follow_from(0)
     await asyncio.sleep(0)
     follower.end()
     await asyncio.wait_for(waiting, 1)
