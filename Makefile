@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install test lint system-deps clean bench bench-quick bench-redis bench-profile
+.PHONY: run install test lint system-deps clean bench bench-quick bench-redis bench-profile \
+	bench-memory
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +69,10 @@ bench-redis: $(BENCH_STAMP) system-deps
 bench-profile: $(BENCH_STAMP)
 	$(PY) -m bench.profile run S1
 	$(PY) -m bench.profile run S5a
+
+# What one open stream holds, by allocation site (tracemalloc), sseserver beside raw aiohttp.
+bench-memory: $(BENCH_STAMP)
+	$(PY) -m bench.memory
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

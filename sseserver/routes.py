@@ -8,7 +8,8 @@ writes SSE frames to the wire).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -170,21 +171,13 @@ async def _start(request: web.Request, generation: GenerationRequest) -> str:
         raise ApiError(status, message, headers={"Retry-After": retry_after}) from None
 
 
-async def _subscribe(
+def _subscribe(
     request: web.Request, stream_id: str, start: int, *, reconnect: bool
-) -> web.StreamResponse:
-    store = request.app[STORE]
-    first = await store.read(stream_id, start, wait=0)
-    if first is None:
-        if reconnect:  # 204 tells EventSource to stop reconnecting (SPEC 4)
-            return web.Response(status=204)
-        raise ApiError(404, "No such stream.")
-    if first.ended and not first.frames and not first.lost:
-        return web.Response(status=204)  # ended, and this client has all of it
-    metrics = request.app[METRICS]
-    if reconnect:
-        metrics.resumes.inc()
-    return await serve_stream(
-        request, store, request.app[SETTINGS], stream_id, start, first, metrics,
-        request.app[FOLLOWERS],
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    """serve_stream with the app's parts. Not a coroutine itself: a handler awaits
+    serve_stream directly, one frame fewer held for as long as the stream is open."""
+    app = request.app
+    return serve_stream(
+        request, app[STORE], app[SETTINGS], stream_id, start, app[METRICS], app[FOLLOWERS],
+        reconnect=reconnect,
     )

@@ -36,6 +36,7 @@ from typing import Final
 from aiohttp import web
 
 from .config import Settings
+from .errors import ApiError
 from .metrics import Live, Metrics
 from .sockets import watch_for_half_open
 from .sse import PING, SSE_HEADERS, encode_event, encode_retry, http_chunk, to_json
@@ -174,11 +175,23 @@ async def serve_stream(
     settings: Settings,
     stream_id: str,
     start: int,
-    first: Batch,
     metrics: Metrics,
     followers: Followers,
+    *,
+    reconnect: bool,
 ) -> web.StreamResponse:
-    """Write the stream from frame index `start`; `first` is a read already made there."""
+    """Write the stream from frame index `start`. A stream that is not held is a 404, or
+    a 204 for a reconnect (`reconnect`: it came with a Last-Event-ID), and so is one that
+    ended with nothing left to send: 204 tells EventSource to stop reconnecting (SPEC 4)."""
+    first = await store.read(stream_id, start, wait=0)
+    if first is None:
+        if reconnect:
+            return web.Response(status=204)
+        raise ApiError(404, "No such stream.")
+    if first.ended and not first.frames and not first.lost:
+        return web.Response(status=204)  # ended, and this client has all of it
+    if reconnect:
+        metrics.resumes.inc()
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     watch_for_half_open(request, settings.send_timeout)
@@ -194,12 +207,14 @@ async def serve_stream(
         await store.join(stream_id)
         # The first write carries retry: and whatever is already there (SPEC 4).
         pending = [encode_retry(settings.retry_ms), *_frames(stream_id, start, first)]
+        start += len(first.frames)
+        ended = first.ended
+        live.events_sent += len(first.frames)
+        del first  # not kept for the stream's lifetime
         for data in _writes(pending):
             await _write(response, data, settings.send_timeout)
             live.bytes_sent += len(data)
-        live.events_sent += len(first.frames)
-        start += len(first.frames)
-        ended = first.ended
+        del pending
         while not ended:
             if follower is not None and store.follow(stream_id, start, follower):
                 followers.add(follower)

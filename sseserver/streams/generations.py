@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -152,11 +153,14 @@ class Generations:
         self._store.watch(stream_id, watchdog.on_signal)
         self._tasks[stream_id] = task
         self._per_client[client] = self._per_client.get(client, 0) + 1
-        task.add_done_callback(lambda _: self._forget(stream_id, client, watchdog))
+        # A partial, not a lambda: no closure and cells kept per running generation.
+        task.add_done_callback(functools.partial(self._forget, stream_id, client, watchdog))
         self._metrics.started.inc()
         return stream_id
 
-    def _forget(self, stream_id: str, client: str, watchdog: _Watchdog) -> None:
+    def _forget(
+        self, stream_id: str, client: str, watchdog: _Watchdog, _: asyncio.Task[None],
+    ) -> None:
         watchdog.stop()
         self._tasks.pop(stream_id, None)
         left = self._per_client.get(client, 0) - 1
@@ -207,10 +211,10 @@ class Generations:
         self, stream_id: str, request: GenerationRequest, progress: _Progress,
         frames: StreamFrames,
     ) -> None:
-        frame, message = frames.event, frames.message
+        message = frames.message  # the hot path's; the other events are rare
         append = self._store.append
         meta = {"stream": stream_id, "model": request.model, "provider": self._provider.name}
-        await append(stream_id, frame("meta", meta))
+        await append(stream_id, frames.event("meta", meta))
         try:
             # aclosing: an append that fails leaves the loop with an exception, and the
             # upstream request must be closed then too, not when the iterator is collected.
@@ -226,7 +230,8 @@ class Generations:
         except ProviderError as exc:
             progress.ending = "error"
             progress.error_type = exc.type
-            await append(stream_id, frame("error", {"type": exc.type, "message": exc.message}))
+            error = {"type": exc.type, "message": exc.message}
+            await append(stream_id, frames.event("error", error))
             return
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -238,7 +243,7 @@ class Generations:
                     "message": "The server is shutting down; try again in a moment.",
                 }
                 with contextlib.suppress(StoreUnavailable, StreamLost):
-                    await append(stream_id, frame("error", shutdown))
+                    await append(stream_id, frames.event("error", shutdown))
                 raise
             current.uncancel()  # ours (DELETE or nobody listening): finish the stream
             usage = Usage(progress.usage.input_tokens, progress.deltas, "cancelled")
@@ -250,8 +255,8 @@ class Generations:
             "output_tokens": usage.output_tokens,
             "stop_reason": usage.stop_reason,
         }
-        await append(stream_id, frame("usage", totals))
-        await append(stream_id, frame("done", "[DONE]"))
+        await append(stream_id, frames.event("usage", totals))
+        await append(stream_id, frames.event("done", "[DONE]"))
 
     def _log(
         self, stream_id: str, request: GenerationRequest, progress: _Progress, events: int,
