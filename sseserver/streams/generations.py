@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ class _Progress:
     """What one generation has done so far; ends up in its log line."""
 
     started: float = field(default_factory=time.monotonic)
+    running: bool = False  # its task has taken its first step
     first_token: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0, None))
     deltas: int = 0
@@ -107,6 +107,11 @@ class _Watchdog:
 
     def _stop_pump(self, ending: Ending) -> None:
         self.stop()
+        if not self._progress.running:
+            # Cancelled before its first step, a task's coroutine never runs, finally
+            # blocks included: the stream would never end. That step is already queued.
+            asyncio.get_running_loop().call_soon(self._stop_pump, ending)
+            return
         if self._progress.ending is None and not self._pump.done():
             self._progress.ending = ending  # read by the pump: its own cancel, not shutdown
             self._pump.cancel()
@@ -153,14 +158,11 @@ class Generations:
         self._store.watch(stream_id, watchdog.on_signal)
         self._tasks[stream_id] = task
         self._per_client[client] = self._per_client.get(client, 0) + 1
-        # A partial, not a lambda: no closure and cells kept per running generation.
-        task.add_done_callback(functools.partial(self._forget, stream_id, client, watchdog))
+        task.add_done_callback(lambda _: self._forget(stream_id, client, watchdog))
         self._metrics.started.inc()
         return stream_id
 
-    def _forget(
-        self, stream_id: str, client: str, watchdog: _Watchdog, _: asyncio.Task[None],
-    ) -> None:
+    def _forget(self, stream_id: str, client: str, watchdog: _Watchdog) -> None:
         watchdog.stop()
         self._tasks.pop(stream_id, None)
         left = self._per_client.get(client, 0) - 1
@@ -194,6 +196,7 @@ class Generations:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
+        progress.running = True
         frames = StreamFrames(stream_id)
         try:
             await self._pump(stream_id, request, progress, frames)
