@@ -6,7 +6,8 @@ in this process with `tracemalloc` on, on asyncio's own loop (uvloop's transport
 where tracemalloc cannot see them); the load is `python -m sseserver.loadgen` in a child
 process: N streams of a paced demo reply, all open at once. Once they are, a snapshot is
 compared with one taken before the load: the difference, divided by N, is what each open
-stream holds, grouped by the line that allocated it.
+stream holds, grouped by the line that allocated it; with both stacks, it also prints what
+sseserver holds beyond raw aiohttp, site by site.
 
 RSS here is inflated by tracemalloc's own bookkeeping; the traced bytes are the measure.
 All load goes to 127.0.0.1 and stops by itself (--timeout).
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
@@ -60,7 +62,21 @@ def _where(frame: tracemalloc.Frame) -> str:
     return f"{name}:{frame.lineno}  {line[:70]}"
 
 
-async def measure(stack: str, streams: int, top: int, settle: float = SETTLE) -> str:
+@dataclass(frozen=True)
+class Footprint:
+    """What each open stream of one stack holds: bytes and objects by allocation site."""
+
+    stack: str
+    streams: int
+    settle: float
+    by_site: dict[str, tuple[float, float]]  # site -> (bytes, objects) per stream
+
+    @property
+    def total(self) -> float:
+        return sum(size for size, _ in self.by_site.values())
+
+
+async def measure(stack: str, streams: int, settle: float = SETTLE) -> Footprint:
     """Per-stream memory of `stack` ("sseserver" or "raw") with `streams` open streams."""
     port = free_port()
     async with _server(stack, port):
@@ -81,13 +97,33 @@ async def measure(stack: str, streams: int, top: int, settle: float = SETTLE) ->
             load.kill()
             await load.wait()
             tracemalloc.stop()
-    diff = after.compare_to(before, "lineno")
-    total = sum(stat.size_diff for stat in diff) / streams
-    out = [f"{stack}: {total / 1024:.2f} KiB per open stream (traced, {streams} streams "
-           f"after {settle:g} s of one event per second)", "    bytes  objects  allocated at"]
-    for stat in diff[:top]:
-        out.append(f"  {stat.size_diff / streams:7.0f}  {stat.count_diff / streams:7.2f}  "
-                   f"{_where(stat.traceback[0])}")
+    by_site: dict[str, tuple[float, float]] = {}
+    for stat in after.compare_to(before, "lineno"):
+        site = _where(stat.traceback[0])
+        size, count = by_site.get(site, (0.0, 0.0))
+        by_site[site] = (size + stat.size_diff / streams, count + stat.count_diff / streams)
+    return Footprint(stack, streams, settle, by_site)
+
+
+def report(footprint: Footprint, top: int) -> str:
+    out = [f"{footprint.stack}: {footprint.total / 1024:.2f} KiB per open stream (traced, "
+           f"{footprint.streams} streams after {footprint.settle:g} s of one event per second)",
+           "    bytes  objects  allocated at"]
+    ranked = sorted(footprint.by_site.items(), key=lambda item: -item[1][0])
+    out += [f"  {size:7.0f}  {count:7.2f}  {site}" for site, (size, count) in ranked[:top]]
+    return "\n".join(out)
+
+
+def added(ours: Footprint, raw: Footprint, top: int) -> str:
+    """What `ours` holds per stream beyond `raw`, by allocation site."""
+    extra = {
+        site: size - raw.by_site.get(site, (0.0, 0.0))[0]
+        for site, (size, _) in ours.by_site.items()
+    }
+    ranked = sorted(extra.items(), key=lambda item: -item[1])
+    out = [f"{ours.stack} - {raw.stack}: {(ours.total - raw.total) / 1024:.2f} KiB per open "
+           "stream, by allocation site", "    bytes  allocated at"]
+    out += [f"  {size:7.0f}  {site}" for site, size in ranked[:top] if size > 0]
     return "\n".join(out)
 
 
@@ -95,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stacks", nargs="*", help="sseserver and/or raw (default: both)")
-    parser.add_argument("-n", "--streams", type=int, default=1000)
+    parser.add_argument("-n", "--streams", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25, help="allocation sites shown")
     parser.add_argument("--settle", type=float, default=SETTLE,
                         help="seconds of load before the snapshot")
@@ -103,9 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.stacks) - {"sseserver", "raw"}
     if unknown:
         parser.error(f"unknown stack(s): {', '.join(sorted(unknown))}")
+    measured = {}
     for stack in args.stacks or ["sseserver", "raw"]:
-        print(asyncio.run(measure(stack, args.streams, args.top, args.settle)), flush=True)
-        print()
+        measured[stack] = asyncio.run(measure(stack, args.streams, args.settle))
+        print(report(measured[stack], args.top), end="\n\n", flush=True)
+    if len(measured) == 2:
+        print(added(measured["sseserver"], measured["raw"], args.top))
     return 0
 
 
