@@ -40,7 +40,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import quote, urlsplit
 
 OnEvent = Callable[[bytes | None, bytes, bytes], None]
@@ -277,8 +277,9 @@ class _Connection(asyncio.Protocol):
         self._done: asyncio.Future[ResponseParser] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's TCP transport is not a subclass of
+        # asyncio.Transport, and the load generator may run inside a uvloop program.
+        self.transport = cast(asyncio.Transport, transport)
         self._stats.open_connections += 1
         self._stats.peak_connections = max(
             self._stats.peak_connections, self._stats.open_connections

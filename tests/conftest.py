@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytest
+import uvloop
 from aiohttp import web
 
 from sseserver.access_log import AccessLogger
@@ -20,6 +22,16 @@ from .redis_server import RedisServer, require_redis_server
 __all__ = [
     "RunningServer", "StartServer", "fake_anthropic", "redis_server", "redis_url", "start_server",
 ]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item,
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """A test that serves the real app in-process runs on both event loops `--loop`
+    offers (`python -m sseserver` picks uvloop); other tests keep asyncio's."""
+    if "start_server" not in getattr(item, "fixturenames", ()):
+        return {"asyncio": asyncio.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @dataclass
