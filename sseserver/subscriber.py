@@ -207,14 +207,14 @@ async def serve_stream(
         await store.join(stream_id)
         # The first write carries retry: and whatever is already there (SPEC 4).
         pending = [encode_retry(settings.retry_ms), *_frames(stream_id, start, first)]
-        start += len(first.frames)
-        ended = first.ended
-        live.events_sent += len(first.frames)
+        replayed, ended = len(first.frames), first.ended
         del first  # not kept for the stream's lifetime
         for data in _writes(pending):
             await _write(response, data, settings.send_timeout)
             live.bytes_sent += len(data)
         del pending
+        live.events_sent += replayed
+        start += replayed
         while not ended:
             if follower is not None and store.follow(stream_id, start, follower):
                 followers.add(follower)

@@ -107,14 +107,15 @@ class _Watchdog:
 
     def _stop_pump(self, ending: Ending) -> None:
         self.stop()
+        if self._pump.done() or self._progress.ending is not None:
+            return  # over already, or ending its own way
         if not self._progress.running:
             # Cancelled before its first step, a task's coroutine never runs, finally
             # blocks included: the stream would never end. That step is already queued.
             asyncio.get_running_loop().call_soon(self._stop_pump, ending)
             return
-        if self._progress.ending is None and not self._pump.done():
-            self._progress.ending = ending  # read by the pump: its own cancel, not shutdown
-            self._pump.cancel()
+        self._progress.ending = ending  # read by the pump: its own cancel, not shutdown
+        self._pump.cancel()
 
 
 class Generations:
