@@ -301,17 +301,20 @@ async def test_refused_connections_are_errors() -> None:
     assert report["errors"] == {"connect:ConnectionRefusedError": 2}
 
 
-async def test_command_line_json(start_server: StartServer) -> None:
-    """The CLI as the bench runner calls it, with this process as the 'server' pid."""
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
+async def test_command_line_json(start_server: StartServer, loop: str) -> None:
+    """The CLI as the bench runner calls it, with this process as the 'server' pid; on
+    uvloop by default (it is installed with sseserver), or on asyncio's loop."""
     server = await start_server(demo_delay_ms=0, demo_tokens=5)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sseserver.loadgen", server.url, "-n", "3", "-c", "1",
         "--expect-messages", "5", "--json", "--server-pid", str(os.getpid()),
-        stdout=asyncio.subprocess.PIPE,
+        "--loop", loop, stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()
     assert process.returncode == 0
     report = json.loads(out)
     assert report["verification"]["ok"]
+    assert report["loadgen"]["loop"] == ("uvloop" if loop == "auto" else "asyncio")
     assert report["server"]["cpu_s"] >= 0
     assert report["server"]["rss_peak"] > 0
