@@ -11,10 +11,11 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ProviderName = Literal["auto", "anthropic", "demo"]
 LoopName = Literal["auto", "asyncio", "uvloop"]
+LOOPS: tuple[LoopName, ...] = get_args(LoopName)
 
 # The seed used claude-sonnet-4-5-20250929, which the SDK lists as deprecated (SPEC 2).
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -135,7 +136,7 @@ def _provider(text: str) -> str:
 
 
 def _loop(text: str) -> str:
-    if text not in ("auto", "asyncio", "uvloop"):
+    if text not in LOOPS:
         raise ValueError("must be auto, asyncio or uvloop")
     return text
 

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from .access_log import AccessLogger
 from .app import create_app
-from .config import ConfigError, LoopName, Settings
+from .config import LOOPS, ConfigError, LoopName, Settings
 
 log = logging.getLogger("sseserver")
 
@@ -62,7 +62,7 @@ def configure_logging(level_name: str, *, with_pid: bool = False) -> None:
 
 def resolved_loop(choice: LoopName) -> LoopName:
     """`auto` is uvloop when it can be imported (it is a dependency on Linux and macOS)."""
-    if choice not in ("auto", "asyncio", "uvloop"):
+    if choice not in LOOPS:  # a worker reads SSESERVER_LOOP itself (worker.py)
         raise ConfigError(f"--loop={choice!r} (SSESERVER_LOOP): must be auto, asyncio or uvloop")
     installed = importlib.util.find_spec("uvloop") is not None
     if choice == "uvloop" and not installed:

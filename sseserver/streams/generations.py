@@ -90,9 +90,8 @@ class _Watchdog:
             self._stop_pump("cancelled")
         elif signal is Signal.IDLE:
             self._idle(self._window)
-        elif self._deadline is not None:  # BUSY: no deadline while someone listens
-            self._deadline.cancel()
-            self._deadline = None
+        else:  # BUSY: no deadline while someone listens
+            self.stop()
 
     def stop(self) -> None:
         if self._deadline is not None:
