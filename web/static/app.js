@@ -24,6 +24,12 @@ import { find, TranscriptView } from "./view.js";
 
 /** A reply in flight is saved at most this often (ms), and at once when the page hides. */
 const SAVE_EVERY_MS = 1000;
+/**
+ * A page that is leaving sees its EventSource fail (between beforeunload and pagehide);
+ * that is not the reply being lost. If the page is still here this long after, the
+ * navigation did not happen (a download link, say), and the stream is followed again.
+ */
+const STAYED_MS = 1000;
 
 const INTERRUPTED = {
   type: "interrupted",
@@ -57,6 +63,8 @@ let active = null;
 const store = new ChatStore(() => active?.toActive() ?? null);
 /** @type {Capabilities | null} */
 let capabilities = null;
+/** Set by beforeunload: the page is probably going away. */
+let leaving = false;
 
 /** @param {string} text */
 function announce(text) {
@@ -165,6 +173,14 @@ function follow(turn, url) {
       announce("Reconnected. Claude is replying…");
     },
     onLost() {
+      if (leaving) {
+        // Keep the reply in flight in storage: the next load of this tab resumes it.
+        setTimeout(() => {
+          leaving = false;
+          if (!turn.finished && turn.url) follow(turn, resumeUrl(turn.url, turn.lastEventId));
+        }, STAYED_MS);
+        return;
+      }
       finish(turn, "interrupted", INTERRUPTED);
     },
   });
@@ -354,6 +370,9 @@ find(body, "#new-chat", HTMLButtonElement).addEventListener("click", () => {
 // Leaving the page (a reload, a closed tab) does not stop the reply: the server keeps
 // it for its resume window, and the next load of this tab resumes it. Save now, while
 // the record and the last event id agree.
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+});
 window.addEventListener("pagehide", () => store.saveNow());
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "hidden") store.saveNow();
