@@ -217,6 +217,12 @@ export function codeOf(button) {
 
 /** Blocks kept live at the end of a streaming text (see MarkdownView.render). */
 const LIVE_BLOCKS = 2;
+/**
+ * Final blocks are grouped this many to a chunk, each chunk an element with
+ * `content-visibility: auto`: the browser skips the layout and paint of chunks out of
+ * view, and a frame's layout walks a few chunks rather than every block of a long reply.
+ */
+const CHUNK_NODES = 48;
 
 /**
  * One streamed Markdown text, rendered at most once per animation frame, and only its
@@ -246,6 +252,8 @@ export class MarkdownView {
     this.liveHtml = "";
     /** @type {ChildNode[]} */
     this.liveNodes = [];
+    /** @type {HTMLElement | null} the chunk final blocks go into */
+    this.chunk = null;
     this.frame = 0;
     this.pendingCr = false;
   }
@@ -298,11 +306,10 @@ export class MarkdownView {
       cut -= 1;
       if (tokens[cut].type !== "space") live += 1;
     }
-    const anchor = this.liveNodes[0] ?? null;
     if (cut > 0) {
       const finished = tokens.slice(0, cut);
       const html = toHtml(finished);
-      this.root.insertBefore(build(html, this.sourceOf), anchor);
+      this.appendFinal(build(html, this.sourceOf));
       this.finalHtml.push(html);
       for (const token of finished) this.finalLength += token.raw.length;
     }
@@ -311,6 +318,22 @@ export class MarkdownView {
       this.replaceLive(liveHtml);
     }
     this.onRender();
+  }
+
+  /**
+   * Put final blocks after those before them, in chunks of CHUNK_NODES.
+   * @param {DocumentFragment} fragment
+   */
+  appendFinal(fragment) {
+    for (const node of [...fragment.childNodes]) {
+      if (node instanceof Text && node.data.trim() === "") continue; // between blocks
+      if (!this.chunk || this.chunk.childNodes.length >= CHUNK_NODES) {
+        this.chunk = document.createElement("div");
+        this.chunk.className = "md-chunk";
+        this.root.insertBefore(this.chunk, this.liveNodes[0] ?? null);
+      }
+      this.chunk.append(node);
+    }
   }
 
   /** @param {string} html */
@@ -328,9 +351,11 @@ export class MarkdownView {
     const full = toHtml(lex(this.source));
     if (full !== this.finalHtml.join("") + this.liveHtml) {
       this.root.replaceChildren();
-      this.finalHtml = [];
+      this.chunk = null;
       this.liveNodes = [];
-      this.replaceLive(full);
+      this.liveHtml = "";
+      this.appendFinal(build(full, this.sourceOf));
+      this.finalHtml = [full];
       this.onRender();
     }
   }

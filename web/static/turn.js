@@ -34,6 +34,7 @@ export class Turn {
     /** @type {{close(): void} | null} */
     this.stream = null;
     this.finished = false;
+    this.metricsFrame = 0;
   }
 
   /**
@@ -76,7 +77,16 @@ export class Turn {
     if (entry[0] !== "meta" && entry[0] !== "usage" && reply.status === "connecting") {
       reply.setStatus("streaming");
     }
-    if (live && entry[0] === "message") reply.showMetrics(this.metrics);
+    if (live && entry[0] === "message") this.showMetricsSoon();
+  }
+
+  /** Refresh the metrics line on the next frame: once a frame, not once a token. */
+  showMetricsSoon() {
+    if (this.metricsFrame !== 0) return;
+    this.metricsFrame = requestAnimationFrame(() => {
+      this.metricsFrame = 0;
+      this.reply.showMetrics(this.metrics);
+    });
   }
 
   /** The `usage` event's stop_reason, once it has come. */

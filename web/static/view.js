@@ -191,8 +191,10 @@ export class ReplyView {
   /** @param {ReplyMetrics} metrics */
   showMetrics(metrics) {
     this.metricsEl.hidden = false;
-    this.metricsEl.textContent = metrics.summary();
-    this.metricsEl.title = metrics.explanation();
+    const summary = metrics.summary();
+    if (this.metricsEl.textContent !== summary) this.metricsEl.textContent = summary;
+    const explanation = metrics.explanation();
+    if (this.metricsEl.title !== explanation) this.metricsEl.title = explanation;
   }
 
   /**
