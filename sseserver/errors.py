@@ -12,7 +12,7 @@
           ├── BadRequest (400)  ├── Unauthorized (401)   ├── Forbidden (403)
           ├── NotFound (404)    ├── TooLarge (413)       ├── UnsupportedMediaType (415)
           ├── ClientLimit (429) ├── AtCapacity (503)     ├── ShuttingDown (503)
-          └── StoreDown (503)
+          ├── Overloaded (503)  └── StoreDown (503)
 
 A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
 one middleware (middleware.py) maps any of them the same way and counts those with a
@@ -160,6 +160,16 @@ class ShuttingDown(Refused):
     # Long enough for a restart, or for a balancer to pick another instance.
     retry_after = "2"
     default_message = "The server is shutting down; try again in a moment."
+
+
+class Overloaded(Refused):
+    """The event loop is behind: new work is shed so running streams keep their pace."""
+
+    status = 503
+    type = "overloaded_error"
+    label = "overload"
+    retry_after = "1"
+    default_message = "The server is busy; try again in a moment."
 
 
 class StoreDown(Refused):
