@@ -180,7 +180,8 @@ def main() -> int:
             rows.append((backend, rate, statistics.median(paced), _quantile(paced, 0.99),
                          max(paced)))
     finally:
-        with contextlib.suppress(OSError):  # it may be gone; the error that got here is the one to show
+        # The fake may be gone already; the error that brought us here is the one to show.
+        with contextlib.suppress(OSError):
             control.send(None)
         upstream_process.join(10)
         if upstream_process.is_alive():

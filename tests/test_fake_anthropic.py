@@ -8,6 +8,7 @@ for each failure, so the mapping written in ``tests/fake_anthropic.py`` stays tr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import signal
@@ -189,7 +190,7 @@ async def test_a_stamped_reply_sends_when_each_delta_was_written(fake: FakeAnthr
     stamps = [int(text) for _, text in deltas]
     assert before + delay * 1e9 * 0.5 < stamps[0]
     assert all(later - earlier > delay * 1e9 * 0.5
-               for earlier, later in zip(stamps, stamps[1:], strict=False))
+               for earlier, later in itertools.pairwise(stamps))
     assert all(stamp / 1e9 <= at for stamp, (at, _) in zip(stamps, deltas, strict=True))
 
 async def test_sdk_reassembles_exact_text_and_usage(
