@@ -1,7 +1,7 @@
 """Claude through the official SDK (`AsyncAnthropic`), streaming.
 
 The SDK keeps what it is good at: auth headers, retries before the first byte, typed HTTP
-errors. The per-delta path is ours (issue 6): the SDK's raw streaming response
+errors. The per-delta path is ours: the SDK's raw streaming response
 (`with_streaming_response`) read by `anthropic_events`, which parses each event's JSON once
 and builds no models. Leaving the `async with` (which task cancellation does) closes the
 HTTP response, so the connection to the Messages API is closed and no more tokens are

@@ -12,6 +12,10 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ..errors import ProviderError
+
+__all__ = ["ChatMessage", "GenerationRequest", "Provider", "ProviderError", "Role", "Usage"]
+
 Role = Literal["user", "assistant"]
 
 
@@ -34,19 +38,6 @@ class Usage:
     input_tokens: int
     output_tokens: int
     stop_reason: str | None
-
-
-class ProviderError(Exception):
-    """An upstream failure, already made safe to show a user (no keys, no traces).
-
-    `type` keeps Anthropic's error type where there is one (`overloaded_error`, ...),
-    else `upstream_unavailable` or `upstream_timeout` (SPEC 4).
-    """
-
-    def __init__(self, type: str, message: str) -> None:
-        super().__init__(f"{type}: {message}")
-        self.type = type
-        self.message = message
 
 
 class Provider(Protocol):
