@@ -10,9 +10,11 @@
      ├── SlowSubscriber         a write stayed blocked for --send-timeout
      └── Refused                a request turned away: status, type, label, Retry-After
           ├── BadRequest (400)  ├── Unauthorized (401)   ├── Forbidden (403)
-          ├── NotFound (404)    ├── TooLarge (413)       ├── UnsupportedMediaType (415)
-          ├── ClientLimit (429) ├── AtCapacity (503)     ├── ShuttingDown (503)
-          ├── Overloaded (503)  └── StoreDown (503)
+          ├── NotFound (404)    ├── MethodNotAllowed (405)
+          ├── TooLarge (413)    ├── UnsupportedMediaType (415)
+          ├── ClientLimit (429) ├── ServerError (500)
+          ├── AtCapacity (503)  ├── ShuttingDown (503)   ├── Overloaded (503)
+          └── StoreDown (503)
 
 A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
 one middleware (middleware.py) maps any of them the same way and counts those with a
