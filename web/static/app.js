@@ -333,11 +333,15 @@ function autosize() {
   prompt.style.height = `${prompt.scrollHeight + 2}px`;
 }
 
-/** Show the thinking and web search toggles the server allows. */
+/**
+ * Show the thinking and web search toggles the server allows, set as the server's own
+ * defaults (docs/protocol.md, "2. Requests"): thinking on where it is allowed, web search off.
+ */
 async function showToggles() {
   capabilities = await fetchCapabilities();
   find(body, "#thinking-option", HTMLElement).hidden = !capabilities?.thinking;
   find(body, "#web-search-option", HTMLElement).hidden = !capabilities?.web_search;
+  thinkingToggle.checked = Boolean(capabilities?.thinking);
 }
 
 form.addEventListener("submit", (event) => {

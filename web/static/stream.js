@@ -6,7 +6,7 @@
 // ended gets 204, which makes EventSource give up. So this module never reconnects on
 // its own: it only reports what happens, and closes the EventSource on `done`/`error`.
 // A page that was reloaded mid-reply opens the stream with `?lastEventId=` instead,
-// because a new EventSource cannot send the header (docs/protocol.md, "Resuming").
+// because a new EventSource cannot send the header (docs/protocol.md, "7. Ids and resume").
 
 /** @typedef {import("./record.js").Entry} Entry */
 
