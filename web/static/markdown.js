@@ -345,17 +345,26 @@ export class MarkdownView {
     this.liveHtml = html;
   }
 
-  /** The text is complete: render it, and make sure it is what a full render gives. */
+  /**
+   * The text is complete: make sure what is shown is what a full render gives. A text
+   * never rendered yet (one restored from storage) gets that full render only.
+   */
   finish() {
-    this.render();
+    const fresh = this.finalLength === 0 && this.liveNodes.length === 0;
+    if (!fresh) this.render();
+    if (this.frame !== 0) {
+      cancelAnimationFrame(this.frame);
+      this.frame = 0;
+    }
     const full = toHtml(lex(this.source));
-    if (full !== this.finalHtml.join("") + this.liveHtml) {
+    if (fresh || full !== this.finalHtml.join("") + this.liveHtml) {
       this.root.replaceChildren();
       this.chunk = null;
       this.liveNodes = [];
       this.liveHtml = "";
       this.appendFinal(build(full, this.sourceOf));
       this.finalHtml = [full];
+      this.finalLength = this.source.length;
       this.onRender();
     }
   }
