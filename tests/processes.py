@@ -103,7 +103,7 @@ class Processes:
 
     async def sseserver(
         self, fake: FakeAnthropic | None, *args: str, loop: str | None = None,
-        env: Mapping[str, str] | None = None, timeout: float = 30,
+        timeout: float = 30,
     ) -> ServerProcess:
         """`python -m sseserver --port 0 ARGS`, once it has printed its URL: the anthropic
         provider pointed at `fake`, else the demo; `--loop LOOP` when `loop` is given."""
@@ -112,7 +112,7 @@ class Processes:
         loop_flag = ["--loop", loop] if loop is not None else []
         server = await self.spawn(
             [*SSESERVER, "--port", "0", *provider, *loop_flag, *args],
-            server_env(fake, **(env or {})),
+            server_env(fake),
         )
         assert server.process.stdout is not None
         async with asyncio.timeout(timeout):

@@ -107,6 +107,8 @@ def test_query_accepted(query: dict[str, str], expected: GenerationRequest) -> N
                      id="max-tokens-non-ascii-digits"),
         pytest.param({"message": "hi", "max_tokens": "1" + "0" * 9}, 400, MAX_TOKENS,
                      id="max-tokens-ten-digits"),
+        pytest.param({"message": "hi", "max_tokens": "9" * 5000}, 400, MAX_TOKENS,
+                     id="max-tokens-too-many-digits-for-int"),
         pytest.param({"message": "hi", "system": LONG}, 413,
                      "system is longer than 100 characters.", id="system-too-long"),
     ],
