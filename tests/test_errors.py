@@ -25,6 +25,7 @@ from sseserver.errors import (
     Forbidden,
     MethodNotAllowed,
     NotFound,
+    Overloaded,
     Refused,
     ServerError,
     ShuttingDown,
@@ -81,13 +82,16 @@ ANSWERS: dict[type[Refused], Answer] = {
         503, "overloaded_error", "The server is shutting down; try again in a moment.", "2",
         "shutting_down",
     ),
+    Overloaded: Answer(
+        503, "overloaded_error", "The server is busy; try again in a moment.", "1", "overload",
+    ),
     StoreDown: Answer(
         503, "store_unavailable", "The stream store is unreachable; try again shortly.", "2",
         None,
     ),
     ServerError: Answer(500, "api_error", "Internal server error.", None, None),
 }
-LABELS = ("capacity", "client_limit", "shutting_down", "unauthorized")
+LABELS = ("capacity", "client_limit", "shutting_down", "overload", "unauthorized")
 
 
 def _app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
