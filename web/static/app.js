@@ -335,7 +335,7 @@ function autosize() {
 
 /**
  * Show the thinking and web search toggles the server allows, set as the server's own
- * defaults (docs/protocol.md, "2. Requests"): thinking on where it is allowed, web search off.
+ * defaults (docs/protocol.md, "Requests"): thinking on where it is allowed, web search off.
  */
 async function showToggles() {
   capabilities = await fetchCapabilities();

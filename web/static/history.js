@@ -1,7 +1,7 @@
 // @ts-check
 // The conversation as the API sees it: alternating user/assistant messages, starting
-// with the user. Only settled turns live here; the turn being streamed is added when
-// its reply ends, and only if it can be kept.
+// with the user (docs/protocol.md, "Requests"). Only settled turns live here; the turn
+// being streamed is added when its reply ends, and only if it can be kept.
 
 /** @typedef {import("./storage.js").Outcome} Outcome */
 

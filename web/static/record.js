@@ -2,7 +2,7 @@
 // A reply as the list of events that made it, in arrival order, with consecutive text
 // deltas joined. The same list renders a reply live, restores it after a reload
 // (storage.js keeps it), and gives the exact text sent back as the assistant's message.
-// The shapes are the wire contract of docs/protocol.md, "5. Events".
+// The shapes are the wire contract of docs/protocol.md, "Events".
 
 /** @typedef {{stream?: string, model: string, provider: string}} Meta */
 /** @typedef {{reason: "redacted" | "omitted" | string}} HiddenThinking */

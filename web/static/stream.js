@@ -1,12 +1,12 @@
 // @ts-check
-// The SSE half of the streams API: one EventSource per reply.
+// The SSE half of the streams API (docs/protocol.md, "Events"): one EventSource per reply.
 //
 // EventSource reconnects by itself after a dropped connection, sending Last-Event-ID,
 // and the server replays exactly the missed events; a reconnect after the stream has
 // ended gets 204, which makes EventSource give up. So this module never reconnects on
 // its own: it only reports what happens, and closes the EventSource on `done`/`error`.
 // A page that was reloaded mid-reply opens the stream with `?lastEventId=` instead,
-// because a new EventSource cannot send the header (docs/protocol.md, "7. Ids and resume").
+// because a new EventSource cannot send the header (docs/protocol.md, "Ids and resume").
 
 /** @typedef {import("./record.js").Entry} Entry */
 
@@ -98,8 +98,8 @@ export function openStream(url, handlers) {
       try {
         handle(event);
       } catch (error) {
-        // A frame this page cannot read: end the reply visibly rather than leave it
-        // hanging in "streaming".
+        // A frame this page cannot read (not the JSON docs/protocol.md describes): end the
+        // reply visibly rather than leave it hanging in "streaming".
         close();
         handlers.onServerError({ type: "bad_event", message: `Unreadable "${name}" event: ${error}` });
       }
