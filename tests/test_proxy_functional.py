@@ -131,6 +131,7 @@ async def test_two_clients_behind_nginx_each_get_their_streams_then_429(
     assert value(parse(metrics), "sseserver_refused_total", reason="client_limit") == 5
     assert "127.0.0." not in metrics  # no label holds an address
     log = server.log_text()
+    assert "X-Forwarded-For/-Proto when the peer is in 127.0.0.1/32" in log
     for address, refused in (("127.0.0.2", 2), ("127.0.0.3", 2)):
         assert len(re.findall(access_line(address, 201), log)) == 2, log
         assert len(re.findall(access_line(address, 429), log)) == refused, log
