@@ -26,11 +26,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 # How a generation ended (as in its log line, streams/generations.py).
-ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown")
+ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown", "lost")
 # Why a subscriber's response ended before its stream did.
 DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
 # Why a request to start a generation was refused (429, 503) or to use the API (401).
-REFUSALS: Final = ("capacity", "client_limit", "shutting_down", "unauthorized")
+REFUSALS: Final = ("capacity", "client_limit", "shutting_down", "overload", "unauthorized")
 # Anthropic's error types (https://docs.anthropic.com/en/api/errors) and our own two.
 UPSTREAM_ERROR_TYPES: Final = frozenset({
     "invalid_request_error", "authentication_error", "billing_error", "permission_error",
@@ -40,6 +40,8 @@ UPSTREAM_ERROR_TYPES: Final = frozenset({
 
 # Time to first token: from tens of ms (demo, cached) to a long "thinking" pause.
 _TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
+# How far behind the event loop runs: from a busy tick to a stall.
+_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # A whole generation: a cancel after a token up to a long reply.
 _DURATION_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
 
@@ -131,6 +133,12 @@ class Metrics:
         self.ttft = Histogram(
             "sseserver_time_to_first_token_seconds", "From start to the first text delta.",
             buckets=_TTFT_BUCKETS, registry=registry,
+        )
+        self.loop_lag = Histogram(
+            "sseserver_event_loop_lag_seconds",
+            "How late the event loop ran a timer, sampled every 50 ms (admission: "
+            "--max-loop-lag-ms).",
+            buckets=_LAG_BUCKETS, registry=registry,
         )
         self.duration = Histogram(
             "sseserver_generation_duration_seconds", "From start to the end of a generation.",
