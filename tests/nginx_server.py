@@ -25,25 +25,12 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 import pytest
 
 from .processes import ROOT
 from .redis_server import free_port
-
-NGINX: Final = shutil.which("nginx") or "/usr/sbin/nginx"
-OPENSSL: Final = shutil.which("openssl") or "/usr/bin/openssl"
-
-
-def require(tool: str, package: str) -> None:
-    """A missing system tool: skip locally, saying what to install; fail under CI."""
-    if Path(tool).is_file():
-        return
-    message = f"{tool} is missing: run `apt-get install {package}` (Debian's package)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+from .system_tools import NGINX, OPENSSL, require
 
 
 @dataclass(frozen=True)
@@ -62,14 +49,15 @@ def make_certificate(directory: Path) -> Certificate:
     """A self-signed P-256 certificate for 127.0.0.1 (and localhost), valid for a day."""
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+        [OPENSSL.path, "req", "-x509", "-newkey", "ec",
+         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1",
          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
         check=True, capture_output=True, timeout=30,
     )
-    public = subprocess.run([OPENSSL, "x509", "-in", str(cert), "-pubkey", "-noout"],
+    public = subprocess.run([OPENSSL.path, "x509", "-in", str(cert), "-pubkey", "-noout"],
                             check=True, capture_output=True, timeout=30).stdout
-    der = subprocess.run([OPENSSL, "pkey", "-pubin", "-outform", "der"], input=public,
+    der = subprocess.run([OPENSSL.path, "pkey", "-pubin", "-outform", "der"], input=public,
                          check=True, capture_output=True, timeout=30).stdout
     spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
     return Certificate(cert, key, spki)
@@ -162,8 +150,7 @@ class Nginx:
 
 @pytest.fixture
 def nginx_workdir() -> Iterator[Path]:
-    require(NGINX, "nginx")
-    require(OPENSSL, "openssl")
+    require(NGINX, OPENSSL)
     workdir = Path(tempfile.mkdtemp(prefix="sseserver-nginx-"))
     workdir.chmod(0o755)  # nginx's workers (nobody) reach their temp paths through it
     yield workdir
@@ -172,7 +159,7 @@ def nginx_workdir() -> Iterator[Path]:
 
 def _start(workdir: Path, config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [NGINX, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
+        [NGINX.path, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

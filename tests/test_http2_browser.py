@@ -21,10 +21,11 @@ from playwright.async_api import async_playwright
 
 from .fake_anthropic import FakeAnthropic, Reply
 from .nginx_server import Nginx, nginx_workdir, running_nginx
-from .processes import Processes, processes
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
+from .processes import Processes
+from .system_tools import CHROMIUM, require
+from .test_browser import CHROMIUM_ARGS
 
-__all__ = ["nginx_workdir", "processes"]
+__all__ = ["nginx_workdir"]
 
 pytestmark = pytest.mark.browser
 
@@ -70,8 +71,7 @@ async (count) => {
 async def nginx(
     processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str, nginx_workdir: Path
 ) -> AsyncIterator[Nginx]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `apt-get install chromium` (Debian's Chromium)")
+    require(CHROMIUM)
     fake_anthropic.default_reply = REPLY
     a, b = await asyncio.gather(*(
         processes.sseserver(fake_anthropic, "--redis-url", redis_url) for _ in range(2)
@@ -94,7 +94,7 @@ async def open_ten(nginx: Nginx, *browser_args: str) -> tuple[int, list[str]]:
     trust = f"--ignore-certificate-errors-spki-list={nginx.certificate.spki_sha256}"
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
+            executable_path=CHROMIUM.path, headless=True,
             args=[*CHROMIUM_ARGS, trust, *browser_args],
         )
         try:

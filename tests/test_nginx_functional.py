@@ -1,6 +1,7 @@
 """Behind a real reverse proxy: Debian's nginx runs deploy/nginx.conf (tests/nginx_server.py
 swaps only its addresses, ports and certificate) in front of two sseserver processes sharing
-one Redis, over HTTPS with the test's own certificate."""
+one Redis, over HTTPS with the test's own certificate: the shipped config must pass frames
+through unbuffered and let a resume land on either process."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import pytest
 
 from .fake_anthropic import FakeAnthropic, Reply
 from .nginx_server import Nginx, nginx_workdir, running_nginx
-from .processes import Processes, ServerProcess, processes
+from .processes import Processes, ServerProcess
 from .sse_client import SSEStream, open_sse
 
-__all__ = ["nginx_workdir", "processes"]
+__all__ = ["nginx_workdir"]
 
 
 @pytest.fixture

@@ -33,10 +33,10 @@ from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply, Silent
 from .metrics_text import parse, value
 from .nginx_server import Nginx, nginx_workdir, running_nginx
-from .processes import Processes, ServerProcess, processes
+from .processes import Processes, ServerProcess
 from .sse_client import SSEStream, open_sse
 
-__all__ = ["nginx_workdir", "processes"]
+__all__ = ["nginx_workdir"]
 
 BODY: Final = {"messages": [{"role": "user", "content": "hi"}]}
 TOKEN: Final = "proxy-test-token-0123456789"
@@ -130,7 +130,7 @@ async def test_two_clients_behind_nginx_each_get_their_streams_then_429(
     assert len(fake_anthropic.requests) == 4  # the refusals started nothing
     assert value(parse(metrics), "sseserver_refused_total", reason="client_limit") == 5
     assert "127.0.0." not in metrics  # no label holds an address
-    log = server.log_text()
+    log = server.log
     assert "X-Forwarded-For/-Proto when the peer is in 127.0.0.1/32" in log
     for address, refused in (("127.0.0.2", 2), ("127.0.0.3", 2)):
         assert len(re.findall(access_line(address, 201), log)) == 2, log
@@ -157,7 +157,7 @@ async def test_without_the_option_everyone_behind_nginx_is_one_client(
     assert "Secure" not in cookie  # the process never learns that the browser used HTTPS
     await fake_anthropic.wait_requests(2)
     assert len(fake_anthropic.requests) == 2
-    assert re.search(access_line("127.0.0.1", 429), server.log_text())
+    assert re.search(access_line("127.0.0.1", 429), server.log)
 
 
 async def test_the_cookie_set_through_nginx_is_secure(
