@@ -97,13 +97,12 @@ class SSEStream:
 
 async def open_sse(
     url: str, headers: Mapping[str, str] | None = None, method: str = "GET", *,
-    ssl: SSLContext | bool = True, local: str | None = None,
+    ssl: SSLContext | bool = True,
 ) -> SSEStream:
-    """Open a stream on its own connection (so closing it is a real TCP close), from
-    the address `local` when given (any 127.x.y.z is this host's)."""
+    """Open a stream on its own connection (so closing it is a real TCP close); `ssl` as
+    aiohttp takes it (a context that trusts a test's own certificate)."""
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
-            force_close=True, ssl=ssl, local_addr=None if local is None else (local, 0)),
+        connector=aiohttp.TCPConnector(force_close=True, ssl=ssl),
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=False,
     )
