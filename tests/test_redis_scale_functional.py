@@ -29,8 +29,9 @@ def _token(server: ServerProcess) -> str:
 
 
 def _connections_of(redis: RedisServer, token: str) -> int:
-    listing = redis.command(b"CLIENT", b"LIST").decode()
-    return sum(f" name=sseserver-{token}" in line for line in listing.splitlines())
+    listing = redis.command(b"CLIENT", b"LIST")
+    assert listing is not None, "redis-server did not answer"
+    return sum(f" name=sseserver-{token}" in line for line in listing.decode().splitlines())
 
 
 async def _post(server: ServerProcess, session: aiohttp.ClientSession) -> str:
