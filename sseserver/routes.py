@@ -15,6 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from .auth import login_with_query_token
+from .config import Settings
 from .errors import ApiError
 from .keys import FOLLOWERS, GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
 from .providers import GenerationRequest
@@ -91,7 +92,20 @@ async def healthz(request: web.Request) -> web.Response:
         "provider": request.app[PROVIDER].name,
         "active_streams": request.app[GENERATIONS].active,
         "backend": store.backend,
+        "capabilities": capabilities(request.app[SETTINGS]),
     })
+
+
+def capabilities(settings: Settings) -> dict[str, Any]:
+    """What requests may ask for here, so a page shows only the toggles that work
+    (docs/protocol.md). The thinking bound is the largest budget a request can use: the
+    operator's, and below the largest max_tokens."""
+    thinking = min(settings.max_thinking_tokens, settings.max_tokens - 1)
+    return {
+        "thinking": {"max_tokens": thinking} if settings.max_thinking_tokens else False,
+        "web_search": {"max_uses": settings.web_search} if settings.web_search else False,
+        "prompt_cache": settings.prompt_cache,
+    }
 
 
 @routes.get("/metrics")

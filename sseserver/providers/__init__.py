@@ -7,13 +7,15 @@ costs about 50 MB of memory, which a demo or load-test server does not need.
 from __future__ import annotations
 
 from ..config import ConfigError, Settings, resolved_provider
-from .base import ChatMessage, GenerationRequest, Provider, ProviderError, Usage
+from .base import ChatMessage, Event, GenerationRequest, Item, Provider, ProviderError, Usage
 from .demo import DemoProvider
 
 __all__ = [
     "ChatMessage",
     "DemoProvider",
+    "Event",
     "GenerationRequest",
+    "Item",
     "Provider",
     "ProviderError",
     "Usage",
@@ -32,4 +34,5 @@ def create_provider(settings: Settings) -> Provider:
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
         max_retries=settings.upstream_retries,
+        prompt_cache=settings.prompt_cache,
     )
