@@ -1,5 +1,5 @@
 """`python -m sseserver`: read the options, warn about risky ones, start the server (or its
-workers) and print its URL. Running and stopping it is `server.py`'s."""
+workers, supervisor.py) and print its URL. Running and stopping it is `server.py`'s."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError, Settings, load_settings, resolved_provider
+from .config import Settings, load_settings, resolved_provider
 from .deprecations import deprecation_warnings
-from .server import configure_logging, resolved_loop, run, run_workers, serve
+from .errors import ConfigError
+from .event_loop import resolved_loop, run
+from .server import configure_logging, serve
+from .supervisor import run_workers
 
 __all__ = ["configure_logging", "exposure_warning", "main"]
 
@@ -19,7 +22,7 @@ log = logging.getLogger("sseserver")
 
 
 def exposure_warning(settings: Settings) -> str | None:
-    """The loud start-up warning of SPEC 7: the key is reachable by anyone who can reach
+    """The loud start-up warning: the key is reachable by anyone who can reach
     the port, when listening beyond loopback with the anthropic provider and no token."""
     if resolved_provider(settings) != "anthropic" or settings.access_token is not None:
         return None

@@ -21,23 +21,25 @@ from aiohttp import web
 from .auth import require_token
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
-from .errors import json_errors
+from .fanout import Fanout
+from .generations import Generations
 from .keys import (
-    FOLLOWERS,
+    FANOUT,
     GENERATIONS,
     METRICS,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
     STORE,
+    SUBSCRIBERS,
 )
 from .metrics import Metrics
+from .middleware import json_errors
 from .providers import create_provider
 from .routes import routes
-from .streams.base import StreamStore
-from .streams.generations import Generations
-from .streams.memory import MemoryStore
-from .subscriber import Followers
+from .store.base import StreamStore
+from .store.memory import MemoryStore
+from .subscriber import Subscribers
 
 log = logging.getLogger("sseserver")
 
@@ -56,10 +58,10 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 
 def create_store(settings: Settings) -> StreamStore:
-    """In memory by default; in Redis with --redis-url (SPEC 6), imported only then."""
+    """In memory by default; in Redis with --redis-url, imported only then."""
     if settings.redis_url is None:
         return MemoryStore()
-    from .streams.redis import RedisStore
+    from .store.redis import RedisStore
 
     return RedisStore(settings.redis_url, resume_window=settings.resume_window)
 
@@ -73,8 +75,9 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     app[PROVIDER] = provider
     app[STORE] = store
     app[GENERATIONS] = Generations(store, provider, settings, app[METRICS])
-    followers = app[FOLLOWERS] = Followers(settings, app[METRICS])
-    heartbeats = asyncio.create_task(followers.run(), name="heartbeats")
+    fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
+    app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS])
+    heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
     heartbeats.cancel()
@@ -86,17 +89,17 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _stop_generations(app: web.Application) -> None:
-    """Graceful shutdown (SPEC 7). The runner has stopped accepting connections already;
-    running generations get --shutdown-grace seconds, then their streams end with a
-    `server_shutdown` error event, so their subscribers return and aiohttp's own wait for
-    open handlers is short."""
+    """Graceful shutdown (docs/operations.md, "Graceful shutdown"). The runner has
+    stopped accepting connections already; running generations get --shutdown-grace
+    seconds, then their streams end with a `server_shutdown` error event, so their
+    subscribers return and aiohttp's own wait for open handlers is short."""
     await app[GENERATIONS].drain(app[SETTINGS].shutdown_grace)
-    app[METRICS].stopping = True
+    app[SUBSCRIBERS].stopping = True
 
 
 def app_from_environment() -> web.Application:
     """The app with settings from SSESERVER_* variables, for runners that take a factory
-    (gunicorn: `gunicorn 'sseserver.app:app_from_environment()' -k sseserver.worker.SSEWorker`)."""
+    (gunicorn: see gunicorn_worker.py)."""
     return create_app(load_settings([], os.environ))
 
 

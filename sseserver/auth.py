@@ -1,4 +1,4 @@
-"""Access control (SPEC 7): with `--access-token`, the API needs the token.
+"""Access control: with `--access-token`, the API needs the token.
 
 What is protected: every route under `/api/` (starting, reading and cancelling generations,
 which is what spends the Anthropic key) and `/metrics`. What is not: the page and its static
@@ -23,8 +23,8 @@ from typing import Final
 
 from aiohttp import web
 
-from .errors import ApiError
-from .keys import METRICS, SETTINGS
+from .errors import Unauthorized
+from .keys import SETTINGS
 
 COOKIE_NAME: Final = "sseserver_access"
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600  # a month; a new token (restart) invalidates it
@@ -55,21 +55,15 @@ def token_matches(request: web.BaseRequest, token: str) -> bool:
     return cookie is not None and _same(cookie, cookie_value(token))
 
 
-def unauthorized(request: web.Request) -> ApiError:
-    request.app[METRICS].refused.labels("unauthorized").inc()
-    return ApiError(
-        401,
-        "This server needs its access token: open /?token=TOKEN once in this browser, "
-        "or send 'Authorization: Bearer TOKEN'.",
-        headers={"WWW-Authenticate": 'Bearer realm="sseserver"'},
-    )
+def unauthorized() -> Unauthorized:
+    return Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="sseserver"'})
 
 
 def require_token(request: web.Request) -> None:
-    """A check (errors.json_errors) before protected routes: 401 without the token."""
+    """A check (middleware.json_errors) before protected routes: 401 without the token."""
     token = request.app[SETTINGS].access_token
     if token is not None and is_protected(request.path) and not token_matches(request, token):
-        raise unauthorized(request)
+        raise unauthorized()
 
 
 def login_with_query_token(request: web.Request) -> web.Response | None:
@@ -80,7 +74,7 @@ def login_with_query_token(request: web.Request) -> web.Response | None:
     if token is None or presented is None:
         return None
     if not _same(presented, token):
-        raise unauthorized(request)
+        raise unauthorized()
     response = web.Response(
         status=303,
         headers={"Location": "/", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from .errors import ConfigError
+
 ProviderName = Literal["auto", "anthropic", "demo"]
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LOOPS: tuple[LoopName, ...] = get_args(LoopName)
@@ -21,7 +23,7 @@ PROMPT_CACHES: tuple[PromptCache, ...] = get_args(PromptCache)
 # The API's smallest thinking budget (ThinkingConfigEnabledParam: at least 1,024).
 MIN_THINKING_BUDGET = 1024
 
-# The seed used claude-sonnet-4-5-20250929, which the SDK lists as deprecated (SPEC 2).
+# A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
 DEFAULT_MODEL = "claude-sonnet-5-5"
 ENV_PREFIX = "SSESERVER_"
 
@@ -303,16 +305,12 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names the flag and its variable."""
-
-
 def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(Settings)}
 
 
 def resolved_provider(settings: Settings) -> ProviderName:
-    """`auto` means anthropic when a key is set, else the offline demo (SPEC 2)."""
+    """`auto` means anthropic when a key is set, else the offline demo."""
     if settings.provider != "auto":
         return settings.provider
     return "anthropic" if settings.anthropic_api_key else "demo"
@@ -372,7 +370,7 @@ def load_settings(
     settings = Settings(**values)
     if settings.workers > 1 and settings.redis_url is None:
         # Each process would hold its own streams: a reconnect landing on another
-        # worker would find nothing, and DELETE would miss the generation (SPEC 6).
+        # worker would find nothing, and DELETE would miss the generation.
         raise ConfigError(
             f"--workers {settings.workers} needs --redis-url (SSESERVER_REDIS_URL): "
             "worker processes share streams only through Redis"

@@ -1,4 +1,4 @@
-"""CORS (SPEC 7): off unless `--cors-origins` names origins; then only those may call `/api/`.
+"""CORS: off unless `--cors-origins` names origins; then only those may call `/api/`.
 
 Why not aiohttp-cors: it wants every route registered with it, and what we need is two
 small pieces: answer a preflight (`OPTIONS` with `Access-Control-Request-Method`) for a
@@ -19,7 +19,7 @@ from typing import Final
 
 from aiohttp import web
 
-from .errors import ApiError
+from .errors import Forbidden
 from .keys import SETTINGS
 
 ALLOW_METHODS: Final = "GET, POST, DELETE"
@@ -38,7 +38,7 @@ def _listed_origin(request: web.Request) -> str | None:
 
 
 def cors_preflight(request: web.Request) -> web.Response | None:
-    """A check (errors.json_errors) before the routes: answers a preflight, else None."""
+    """A check (middleware.json_errors) before the routes: answers a preflight, else None."""
     is_preflight = (
         request.method == "OPTIONS"
         and "Access-Control-Request-Method" in request.headers
@@ -49,7 +49,7 @@ def cors_preflight(request: web.Request) -> web.Response | None:
         return None
     origin = _listed_origin(request)
     if origin is None:
-        raise ApiError(403, "This origin may not call the API.")
+        raise Forbidden("This origin may not call the API.")
     return web.Response(status=204, headers={
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": ALLOW_METHODS,

@@ -1,108 +1,177 @@
-"""JSON errors: every refusal is `{"error": {"type", "message"}}` with its status (SPEC 3),
-including aiohttp's own 404/405/413, and nothing unexpected leaks a stack trace."""
+"""Every exception sseserver raises on purpose, in one tree:
+
+    SSEServerError
+     ├── ConfigError            a setting that cannot be used (names the flag)
+     ├── FieldError             an SSE field that would corrupt the stream (sse.py)
+     ├── ProviderError          the upstream failed; safe to show a user
+     ├── StoreError             the stream store failed
+     │    ├── StoreUnavailable  cannot be reached now; the same call may work later
+     │    └── StreamLost        the owner's stream was ended or freed by someone else
+     ├── SlowSubscriber         a write stayed blocked for --send-timeout
+     └── Refused                a request turned away: status, type, label, Retry-After
+          ├── BadRequest (400)  ├── Unauthorized (401)   ├── Forbidden (403)
+          ├── NotFound (404)    ├── TooLarge (413)       ├── UnsupportedMediaType (415)
+          ├── ClientLimit (429) ├── AtCapacity (503)     ├── ShuttingDown (503)
+          └── StoreDown (503)
+
+A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
+one middleware (middleware.py) maps any of them the same way and counts those with a
+metric label. This module imports nothing of ours: every layer can raise from here.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
-
-from aiohttp import web
-from aiohttp.typedefs import Middleware
-
-from .streams.base import StoreUnavailable
-
-log = logging.getLogger("sseserver.errors")
-
-# Error types follow Anthropic's vocabulary, so clients need to know one set.
-_TYPE_BY_STATUS: Final[dict[int, str]] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "method_not_allowed",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-}
-# How long a client is asked to wait when the stream store (Redis) does not answer.
-STORE_RETRY_AFTER: Final = "2"
+from collections.abc import Mapping
+from typing import ClassVar
 
 
-CLIENT_CLOSED_REQUEST: Final = 499
+class SSEServerError(Exception):
+    """The root: anything sseserver raises on purpose."""
 
 
-class ApiError(Exception):
-    """A refusal to answer with a JSON error body; raised by handlers and validation."""
+class ConfigError(SSEServerError, ValueError):
+    """A setting that cannot be used; the message names the flag and its variable."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type or _TYPE_BY_STATUS.get(status, "api_error")
+
+class FieldError(SSEServerError, ValueError):
+    """An SSE `event`, `id` or `retry` value that would corrupt the stream."""
+
+
+class ProviderError(SSEServerError):
+    """An upstream failure, already made safe to show a user (no keys, no traces).
+
+    `type` keeps Anthropic's error type where there is one (`overloaded_error`, ...),
+    else `upstream_unavailable` or `upstream_timeout` (docs/protocol.md, "Errors").
+    """
+
+    def __init__(self, type: str, message: str) -> None:
+        super().__init__(f"{type}: {message}")
+        self.type = type
         self.message = message
+
+
+class StoreError(SSEServerError):
+    """The stream store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached (or refused the command); try again later."""
+
+
+class StreamLost(StoreError):
+    """append() into a stream that is no longer its owner's: it was ended because the
+    owner was taken for dead, or freed (the backend lost its data). Stop generating."""
+
+
+class SlowSubscriber(SSEServerError):
+    """A write stayed blocked for --send-timeout seconds."""
+
+
+class Refused(SSEServerError):
+    """A request turned away with a JSON error; subclasses fix the status and type.
+
+    `label` names the refusal in the `sseserver_refused` metric (None: not counted);
+    `retry_after` is the Retry-After header in seconds, for refusals that pass."""
+
+    status: ClassVar[int] = 400
+    type: ClassVar[str] = "invalid_request_error"
+    label: ClassVar[str | None] = None
+    retry_after: ClassVar[str | None] = None
+    default_message: ClassVar[str] = "The request was refused."
+
+    def __init__(self, message: str | None = None, *,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
         self.headers = dict(headers or {})
+        if self.retry_after is not None:
+            self.headers.setdefault("Retry-After", self.retry_after)
 
 
-def error_response(error: ApiError) -> web.Response:
-    return web.json_response(
-        {"error": {"type": error.type, "message": error.message}},
-        status=error.status,
-        headers=error.headers,
+class BadRequest(Refused):
+    pass
+
+
+class Unauthorized(Refused):
+    status = 401
+    type = "authentication_error"
+    label = "unauthorized"
+    default_message = (
+        "This server needs its access token: open /?token=TOKEN once in this browser, "
+        "or send 'Authorization: Bearer TOKEN'."
     )
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# A check before the route: None to go on, a response to answer at once, or ApiError.
-Check = Callable[[web.Request], web.StreamResponse | None]
+class Forbidden(Refused):
+    status = 403
+    type = "permission_error"
 
 
-def json_errors(*checks: Check) -> Middleware:
-    """The app's one middleware: `checks` in order, then the route, with every refusal
-    turned into a JSON error. One middleware, not one per concern: each would hold a
-    coroutine frame (~250 B) for as long as a stream is open, and aiohttp wraps every
-    request's handler once per middleware (issue 6)."""
+class NotFound(Refused):
+    status = 404
+    type = "not_found_error"
+    default_message = "No such stream."
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            for check in checks:
-                answer = check(request)
-                if answer is not None:
-                    return answer
-            return await handler(request)
-        except ApiError as error:
-            return error_response(error)
-        except StoreUnavailable as exc:
-            # Before a response was started: nothing was begun, so say so and when to retry.
-            log.warning("%s %s: %s", request.method, request.path, exc)
-            return error_response(ApiError(
-                503,
-                "The stream store is unreachable; try again shortly.",
-                type="store_unavailable",
-                headers={"Retry-After": STORE_RETRY_AFTER},
-            ))
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-            message = {
-                404: "No such route.", 405: f"{request.method} is not allowed here."
-            }.get(exc.status, exc.reason)
-            return error_response(ApiError(exc.status, message, headers=headers))
-        except ConnectionError:
-            # The client left before its answer could be sent (e.g. during prepare()): not a
-            # server error. 499 is nginx's "client closed request", seen only in the access log.
-            return web.Response(status=CLIENT_CLOSED_REQUEST)
-        except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.path)
-            return error_response(ApiError(500, "Internal server error.", type="api_error"))
 
-    return middleware
+class MethodNotAllowed(Refused):
+    status = 405
+    type = "method_not_allowed"
+
+
+class TooLarge(Refused):
+    status = 413
+    type = "request_too_large"
+
+
+class UnsupportedMediaType(Refused):
+    status = 415
+    type = "unsupported_media_type"
+
+
+class ClientLimit(Refused):
+    """This client runs --max-streams-per-client generations already."""
+
+    status = 429
+    type = "rate_limit_error"
+    label = "client_limit"
+    # Seconds to wait: a demo or short reply frees its slot within that.
+    retry_after = "5"
+    default_message = (
+        "You have as many replies running as this server allows; wait for one to end."
+    )
+
+
+class AtCapacity(Refused):
+    """--max-streams generations are running already."""
+
+    status = 503
+    type = "overloaded_error"
+    label = "capacity"
+    retry_after = "5"
+    default_message = "The server is at capacity; try again shortly."
+
+
+class ShuttingDown(Refused):
+    """The server is stopping and starts no new generation."""
+
+    status = 503
+    type = "overloaded_error"
+    label = "shutting_down"
+    # Long enough for a restart, or for a balancer to pick another instance.
+    retry_after = "2"
+    default_message = "The server is shutting down; try again in a moment."
+
+
+class StoreDown(Refused):
+    """The stream store did not answer before anything was begun for this request."""
+
+    status = 503
+    type = "store_unavailable"
+    retry_after = "2"
+    default_message = "The stream store is unreachable; try again shortly."
+
+
+class ServerError(Refused):
+    status = 500
+    type = "api_error"
+    default_message = "Internal server error."

@@ -7,11 +7,12 @@ from pathlib import Path
 from aiohttp import web
 
 from .config import Settings
+from .fanout import Fanout
+from .generations import Generations
 from .metrics import Metrics
 from .providers import Provider
-from .streams.base import StreamStore
-from .streams.generations import Generations
-from .subscriber import Followers
+from .store.base import StreamStore
+from .subscriber import Subscribers
 
 SETTINGS = web.AppKey("settings", Settings)
 PROVIDER = web.AppKey("provider", Provider)
@@ -19,4 +20,5 @@ STORE = web.AppKey("store", StreamStore)
 GENERATIONS = web.AppKey("generations", Generations)
 STATIC_ROOT = web.AppKey("static_root", Path)
 METRICS = web.AppKey("metrics", Metrics)
-FOLLOWERS = web.AppKey("followers", Followers)
+FANOUT = web.AppKey("fanout", Fanout)
+SUBSCRIBERS = web.AppKey("subscribers", Subscribers)

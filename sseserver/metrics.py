@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC 8): one registry per app, low-cardinality labels only.
+"""Prometheus metrics: one registry per app, low-cardinality labels only.
 
 Two kinds of numbers live here:
 
@@ -98,8 +98,6 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.live = Live()
-        # Set at shutdown, so a subscriber cut then is not counted as a client leaving.
-        self.stopping = False
         self._generations: Callable[[], int] = lambda: 0
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, fds, CPU
         self.registry.register(_LiveCollector(self.live, lambda: self._generations()))

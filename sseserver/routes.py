@@ -1,14 +1,13 @@
 """HTTP handlers: the page, the two ways to stream (/api/sse and /api/streams), health,
 metrics.
 
-A request goes: handler → validation → Generations.start (streams/generations.py, which
-runs the provider into the store) → serve_stream (subscriber.py, which reads the store and
-writes SSE frames to the wire).
+A request goes: handler → validation → Generations.start (generations.py, which runs the
+provider into the store) → Subscribers.serve (subscriber.py, which replays the store and
+then follows the stream through the fan-out, fanout.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
 from typing import Any, Final
 
 import aiohttp_jinja2
@@ -16,34 +15,19 @@ from aiohttp import web
 
 from .auth import login_with_query_token
 from .config import Settings
-from .errors import ApiError
-from .keys import FOLLOWERS, GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE
+from .errors import BadRequest, NotFound, UnsupportedMediaType
+from .ids import is_stream_id
+from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE, SUBSCRIBERS
 from .providers import GenerationRequest
-from .streams.generations import AtCapacity, ClientLimit, ShuttingDown
-from .subscriber import serve_stream
+from .store.base import Cancel
 from .validation import request_from_json, request_from_query, resume_point
 
-# What the page is allowed to load: only this origin, and no inline script (SPEC 7).
+# What the page is allowed to load: only this origin, and no inline script.
 PAGE_CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# Seconds to wait before trying again: a demo or short reply frees its slot within that.
-# Why a generation was refused: (status, metric label, message, Retry-After seconds).
-_REFUSALS: Final[dict[type[Exception], tuple[int, str, str, str]]] = {
-    AtCapacity: (503, "capacity", "The server is at capacity; try again shortly.", "5"),
-    ClientLimit: (
-        429, "client_limit",
-        "You have as many replies running as this server allows; wait for one to end.", "5",
-    ),
-    # Two seconds: long enough for a restart, or for a balancer to pick another instance.
-    ShuttingDown: (
-        503, "shutting_down", "The server is shutting down; try again in a moment.", "2",
-    ),
-}
-_STREAM_ID_MAX: Final = 64
-
 routes = web.RouteTableDef()
 
 
@@ -79,7 +63,7 @@ async def static_file(request: web.Request) -> web.FileResponse:
     root = request.app[STATIC_ROOT]
     path = (root / request.match_info["path"]).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise ApiError(404, "No such file.")
+        raise NotFound("No such file.")
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
@@ -110,7 +94,7 @@ def capabilities(settings: Settings) -> dict[str, Any]:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format (SPEC 8); behind the access token when one is set."""
+    """Prometheus text format; behind the access token when one is set."""
     body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -122,10 +106,10 @@ async def simple_stream(request: web.Request) -> web.StreamResponse:
     instead of starting a second generation."""
     resume = _resume_point(request)
     if resume is not None:
-        return await _subscribe(request, *resume, reconnect=True)
+        return await request.app[SUBSCRIBERS].serve(request, *resume, reconnect=True)
     generation = request_from_query(request.query, request.app[SETTINGS])
     stream_id = await _start(request, generation)
-    return await _subscribe(request, stream_id, 0, reconnect=False)
+    return await request.app[SUBSCRIBERS].serve(request, stream_id, 0, reconnect=False)
 
 
 @routes.post("/api/streams")
@@ -133,7 +117,7 @@ async def create_stream(request: web.Request) -> web.Response:
     content_type = request.headers.get("Content-Type", "")
     # Requiring JSON makes a cross-site form post impossible without a CORS preflight.
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise ApiError(415, "The body must be sent as Content-Type: application/json.")
+        raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
     generation = request_from_json(await request.read(), request.app[SETTINGS])
     stream_id = await _start(request, generation)
     url = f"/api/streams/{stream_id}"
@@ -146,20 +130,20 @@ async def create_stream(request: web.Request) -> web.Response:
 async def get_stream(request: web.Request) -> web.StreamResponse:
     stream_id = _path_stream_id(request)
     resume = _resume_point(request)
+    subscribers = request.app[SUBSCRIBERS]
     if resume is None:
-        return await _subscribe(request, stream_id, 0, reconnect=False)
+        return await subscribers.serve(request, stream_id, 0, reconnect=False)
     if resume[0] != stream_id:
-        raise ApiError(400, "Last-Event-ID names another stream.")
-    return await _subscribe(request, stream_id, resume[1], reconnect=True)
+        raise BadRequest("Last-Event-ID names another stream.")
+    return await subscribers.serve(request, stream_id, resume[1], reconnect=True)
 
 
 @routes.delete("/api/streams/{id}")
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _path_stream_id(request)
-    cancelled = await request.app[GENERATIONS].cancel(stream_id)
-    # Not running: fine if it has ended (DELETE is idempotent), 404 if never held.
-    if not cancelled and await request.app[STORE].read(stream_id, 2**31, wait=0) is None:
-        raise ApiError(404, "No such stream.")
+    # Idempotent: a stream that has ended is fine too; one never held is a 404.
+    if await request.app[GENERATIONS].cancel(stream_id) is Cancel.UNKNOWN:
+        raise NotFound
     return web.Response(status=204)
 
 
@@ -169,29 +153,12 @@ def _resume_point(request: web.Request) -> tuple[str, int] | None:
 
 def _path_stream_id(request: web.Request) -> str:
     stream_id = request.match_info["id"]
-    if len(stream_id) > _STREAM_ID_MAX or not all(c.isalnum() or c in "-_" for c in stream_id):
-        raise ApiError(404, "No such stream.")
+    if not is_stream_id(stream_id):
+        raise NotFound
     return stream_id
 
 
 async def _start(request: web.Request, generation: GenerationRequest) -> str:
-    """Start a generation, or refuse with the limit's status (SPEC 3). The client is the
-    peer address: no proxy header is trusted (README, "Security")."""
-    try:
-        return await request.app[GENERATIONS].start(generation, client=request.remote or "")
-    except (AtCapacity, ClientLimit, ShuttingDown) as refusal:
-        status, label, message, retry_after = _REFUSALS[type(refusal)]
-        request.app[METRICS].refused.labels(label).inc()
-        raise ApiError(status, message, headers={"Retry-After": retry_after}) from None
-
-
-def _subscribe(
-    request: web.Request, stream_id: str, start: int, *, reconnect: bool
-) -> Coroutine[Any, Any, web.StreamResponse]:
-    """serve_stream with the app's parts. Not a coroutine itself: a handler awaits
-    serve_stream directly, one frame fewer held for as long as the stream is open."""
-    app = request.app
-    return serve_stream(
-        request, app[STORE], app[SETTINGS], stream_id, start, app[METRICS], app[FOLLOWERS],
-        reconnect=reconnect,
-    )
+    """Start a generation, or refuse with the limit's status. The client is the peer
+    address: no proxy header is trusted (docs/operations.md, "Security")."""
+    return await request.app[GENERATIONS].start(generation, client=request.remote or "")

@@ -1,5 +1,6 @@
 """TCP options on an SSE connection, so a client that vanished without a FIN or RST (a
-laptop closed, a phone off the network, a NAT that forgot the flow) is found (SPEC 4, issue 5).
+laptop closed, a phone off the network, a NAT that forgot the flow) is found
+(docs/operations.md, "Half-open connections").
 
 The send deadline in subscriber.py cannot find such a client: writes to it do not block
 until the kernel's send buffer (hundreds of KiB) is full, and heartbeats are 8 bytes. Linux

@@ -1,6 +1,7 @@
 """The SSE wire format: events to the exact bytes a browser's EventSource parses.
 
-Pure functions, no I/O. Field rules from WHATWG HTML, "server-sent events" (SPEC 4):
+Pure functions, no I/O. Field rules from WHATWG HTML, "server-sent events"
+(docs/protocol.md, "Frames"):
 `event` and `id` never hold CR, LF or NUL (a line break would end the field early, and
 a NUL in `id` makes the browser ignore it); `retry` is ASCII digits only; every payload
 is JSON, so `data` never holds a raw line break; every frame ends with a blank line.
@@ -11,7 +12,9 @@ from __future__ import annotations
 import json
 from typing import Final
 
-# Headers of every SSE response (SPEC 4). X-Accel-Buffering stops nginx from buffering.
+from .errors import FieldError
+
+# Headers of every SSE response. X-Accel-Buffering stops nginx from buffering.
 SSE_HEADERS: Final[dict[str, str]] = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -23,10 +26,6 @@ PING: Final = b": ping\n\n"
 
 # One encoder for every event: json.dumps with options builds a new one per call.
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-class FieldError(ValueError):
-    """An `event` or `id` value that would corrupt the stream."""
 
 
 def _check_field(name: str, value: str) -> None:
@@ -94,9 +93,3 @@ def encode_retry(milliseconds: int) -> bytes:
     if isinstance(milliseconds, bool) or not isinstance(milliseconds, int) or milliseconds < 0:
         raise FieldError(f"SSE retry must be a non-negative integer: {milliseconds!r}")
     return b"retry: %d\n\n" % milliseconds
-
-
-def http_chunk(data: bytes) -> bytes:
-    """`data` framed as one HTTP/1.1 chunk, for frames written straight to a socket
-    (a followed subscriber, subscriber.py) after aiohttp has sent the chunked headers."""
-    return b"%x\r\n%b\r\n" % (len(data), data)

@@ -1,5 +1,5 @@
 """Turn untrusted query strings and JSON bodies into a GenerationRequest, or refuse with
-the status SPEC 3 names. Nothing is clamped silently: a bad value is an error."""
+the status docs/protocol.md names. Nothing is clamped silently: a bad value is an error."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .config import MIN_THINKING_BUDGET, Settings
-from .errors import ApiError
+from .errors import BadRequest, TooLarge
+from .ids import parse_event_id
 from .providers import ChatMessage, GenerationRequest
 from .providers.base import Thinking
-from .streams.base import parse_event_id
 
 _BODY_KEYS: Final = frozenset(
     {"messages", "model", "system", "max_tokens", "thinking", "web_search"}
@@ -19,15 +19,15 @@ _BODY_KEYS: Final = frozenset(
 _MESSAGE_KEYS: Final = frozenset({"role", "content"})
 
 
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
+def _within_limit(value: str, what: str, settings: Settings) -> str:
+    if len(value) > settings.max_message_chars:
+        raise TooLarge(f"{what} is longer than {settings.max_message_chars} characters.")
+    return value
 
 
 def _text(value: str, what: str, settings: Settings) -> str:
-    if len(value) > settings.max_message_chars:
-        raise ApiError(413, f"{what} is longer than {settings.max_message_chars} characters.")
-    if not value.strip():
-        raise bad_request(f"{what} must not be empty.")
+    if not _within_limit(value, what, settings).strip():
+        raise BadRequest(f"{what} must not be empty.")
     return value
 
 
@@ -36,7 +36,7 @@ def _model(value: object, settings: Settings) -> str:
         return settings.model
     if not isinstance(value, str) or value not in settings.allowed_models:
         allowed = ", ".join(settings.allowed_models)
-        raise bad_request(f"Unknown model {str(value)[:100]!r}; allowed: {allowed}.")
+        raise BadRequest(f"Unknown model {str(value)[:100]!r}; allowed: {allowed}.")
     return value
 
 
@@ -46,7 +46,7 @@ def _max_tokens(value: object, settings: Settings) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not (
         1 <= value <= settings.max_tokens
     ):
-        raise bad_request(f"max_tokens must be an integer from 1 to {settings.max_tokens}.")
+        raise BadRequest(f"max_tokens must be an integer from 1 to {settings.max_tokens}.")
     return value
 
 
@@ -54,10 +54,8 @@ def _system(value: object, settings: Settings) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise bad_request("system must be a string.")
-    if len(value) > settings.max_message_chars:
-        raise ApiError(413, f"system is longer than {settings.max_message_chars} characters.")
-    return value
+        raise BadRequest("system must be a string.")
+    return _within_limit(value, "system", settings)
 
 
 def _is_int(value: object) -> bool:
@@ -73,19 +71,19 @@ def _thinking(value: object, max_tokens: int, settings: Settings) -> Thinking:
     if value == "off":
         return "off"
     if value != "adaptive" and not _is_int(value):
-        raise bad_request('thinking must be "off", "adaptive" or a budget of tokens.')
+        raise BadRequest('thinking must be "off", "adaptive" or a budget of tokens.')
     if not bound:
-        raise bad_request('Thinking is turned off on this server; send thinking "off" or '
+        raise BadRequest('Thinking is turned off on this server; send thinking "off" or '
                           "leave it out.")
     if value == "adaptive":
         return "adaptive"
     assert isinstance(value, int)
     if not MIN_THINKING_BUDGET <= value <= bound:
-        raise bad_request(
+        raise BadRequest(
             f"A thinking budget must be from {MIN_THINKING_BUDGET} to {bound} tokens."
         )
     if value >= max_tokens:
-        raise bad_request(
+        raise BadRequest(
             f"A thinking budget must be less than max_tokens ({max_tokens}), which "
             "counts the thinking too: raise max_tokens or lower the budget."
         )
@@ -98,14 +96,14 @@ def _web_search(value: object, settings: Settings) -> int:
     if value is None or value == "off":
         return 0
     if value != "on" and not _is_int(value):
-        raise bad_request('web_search must be "off", "on" or a number of searches.')
+        raise BadRequest('web_search must be "off", "on" or a number of searches.')
     if not bound:
-        raise bad_request("Web search is not enabled on this server.")
+        raise BadRequest("Web search is not enabled on this server.")
     if value == "on":
         return bound
     assert isinstance(value, int)
     if not 1 <= value <= bound:
-        raise bad_request(f"web_search must be from 1 to {bound} searches.")
+        raise BadRequest(f"web_search must be from 1 to {bound} searches.")
     return value
 
 
@@ -114,7 +112,7 @@ def request_from_query(query: Mapping[str, str], settings: Settings) -> Generati
     &web_search=..."""
     message = query.get("message")
     if message is None:
-        raise bad_request("The message query parameter is required.")
+        raise BadRequest("The message query parameter is required.")
     max_tokens = _max_tokens(_query_int(query.get("max_tokens")), settings)
     return GenerationRequest(
         messages=(ChatMessage("user", _text(message, "message", settings)),),
@@ -139,29 +137,29 @@ def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
     try:
         data: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise bad_request("The body must be JSON in UTF-8.") from None
+        raise BadRequest("The body must be JSON in UTF-8.") from None
     if not isinstance(data, dict):
-        raise bad_request("The body must be a JSON object.")
+        raise BadRequest("The body must be a JSON object.")
     unknown = sorted(set(data) - _BODY_KEYS)
     if unknown:
-        raise bad_request(f"Unknown field(s): {', '.join(unknown)[:200]}.")
+        raise BadRequest(f"Unknown field(s): {', '.join(unknown)[:200]}.")
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise bad_request("messages must be a non-empty list.")
+        raise BadRequest("messages must be a non-empty list.")
     parsed: list[ChatMessage] = []
     for index, item in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(item, dict) or set(item) != _MESSAGE_KEYS:
-            raise bad_request(f"{where} must be an object with exactly role and content.")
+            raise BadRequest(f"{where} must be an object with exactly role and content.")
         role = item["role"]
         expected = "user" if index % 2 == 0 else "assistant"
         if role != expected:
-            raise bad_request(
+            raise BadRequest(
                 f"{where}.role must be {expected!r}: roles alternate, starting with 'user'."
             )
         content = item["content"]
         if not isinstance(content, str):
-            raise bad_request(f"{where}.content must be a string.")
+            raise BadRequest(f"{where}.content must be a string.")
         parsed.append(ChatMessage(role, _text(content, f"{where}.content", settings)))
     max_tokens = _max_tokens(data.get("max_tokens"), settings)
     return GenerationRequest(
@@ -182,6 +180,6 @@ def resume_point(header: str | None, query: str | None) -> tuple[str, int] | Non
         return None
     parsed = parse_event_id(value)
     if parsed is None:
-        raise bad_request("Last-Event-ID is not an event id of this server.")
+        raise BadRequest("Last-Event-ID is not an event id of this server.")
     stream_id, index = parsed
     return stream_id, index + 1

@@ -10,7 +10,7 @@ from bench.memory import Footprint, added, measure, report
 
 
 @pytest.mark.parametrize(("stack", "own_line"), [
-    ("sseserver", "sseserver/streams/memory.py"),  # the frames each stream keeps for resume
+    ("sseserver", "sseserver/store/memory.py"),  # the frames each stream keeps for resume
     ("raw", "bench/peers/raw_aiohttp.py"),
 ])
 async def test_memory_per_open_stream_names_its_allocation_sites(

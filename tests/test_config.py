@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sseserver.config import ConfigError, Settings, load_settings, resolved_provider
+from sseserver.config import Settings, load_settings, resolved_provider
+from sseserver.errors import ConfigError
 
 
 def test_defaults_match_the_spec() -> None:

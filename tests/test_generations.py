@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from sseserver.config import Settings
+from sseserver.generations import Ending, Generations, _Watchdog
 from sseserver.providers import ChatMessage, GenerationRequest
 from sseserver.providers.demo import DemoProvider
-from sseserver.streams.generations import Ending, Generations, _Watchdog
-from sseserver.streams.memory import MemoryStore
+from sseserver.store.memory import MemoryStore
 from tests.sse_parser import parse_all
 
 

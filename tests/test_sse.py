@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sseserver.errors import FieldError
 from sseserver.sse import (
     PING,
     SSE_HEADERS,
-    FieldError,
     StreamFrames,
     encode_event,
     encode_retry,
@@ -110,11 +110,6 @@ def test_data_rejects_raw_line_breaks(bad: str) -> None:
     """`data_json` must be single-line JSON, or the frame would split."""
     with pytest.raises(FieldError):
         encode_event("message", bad, "1")
-
-
-def test_field_error_is_value_error() -> None:
-    """Callers may catch ValueError generally."""
-    assert issubclass(FieldError, ValueError)
 
 
 @pytest.mark.parametrize("bad", [-1, True, False, 1.5, 3000.0, "3000", None])
@@ -266,10 +261,3 @@ def test_concatenated_frames_survive_any_chunking(
         _assert_same_text(json.loads(event.data), payload)
     assert parser.comments == [" ping"] * pings
     assert parser.retry == last_retry
-
-
-def test_http_chunk_frames_bytes_as_one_chunk() -> None:
-    from sseserver.sse import http_chunk
-
-    assert http_chunk(b": ping\n\n") == b"8\r\n: ping\n\n\r\n"
-    assert http_chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"

@@ -6,7 +6,8 @@ costs about 50 MB of memory, which a demo or load-test server does not need.
 
 from __future__ import annotations
 
-from ..config import ConfigError, Settings, resolved_provider
+from ..config import Settings, resolved_provider
+from ..errors import ConfigError
 from .base import ChatMessage, Event, GenerationRequest, Item, Provider, ProviderError, Usage
 from .demo import DemoProvider
 

@@ -2,8 +2,8 @@
 
 Why not the SDK's own: its stream builds two pydantic models per text delta and keeps a
 snapshot of the whole message, which a relay does not need; on a relay that was most of
-the server's CPU (issue 6). This reads only what the relay uses: each event's JSON `data`
-(which names its own `type`), skipping `ping`. The format is Anthropic's fixed one
+the server's CPU (docs/performance.md). This reads only what the relay uses: each event's
+JSON `data` (which names its own `type`), skipping `ping`. The format is Anthropic's fixed one
 (`event: NAME`, `data: JSON`, blank line), read with the WHATWG line rules that matter
 for it: LF or CRLF line ends, an event ends at a blank line, `data:` lines join with LF.
 """

@@ -18,6 +18,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from ..errors import ProviderError
+
+__all__ = [
+    "ChatMessage", "Event", "GenerationRequest", "Item", "Provider", "ProviderError", "Role",
+    "Thinking", "Usage",
+]
+
 Role = Literal["user", "assistant"]
 # "off", "adaptive" (Claude decides how much to think), or a budget of thinking tokens.
 Thinking = Literal["off", "adaptive"] | int
@@ -74,19 +81,6 @@ class Usage:
             "web_search_requests": self.web_search_requests,
             "stop_details": self.stop_details,
         }
-
-
-class ProviderError(Exception):
-    """An upstream failure, already made safe to show a user (no keys, no traces).
-
-    `type` keeps Anthropic's error type where there is one (`overloaded_error`, ...),
-    else `upstream_unavailable` or `upstream_timeout` (SPEC 4).
-    """
-
-    def __init__(self, type: str, message: str) -> None:
-        super().__init__(f"{type}: {message}")
-        self.type = type
-        self.message = message
 
 
 Item = str | Event | Usage

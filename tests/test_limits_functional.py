@@ -159,7 +159,7 @@ async def test_request_limits_follow_the_settings(
     start_server: StartServer, fake_anthropic: FakeAnthropic, settings: dict[str, object],
     query: str, status: int,
 ) -> None:
-    """The request limits move with their options (test_bad_input.py covers each refusal
+    """The request limits move with their options (test_bad_input_functional.py covers each refusal
     in depth at one setting)."""
     server = await start_server(fake=fake_anthropic, **settings)
     got, _, _ = await _get(server, "/api/sse?" + query)

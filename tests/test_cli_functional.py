@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sseserver.config import OPTIONS
-from sseserver.server import resolved_loop
+from sseserver.event_loop import resolved_loop
 
 from .sse_parser import parse_all
 

@@ -2,16 +2,17 @@
 
 aiohttp's `GunicornWebWorker` builds its `AppRunner` without `handler_cancellation`, so a
 client that disconnects while nothing is being written (Claude thinking) would only be
-noticed at the next write, and the upstream request would go on (SPEC 4). The worker takes
-an async factory returning an `AppRunner` as it is, so this one hands it a runner built with
+noticed at the next write, and the upstream request would go on. The worker takes an async
+factory returning an `AppRunner` as it is, so this one hands it a runner built with
 cancellation on, with the same logging and timeouts aiohttp's worker would use:
 
     SSESERVER_REDIS_URL=redis://127.0.0.1:6379/0 \\
     gunicorn 'sseserver.app:app_from_environment()' \\
-        --worker-class sseserver.worker.SSEWorker --workers 4 --bind 127.0.0.1:8080
+        --worker-class sseserver.gunicorn_worker.SSEWorker --workers 4 --bind 127.0.0.1:8080
 
-Options come from the SSESERVER_* variables (gunicorn owns the command line); `--bind`
-and `--workers` are gunicorn's own.
+Options come from the SSESERVER_* variables through the same settings loader as
+`python -m sseserver` (gunicorn owns the command line); `--bind` and `--workers` are
+gunicorn's own.
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 
 from .access_log import AccessLogger
-from .config import LoopName
-from .server import resolved_loop
+from .config import load_settings
+from .event_loop import resolved_loop
 
 
 class SSEWorker(GunicornUVLoopWebWorker):
     def init_process(self) -> None:
-        # The event loop SSESERVER_LOOP names, picked as `python -m sseserver` picks it.
-        choice: LoopName = os.environ.get("SSESERVER_LOOP", "auto")  # type: ignore[assignment]
-        if resolved_loop(choice) == "uvloop":
+        # The event loop SSESERVER_LOOP names, resolved as `python -m sseserver` does.
+        if resolved_loop(load_settings([], os.environ).loop) == "uvloop":
             super().init_process()  # aiohttp's uvloop worker: installs uvloop's policy
         else:
             GunicornWebWorker.init_process(self)
@@ -40,8 +40,8 @@ class SSEWorker(GunicornUVLoopWebWorker):
         app: object = self.wsgi  # type: ignore[has-type]
         if not isinstance(app, web.Application):
             raise RuntimeError(
-                f"sseserver.worker.SSEWorker needs an aiohttp Application, got {app!r}; "
-                "use 'sseserver.app:app_from_environment()'"
+                f"sseserver.gunicorn_worker.SSEWorker needs an aiohttp Application, got "
+                f"{app!r}; use 'sseserver.app:app_from_environment()'"
             )
 
         async def runner() -> web.AppRunner:

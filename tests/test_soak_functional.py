@@ -27,9 +27,9 @@ import pytest
 
 from sseserver.providers.demo import demo_tokens
 
+from .metrics_text import parse, value
 from .server_process import server_process
 from .sse_parser import SSEEvent, SSEParser
-from .test_metrics import parse, value
 
 GENERATIONS: Final = 10_000
 WARM_UP: Final = 300

@@ -8,7 +8,6 @@ import asyncio
 import json
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from sseserver.metrics import Metrics
 
@@ -21,9 +20,9 @@ from .fake_anthropic import (
     Silent,
     count_output_tokens,
 )
+from .metrics_text import Samples, parse, value
 from .sse_client import SSEStream, open_sse
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 QUESTION = "secret-question-42"
 
 
@@ -35,18 +34,6 @@ async def scrape(server: RunningServer, headers: dict[str, str] | None = None) -
         assert response.headers["Content-Type"].startswith("text/plain; version=")
         text = await response.text()
     return parse(text)
-
-
-def parse(text: str) -> Samples:
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, tuple(sorted(labels.items())))]
 
 
 async def _post(server: RunningServer) -> str:

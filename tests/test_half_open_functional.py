@@ -38,7 +38,7 @@ from sseserver.config import Settings
 from sseserver.keys import METRICS
 
 from .fake_anthropic import FakeAnthropic, Silent
-from .test_metrics import parse, value
+from .metrics_text import parse, value
 
 NAMESPACE: Final = f"sseserver-t{os.getpid()}"
 HOST_END: Final = "sseA"

@@ -13,11 +13,19 @@ import pytest
 
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply
+from .metrics_text import Samples, parse, value
 from .sse_client import open_sse
-from .test_metrics import scrape, value
 
 # Long enough that the first prompt is above the API's 1,024-token caching minimum.
 SYSTEM = "You answer questions about the HTML Standard, briefly and exactly. " * 80
+
+
+async def scrape(server: RunningServer) -> Samples:
+    async with aiohttp.ClientSession() as session, session.get(
+        server.url + "/metrics"
+    ) as response:
+        assert response.status == 200
+        return parse(await response.text())
 
 
 async def _turn(server: RunningServer, messages: list[dict[str, str]]) -> dict[str, Any]:

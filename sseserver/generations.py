@@ -7,11 +7,11 @@ frames to the stream store; subscribers read them from there (see `subscriber.py
 
 The watchdog cancels the pump on CANCEL (DELETE) at once, and when no subscriber has been
 attached for `--resume-window` seconds. Cancelling the pump closes the provider's iterator,
-which closes the upstream HTTP request (SPEC 4). The watchdog is not a task: the store calls
-it with each signal, and the idle deadline is one timer handle, so a generation costs one
-task and no more (issue 6: memory per stream).
+which closes the upstream HTTP request (docs/protocol.md, "Disconnects"). The watchdog is
+not a task: the store calls it with each signal, and the idle deadline is one timer handle,
+so a generation costs one task and no more (memory per open stream).
 
-Limits (SPEC 3, 7) count generations, not connections: `--max-streams` for the process and
+Limits count generations, not connections: `--max-streams` for the process and
 `--max-streams-per-client` per client address. A resumed or extra subscriber of a running
 generation starts nothing, so it counts nothing. At shutdown `drain()` refuses new
 generations, lets running ones finish for `--shutdown-grace` seconds, then cancels the rest,
@@ -33,11 +33,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ..config import Settings
-from ..metrics import Metrics
-from ..providers import GenerationRequest, Provider, ProviderError, Usage
-from ..sse import StreamFrames
-from .base import Signal, StoreUnavailable, StreamLost, StreamStore, new_stream_id
+from .config import Settings
+from .errors import (
+    AtCapacity,
+    ClientLimit,
+    ProviderError,
+    ShuttingDown,
+    StoreUnavailable,
+    StreamLost,
+)
+from .ids import new_stream_id
+from .metrics import Metrics
+from .providers import GenerationRequest, Provider, Usage
+from .sse import StreamFrames
+from .store.base import Cancel, Signal, StreamStore
 
 log = logging.getLogger("sseserver.generations")
 
@@ -46,18 +55,6 @@ Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown"]
 # A generation started by POST /api/streams waits at least this long for its first
 # subscriber, even with --resume-window 0 (which is about subscribers that left).
 FIRST_SUBSCRIBER_GRACE: Final = 5.0
-
-
-class AtCapacity(Exception):
-    """--max-streams generations are running already."""
-
-
-class ClientLimit(Exception):
-    """This client runs --max-streams-per-client generations already."""
-
-
-class ShuttingDown(Exception):
-    """The server is stopping and starts no new generation."""
 
 
 @dataclass(slots=True)
@@ -172,11 +169,12 @@ class Generations:
         else:  # no entry per idle client: the map stays as small as what runs
             self._per_client.pop(client, None)
 
-    async def cancel(self, stream_id: str) -> bool:
+    async def cancel(self, stream_id: str) -> Cancel:
+        """Stop a generation now, wherever it runs: cancelled, already ended, or unknown."""
         return await self._store.request_cancel(stream_id)
 
     async def drain(self, grace: float) -> None:
-        """Shutdown (SPEC 7): refuse new generations, give running ones `grace` seconds to
+        """Shutdown: refuse new generations, give running ones `grace` seconds to
         finish on their own, then cancel the rest; each of those streams then ends with a
         `server_shutdown` error event, and its upstream request is closed."""
         self._closing = True
@@ -270,7 +268,7 @@ class Generations:
     def _log(
         self, stream_id: str, request: GenerationRequest, progress: _Progress, events: int,
     ) -> None:
-        """The generation's one log line and its metrics (SPEC 8); no message text."""
+        """The generation's one log line and its metrics; no message text."""
         duration = time.monotonic() - progress.started
         ttft = (
             progress.first_token - progress.started if progress.first_token is not None else None

@@ -1,4 +1,4 @@
-"""Redis stream store: every process on every host sees every stream (SPEC 6, issue 4).
+"""Redis stream store: every process on every host sees every stream.
 
 One generation's keys (they share a `{hash tag}`, so they sit in one slot):
 
@@ -42,7 +42,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .base import Batch, LiveSink, Signal, StoreUnavailable, StreamLost
+from ..errors import StoreUnavailable, StreamLost
+from .base import Batch, Cancel, Signal, StreamListener
 
 try:
     import redis.asyncio as aioredis
@@ -142,7 +143,8 @@ return 1
 _CANCEL: Final = """
 -- KEYS: meta; ARGV: stream id, key prefix
 local owner = redis.call('HGET', KEYS[1], 'owner')
-if not owner or redis.call('HEXISTS', KEYS[1], 'ended') == 1 then return 0 end
+if not owner then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'ended') == 1 then return 2 end
 redis.call('HSET', KEYS[1], 'cancel', '1')
 redis.call('PUBLISH', ARGV[2] .. 'ctl:' .. owner, 'C' .. ARGV[1])
 return 1
@@ -468,12 +470,12 @@ class RedisStore:
                     return batch
         return Batch([], False)
 
-    def follow(self, stream_id: str, start: int, sink: LiveSink) -> bool:
+    def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         """No in-process push: frames may be appended by another process, so every
         subscriber reads them with a blocking XREAD."""
         return False
 
-    def unfollow(self, stream_id: str, sink: LiveSink) -> None:
+    def unlisten(self, stream_id: str) -> None:
         return None
 
     async def join(self, stream_id: str) -> None:
@@ -501,12 +503,12 @@ class RedisStore:
             log.info("redis: leave of %s deferred: %s", stream_id, exc)
             self._dirty.add(stream_id)
 
-    async def request_cancel(self, stream_id: str) -> bool:
+    async def request_cancel(self, stream_id: str) -> Cancel:
         async with _unavailable():
-            done = await self._cancel_script(
+            found = await self._cancel_script(
                 keys=[self._keys(stream_id)[1]], args=[stream_id, self._prefix]
             )
-        return bool(done)
+        return {0: Cancel.UNKNOWN, 1: Cancel.CANCELLED}.get(int(found), Cancel.ENDED)
 
     # -- presence -----------------------------------------------------------------
 

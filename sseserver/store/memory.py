@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ..sse import http_chunk
-from .base import Batch, LiveSink, Signal
+from .base import Batch, Cancel, Signal, StreamListener
 
 
 class _Stream:
-    __slots__ = ("ended", "expiry", "frames", "live", "on_signal", "subscribers", "waiters")
+    __slots__ = ("ended", "expiry", "frames", "listener", "on_signal", "subscribers", "waiters")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
@@ -21,7 +20,7 @@ class _Stream:
         # when one waiter's heartbeat timeout cancels it.
         self.waiters: list[asyncio.Future[None]] = []
         self.expiry: asyncio.TimerHandle | None = None
-        self.live: list[LiveSink] = []  # caught-up subscribers: frames are pushed to them
+        self.listener: StreamListener | None = None  # from listen(): the fan-out's
 
     def signal(self, signal: Signal) -> None:
         if self.on_signal is not None:
@@ -55,18 +54,10 @@ class MemoryStore:
     async def append(self, stream_id: str, frame: bytes) -> None:
         stream = self._streams[stream_id]
         assert not stream.ended, "append() after finish()"
-        stream.frames.append(frame)
-        live = stream.live
-        if live:
-            # The HTTP chunk is built once and written to every caught-up subscriber:
-            # no task switch, future or timer per subscriber per event.
-            chunk = http_chunk(frame)
-            after = len(stream.frames)
-            if len(live) == 1:  # the usual case, without building a new list per event
-                if not live[0].push(chunk, after):
-                    stream.live = []
-            else:
-                stream.live = [sink for sink in live if sink.push(chunk, after)]
+        frames = stream.frames
+        frames.append(frame)
+        if stream.listener is not None:
+            stream.listener.frame(frame, len(frames) - 1)
         if stream.waiters:
             stream.wake()
 
@@ -75,7 +66,7 @@ class MemoryStore:
         stream.ended = True
         stream.on_signal = None
         stream.wake()
-        _end_all(stream)
+        _end_listener(stream)
         loop = asyncio.get_running_loop()
         stream.expiry = loop.call_later(keep_for, self._streams.pop, stream_id, None)
 
@@ -98,17 +89,17 @@ class MemoryStore:
                         stream.waiters.remove(waiter)
         return Batch(stream.frames[start:], stream.ended)
 
-    def follow(self, stream_id: str, start: int, sink: LiveSink) -> bool:
+    def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         stream = self._streams.get(stream_id)
         if stream is None or stream.ended or start != len(stream.frames):
             return False
-        stream.live.append(sink)
+        stream.listener = listener
         return True
 
-    def unfollow(self, stream_id: str, sink: LiveSink) -> None:
+    def unlisten(self, stream_id: str) -> None:
         stream = self._streams.get(stream_id)
-        if stream is not None and sink in stream.live:
-            stream.live.remove(sink)
+        if stream is not None:
+            stream.listener = None
 
     async def join(self, stream_id: str) -> None:
         stream = self._streams.get(stream_id)
@@ -126,12 +117,14 @@ class MemoryStore:
         if stream.subscribers == 0:
             stream.signal(Signal.IDLE)
 
-    async def request_cancel(self, stream_id: str) -> bool:
+    async def request_cancel(self, stream_id: str) -> Cancel:
         stream = self._streams.get(stream_id)
-        if stream is None or stream.ended:
-            return False
+        if stream is None:
+            return Cancel.UNKNOWN
+        if stream.ended:
+            return Cancel.ENDED
         stream.signal(Signal.CANCEL)
-        return True
+        return Cancel.CANCELLED
 
     def subscriber_count(self) -> int:
         return sum(stream.subscribers for stream in self._streams.values())
@@ -141,11 +134,11 @@ class MemoryStore:
             if stream.expiry is not None:
                 stream.expiry.cancel()
             stream.wake()
-            _end_all(stream)
+            _end_listener(stream)
         self._streams.clear()
 
 
-def _end_all(stream: _Stream) -> None:
-    for sink in stream.live:
-        sink.end()
-    stream.live = []
+def _end_listener(stream: _Stream) -> None:
+    listener, stream.listener = stream.listener, None
+    if listener is not None:
+        listener.end()

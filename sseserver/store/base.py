@@ -1,21 +1,20 @@
 """The stream store contract: where a generation's frames live, and how its owner hears
 that subscribers came and went or that someone asked it to stop.
 
-Everything stored crosses this seam as stream ids, integers and bytes, so a backend may keep
-it in another process (Redis, SPEC 6). Two callbacks stay in the process that registers
-them: the owner's signal handler (`watch`) and a caught-up subscriber (`follow`).
-A frame is stored already encoded, once, and shared by every subscriber.
+A store deals in stream ids, integers and bytes only, and knows nothing of HTTP, so a
+backend may keep it in another process (Redis). Two callbacks stay in the process that
+registers them: the owner's signal handler (`watch`) and one listener per stream
+(`listen`), which the fan-out (fanout.py) registers for the stream's caught-up subscribers
+in this process and which is handed each new frame with its index.
 
-A backend in another process can fail where memory cannot. Two exceptions say how:
-`StoreUnavailable` (the backend cannot be reached now; the same call may work later) and
-`StreamLost` (the owner's stream was ended or freed by someone else, so appending must
-stop). A stream whose owner vanished (its process died) ends with `Batch.lost` set.
+A backend in another process can fail where memory cannot: see `StoreUnavailable` and
+`StreamLost` in errors.py. A stream whose owner vanished (its process died) ends with
+`Batch.lost` set.
 """
 
 from __future__ import annotations
 
 import enum
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,13 +28,12 @@ class Signal(enum.Enum):
     CANCEL = "cancel"  # someone asked to stop now (DELETE)
 
 
-class StoreUnavailable(Exception):
-    """The backend cannot be reached (or refused the command); try again later."""
+class Cancel(enum.Enum):
+    """What asking a stream to stop found."""
 
-
-class StreamLost(Exception):
-    """append() into a stream that is no longer its owner's: it was ended because the
-    owner was taken for dead, or freed (the backend lost its data). Stop generating."""
+    CANCELLED = "cancelled"  # it was running; its owner is told
+    ENDED = "ended"  # it is held but over already
+    UNKNOWN = "unknown"  # no such stream is held
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +48,15 @@ class Batch:
     lost: bool = False
 
 
-class LiveSink(Protocol):
-    """A subscriber in this process that has every frame so far (see `StreamStore.follow`)."""
+class StreamListener(Protocol):
+    """Takes every frame of one stream as it is appended, in this process."""
 
-    def push(self, chunk: bytes, next_index: int) -> bool:
-        """Take one frame, already framed as an HTTP/1.1 chunk; `next_index` is the index
-        after it. False when it cannot take more now: it is then no longer followed."""
+    def frame(self, data: bytes, index: int) -> None:
+        """The frame at `index` was appended."""
         ...
 
     def end(self) -> None:
-        """The stream ended (after its last frame was pushed) or the store is closing."""
+        """The stream ended (after its last frame) or the store is closing."""
         ...
 
 
@@ -99,15 +96,14 @@ class StreamStore(Protocol):
         wait ran out). None when the stream is not held."""
         ...
 
-    def follow(self, stream_id: str, start: int, sink: LiveSink) -> bool:
-        """The fast path: when `start` is the stream's end, hand each frame appended from
-        now on to `sink`, in this process, instead of the subscriber reading it. False
-        when the sink is not caught up, the stream has ended, or the backend cannot
-        (then the subscriber reads)."""
+    def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
+        """Hand every frame appended from now on to `listener`, when `start` is the
+        stream's end (nothing would be missed). False when it is not, when the stream has
+        ended, or when the backend cannot; then subscribers read. One listener per stream."""
         ...
 
-    def unfollow(self, stream_id: str, sink: LiveSink) -> None:
-        """Stop handing frames to `sink` (harmless when it is not followed)."""
+    def unlisten(self, stream_id: str) -> None:
+        """Stop handing frames to the stream's listener (harmless when there is none)."""
         ...
 
     async def join(self, stream_id: str) -> None:
@@ -119,29 +115,10 @@ class StreamStore(Protocol):
         catch up by itself later (it is called from `finally` blocks)."""
         ...
 
-    async def request_cancel(self, stream_id: str) -> bool:
-        """Ask the owner to stop; False when the stream is not held or has ended."""
+    async def request_cancel(self, stream_id: str) -> Cancel:
+        """Ask the owner to stop."""
         ...
 
     async def close(self) -> None:
         """Free everything (app shutdown)."""
         ...
-
-
-def new_stream_id() -> str:
-    """Unguessable and URL-safe, and without ':' (it separates the stream from the index)."""
-    return secrets.token_urlsafe(12)
-
-
-def event_id(stream_id: str, index: int) -> str:
-    return f"{stream_id}:{index}"
-
-
-def parse_event_id(value: str) -> tuple[str, int] | None:
-    """`stream:index` from a Last-Event-ID, or None when it is not one of ours."""
-    stream_id, sep, index = value.rpartition(":")
-    if not sep or not stream_id or not index.isascii() or not index.isdigit() or len(index) > 9:
-        return None
-    if len(stream_id) > 64 or not all(c.isalnum() or c in "-_" for c in stream_id):
-        return None
-    return stream_id, int(index)

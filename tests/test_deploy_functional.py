@@ -88,7 +88,7 @@ async def test_gunicorn_with_sseworker_cancels_on_disconnect(
                      SSESERVER_PROVIDER="anthropic", SSESERVER_UPSTREAM_RETRIES="0")
     server = await processes.spawn(
         [sys.executable, "-m", "gunicorn", "sseserver.app:app_from_environment()",
-         "--worker-class", "sseserver.worker.SSEWorker", "--workers", "2",
+         "--worker-class", "sseserver.gunicorn_worker.SSEWorker", "--workers", "2",
          "--bind", f"127.0.0.1:{port}", "--no-control-socket"],
         env,
     )

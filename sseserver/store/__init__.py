@@ -1,0 +1,1 @@
+"""Where a generation's frames live: the contract (base.py) and its backends."""
