@@ -311,3 +311,21 @@ async def test_the_demo_shows_every_kind_of_event_offline(start_server: StartSer
     assert set(usage) == {"input_tokens", "output_tokens", "stop_reason",
                           "cache_creation_input_tokens", "cache_read_input_tokens",
                           "thinking_tokens", "web_search_requests", "stop_details"}
+
+
+@pytest.mark.parametrize("block", [
+    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": None},
+    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": ["x"]},
+    {"type": "server_tool_use", "name": "web_search", "input": {}},  # no id
+], ids=["null-content", "result-not-an-object", "tool-without-id"])
+async def test_a_known_block_out_of_shape_ends_in_one_error(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, block: dict[str, Any]
+) -> None:
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(blocks=(Text(["Before."]), UnknownBlock(block))))
+    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+        await stream.read_all()
+    assert stream.types() == ["meta", "message", "error"]
+    assert json.loads(stream.events[-1].data) == {
+        "type": "api_error", "message": "Claude sent an event this server cannot read.",
+    }

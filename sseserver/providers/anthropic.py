@@ -121,7 +121,7 @@ class AnthropicProvider:
                 reader.next_request()
         except ProviderError as exc:
             raise self._safe_error(exc.type, exc.message) from None
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):  # a shape not as documented
             unreadable = "Claude sent an event this server cannot read."
             raise ProviderError("api_error", unreadable) from None
         except anthropic.APIStatusError as exc:
