@@ -9,6 +9,9 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
+
+from sseserver.providers import anthropic_reply
 
 from .conftest import StartServer
 from .fake_anthropic import (
@@ -164,4 +167,21 @@ async def test_without_web_search_a_pause_is_not_continued(
     async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
         await stream.read_all()
     assert fake_anthropic.request_count == 1
+    assert json.loads(stream.events[-2].data)["stop_reason"] == "pause_turn"
+
+
+async def test_a_reply_too_large_to_resend_is_not_continued(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What is kept for a continuation is bounded in bytes: past the bound the reply
+    ends as it paused, and the kept blocks are let go."""
+    monkeypatch.setattr(anthropic_reply, "MAX_KEPT_BYTES", 4096)
+    server = await start_server(fake=fake_anthropic, web_search=3)
+    large = Reply(blocks=(*_search(1), Text(["x" * 1000] * 5)), stop_reason="pause_turn")
+    fake_anthropic.enqueue(large, FINAL)
+    async with await open_sse(f"{server.url}/api/sse?message=hi&web_search=on") as stream:
+        await stream.read_all()
+    assert fake_anthropic.request_count == 1
+    assert stream.text == "x" * 5000
     assert json.loads(stream.events[-2].data)["stop_reason"] == "pause_turn"
