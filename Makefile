@@ -48,7 +48,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
-# Performance (issue 6): S1-S5 against sseserver and its peers, server and load pinned
+# Performance (docs/performance.md): S1-S5 against sseserver and its peers, server and load pinned
 # to separate cores (taskset). `bench` takes ~20 minutes, `bench-quick` ~2.
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -62,7 +62,7 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.run --quick
 
-# The Redis stream store beside the in-memory one, same run, same load (issue 4).
+# The Redis stream store beside the in-memory one, same run, same load.
 bench-redis: $(BENCH_STAMP) system-deps
 	$(PY) -m bench.redis_vs_memory
 

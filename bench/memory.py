@@ -1,7 +1,7 @@
 """`make bench-memory` (`python -m bench.memory`): what one open stream holds in memory,
 by allocation site, for sseserver and for aiohttp's plain StreamResponse loop ("raw").
 
-S2 and S4 (issue 6) measure RSS per connection; this says where it goes. The server runs
+The bench's S2 and S4 measure RSS per connection; this says where it goes. The server runs
 in this process with `tracemalloc` on, on asyncio's own loop (uvloop's transports live in C,
 where tracemalloc cannot see them); the load is `python -m sseserver.loadgen` in a child
 process: N streams of a paced demo reply, all open at once. Once they are, a snapshot is
@@ -34,7 +34,7 @@ from bench.peers.raw_aiohttp import make_app as raw_app
 from sseserver.app import create_app
 from sseserver.config import Settings
 
-from .run import free_port
+from .processes import free_port
 
 PACE_MS: Final = 1000  # one event a second, as in S2
 TOKENS: Final = 60  # long enough that every stream is still open at the snapshot

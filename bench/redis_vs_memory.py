@@ -1,99 +1,70 @@
-"""Redis stream store beside the in-memory one: same load, same run (issue 4).
+"""`make bench-redis` (`python -m bench.redis_vs_memory`): the Redis stream store beside the
+in-memory one, same run, same load.
 
-    python bench/redis_vs_memory.py [--streams 50] [--tokens 200]
+    python -m bench.redis_vs_memory [--streams 50] [--tokens 200]
                                     [--paced-streams 20] [--delay-ms 20]
 
-Starts Debian's redis-server on a free port, a stamping fake of the Messages API (each
-text delta is the time it was sent, in monotonic ns), and `python -m sseserver` once per
-backend. Then, for each backend, two loads:
+Starts Debian's redis-server on a free port, the tests' fake Anthropic API in its own
+process with stamped replies (each text delta is the time it was written, in monotonic ns),
+and `python -m sseserver` once per backend. Then, for each backend, two loads:
 
 - paced: --paced-streams concurrent GET /api/sse, each --tokens deltas --delay-ms
-  apart (a load well below saturation, 1000 events/s by default); per-event latency =
-  arrival at the client - departure from the upstream (the same machine's monotonic
-  clock), so it covers SDK -> pump -> store -> subscriber -> socket.
+  apart (a load well below saturation); per-event latency = arrival at the client -
+  departure from the upstream (the same machine's monotonic clock), so it covers
+  SDK -> pump -> store -> subscriber -> socket.
 - flat out: --streams concurrent streams with no delay; events/s delivered to the clients.
 
-A small self-contained client for now; `python -m sseserver.loadgen` (branch bench) can
-take its place once merged.
+The client reads the stamps out of the events, which `python -m sseserver.loadgen` does
+not do, so it is a small one of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
+
+from sseserver.loadgen.decoder import SseDecoder
+from tests.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
+
+from .processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-ant-bench"
 
 
-def _frame(event: str, data: object) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+def _upstream(control: Connection) -> None:
+    """The fake's process: sends its URL, then serves each (tokens, delay) it is sent."""
+    asyncio.run(_serve_upstream(control))
 
 
-async def _messages(request: web.Request) -> web.StreamResponse:
-    body = await request.json()
-    tokens, delay = request.app["tokens"], request.app["delay"]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    await response.write(_frame("message_start", {"type": "message_start", "message": {
-        "id": "msg_bench", "type": "message", "role": "assistant", "model": body["model"],
-        "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 1, "output_tokens": 1}}}))
-    await response.write(_frame("content_block_start", {
-        "type": "content_block_start", "index": 0,
-        "content_block": {"type": "text", "text": ""}}))
-    for _ in range(tokens):
-        if delay:
-            await asyncio.sleep(delay)
-        await response.write(_frame("content_block_delta", {
-            "type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": f"{time.monotonic_ns()} "}}))
-    await response.write(_frame("content_block_stop", {"type": "content_block_stop", "index": 0}))
-    await response.write(_frame("message_delta", {
-        "type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": tokens}}))
-    await response.write(_frame("message_stop", {"type": "message_stop"}))
-    return response
-
-
-async def _configure(request: web.Request) -> web.Response:
-    request.app["tokens"] = int(request.query["tokens"])
-    request.app["delay"] = float(request.query["delay_ms"]) / 1000
-    return web.Response(text="ok")
-
-
-def _upstream(port: int) -> None:
-    app = web.Application()
-    app["tokens"], app["delay"] = 10, 0.0
-    app.router.add_post("/v1/messages", _messages)
-    app.router.add_post("/configure", _configure)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def _serve_upstream(control: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    async with running_fake_anthropic() as fake:
+        fake.max_recorded = 1000  # every request is recorded: keep memory bounded
+        control.send(fake.base_url)
+        while (order := await loop.run_in_executor(None, control.recv)) is not None:
+            tokens, delay_ms = order
+            fake.default_reply = Reply(chunks=("",) * tokens, delay=delay_ms / 1000, stamp=True)
+            control.send("ok")
 
 
 def _start_server(upstream: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SSESERVER_", "ANTHROPIC_"))}
-    env |= {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": upstream,
+    env |= {"ANTHROPIC_API_KEY": DEFAULT_API_KEY, "ANTHROPIC_BASE_URL": upstream,
             "SSESERVER_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
         [sys.executable, "-m", "sseserver", "--port", "0", "--provider", "anthropic",
@@ -106,39 +77,64 @@ def _start_server(upstream: str, *extra: str) -> tuple[subprocess.Popen[str], st
     return process, match.group(0)
 
 
-async def _one_stream(session: aiohttp.ClientSession, url: str, latencies: list[float]) -> int:
-    events = 0
-    buffer = b""
+async def _one_stream(session: aiohttp.ClientSession, url: str, tokens: int,
+                      latencies: list[float]) -> int:
+    """One stream, verified as the load generator verifies one: ids `<stream>:<index>`
+    consecutive from 0, `tokens` message events, then `done`; its messages' latencies."""
+    due = messages = 0
+    done = False
+    now = 0  # arrival of the bytes being decoded, in monotonic ns
+
+    def on_event(event_id: bytes | None, event: bytes, data: bytes) -> None:
+        nonlocal due, messages, done
+        index = int(event_id.rpartition(b":")[2]) if event_id else None
+        if index != due or done:
+            raise RuntimeError(f"event id {event_id!r} where index {due} was due")
+        due += 1
+        if event == b"error":
+            raise RuntimeError(data.decode())
+        if event == b"message":
+            latencies.append((now - int(json.loads(data))) / 1e6)
+            messages += 1
+        elif event == b"done":
+            done = True
+
+    decoder = SseDecoder(on_event)
     async with session.get(url + "/api/sse?message=bench") as response:
         if response.status != 200:
             raise RuntimeError(f"{response.status}: {await response.text()}")
         async for chunk in response.content.iter_any():
             now = time.monotonic_ns()
-            buffer += chunk
-            *frames, buffer = buffer.split(b"\n\n")
-            for frame in frames:
-                if b"event: error\n" in frame:
-                    raise RuntimeError(frame.decode())
-                if b"event: message\n" in frame:
-                    stamp = json.loads(frame.rsplit(b"data: ", 1)[1])
-                    latencies.append((now - int(stamp)) / 1e6)
-                    events += 1
-    return events
+            decoder.feed(chunk)
+    if not done or messages != tokens:
+        raise RuntimeError(f"{messages} of {tokens} messages, done {done}")
+    return messages
 
 
-async def _load(server: str, upstream: str, streams: int, tokens: int, delay_ms: float
-                ) -> tuple[float, list[float]]:
+def _configure(control: Connection, tokens: int, delay_ms: float) -> None:
+    """Every reply of the fake from now on: `tokens` stamped deltas, `delay_ms` apart."""
+    control.send((tokens, delay_ms))
+    if not control.poll(10):
+        raise RuntimeError("the fake upstream did not answer")
+    control.recv()
+
+
+async def _load(server: str, streams: int, tokens: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(f"{upstream}/configure?tokens={tokens}&delay_ms={delay_ms}"):
-            pass
         started = time.monotonic()
-        counts = await asyncio.gather(*(_one_stream(session, server, latencies)
+        counts = await asyncio.gather(*(_one_stream(session, server, tokens, latencies)
                                         for _ in range(streams)))
         elapsed = time.monotonic() - started
     assert sum(counts) == streams * tokens, f"{sum(counts)} of {streams * tokens} events"
     return sum(counts) / elapsed, latencies
+
+
+def _measure(url: str, control: Connection, streams: int, tokens: int,
+             delay_ms: float) -> tuple[float, list[float]]:
+    _configure(control, tokens, delay_ms)
+    return asyncio.run(_load(url, streams, tokens))
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -156,34 +152,40 @@ def main() -> int:
     if redis_server is None:
         print("redis-server is missing: apt-get install redis-server", file=sys.stderr)
         return 1
-    redis_port = _free_port()
+    redis_port = free_port()
     workdir = tempfile.TemporaryDirectory(prefix="sseserver-bench-")
     redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", workdir.name],
                              stdout=subprocess.DEVNULL)
-    upstream_port = _free_port()
+    control, child_end = multiprocessing.Pipe()
     upstream_process = multiprocessing.get_context("spawn").Process(
-        target=_upstream, args=(upstream_port,), daemon=True)
+        target=_upstream, args=(child_end,), daemon=True)
     upstream_process.start()
-    upstream = f"http://127.0.0.1:{upstream_port}"
-    time.sleep(1.5)
     rows = []
     try:
+        if not control.poll(30):
+            raise RuntimeError("the fake upstream did not start")
+        upstream = str(control.recv())
         for backend, extra in (("memory", ()),
                                ("redis", ("--redis-url", f"redis://127.0.0.1:{redis_port}/0"))):
             server, url = _start_server(upstream, *extra)
             try:
-                asyncio.run(_load(url, upstream, 5, 20, 0))  # warm up
-                _, paced = asyncio.run(_load(url, upstream, args.paced_streams, args.tokens,
-                                             args.delay_ms))
-                rate, _ = asyncio.run(_load(url, upstream, args.streams, args.tokens, 0))
+                _measure(url, control, 5, 20, 0)  # warm up
+                _, paced = _measure(url, control, args.paced_streams, args.tokens,
+                                    args.delay_ms)
+                rate, _ = _measure(url, control, args.streams, args.tokens, 0)
             finally:
                 server.terminate()
                 server.wait()
             rows.append((backend, rate, statistics.median(paced), _quantile(paced, 0.99),
                          max(paced)))
     finally:
-        upstream_process.terminate()
+        # The fake may be gone already; the error that brought us here is the one to show.
+        with contextlib.suppress(OSError):
+            control.send(None)
+        upstream_process.join(10)
+        if upstream_process.is_alive():
+            upstream_process.terminate()
         redis.terminate()
         redis.wait()
         workdir.cleanup()

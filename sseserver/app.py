@@ -35,6 +35,7 @@ from .keys import (
 )
 from .metrics import Metrics
 from .middleware import json_errors
+from .overload import LoopLag
 from .providers import create_provider
 from .routes import routes
 from .store.base import StreamStore
@@ -59,11 +60,13 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 def create_store(settings: Settings) -> StreamStore:
     """In memory by default; in Redis with --redis-url, imported only then."""
+    resume_max_bytes = round(settings.resume_max_mb * 1024 * 1024)
     if settings.redis_url is None:
-        return MemoryStore()
+        return MemoryStore(resume_max_bytes)
     from .store.redis import RedisStore
 
-    return RedisStore(settings.redis_url, resume_window=settings.resume_window)
+    return RedisStore(settings.redis_url, resume_window=settings.resume_window,
+                      resume_max_bytes=resume_max_bytes)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -74,12 +77,15 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     await store.open()  # never fails for want of Redis: /healthz says degraded until it is
     app[PROVIDER] = provider
     app[STORE] = store
-    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS])
+    lag = LoopLag(settings.max_loop_lag_ms, app[METRICS].loop_lag)
+    lag.start()
+    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS], lag)
     fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
     app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS])
     heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
+    lag.stop()
     heartbeats.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await heartbeats

@@ -44,9 +44,11 @@ class Settings:
     heartbeat: float = 15.0
     retry_ms: int = 3000
     resume_window: float = 10.0
+    resume_max_mb: float = 64.0
     send_timeout: float = 30.0
     max_streams: int = 10000
     max_streams_per_client: int = 0  # 0 = no per-client limit
+    max_loop_lag_ms: int = 100  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
@@ -243,6 +245,13 @@ OPTIONS: tuple[Option, ...] = (
         "cancelled; also how long a finished stream stays resumable",
     ),
     Option(
+        "resume_max_mb",
+        _positive_float,
+        "most megabytes of frames kept for finished streams (per process); past it the "
+        "oldest finished streams are freed first, and a resume of one gets 204",
+        metavar="MB",
+    ),
+    Option(
         "send_timeout",
         _positive_float,
         "seconds a subscriber may block writes before it is dropped",
@@ -254,6 +263,14 @@ OPTIONS: tuple[Option, ...] = (
         "concurrent generations per client address (429 beyond; 0 = no limit); set it "
         "before exposing a key-backed server to many users",
         metavar="N",
+    ),
+    Option(
+        "max_loop_lag_ms",
+        _non_negative_int,
+        "refuse new generations (503, Retry-After) while the event loop has been this "
+        "many ms behind for half a second; running streams are never slowed or cut "
+        "(0 = off)",
+        metavar="MS",
     ),
     Option(
         "access_token",

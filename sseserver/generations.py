@@ -37,6 +37,7 @@ from .config import Settings
 from .errors import (
     AtCapacity,
     ClientLimit,
+    Overloaded,
     ProviderError,
     ShuttingDown,
     StoreUnavailable,
@@ -44,13 +45,14 @@ from .errors import (
 )
 from .ids import new_stream_id
 from .metrics import Metrics
+from .overload import LoopLag
 from .providers import GenerationRequest, Provider, Usage
 from .sse import StreamFrames
 from .store.base import Cancel, Signal, StreamStore
 
 log = logging.getLogger("sseserver.generations")
 
-Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown"]
+Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown", "lost"]
 
 # A generation started by POST /api/streams waits at least this long for its first
 # subscriber, even with --resume-window 0 (which is about subscribers that left).
@@ -71,8 +73,8 @@ class _Progress:
 
 
 class _Watchdog:
-    """Stops a generation's pump on CANCEL, or when nobody has been subscribed for
-    --resume-window seconds (from the start: at least FIRST_SUBSCRIBER_GRACE)."""
+    """Stops a generation's pump on CANCEL or LOST, or when nobody has been subscribed
+    for --resume-window seconds (from the start: at least FIRST_SUBSCRIBER_GRACE)."""
 
     __slots__ = ("_deadline", "_progress", "_pump", "_window")
 
@@ -86,6 +88,8 @@ class _Watchdog:
     def on_signal(self, signal: Signal) -> None:
         if signal is Signal.CANCEL:
             self._stop_pump("cancelled")
+        elif signal is Signal.LOST:
+            self._stop_pump("lost")
         elif signal is Signal.IDLE:
             self._idle(self._window)
         else:  # BUSY: no deadline while someone listens
@@ -122,6 +126,7 @@ class Generations:
         provider: Provider,
         settings: Settings,
         metrics: Metrics | None = None,
+        lag: LoopLag | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
@@ -129,6 +134,7 @@ class Generations:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._per_client: dict[str, int] = {}  # running generations by client address
         self._closing = False
+        self._lag = lag
         self._metrics = metrics if metrics is not None else Metrics()
         self._metrics.count_generations(lambda: len(self._tasks))
 
@@ -143,6 +149,8 @@ class Generations:
             raise ShuttingDown
         if len(self._tasks) >= self._settings.max_streams:
             raise AtCapacity
+        if self._lag is not None and self._lag.overloaded:
+            raise Overloaded
         per_client = self._settings.max_streams_per_client
         if per_client and self._per_client.get(client, 0) >= per_client:
             raise ClientLimit
@@ -252,7 +260,9 @@ class Generations:
                 with contextlib.suppress(StoreUnavailable, StreamLost):
                     await append(stream_id, frames.event("error", shutdown))
                 raise
-            current.uncancel()  # ours (DELETE or nobody listening): finish the stream
+            current.uncancel()  # ours: DELETE, nobody listening, or the stream was taken
+            if progress.ending == "lost":
+                return  # its end was written by whoever took it
             # The input (and its cache share) is known; the output only as deltas sent.
             usage = dataclasses.replace(
                 progress.usage, output_tokens=progress.deltas, stop_reason="cancelled",

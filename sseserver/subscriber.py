@@ -120,15 +120,20 @@ class Subscribers:
             del pending
             live.events_sent += replayed
             start += replayed
+            may_follow = True
             while not ended:
-                if follower is not None and fanout.follow(stream_id, start, follower):
+                if may_follow and follower is not None and fanout.follow(
+                    stream_id, start, follower
+                ):
                     try:
                         await follower.follow_from(start)
                     finally:
                         fanout.unfollow(stream_id, follower)
                     start = follower.next_index
-                    ended = follower.ended
-                    continue  # ended, or fell behind: catch up by reading
+                    # Pushes stopped: the store says whether the stream ended (and how),
+                    # or the socket fell behind; read once before following again.
+                    may_follow = False
+                    continue
                 batch = await store.read(stream_id, start, wait=settings.heartbeat)
                 if batch is None:  # freed under us: nothing more will come
                     break
@@ -143,6 +148,7 @@ class Subscribers:
                     await _write(response, PING, settings.send_timeout)
                     live.bytes_sent += len(PING)
                 ended = batch.ended
+                may_follow = True
         except StoreUnavailable as exc:
             log.warning("subscriber of %s ended: %s", stream_id, exc)
             with contextlib.suppress(SlowSubscriber, ConnectionError):

@@ -177,6 +177,10 @@ class Reply:
     stop_reason: str = "end_turn"
     output_tokens: int | None = None
     """Overrides :func:`count_output_tokens` for ``message_delta.usage.output_tokens``."""
+    stamp: bool = False
+    """Streamed deltas carry ``time.monotonic_ns()`` taken as each is written, and a space,
+    instead of the chunk's text: a client on the same machine subtracts it from the time the
+    text reached it, the latency of everything in between (``make bench-redis``)."""
     blocks: Sequence[Block | UnknownEvent] = ()
     """The content, in order (see ``tests/fake_blocks.py``); empty: ``Text(chunks)``."""
     stop_details: dict[str, Any] | None = None
@@ -641,7 +645,8 @@ class FakeAnthropic:
             sse_frame("message_start", {"type": "message_start", "message": message})
         )
         if isinstance(behaviour, Reply):
-            await self._write_blocks(response, record, behaviour.content_blocks, behaviour.delay)
+            await self._write_blocks(response, record, behaviour.content_blocks, behaviour.delay,
+                                     stamp=behaviour.stamp)
         else:  # a failure: some text, then the failure, with no content_block_stop
             await self._write_blocks(response, record, (Text(behaviour.chunks),), 0.0,
                                      last_stop=False)
@@ -675,9 +680,10 @@ class FakeAnthropic:
     async def _write_blocks(
         self, response: web.StreamResponse, record: RecordedRequest,
         blocks: Sequence[Block | UnknownEvent], delay: float, *, last_stop: bool = True,
+        stamp: bool = False,
     ) -> None:
         """Each block's start, deltas and stop; a ping after the first start, as the API
-        sends one."""
+        sends one. With ``stamp``, a text delta's text is the time it is written."""
         index = 0
         for number, block in enumerate(blocks):
             if isinstance(block, UnknownEvent):
@@ -694,6 +700,8 @@ class FakeAnthropic:
                     continue
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if stamp and data["type"] == "text_delta":
+                    data = {"type": "text_delta", "text": f"{time.monotonic_ns()} "}
                 await response.write(sse_frame("content_block_delta", {
                     "type": "content_block_delta", "index": index, "delta": data,
                 }))

@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from sseserver.store.redis import HEARTBEAT_INTERVAL, PROCESS_LEASE
+from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
 from .fake_anthropic import FakeAnthropic, Reply
 from .processes import Processes, ServerProcess, processes
