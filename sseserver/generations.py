@@ -238,7 +238,7 @@ class Generations:
                             await append(stream_id, message(item))
                     elif isinstance(item, Usage):
                         progress.usage = item
-                    else:  # thinking, tool, tool_result, citation (docs/protocol.md)
+                    else:  # thinking, tool, ... (docs/protocol.md, "Events")
                         if item.name == "thinking":
                             progress.deltas += 1  # output too, counted when cancelled
                         await append(stream_id, frames.event(item.name, item.data))

@@ -130,7 +130,8 @@ class Metrics:
             ["reason"], registry=registry,
         )
         self.output_tokens = Counter(
-            "sseserver_output_tokens", "Output tokens generated (text deltas when cancelled).",
+            "sseserver_output_tokens",
+            "Output tokens generated (text and thinking deltas when cancelled).",
             registry=registry,
         )
         self.input_tokens = Counter(

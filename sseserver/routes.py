@@ -82,8 +82,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 def capabilities(settings: Settings) -> dict[str, Any]:
     """What requests may ask for here, so a page shows only the toggles that work
-    (docs/protocol.md). The thinking bound is the largest budget a request can use: the
-    operator's, and below the largest max_tokens."""
+    (docs/protocol.md, "Thinking, tools and caching"). The thinking bound is the largest
+    budget a request can use: the operator's, and below the largest max_tokens."""
     thinking = min(settings.max_thinking_tokens, settings.max_tokens - 1)
     return {
         "thinking": {"max_tokens": thinking} if settings.max_thinking_tokens else False,

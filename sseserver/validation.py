@@ -67,7 +67,7 @@ def _thinking(value: object, max_tokens: int, settings: Settings) -> Thinking:
     (refused here rather than by the API, or clamped)."""
     bound = settings.max_thinking_tokens
     if value is None:
-        return "adaptive" if bound else "off"  # docs/protocol.md: the defaults
+        return "adaptive" if bound else "off"  # protocol.md, "Choices"
     if value == "off":
         return "off"
     if value != "adaptive" and not _is_int(value):

@@ -1,5 +1,5 @@
 """Every part of a Claude reply on the wire, end to end: the real app, the real SDK, the
-fake upstream. Each new event's exact frames (docs/protocol.md), byte-exact text read
+fake upstream. Each new event's exact frames (docs/protocol.md, "Events"), byte-exact text read
 back with the WHATWG parser, nothing secret on the wire, unknown upstream types skipped,
 and thinking that reaches the reader while Claude thinks."""
 
@@ -60,7 +60,7 @@ def frames(stream_id: str, events: list[tuple[str, Any]]) -> bytes:
 
 
 def usage(reply: Reply, **changes: Any) -> dict[str, Any]:
-    """The `usage` event of a reply the fake served without caching (docs/protocol.md)."""
+    """The `usage` event of a reply the fake served without caching (docs/protocol.md, "Events")."""
     blocks = reply.content_blocks
     thinking = thinking_text(blocks)
     has_thinking = any(isinstance(b, Thinking | RedactedThinking) for b in blocks)

@@ -72,7 +72,8 @@ class AnthropicProvider:
         if self._cache_control is not None:
             # Automatic caching: the API puts the breakpoint on the request's last block,
             # so everything before it (system, the history, the new message) is the
-            # prefix the next turn reads from the cache (docs/protocol.md, "Prompt cache").
+            # prefix the next turn reads from the cache (docs/protocol.md, "Thinking,
+            # tools and caching").
             params["cache_control"] = self._cache_control
         return params
 

@@ -1,10 +1,10 @@
 """One reply of Claude's, read from the Messages API's events into wire items.
 
 `ReplyReader.on_event` takes every event but a text delta (the provider frames those
-itself, the hot path) and returns the items they make, in the shapes docs/protocol.md
-fixes: `thinking` per thinking delta, `thinking_hidden` once per thinking block whose text
-is not shown, `tool` once a server tool's input is complete, `tool_result` with titles and
-URLs only, and a text block's `citation`s after its last text. Signatures and encrypted
+itself, the hot path) and returns the items they make, in the shapes of docs/protocol.md,
+"Events": `thinking` per thinking delta, `thinking_hidden` once per thinking block whose
+text is not shown, `tool` once a server tool's input is complete, `tool_result` with titles
+and URLs only, and a text block's `citation`s after its last text. Signatures and encrypted
 content never become an item. Unknown event, block and delta types make nothing.
 
 A reply may span several upstream requests: a turn that pauses (`pause_turn`) is continued

@@ -5,7 +5,7 @@ A provider turns a `GenerationRequest` into an async iterator of items:
 - `str`: one text delta (a `message` event). Text is nearly every item of a reply, so it
   stays a plain string: the relay's hot path does no more than frame it.
 - `Event`: any other wire event (`thinking`, `thinking_hidden`, `tool`, `tool_result`,
-  `citation`), already in the shape docs/protocol.md gives it.
+  `citation`), already in the shape docs/protocol.md, "Events" gives it.
 - `Usage`: one as soon as the input is counted, the last one final.
 
 Handlers and the stream registry never know which provider they have. Closing the generator
@@ -70,7 +70,7 @@ class Usage:
     stop_details: dict[str, Any] | None = None
 
     def wire(self) -> dict[str, Any]:
-        """The `usage` event's data: every key, always (docs/protocol.md)."""
+        """The `usage` event's data: every key, always (docs/protocol.md, "Events")."""
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
