@@ -6,13 +6,9 @@ import dataclasses
 import time
 
 from sseserver.providers import ChatMessage, DemoProvider, Event, GenerationRequest, Usage
-from sseserver.providers.demo import (
-    DEMO_CITATION,
-    DEMO_SEARCH,
-    DEMO_TEXT,
-    DEMO_THINKING,
-    demo_tokens,
-)
+from sseserver.providers.demo import DEMO_TEXT, demo_tokens
+
+SOURCE = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 
 
 def _request(text: str = "What is SSE?", max_tokens: int = 1024) -> GenerationRequest:
@@ -69,17 +65,30 @@ async def test_a_reply_shows_every_kind_of_event() -> None:
     tokens = demo_tokens("What is SSE?")
     cited = next(n for n in range(len(tokens)) if "".join(tokens[:n + 1]).endswith("at work:"))
     assert kinds == [
-        "Usage", *["thinking"] * len(DEMO_THINKING), "tool", "tool_result",
+        "Usage", *["thinking"] * 5, "tool", "tool_result",
         *["str"] * (cited + 1), "citation", *["str"] * (len(tokens) - cited - 1), "Usage",
     ]
-    assert [i.data for i in items if isinstance(i, Event)] == [
-        *DEMO_THINKING, DEMO_SEARCH[0].data, DEMO_SEARCH[1].data, DEMO_CITATION,
+    events = [i for i in items if isinstance(i, Event)]
+    assert "".join(str(e.data) for e in events[:5]) == (
+        "The reader wants to see what streams over the wire. I'll think briefly, look up "
+        "the standard if I may, then answer and cite it."
+    )
+    assert [e.data for e in events[5:]] == [
+        {"id": "srvtoolu_demo", "name": "web_search",
+         "input": {"query": "Server-Sent Events standard"}},
+        {"tool_use_id": "srvtoolu_demo", "name": "web_search",
+         "results": [{"title": "HTML Standard: Server-sent events", "url": SOURCE,
+                      "page_age": None}]},
+        {"url": SOURCE, "title": "HTML Standard: Server-sent events",
+         "cited_text": "To enable servers to push data to web pages over HTTP or using "
+                       "dedicated server-push protocols, this specification introduces the "
+                       "EventSource interface."},
     ]
     assert "".join(i for i in items if isinstance(i, str)) == "".join(tokens)
     usage = items[-1]
     assert isinstance(usage, Usage)
-    assert (usage.thinking_tokens, usage.web_search_requests) == (len(DEMO_THINKING), 1)
-    assert usage.output_tokens == len(tokens) + len(DEMO_THINKING)
+    assert (usage.thinking_tokens, usage.web_search_requests) == (5, 1)
+    assert usage.output_tokens == len(tokens) + 5
 
 
 async def test_a_reply_follows_the_request_s_options() -> None:
@@ -105,7 +114,8 @@ async def test_pacing_follows_delay_ms() -> None:
 
 
 def test_a_demo_server_never_imports_the_anthropic_sdk() -> None:
-    """The SDK costs ~50 MB of memory: a demo or load-test server must not pay it."""
+    """Importing the SDK costs memory in every process (docs/performance.md, "What limits
+    the rest"): a demo or load-test server, which never calls it, must not pay for it."""
     import subprocess
     import sys
 

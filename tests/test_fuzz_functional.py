@@ -1,7 +1,8 @@
-"""Bad input, fuzzed (SPEC 3, issue 5): query strings, JSON bodies, headers (bytes that are
-not UTF-8 included) and methods, on every route. Every answer is a well-formed status with
-a JSON error, or a valid SSE stream, or the route's own content; never a 500. Afterwards
-the server is healthy, nothing runs, and the event loop holds as many tasks as before.
+"""Bad input, fuzzed (docs/protocol.md, "Requests" and "Errors"): query strings, JSON
+bodies, headers (bytes that are not UTF-8 included) and methods, on every route. Every
+answer is a well-formed status with a JSON error, or a valid SSE stream, or the route's own
+content; never a 500. Afterwards the server is healthy, nothing runs, and the event loop
+holds as many tasks as before.
 
 Requests go over a raw socket (`_raw`), so the fuzzer can send what aiohttp's client
 would refuse to: any method token, undecodable bytes in a header value, a body that

@@ -1,5 +1,6 @@
-"""Behind a real reverse proxy (issue 4, point 5): Debian's nginx runs deploy/nginx.conf
-(only its addresses swapped) in front of two sseserver processes sharing one Redis."""
+"""Behind a real reverse proxy: Debian's nginx runs deploy/nginx.conf (only its addresses
+swapped) in front of two sseserver processes sharing one Redis: the shipped config must
+pass frames through unbuffered and let a resume land on either process."""
 
 from __future__ import annotations
 
@@ -20,13 +21,10 @@ import aiohttp
 import pytest
 
 from .fake_anthropic import FakeAnthropic, Reply
-from .processes import ROOT, Processes, ServerProcess, processes
+from .processes import ROOT, Processes, ServerProcess
 from .redis_server import free_port
 from .sse_client import SSEStream, open_sse
-
-__all__ = ["processes"]
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from .system_tools import NGINX, require
 
 
 @dataclass
@@ -67,11 +65,7 @@ def nginx_config(upstreams: list[int], port: int, workdir: Path) -> str:
 
 @pytest.fixture
 def nginx_workdir() -> Iterator[Path]:
-    if not Path(NGINX).is_file():
-        message = "nginx is missing: run `apt-get install nginx` (Debian's package)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(NGINX)
     workdir = Path(tempfile.mkdtemp(prefix="sseserver-nginx-"))
     workdir.chmod(0o755)  # nginx's workers (nobody) reach their temp paths through it
     yield workdir
@@ -80,7 +74,7 @@ def nginx_workdir() -> Iterator[Path]:
 
 def _start_nginx(workdir: Path, config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [NGINX, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
+        [NGINX.path, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
