@@ -11,6 +11,7 @@ full pipe and its log can be read at any time, also after it exited.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import aiohttp
 import pytest
@@ -133,6 +134,24 @@ class Processes:
             stdout = await server.process.stdout.read()
             code = await server.process.wait()
         return code, stdout.decode(errors="replace"), server.log
+
+    async def loadgen(self, url: str, *args: str, timeout: float = 180) -> dict[str, Any]:
+        """`python -m sseserver.loadgen URL ARGS --json`, run to its end: its report."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sseserver.loadgen", url, *args, "--json",
+            cwd=ROOT, env=server_env(None), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                stdout, stderr = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert stdout, f"the load generator printed no report: {stderr.decode()[-2000:]}"
+        report: dict[str, Any] = json.loads(stdout)
+        return report
 
     async def close(self) -> None:
         await asyncio.gather(*(server.stop() for server in self.started))

@@ -1,6 +1,6 @@
 """The system tools some tests need, and the one rule for a missing one.
 
-Chromium, redis-server, nginx, curl and iproute2 (`ip`, `tc`) are Debian packages that
+Chromium, redis-server, nginx, openssl, curl and iproute2 (`ip`, `tc`) are Debian packages that
 `make test` installs when they are missing and it runs as root (`make system-deps`). A test
 that needs one asks :func:`require` first. When the tool is missing, the test skips locally,
 naming the exact `apt-get install` line to run; under CI (`CI` set) it fails instead, since
@@ -41,6 +41,7 @@ class Tool:
 CHROMIUM: Final = Tool("chromium", "/usr/bin/chromium", "chromium")
 REDIS_SERVER: Final = Tool("redis-server", "/usr/bin/redis-server", "redis-server")
 NGINX: Final = Tool("nginx", "/usr/sbin/nginx", "nginx")
+OPENSSL: Final = Tool("openssl", "/usr/bin/openssl", "openssl")
 CURL: Final = Tool("curl", "/usr/bin/curl", "curl")
 IP: Final = Tool("ip", "/usr/sbin/ip", "iproute2")
 TC: Final = Tool("tc", "/usr/sbin/tc", "iproute2")

@@ -16,6 +16,7 @@ this also starts nothing.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 from collections.abc import AsyncIterator
@@ -121,12 +122,14 @@ def check(answer: Answer, path: str) -> None:
 @pytest.fixture
 async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
     """The demo provider at full speed, three tokens a reply, small limits (thinking and
-    web search allowed, in small bounds), a token; and the check that every test leaves
+    web search allowed, in small bounds), a token, the fuzzer's own address trusted as a
+    proxy (so its forwarded headers are read); and the check that every test leaves
     nothing running."""
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
         max_body_bytes=4096, max_tokens=2000, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
-        access_token=TOKEN, max_thinking_tokens=1500, web_search=2,
+        access_token=TOKEN, forwarded_allow_ips=(ipaddress.ip_network("127.0.0.1"),),
+        max_thinking_tokens=1500, web_search=2,
     )
     baseline = len(asyncio.all_tasks())
     yield running
@@ -314,7 +317,8 @@ async def test_fuzzed_json_bodies(
     last_event_id=last_event_ids,
     extra=st.lists(
         st.tuples(st.sampled_from(["Authorization", "Cookie", "Origin", "Accept",
-                                   "Accept-Encoding", "Content-Type", "X-Forwarded-For"]),
+                                   "Accept-Encoding", "Content-Type", "X-Forwarded-For",
+                                   "X-Forwarded-Proto"]),
                   header_bytes),
         max_size=4,
         unique_by=lambda header: header[0],  # a repeated Content-Type is the parser's 400

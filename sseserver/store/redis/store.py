@@ -68,7 +68,8 @@ class RedisStore:
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
         self._writer = LogWriter(self._redis, prefix, self._token)
         self._presence = Presence(self._redis, prefix, self._token)
-        self._reader = LiveReader(url, prefix, f"{prefix}ctl:{self._token}",
+        self._reader = LiveReader(url, f"sseserver-{self._token}-reader", prefix,
+                                  f"{prefix}ctl:{self._token}",
                                   self._on_control, self._reconcile, self._read_range)
         self._retention = Retention(resume_max_bytes)
         self._lease: LeaseThread | None = None
