@@ -57,10 +57,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+# The Node relay peer's SDK, pinned in bench/peers/node/, into .cache/node (bench/node_sdk.py).
 bench: $(BENCH_STAMP)
+	$(PY) -m bench.node_sdk
 	$(PY) -m bench.run
 
 bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench.node_sdk
 	$(PY) -m bench.run --quick
 
 # The Redis stream store beside the in-memory one, same run, same load.

@@ -10,7 +10,8 @@ A peer is a command in `PEERS`. It is started as `COMMAND --port N --demo-delay-
 --demo-tokens T`, must listen on 127.0.0.1:N and serve `GET /api/sse?message=` with
 sseserver's events and ids (see `bench/peers/__init__.py`); in relay scenarios it finds
 the fake upstream in ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY. A peer in another language
-is one more entry (its program, e.g. `node` and a script under bench/peers/).
+is one more entry (its program and a script: `node-relay` is `node` running
+bench/peers/node_relay.mjs, on the SDK `bench.node_sdk` installs).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from .node_sdk import NODE_RELAY
 from .scenarios import Scenario
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -41,7 +43,13 @@ PEERS: Final[dict[str, tuple[str, ...]]] = {
     "aiohttp-sse": (PY, "-m", "bench.peers.aiohttp_sse_server"),
     "sse-starlette": (PY, "-m", "bench.peers.sse_starlette_server"),
     "naive-relay": (PY, "-m", "bench.peers.naive_relay"),
+    # Installed by `python -m bench.node_sdk` (the bench targets run it first).
+    "node-relay": ("node", str(NODE_RELAY)),
 }
+# sseserver relays as a production deployment would: thinking, web search and the prompt
+# cache allowed (the fake answers with text; a request thinks adaptively unless it says).
+RELAY_FEATURES: Final = ("--max-thinking-tokens", "10000", "--web-search", "5",
+                         "--prompt-cache", "5m")
 
 
 def server_argv(stack: str, scenario: Scenario, port: int,
@@ -50,7 +58,8 @@ def server_argv(stack: str, scenario: Scenario, port: int,
     demo = ["--demo-delay-ms", f"{scenario.delay_ms:g}", "--demo-tokens", str(scenario.tokens)]
     if stack == "sseserver" or stack in variants:
         argv = [PY, "-m", "sseserver", "--port", str(port)]
-        argv += ["--provider", "anthropic"] if scenario.upstream else ["--provider", "demo"]
+        argv += ["--provider", "anthropic", *RELAY_FEATURES] if scenario.upstream else [
+            "--provider", "demo"]
         cwd = variants.get(stack, ROOT)
         return argv + ([] if scenario.upstream else demo), cwd
     return [*PEERS[stack], "--port", str(port), *demo], ROOT

@@ -16,9 +16,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from .node_sdk import CACHE
 from .scenarios import COLUMNS, TARGETS, Report, Results, Scenario, Target, median
 
 
@@ -99,7 +101,18 @@ def machine() -> str:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{name} {importlib.metadata.version(name)}")
     return (f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}; " + ", ".join(versions))
+            f"Python {platform.python_version()}; " + ", ".join(versions + _node_versions()))
+
+
+def _node_versions() -> list[str]:
+    """Node's and its SDK's, when the Node relay peer is installed (bench/node_sdk.py)."""
+    sdk = CACHE / "node_modules" / "@anthropic-ai" / "sdk" / "package.json"
+    with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        return [f"Node {node.removeprefix('v')}",
+                f"@anthropic-ai/sdk {json.loads(sdk.read_text())['version']}"]
+    return []
 
 
 def header(quick: bool, repeats: int, server_core: str, load_core: str) -> str:

@@ -23,7 +23,7 @@ Results = dict[str, dict[str, list[Report]]]
 """Reports by scenario key, then by stack, one per repeat."""
 
 DEMO_STACKS: Final = ("sseserver", "raw-aiohttp", "aiohttp-sse", "sse-starlette")
-RELAY_STACKS: Final = ("sseserver", "naive-relay")
+RELAY_STACKS: Final = ("sseserver", "naive-relay", "node-relay")
 
 
 @dataclass(frozen=True)
@@ -265,6 +265,8 @@ TARGETS: Final = (
     Target("S3", "all offered events delivered, added latency p99 ≤ 50 ms", _token_rate),
     Target("S4", "all complete, RSS ≤ 150 MB", _held_streams),
     Target("S5a", "≥ 5× the naive relay events/CPU-s", _at_least("S5a", "naive-relay", 5)),
+    Target("S5a", "≥ the Node relay's events/CPU-s, every feature on",
+           _at_least("S5a", "node-relay", 1.0)),
     Target("S5d", "TTFE p99 ≤ 60 ms, added latency p99 ≤ 50 ms", _relay_latency),
     Target("R", "no event lost or repeated across resumes", _resume),
 )
