@@ -185,6 +185,9 @@ class Reply:
     """The content, in order (see ``tests/fake_blocks.py``); empty: ``Text(chunks)``."""
     stop_details: dict[str, Any] | None = None
     """``message_delta.delta.stop_details``, e.g. a refusal's category and explanation."""
+    gzip: bool = False
+    """The stream is sent with ``content-encoding: gzip``, as an HTTP server may send it
+    to a client that accepts it (the SDK's does)."""
 
     @property
     def content_blocks(self) -> Sequence[Block | UnknownEvent]:
@@ -627,6 +630,8 @@ class FakeAnthropic:
         response.headers["cache-control"] = "no-cache"
         response.headers["request-id"] = record.request_id
         response.enable_chunked_encoding()
+        if isinstance(behaviour, Reply) and behaviour.gzip:
+            response.enable_compression(web.ContentCoding.gzip)
         record.status = 200
         await response.prepare(request)
 

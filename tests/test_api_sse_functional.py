@@ -68,6 +68,19 @@ async def test_tricky_text_arrives_byte_exact(
     assert body["stream"] is True
 
 
+async def test_a_compressed_upstream_stream_arrives_byte_exact(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """The relay reads an uncompressed body straight from the socket's stream; a gzip one
+    goes through the SDK's own decoder."""
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=TRICKY_CHUNKS, gzip=True))
+    async with await open_sse(f"{server.url}/api/sse?message=hello") as stream:
+        events = await stream.read_all()
+    assert [json.loads(e.data) for e in events if e.type == "message"] == TRICKY_CHUNKS
+    assert stream.types() == ["meta"] + ["message"] * len(TRICKY_CHUNKS) + ["usage", "done"]
+
+
 async def test_options_reach_the_upstream(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:

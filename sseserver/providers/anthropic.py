@@ -1,24 +1,27 @@
 """Claude through the official SDK (`AsyncAnthropic`), streaming.
 
-The SDK keeps what it is good at: auth headers, retries before the first byte, typed HTTP
-errors. The per-delta path is ours: the SDK's raw streaming response
-(`with_streaming_response`) read by `anthropic_events`, which parses each event's JSON once
-and builds no models; a text delta is yielded here as the string it is, and every other
-event goes to `ReplyReader` (anthropic_reply.py). Leaving the `async with` (which task
-cancellation does) closes the HTTP response, so the connection to the Messages API is
-closed and no more tokens are generated or billed.
+The SDK keeps what it is good at: the request, auth headers, retries before the first
+byte, typed HTTP errors, and owning the response. The per-delta path is ours: the body of
+the SDK's raw streaming response (`with_streaming_response`), read from its aiohttp
+transport's stream, goes to `EventReader` (anthropic_events.py), which parses each event's
+JSON once, or only a text delta's string, and builds no models; a text delta is yielded
+here as the string it is, and every other event goes to `ReplyReader` (anthropic_reply.py).
+Leaving the `async with` (which task cancellation does) closes the HTTP response, so the
+connection to the Messages API is closed and no more tokens are generated or billed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Final
 
+import aiohttp
 import anthropic
 import httpx2
+from anthropic import AsyncAPIResponse
 
 from ..config import PromptCache
-from .anthropic_events import anthropic_events
+from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
 from .base import GenerationRequest, Item, ProviderError, Thinking
 
@@ -88,21 +91,28 @@ class AnthropicProvider:
         try:
             while True:
                 keeping = reader.keep
+                # A kept reply needs each text's block index: only then is every event
+                # parsed whole.
+                feed = EventReader(fast_text=not keeping).feed
                 # Leaving this block (a cancel included) closes this upstream request.
                 async with create(stream=True, **params) as response:
-                    async for event in anthropic_events(response.iter_bytes()):
-                        # Text first and inline: nearly every event is a text delta.
-                        if event["type"] == "content_block_delta":
-                            delta = event["delta"]
-                            if delta["type"] == "text_delta":
-                                text = delta["text"]
-                                if text:
-                                    if keeping:
-                                        reader.keep_text(event["index"], text)
-                                    yield text
+                    async for chunk in _body(response):
+                        for event in feed(chunk):
+                            # Text first and inline: nearly every event is a text delta.
+                            if isinstance(event, str):
+                                yield event
                                 continue
-                        for item in on_event(event):
-                            yield item
+                            if event["type"] == "content_block_delta":
+                                delta = event["delta"]
+                                if delta["type"] == "text_delta":
+                                    text = delta["text"]
+                                    if text:
+                                        if keeping:
+                                            reader.keep_text(event["index"], text)
+                                        yield text
+                                    continue
+                            for item in on_event(event):
+                                yield item
                 if not reader.finished:  # the body ended cleanly but before message_stop
                     raise ProviderError(
                         "upstream_unavailable", "The reply from Claude ended early."
@@ -128,9 +138,9 @@ class AnthropicProvider:
         except anthropic.APIStatusError as exc:
             error_type = exc.type or _TYPE_BY_STATUS.get(exc.status_code, "api_error")
             raise self._safe_error(error_type, exc.api_message or str(exc)) from None
-        except (anthropic.APITimeoutError, httpx2.TimeoutException):
+        except (anthropic.APITimeoutError, httpx2.TimeoutException, aiohttp.ServerTimeoutError):
             raise ProviderError("upstream_timeout", "Claude did not answer in time.") from None
-        except (anthropic.APIConnectionError, httpx2.TransportError):
+        except (anthropic.APIConnectionError, httpx2.TransportError, aiohttp.ClientError):
             raise ProviderError(
                 "upstream_unavailable", "The connection to Claude was lost."
             ) from None
@@ -143,6 +153,20 @@ class AnthropicProvider:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
+    """The response body's chunks, read straight from aiohttp's stream when the SDK's
+    transport is aiohttp's (its own reader goes through four more async iterators per
+    chunk), and the body is not compressed (the SDK's reader would decompress it).
+    The SDK still owns the response: leaving its `async with` closes it."""
+    http = response.http_response
+    raw = getattr(getattr(http.stream, "_stream", None), "_aiohttp_response", None)
+    if isinstance(raw, aiohttp.ClientResponse) and http.headers.get(
+        "content-encoding", "identity"
+    ) == "identity":
+        return raw.content.iter_any()
+    return response.iter_bytes()
 
 
 def _thinking(thinking: Thinking) -> dict[str, Any]:
