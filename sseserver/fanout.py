@@ -4,7 +4,8 @@
                     (the stream's one listener)         built once        per follower
 
 Following is the hot path: an event costs one `transport.write` of a chunk built once for
-all of a stream's followers, with no task switch, future or timer per subscriber. A
+all of a stream's followers, with no task switch, future or timer per subscriber; the
+events a stream gets within one step of the event loop share one write (`StreamFanout`). A
 follower whose socket buffer is over FOLLOW_HIGH_WATER is let go: its handler catches up by
 reading the store, with aiohttp's flow control (subscriber.py). The store knows nothing of
 this: it hands each frame and its index to the stream's one listener.
@@ -57,8 +58,9 @@ class Follower:
         self.blocked_ticks = 0
         self.waiter: asyncio.Future[None] | None = None
 
-    def push(self, chunk: bytes, next_index: int) -> bool:
-        """Write one chunk; False (and wake the handler) when the socket is behind."""
+    def push(self, chunk: bytes, next_index: int, events: int = 1) -> bool:
+        """Write one chunk of `events` frames; False (and wake the handler) when the
+        socket is behind."""
         transport = self.transport
         if transport.is_closing() or transport.get_write_buffer_size() > FOLLOW_HIGH_WATER:
             self._wake()
@@ -67,7 +69,7 @@ class Follower:
         self.next_index = next_index
         self.wrote = True
         live = self.live
-        live.events_sent += 1
+        live.events_sent += events
         live.bytes_sent += len(chunk)
         return True
 
@@ -89,29 +91,54 @@ class Follower:
 
 
 class StreamFanout:
-    """The store's listener for one stream: its followers in this process."""
+    """The store's listener for one stream: its followers in this process.
 
-    __slots__ = ("fanout", "followers", "next_index", "stream_id")
+    A frame goes out at once; the frames that follow it within the same step of the event
+    loop (a relay turns one read of the upstream socket into many) are held and go out
+    together, in one chunk and one write, right after that step. A write is a system call,
+    the dearest part of a frame. Held frames are in the store already, so a follower that
+    joins or falls behind meanwhile reads them there: `held` is flushed before a follower
+    joins, and before the stream's end."""
+
+    __slots__ = ("fanout", "followers", "held", "next_index", "stream_id")
 
     def __init__(self, fanout: Fanout, stream_id: str, start: int) -> None:
         self.fanout = fanout
         self.stream_id = stream_id
         self.next_index = start
         self.followers: list[Follower] = []
+        self.held: list[bytes] | None = None  # a list while a flush is due this step
 
     def frame(self, data: bytes, index: int) -> None:
-        self.next_index = after = index + 1
+        self.next_index = index + 1
+        held = self.held
+        if held is not None:
+            held.append(data)
+            return
+        self.held = []
+        asyncio.get_running_loop().call_soon(self.flush)
+        self._push(data, 1)
+
+    def flush(self) -> None:
+        """Write the held frames, if any."""
+        held, self.held = self.held, None
+        if held:
+            self._push(held[0] if len(held) == 1 else b"".join(held), len(held))
+
+    def _push(self, data: bytes, events: int) -> None:
+        after = self.next_index
         chunk = http_chunk(data)
         followers = self.followers
         if len(followers) == 1:  # the usual case, without building a new list per event
-            if not followers[0].push(chunk, after):
+            if not followers[0].push(chunk, after, events):
                 self.followers = []
         else:
-            self.followers = [f for f in followers if f.push(chunk, after)]
+            self.followers = [f for f in followers if f.push(chunk, after, events)]
         if not self.followers:
             self.fanout.release(self)
 
     def end(self) -> None:
+        self.flush()
         followers, self.followers = self.followers, []
         for follower in followers:
             follower.end()
@@ -135,6 +162,10 @@ class Fanout:
         """Push the stream's frames from `start` on to `follower`; False when `start` is
         not the stream's end (the subscriber reads until it is)."""
         stream = self._streams.get(stream_id)
+        if stream is not None and stream.held:
+            # The newcomer read the held frames from the store: they go out before it joins.
+            stream.flush()
+            stream = self._streams.get(stream_id)  # released if every follower fell behind
         if stream is None:
             stream = StreamFanout(self, stream_id, start)
             if not self._store.listen(stream_id, start, stream):

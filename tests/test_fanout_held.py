@@ -1,0 +1,81 @@
+"""The fan-out's held frames (fanout.py, `StreamFanout`): the frames a stream gets within
+one step of the event loop after its first go out together in one write right after that
+step, and never twice or out of order, whoever joins, falls behind or ends meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sseserver.fanout import FOLLOW_HIGH_WATER, http_chunk
+from sseserver.store.memory import MemoryStore
+
+from .test_fanout import FakeTransport, _fanout, _follower
+
+
+async def test_frames_of_one_step_after_the_first_share_one_write() -> None:
+    store = MemoryStore()
+    fanout = _fanout(store=store)
+    await store.create("s")
+    transport = FakeTransport()
+    follower = _follower(transport)
+    assert fanout.follow("s", 0, follower)
+    for frame in (b"a", b"b", b"c", b"d"):
+        await store.append("s", frame)  # never suspends: one step
+    assert transport.writes == [http_chunk(b"a")]  # the first at once
+    await asyncio.sleep(0)
+    assert transport.writes == [http_chunk(b"a"), http_chunk(b"bcd")]
+    assert (follower.next_index, follower.live.events_sent) == (4, 4)
+    await store.append("s", b"e")  # a later step: at once again
+    assert transport.writes[-1] == http_chunk(b"e")
+
+
+async def test_a_follower_joining_mid_step_gets_each_frame_once() -> None:
+    store = MemoryStore()
+    fanout = _fanout(store=store)
+    await store.create("s")
+    early, late = FakeTransport(), FakeTransport()
+    assert fanout.follow("s", 0, _follower(early))
+    for frame in (b"a", b"b", b"c"):
+        await store.append("s", frame)
+    # `late` has read frames 0-2 from the store: the held ones are not pushed to it.
+    assert fanout.follow("s", 3, _follower(late))
+    assert early.writes == [http_chunk(b"a"), http_chunk(b"bc")]
+    await store.append("s", b"d")
+    await asyncio.sleep(0)
+    assert early.writes[2:] == late.writes == [http_chunk(b"d")]
+
+
+async def test_a_follower_that_falls_behind_mid_step_reads_the_held_frames() -> None:
+    store = MemoryStore()
+    fanout = _fanout(store=store)
+    await store.create("s")
+    transport = FakeTransport()
+    follower = _follower(transport)
+    waiting = follower.follow_from(0)
+    assert fanout.follow("s", 0, follower)
+    await store.append("s", b"a")
+    await store.append("s", b"b")
+    transport.buffered = FOLLOW_HIGH_WATER + 1
+    await asyncio.wait_for(waiting, 1)
+    assert (transport.writes, follower.next_index) == ([http_chunk(b"a")], 1)
+    batch = await store.read("s", follower.next_index, wait=0)  # as its handler does
+    assert batch is not None
+    assert batch.frames == [b"b"]
+    # The stream was let go with its last follower; a newcomer at the end is taken.
+    assert fanout.follow("s", 2, _follower(FakeTransport()))
+
+
+async def test_the_end_of_a_stream_comes_after_its_held_frames() -> None:
+    store = MemoryStore()
+    fanout = _fanout(store=store)
+    await store.create("s")
+    transport = FakeTransport()
+    follower = _follower(transport)
+    waiting = follower.follow_from(0)
+    assert fanout.follow("s", 0, follower)
+    for frame in (b"a", b"b", b"c"):
+        await store.append("s", frame)
+    await store.finish("s", keep_for=1)
+    assert transport.writes == [http_chunk(b"a"), http_chunk(b"bc")]
+    assert follower.next_index == 3
+    await asyncio.wait_for(waiting, 1)
