@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import json
 import json.decoder
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 
 # A text delta as the API writes it: this, the index's digits, _TEXT_MID, one JSON string,
 # then _TEXT_END; the event's only other line is its `event:` line.
 _TEXT_HEAD: Final = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+# The same whole, when its string has no escape, so that the string's bytes are its text
+# (JSON forbids raw control characters in a string): most text deltas are.
+_PLAIN_TEXT: Final = re.compile(
+    rb'event: content_block_delta\ndata: \{"type":"content_block_delta","index":(?:0|[1-9][0-9]*),'
+    rb'"delta":\{"type":"text_delta","text":"([^"\\\x00-\x1f]*)"\}\}'
+).fullmatch
 _TEXT_MID: Final = b',"delta":{"type":"text_delta","text":'
 _TEXT_END: Final = b"}}"
 _HEAD_LEN: Final = len(_TEXT_HEAD)
@@ -63,6 +70,12 @@ class EventReader:
         fast = self._fast
         for block in blocks:
             if fast and block.startswith(_TEXT_HEAD):
+                plain = _PLAIN_TEXT(block)
+                if plain is not None:
+                    if plain.end(1) > plain.start(1):
+                        # As json.loads decodes bytes (invalid UTF-8 raises as it does).
+                        out.append(plain[1].decode("utf-8", "surrogatepass"))
+                    continue
                 text = _text(block)
                 if text is not None:
                     if text:
