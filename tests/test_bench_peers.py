@@ -1,14 +1,27 @@
-"""The bench's peers must do exactly sseserver's demo workload: same tokens, same
-frame bytes, or the comparison in `make bench` would not be like for like."""
+"""The bench's peers must do exactly sseserver's workload: same tokens, same frame bytes,
+or the comparison in `make bench` would not be like for like. The relay peers (the naive
+Python SDK relay and the Node relay on @anthropic-ai/sdk) are run against the fake
+Anthropic API, as the bench runs them."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
+
 import pytest
 
-from bench.peers.common import DEMO_TEXT, frame, reply_tokens, to_json
+from bench import node_sdk
+from bench.peers.common import DEMO_TEXT, frame, meta, reply_tokens, to_json, usage
+from bench.processes import PEERS
 from sseserver.providers import demo
 from sseserver.sse import encode_event
 from sseserver.sse import to_json as sse_to_json
+
+from .fake_anthropic import FakeAnthropic, Reply, count_output_tokens
+from .processes import Processes, server_env
+from .sse_client import open_sse
+from .system_tools import NODE, NPM, require
 
 
 @pytest.mark.parametrize("question", ["Hello", "", "  spaced \n out  ", "ü" * 300])
@@ -23,3 +36,70 @@ def test_peers_write_sseservers_frame_bytes(data: object) -> None:
     assert frame("S", 7, "message", to_json(data)) == encode_event(
         "message", sse_to_json(data), "S:7"
     )
+
+
+# -- the relay peers, against the fake Anthropic API ----------------------------------------------
+
+# Every control character, JSON's escapes, non-ASCII and the line separators: each peer's JSON
+# must escape exactly what sseserver's does.
+RELAY_CHUNKS = ["".join(map(chr, range(32))), ' "quoted" \\ /', "ü€😀 中文", "\u2028\u2029\x7f",
+                "tok "]
+
+
+async def _relay_peer(peer: str, processes: Processes, fake: FakeAnthropic) -> str:
+    """Start `peer` pointed at `fake`; its URL once it listens."""
+    if peer == "node-relay":
+        require(NODE, NPM)
+        await asyncio.to_thread(node_sdk.ensure)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [*PEERS[peer], "--port", str(port), "--demo-delay-ms", "0", "--demo-tokens", "1"]
+    server = await processes.spawn(argv, server_env(fake))
+    async with asyncio.timeout(30):
+        while True:
+            assert server.process.returncode is None, server.log
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("peer", ["node-relay", "naive-relay"])
+async def test_relay_peers_write_sseservers_frames_of_the_upstreams_text(
+    peer: str, processes: Processes, fake_anthropic: FakeAnthropic,
+) -> None:
+    url = await _relay_peer(peer, processes, fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=RELAY_CHUNKS, input_tokens=7))
+    async with await open_sse(f"{url}/api/sse?message=hello") as stream:
+        assert stream.status == 200
+        assert stream.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        events = await stream.read_all()
+    sid = json.loads(events[0].data)["stream"]
+    messages = [frame(sid, i, "message", to_json(text)) for i, text in enumerate(RELAY_CHUNKS, 1)]
+    end = len(RELAY_CHUNKS) + 1
+    output_tokens = count_output_tokens(RELAY_CHUNKS)
+    assert bytes(stream.raw) == b"".join([
+        b"retry: 3000\n\n", frame(sid, 0, "meta", meta(sid, "anthropic")), *messages,
+        frame(sid, end, "usage", usage(7, output_tokens, "end_turn")),
+        frame(sid, end + 1, "done", to_json("[DONE]")),
+    ])
+    assert fake_anthropic.requests[0].body["messages"] == [{"role": "user", "content": "hello"}]
+    assert fake_anthropic.requests[0].api_key == fake_anthropic.api_key
+
+
+@pytest.mark.parametrize("peer", ["node-relay", "naive-relay"])
+async def test_relay_peers_pass_the_loadgens_checks(
+    peer: str, processes: Processes, fake_anthropic: FakeAnthropic,
+) -> None:
+    """As `make bench` loads them: connections looping, every stream verified."""
+    url = await _relay_peer(peer, processes, fake_anthropic)
+    fake_anthropic.default_reply = Reply(chunks=["tok "] * 300)
+    report = await processes.loadgen(url, "--connections", "5", "--streams", "20",
+                                     "--expect-messages", "300", "--timeout", "60")
+    assert report["verification"]["ok"], report["verification"]
+    assert report["errors"] == {}
+    assert report["streams"]["completed"] == 20
