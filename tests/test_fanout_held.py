@@ -79,3 +79,4 @@ async def test_the_end_of_a_stream_comes_after_its_held_frames() -> None:
     assert transport.writes == [http_chunk(b"a"), http_chunk(b"bc")]
     assert follower.next_index == 3
     await asyncio.wait_for(waiting, 1)
+    assert follower.ended  # its handler returns without reading the store: it has it all
