@@ -3,12 +3,12 @@
     store.append ─▶ StreamFanout.frame(data, index) ─▶ one HTTP chunk ─▶ transport.write
                     (the stream's one listener)         built once        per follower
 
-Following is the hot path: an event costs one `transport.write` of a chunk built once for
-all of a stream's followers, with no task switch, future or timer per subscriber; the
-events a stream gets within one step of the event loop share one write (`StreamFanout`). A
-follower whose socket buffer is over FOLLOW_HIGH_WATER is let go: its handler catches up by
-reading the store, with aiohttp's flow control (subscriber.py). The store knows nothing of
-this: it hands each frame and its index to the stream's one listener.
+Following is the hot path: the events a stream gets within one step of the event loop cost
+one `transport.write`, right after that step, of a chunk built once for all of its
+followers, with no task switch, future or timer per subscriber. A follower whose socket
+buffer is over FOLLOW_HIGH_WATER is let go: its handler catches up by reading the store,
+with aiohttp's flow control (subscriber.py). The store knows nothing of this: it hands
+each frame and its index to the stream's one listener.
 
 One timer (`Fanout.run`) serves every follower: a `: ping` after --heartbeat seconds without
 a frame, and a drop after --send-timeout seconds of a full socket buffer (a reader that
@@ -96,12 +96,12 @@ class Follower:
 class StreamFanout:
     """The store's listener for one stream: its followers in this process.
 
-    A frame goes out at once; the frames that follow it within the same step of the event
-    loop (a relay turns one read of the upstream socket into many) are held and go out
-    together, in one chunk and one write, right after that step. A write is a system call,
-    the dearest part of a frame. Held frames are in the store already, so a follower that
-    joins or falls behind meanwhile reads them there: `held` is flushed before a follower
-    joins, and before the stream's end."""
+    The frames a stream gets within one step of the event loop (a relay turns one read of
+    the upstream socket into several) are held, and go out together, in one chunk and one
+    write, right after that step: a write is a system call, the dearest part of a frame.
+    Held frames are in the store already, so a follower that joins or falls behind
+    meanwhile reads them there: they are flushed before a follower joins, and before the
+    stream's end."""
 
     __slots__ = ("fanout", "followers", "held", "next_index", "stream_id")
 
@@ -110,29 +110,26 @@ class StreamFanout:
         self.stream_id = stream_id
         self.next_index = start
         self.followers: list[Follower] = []
-        self.held: list[bytes] | None = None  # a list while a flush is due this step
+        self.held: list[bytes] | None = None  # frames of this step, a flush due after it
 
     def frame(self, data: bytes, index: int) -> None:
         self.next_index = index + 1
         held = self.held
         if held is not None:
             held.append(data)
-            return
-        self.held = []
-        asyncio.get_running_loop().call_soon(self.flush)
-        self._push(data, 1)
+        else:
+            self.held = [data]
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write the held frames, if any."""
+        """Write the held frames to every follower, if any."""
         held, self.held = self.held, None
-        if held:
-            self._push(held[0] if len(held) == 1 else b"".join(held), len(held))
-
-    def _push(self, data: bytes, events: int) -> None:
-        after = self.next_index
-        chunk = http_chunk(data)
+        if not held:
+            return
+        chunk = http_chunk(held[0] if len(held) == 1 else b"".join(held))
+        after, events = self.next_index, len(held)
         followers = self.followers
-        if len(followers) == 1:  # the usual case, without building a new list per event
+        if len(followers) == 1:  # the usual case, without building a new list per flush
             if not followers[0].push(chunk, after, events):
                 self.followers = []
         else:

@@ -84,6 +84,7 @@ async def test_each_frame_is_one_chunk_written_to_every_follower_of_its_stream()
     assert fanout.follow("s", 1, _follower(second))
     assert fanout.follow("other", 0, _follower(elsewhere))
     await store.append("s", b"one")
+    await asyncio.sleep(0)  # written right after the step that appended it
     assert first.writes == second.writes == [http_chunk(b"one")]
     assert first.writes[0] is second.writes[0]  # framed once for both
     assert elsewhere.writes == []
