@@ -12,6 +12,7 @@ connection to the Messages API is closed and no more tokens are generated or bil
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Final
 
@@ -40,6 +41,14 @@ _MAX_MESSAGE_CHARS: Final = 300
 # A turn that pauses (pause_turn) is continued at most this many times: one reply is at
 # most this many upstream requests plus one.
 MAX_CONTINUATIONS: Final = 5
+# A read of the upstream that brings this many events or more means it sends faster than
+# we read: once this read's events are handed on, the next read waits BURST_PAUSE seconds,
+# so that it brings more. Each read costs a wakeup of the generation, a pass of the reader
+# and a write to each subscriber whatever it brings, so fewer, fuller reads cost less per
+# event. A reply at Claude's pace (one event per read) never waits (docs/performance.md,
+# "What limits the rest").
+BURST_EVENTS: Final = 4
+BURST_PAUSE: Final = 0.002
 # The basic web search tool: every model with web search has it (the later versions add
 # filtering by code execution, which brings blocks of its own).
 WEB_SEARCH_TOOL: Final = "web_search_20250305"
@@ -97,7 +106,8 @@ class AnthropicProvider:
                 # Leaving this block (a cancel included) closes this upstream request.
                 async with create(stream=True, **params) as response:
                     async for chunk in _body(response):
-                        for event in feed(chunk):
+                        events = feed(chunk)
+                        for event in events:
                             # Text first and inline: nearly every event is a text delta.
                             if isinstance(event, str):
                                 yield event
@@ -113,6 +123,9 @@ class AnthropicProvider:
                                     continue
                             for item in on_event(event):
                                 yield item
+                        if len(events) >= BURST_EVENTS:
+                            # The upstream is ahead of us: let its next events gather.
+                            await asyncio.sleep(BURST_PAUSE)
                 if not reader.finished:  # the body ended cleanly but before message_stop
                     raise ProviderError(
                         "upstream_unavailable", "The reply from Claude ended early."
