@@ -18,6 +18,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .aisdk import routes as aisdk_routes
 from .auth import require_token
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.add_routes(routes)
+    app.add_routes(aisdk_routes)
     app[STATIC_ROOT] = root / "static"
     app.cleanup_ctx.append(_lifetime)
     # on_shutdown runs before aiohttp waits for open handlers: ending the generations

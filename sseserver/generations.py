@@ -180,6 +180,14 @@ class Generations:
         """Stop a generation now, wherever it runs: cancelled, already ended, or unknown."""
         return await self._store.request_cancel(stream_id)
 
+    async def ended(self, stream_id: str, timeout: float) -> None:
+        """Wait up to `timeout` for a generation of this process to be over, its limits'
+        slots freed (its `_forget` runs before this returns); at once when it runs elsewhere
+        or not at all."""
+        task = self._tasks.get(stream_id)
+        if task is not None:
+            await asyncio.wait([task], timeout=timeout)
+
     async def drain(self, grace: float) -> None:
         """Shutdown: refuse new generations, give running ones `grace` seconds to
         finish on their own, then cancel the rest; each of those streams then ends with a

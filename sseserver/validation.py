@@ -81,6 +81,12 @@ def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
         data: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("The body must be JSON in UTF-8.") from None
+    return request_from_data(data, settings)
+
+
+def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
+    """The parsed body of POST /api/streams; also what the AI SDK's chat route builds from
+    its own body (aisdk/history.py), so both share every check."""
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     unknown = sorted(set(data) - _BODY_KEYS)

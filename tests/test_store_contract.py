@@ -281,3 +281,42 @@ async def _read_all_now(store: StreamStore, stream_id: str) -> list[bytes]:
     batch = await store.read(stream_id, 0, wait=1)
     assert batch is not None
     return batch.frames
+
+
+async def test_a_name_points_at_its_stream_until_the_stream_is_freed(store: StreamStore) -> None:
+    assert await store.bound("chat") is None
+    await store.create("s")
+    assert await store.bind("chat", "s") is None
+    assert await store.bound("chat") == "s"
+    await store.append("s", b"a")
+    await store.finish("s", keep_for=0.3)
+    assert await store.bound("chat") == "s"  # readable for the window, so named too
+    await asyncio.sleep(0.6)
+    assert await store.read("s", 0, wait=0) is None
+    assert await store.bound("chat") is None
+
+
+async def test_binding_a_name_again_returns_the_stream_it_replaces(store: StreamStore) -> None:
+    await store.create("old")
+    await store.bind("chat", "old")
+    await store.create("new")
+    assert await store.bind("chat", "new") == "old"
+    assert await store.bound("chat") == "new"
+    # The replaced stream ending or being unbound leaves the newer binding alone.
+    await store.finish("old", keep_for=0.1)
+    await store.unbind("chat", "old")
+    await asyncio.sleep(0.3)
+    assert await store.bound("chat") == "new"
+    await store.unbind("chat", "new")
+    assert await store.bound("chat") is None
+
+
+async def test_a_name_whose_stream_is_gone_is_not_returned(store: StreamStore) -> None:
+    await store.create("a")
+    await store.bind("chat", "a")
+    await store.finish("a", keep_for=0.1)
+    await asyncio.sleep(0.3)
+    await store.create("b")
+    assert await store.bind("chat", "b") is None  # "a" is no longer held
+    assert await store.bound("chat") == "b"
+    assert await store.bound("other") is None

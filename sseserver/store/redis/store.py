@@ -5,6 +5,7 @@ sees every stream. The pieces, each in its module:
     live.py       the one reader: new frames of followed streams, control messages
     presence.py   who has subscribers where
     liveness.py   the lease thread, and burying dead processes
+    names.py      names clients give streams (bind), with their streams' lifetimes
     scripts.py    key names and the Lua scripts
 
 This process's own followers of a stream it generates get each frame once Redis has
@@ -31,6 +32,7 @@ from .connection import HEALTH_TIMEOUT, RedisError, command_client, redacted_url
 from .live import LiveReader
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
 from .log import RUNNING_TTL_MS, LogWriter, Owned
+from .names import Names
 from .presence import Presence
 from .scripts import CANCEL, FORGET, READ, RETIRE, StreamKeys
 
@@ -67,6 +69,7 @@ class RedisStore:
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
         self._writer = LogWriter(self._redis, prefix, self._token)
         self._presence = Presence(self._redis, prefix, self._token)
+        self._names = Names(self._redis, prefix)
         self._reader = LiveReader(url, prefix, f"{prefix}ctl:{self._token}",
                                   self._on_control, self._reconcile, self._read_range)
         self._retention = Retention(resume_max_bytes)
@@ -153,16 +156,22 @@ class RedisStore:
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
         owned = self._owned.pop(stream_id)
+        keep_ms = _keep_ms(keep_for)
         if isinstance(owned.failure, StreamLost):
+            self._names.owned.pop(stream_id, None)  # it lapses with its running time
             return  # its end was written by whoever took it
         reason = "lost" if owned.failure is not None else "done"
-        keep_ms = _keep_ms(keep_for)
         try:
             await self._writer.end(owned, reason, keep_ms)
         except StoreUnavailable:
             self._unfinished[stream_id] = (owned, reason, keep_ms)  # the upkeep ends it
+            self._names.owned.pop(stream_id, None)
             raise
         self._retain(stream_id, owned.bytes, keep_ms / 1000)
+        try:
+            await self._names.ended(stream_id, keep_ms)
+        except StoreUnavailable as exc:  # the name lapses with its running time
+            log.debug("redis: could not keep the name of %s: %s", stream_id, exc)
 
     # -- everyone's side ----------------------------------------------------------
 
@@ -214,6 +223,15 @@ class RedisStore:
         async with unavailable():
             found = await self._cancel_script(keys=[keys.meta], args=[stream_id, self._prefix])
         return {0: Cancel.UNKNOWN, 1: Cancel.CANCELLED}.get(int(found), Cancel.ENDED)
+
+    async def bind(self, name: str, stream_id: str) -> str | None:
+        return await self._names.bind(name, stream_id, RUNNING_TTL_MS)
+
+    async def bound(self, name: str) -> str | None:
+        return await self._names.bound(name)
+
+    async def unbind(self, name: str, stream_id: str) -> None:
+        await self._names.unbind(name, stream_id)
 
     async def _read_range(self, stream_id: str, start: int) -> Batch | None:
         keys = StreamKeys(self._prefix, stream_id)
@@ -304,6 +322,8 @@ class RedisStore:
             for owned in self._owned.values():
                 for key in (owned.keys.log, owned.keys.meta, owned.keys.subs):
                     pipe.pexpire(key, RUNNING_TTL_MS)
+            for key in self._names.owned.values():  # a newer binding only gains a little
+                pipe.pexpire(key, RUNNING_TTL_MS)
             await pipe.execute()
 
     def _retain(self, stream_id: str, size: int, keep_for: float) -> None:
