@@ -95,16 +95,20 @@ class SSEStream:
 
 
 async def open_sse(
-    url: str, headers: Mapping[str, str] | None = None, method: str = "GET"
+    url: str, headers: Mapping[str, str] | None = None, method: str = "GET",
+    body: bytes | None = None,
 ) -> SSEStream:
-    """Open a stream on its own connection (so closing it is a real TCP close)."""
+    """Open a stream on its own connection (so closing it is a real TCP close); `body` is
+    sent as JSON (POST /api/chat answers with a stream)."""
+    if body is not None:
+        headers = {"Content-Type": "application/json", **(headers or {})}
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(force_close=True),
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=False,
     )
     try:
-        response = await session.request(method, url, headers=headers)
+        response = await session.request(method, url, headers=headers, data=body)
     except BaseException:
         await session.close()
         raise

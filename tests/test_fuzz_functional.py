@@ -41,6 +41,8 @@ JSON_STATUSES: Final = {200, 201, 400, 401, 403, 404, 405, 413, 415, 429, 503}
 PATHS: Final = [
     "/", "/healthz", "/metrics", "/api/sse", "/api/streams", "/api/streams/abc",
     "/api/streams/STREAM", "/static/app.js", "/static/../pyproject.toml", "/api/", "/nope",
+    "/api/chat", "/api/chat/CHAT/stream", "/api/chat/never/stream", "/api/chat/a%20b/stream",
+    "/api/chat/%2E%2E/stream",
 ]
 
 
@@ -110,9 +112,15 @@ def check(answer: Answer, path: str) -> None:
         text = answer.body.decode("utf-8")  # strict: valid UTF-8, no BOM
         assert not text.startswith("\ufeff")
         events = parse_all(answer.body)
+        assert text.endswith("\n\n")
+        if path.startswith("/api/chat"):  # the AI SDK's UI message stream
+            assert answer.headers["x-vercel-ai-ui-message-stream"] == "v1"
+            assert json.loads(events[0].data)["type"] == "start"
+            assert [json.loads(e.data)["type"] for e in events[1:-1]]  # each one JSON
+            assert events[-1].data == "[DONE]"
+            return
         assert events[0].type == "meta" or path.startswith("/api/streams/")
         assert events[-1].type in ("done", "error")
-        assert text.endswith("\n\n")
     elif content_type.startswith("application/json"):
         json.loads(answer.body)
 
@@ -156,7 +164,14 @@ def _auth(use: bool) -> list[tuple[str, bytes]]:
 
 
 async def _stream_path(server: RunningServer, path: str) -> str:
-    """`STREAM` in a path becomes a real stream's id (one that just ran)."""
+    """`STREAM` in a path becomes a real stream's id (one that just ran); `CHAT` names a
+    chat that has had a reply."""
+    if "CHAT" in path:
+        reply = await _raw(server, _request(
+            "POST", "/api/chat", [*_auth(True), ("Content-Type", b"application/json")],
+            CHAT_BODY), "POST")
+        assert reply.status == 200
+        return path.replace("CHAT", "fuzz-chat")
     if "STREAM" not in path:
         return path
     created = await _raw(server, _request(
@@ -212,6 +227,8 @@ messages = st.lists(
     max_size=5,
 )
 turn_text = st.text(min_size=1, max_size=80).filter(str.strip)
+CHAT_BODY: Final = json.dumps({"id": "fuzz-chat", "messages": [
+    {"id": "m0", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}).encode()
 conversations = st.integers(1, 5).flatmap(
     lambda n: st.tuples(*[
         st.fixed_dictionaries({"role": st.just("user" if i % 2 == 0 else "assistant"),
@@ -242,6 +259,51 @@ bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=600),
     st.just(b'{"messages":[{"role":"user","content":"' + b"x" * 5000 + b'"}]}'),
+)
+ui_texts = any_text | json_values
+ui_parts = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": ui_texts}),
+    st.fixed_dictionaries({"type": st.sampled_from([
+        "step-start", "reasoning", "source-url", "file", "tool-web_search", "dynamic-tool",
+        "data-x", "steering-message", "video", "", "text"]) | json_values},
+        optional={"text": ui_texts, "url": any_text, "data": json_values}),
+    json_values,
+)
+ui_messages = st.lists(
+    st.fixed_dictionaries(
+        {"id": any_text | json_values,
+         "role": st.sampled_from(["user", "assistant", "system", "tool"]) | json_values,
+         "parts": st.lists(ui_parts, max_size=4) | json_values},
+        optional={"metadata": json_values},
+    ),
+    max_size=5,
+)
+chat_ids = st.sampled_from(["c1", "c2", ".", "..", "", "a b", "x" * 129, "ok-_.~"]) | any_text
+valid_chat = st.integers(1, 5).flatmap(
+    lambda n: st.tuples(*[
+        st.fixed_dictionaries({
+            "id": st.just(f"m{i}"), "role": st.just("user" if i % 2 == 0 else "assistant"),
+            "parts": st.lists(st.fixed_dictionaries({"type": st.just("text"),
+                                                     "text": turn_text}), min_size=1,
+                              max_size=2)})
+        for i in range(n - (n % 2 == 0))  # an odd count: it ends with the user
+    ]).map(list)
+)
+chat_bodies = st.one_of(
+    st.fixed_dictionaries(
+        {"id": st.sampled_from(["c1", "c2"]), "messages": valid_chat},
+        optional={"trigger": st.sampled_from(["submit-message", "regenerate-message", "x"]),
+                  "messageId": st.none() | any_text | json_values,
+                  "max_tokens": st.integers(-1, 101),
+                  "model": st.sampled_from(["claude-sonnet-5-5", "gpt"])},
+    ).map(lambda d: json.dumps(d).encode()),
+    st.fixed_dictionaries(
+        {"id": chat_ids | json_values, "messages": ui_messages | json_values},
+        optional={"trigger": any_text | json_values, "messageId": json_values,
+                  "system": any_text | json_values, "extra": json_values},
+    ).map(lambda d: json.dumps(d).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=600),
 )
 content_types = st.sampled_from(
     [b"application/json", b"application/json; charset=utf-8", b"APPLICATION/JSON",
@@ -296,8 +358,25 @@ async def test_fuzzed_json_bodies(
 
 
 @FUZZ
+@given(body=chat_bodies, content_type=content_types, auth=authed)
+async def test_fuzzed_chat_bodies(
+    server: RunningServer, body: bytes, content_type: bytes, auth: bool
+) -> None:
+    """The AI SDK's chat route: its reply, then its reconnect and its Stop."""
+    headers = [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
+    answer = await _raw(server, _request("POST", "/api/chat", headers, body), "POST")
+    check(answer, "/api/chat")
+    if answer.status == 200:
+        chat = json.loads(body)["id"]
+        for method in ("GET", "DELETE"):
+            path = f"/api/chat/{chat}/stream"
+            check(await _raw(server, _request(method, path, _auth(True)), method), path)
+
+
+@FUZZ
 @given(
-    path=st.sampled_from(["/api/sse?message=hi", "/api/streams/STREAM", "/", "/metrics"]),
+    path=st.sampled_from(["/api/sse?message=hi", "/api/streams/STREAM", "/", "/metrics",
+                          "/api/chat/CHAT/stream"]),
     last_event_id=last_event_ids,
     extra=st.lists(
         st.tuples(st.sampled_from(["Authorization", "Cookie", "Origin", "Accept",

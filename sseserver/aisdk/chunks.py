@@ -122,6 +122,7 @@ class UIChunks:
     def fail(self, message: str, out: list[bytes]) -> None:
         """End with an error chunk (the stream was lost, or ended in an error event)."""
         self._close(out)
+        self._start(out)  # a replay must begin with its start, even one with nothing else
         out.append(chunk({"type": "error", "errorText": message}))
         self._end(out)
 
@@ -139,7 +140,6 @@ class UIChunks:
 
     def _end(self, out: list[bytes]) -> None:
         if not self.finished:
-            self._start(out)  # a client needs a message to end
             self.finished = True
             out.append(DONE)
 

@@ -35,15 +35,17 @@ function cuttingFetch(state) {
     let deltas = 0;
     const body = new ReadableStream({
       async pull(out) {
+        // Cut at the read after the one that brought the deltas, once the SDK has taken
+        // those (a pull comes when what was enqueued has been read).
+        if (deltas >= CUT_AFTER_DELTAS) {
+          state.cut = true;
+          socket.abort();
+          return out.error(new TypeError('network error'));
+        }
         const { done, value } = await reader.read();
         if (done) return out.close();
         deltas += decoder.decode(value, { stream: true }).split('"text-delta"').length - 1;
         out.enqueue(value);
-        if (deltas >= CUT_AFTER_DELTAS && !state.cut) {
-          state.cut = true;
-          socket.abort();
-          out.error(new TypeError('network error'));
-        }
       },
       cancel(reason) {
         socket.abort(reason);
@@ -104,7 +106,7 @@ async function main() {
       result.afterCut = { status: chat.status, text: assistantText(chat),
                           messageId: chat.messages.at(-1)?.id };
       if (scenario === 'late') {
-        console.log(JSON.stringify({ cut: true }));
+        console.log(JSON.stringify(result.afterCut));
         await nextLine();
       }
       await chat.resumeStream();
