@@ -10,8 +10,8 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install test lint system-deps clean bench bench-quick bench-redis bench-profile \
-	bench-memory
+.PHONY: run install test lint system-deps node-deps clean bench bench-quick bench-redis \
+	bench-profile bench-memory
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,11 @@ run: $(STAMP)
 
 # System packages for the tests, from Debian (never a downloaded binary): Chromium for the
 # browser tests, redis-server and nginx for the scale-out tests, iproute2 (ip, tc) for the
-# half-open test's network namespace, curl for the command-line test.
+# half-open test's network namespace, curl for the command-line test, Node.js and npm for
+# the AI SDK's own client.
 SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
-	/usr/sbin/nginx:nginx /usr/sbin/tc:iproute2 /usr/bin/curl:curl
+	/usr/sbin/nginx:nginx /usr/sbin/tc:iproute2 /usr/bin/curl:curl /usr/bin/node:nodejs \
+	/usr/bin/npm:npm
 
 system-deps:
 	@missing=""; \
@@ -45,7 +47,22 @@ system-deps:
 	  fi; \
 	fi
 
-test: $(STAMP) system-deps
+# The AI SDK at the versions tests/node/package-lock.json pins, from the npm registry only,
+# without install scripts (esbuild's binary comes as a package), within five minutes.
+NODE_DIR   := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  timeout 300 npm ci --prefix $(NODE_DIR) --ignore-scripts --no-audit --no-fund \
+	    --loglevel=error && touch $@; \
+	else \
+	  echo "note: npm is missing; the AI SDK tests cannot run until you run: sudo apt-get install nodejs npm"; \
+	fi
+
+node-deps: system-deps $(NODE_STAMP)
+
+test: $(STAMP) system-deps node-deps
 	$(PY) -m pytest
 
 # Performance (docs/performance.md): S1-S5 against sseserver and its peers, server and load pinned
@@ -79,4 +96,5 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts \
+	  $(NODE_DIR)/node_modules
