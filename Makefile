@@ -26,12 +26,12 @@ run: $(STAMP)
 	$(PY) -m sseserver --host $(HOST) --port $(PORT)
 
 # System packages for the tests, from Debian (never a downloaded binary): Chromium for the
-# browser tests, redis-server and nginx for the scale-out tests, iproute2 (ip, tc) for the
-# half-open test's network namespace, curl for the command-line test, Node.js and npm for
-# the AI SDK's own client.
+# browser tests, redis-server and nginx for the scale-out tests (openssl makes the
+# certificate nginx serves them), iproute2 (ip, tc) for the half-open test's network
+# namespace, curl for the command-line test, Node.js and npm for the AI SDK's own client.
 SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
-	/usr/sbin/nginx:nginx /usr/sbin/tc:iproute2 /usr/bin/curl:curl /usr/bin/node:nodejs \
-	/usr/bin/npm:npm
+	/usr/sbin/nginx:nginx /usr/bin/openssl:openssl /usr/sbin/tc:iproute2 /usr/bin/curl:curl \
+	/usr/bin/node:nodejs /usr/bin/npm:npm
 
 system-deps:
 	@missing=""; \

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import statistics
@@ -40,6 +39,7 @@ import aiohttp
 
 from sseserver.loadgen.decoder import SseDecoder
 from tests.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
+from tests.processes import server_env
 
 from .processes import free_port
 
@@ -63,9 +63,8 @@ async def _serve_upstream(control: Connection) -> None:
 
 
 def _start_server(upstream: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSESERVER_", "ANTHROPIC_"))}
-    env |= {"ANTHROPIC_API_KEY": DEFAULT_API_KEY, "ANTHROPIC_BASE_URL": upstream,
-            "SSESERVER_LOG_LEVEL": "warning"}
+    env = server_env(ANTHROPIC_API_KEY=DEFAULT_API_KEY, ANTHROPIC_BASE_URL=upstream,
+                     SSESERVER_LOG_LEVEL="warning")
     process = subprocess.Popen(
         [sys.executable, "-m", "sseserver", "--port", "0", "--provider", "anthropic",
          "--upstream-retries", "0", "--max-tokens", "100000", *extra],

@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from .forwarded import client_address
+
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         self.logger.info(
             '%s "%s %s" %d %.1fms',
-            request.remote, request.method, request.path, response.status, time * 1000,
+            client_address(request), request.method, request.path, response.status, time * 1000,
         )

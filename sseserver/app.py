@@ -23,6 +23,7 @@ from .auth import require_token
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
 from .fanout import Fanout
+from .forwarded import resolve_client
 from .generations import Generations
 from .keys import (
     FANOUT,
@@ -112,10 +113,11 @@ def app_from_environment() -> web.Application:
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    # Order matters: JSON errors wrap everything; a CORS preflight is answered before the
-    # token is asked for (browsers send preflights without credentials).
+    # Order matters: JSON errors wrap everything; the client is known before anything may
+    # answer (the access log names it); a CORS preflight is answered before the token is
+    # asked for (browsers send preflights without credentials).
     app = web.Application(
-        middlewares=[json_errors(cors_preflight, require_token)],
+        middlewares=[json_errors(resolve_client, cors_preflight, require_token)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ LOOPS: tuple[LoopName, ...] = get_args(LoopName)
 # A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
 DEFAULT_MODEL = "claude-sonnet-5-5"
 ENV_PREFIX = "SSESERVER_"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class Settings:
     send_timeout: float = 30.0
     max_streams: int = 10000
     max_streams_per_client: int = 0  # 0 = no per-client limit
+    # The proxies whose X-Forwarded-For/-Proto count (forwarded.py); none by default.
+    forwarded_allow_ips: tuple[IPNetwork, ...] = ()
     max_loop_lag_ms: int = 100  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
@@ -133,6 +138,21 @@ def _origin_list(text: str) -> tuple[str, ...]:
     return origins
 
 
+def _networks(text: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (give addresses or networks like 10.0.0.0/8; 0.0.0.0/0,::/0 trusts "
+                "every peer)"
+            ) from None
+    return tuple(networks)
+
+
 def _provider(text: str) -> str:
     if text not in ("auto", "anthropic", "demo"):
         raise ValueError("must be auto, anthropic or demo")
@@ -220,6 +240,16 @@ OPTIONS: tuple[Option, ...] = (
         "concurrent generations per client address (429 beyond; 0 = no limit); set it "
         "before exposing a key-backed server to many users",
         metavar="N",
+    ),
+    Option(
+        "forwarded_allow_ips",
+        _networks,
+        "comma list of proxy addresses or networks (127.0.0.1, 10.0.0.0/8) whose "
+        "X-Forwarded-For and X-Forwarded-Proto name the client and its scheme, for the "
+        "per-client limit, the access log and the cookie's Secure flag; from any other "
+        "peer those headers are ignored",
+        shown_default="none: the client is the TCP peer",
+        metavar="IPS",
     ),
     Option(
         "max_loop_lag_ms",

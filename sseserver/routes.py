@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .auth import login_with_query_token
 from .errors import BadRequest, NotFound, UnsupportedMediaType
+from .forwarded import client_address
 from .ids import is_stream_id
 from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE, SUBSCRIBERS
 from .providers import GenerationRequest
@@ -146,5 +147,5 @@ def _path_stream_id(request: web.Request) -> str:
 
 async def _start(request: web.Request, generation: GenerationRequest) -> str:
     """Start a generation, or refuse with the limit's status. The client is the peer
-    address: no proxy header is trusted (docs/operations.md, "Security")."""
-    return await request.app[GENERATIONS].start(generation, client=request.remote or "")
+    address, or the one a trusted proxy forwarded (forwarded.py)."""
+    return await request.app[GENERATIONS].start(generation, client=client_address(request))

@@ -1,19 +1,17 @@
 """The AI SDK for the tests: Node.js (Debian's `nodejs`) and the pinned `ai` and
 `@ai-sdk/react` that `make test` installs into tests/node/node_modules with `npm ci`
 (tests/node/package-lock.json pins every package). Without them the tests that need them
-skip, saying what to run; under CI (`CI` set) they fail instead, since CI must run them.
+follow the rule of system_tools.py: a skip saying what to run, a failure under CI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
+from .system_tools import NODE, NPM, missing, require
 
 NODE_DIR: Final = Path(__file__).resolve().parent / "node"
 CLIENT: Final = NODE_DIR / "aisdk_client.mjs"
@@ -24,22 +22,13 @@ AI_REACT_VERSION: Final = "4.0.177"
 
 def require_ai_sdk() -> str:
     """The node executable, once the pinned packages are installed; else skip (or fail)."""
-    node = shutil.which("node")
-    if node is None:
-        _missing("node is missing: run `apt-get install nodejs npm` (Debian's packages)")
+    require(NODE, NPM)
     for package, version in (("ai", AI_VERSION), ("@ai-sdk/react", AI_REACT_VERSION)):
         manifest = NODE_DIR / "node_modules" / package / "package.json"
         if not manifest.is_file() or json.loads(manifest.read_text())["version"] != version:
-            _missing(f"{package}@{version} is not installed: run `make test` (or `npm ci "
-                     f"--ignore-scripts --prefix {NODE_DIR}`)")
-    assert node is not None
-    return node
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+            missing(f"{package}@{version} is not installed: run `make node-deps` (npm ci "
+                    f"--ignore-scripts --prefix {NODE_DIR})")
+    return NODE.path
 
 
 class NodeClient:

@@ -20,7 +20,8 @@ from playwright.async_api import Page, async_playwright, expect
 from .aisdk_node import NODE_DIR, require_ai_sdk
 from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from .system_tools import CHROMIUM, require
+from .test_browser import CHROMIUM_ARGS, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
@@ -57,11 +58,10 @@ async def page_origin(bundle: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `apt-get install chromium` (Debian's Chromium)")
+    require(CHROMIUM)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            executable_path=CHROMIUM.path, headless=True, args=CHROMIUM_ARGS)
         context = await browser.new_context()
         context.set_default_timeout(TIMEOUT_MS)
         page = await context.new_page()

@@ -9,13 +9,13 @@ import asyncio
 import json
 from typing import Any, Final
 
-import aiohttp
 import pytest
 
 from sseserver.keys import GENERATIONS
 
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply, Silent
+from .http_client import request
 from .metrics_text import parse, value
 from .processes import Processes, processes
 from .sse_client import SSEStream, open_sse
@@ -44,13 +44,6 @@ def _chunks(stream: SSEStream) -> list[Any]:
 async def _post(server: RunningServer | str, body: bytes) -> SSEStream:
     url = server if isinstance(server, str) else server.url
     return await open_sse(url + "/api/chat", method="POST", body=body)
-
-
-async def _call(method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession() as session, session.request(
-        method, url, **kwargs
-    ) as response:
-        return response.status, dict(response.headers), await response.read()
 
 
 def _expected(message_id: str, chunks: list[str], reason: str = "stop") -> bytes:
@@ -111,9 +104,9 @@ async def test_the_reconnect_replays_from_the_start_then_follows(
     assert bytes(again.raw).startswith(bytes(first.raw))
     assert len(fake_anthropic.requests) == 1
     # Delivered: nothing is left to resume.
-    status, _, body = await _call("GET", f"{server.url}/api/chat/{CHAT}/stream")
+    status, _, body = await request("GET", f"{server.url}/api/chat/{CHAT}/stream")
     assert (status, body) == (204, b"")
-    metrics = (await _call("GET", server.url + "/metrics"))[2].decode()
+    metrics = (await request("GET", server.url + "/metrics"))[2].decode()
     assert value(parse(metrics), "sseserver_resumes_total") == 1
 
 
@@ -131,7 +124,7 @@ async def test_a_reply_that_ended_while_nobody_listened_is_given_once(
     async with await open_sse(f"{server.url}/api/chat/{CHAT}/stream") as late:
         await late.read_all()
     assert bytes(late.raw) == _expected(message_id, ["a", "b", "c"])
-    status, _, _ = await _call("GET", f"{server.url}/api/chat/{CHAT}/stream")
+    status, _, _ = await request("GET", f"{server.url}/api/chat/{CHAT}/stream")
     assert status == 204
 
 
@@ -139,7 +132,7 @@ async def test_the_reconnect_of_an_unknown_chat_is_204(
     start_server: StartServer, backend: dict[str, Any]
 ) -> None:
     server = await start_server(**backend)
-    status, _, body = await _call("GET", f"{server.url}/api/chat/never-seen/stream")
+    status, _, body = await request("GET", f"{server.url}/api/chat/never-seen/stream")
     assert (status, body) == (204, b"")
 
 
@@ -152,7 +145,7 @@ async def test_stop_cancels_the_upstream_and_the_reply_ends_in_abort(
     await stream.take(4)  # start, start-step, text-start, the delta
     await fake_anthropic.wait_requests(1)
     started = asyncio.get_running_loop().time()
-    status, _, body = await _call("DELETE", f"{server.url}/api/chat/{CHAT}/stream")
+    status, _, body = await request("DELETE", f"{server.url}/api/chat/{CHAT}/stream")
     assert (status, body) == (204, b"")
     closed = await fake_anthropic.wait_closed(0)
     assert closed - started < 0.1
@@ -166,8 +159,8 @@ async def test_stop_cancels_the_upstream_and_the_reply_ends_in_abort(
         "[DONE]",
     ]
     # Stopped: a reconnect does not bring it back; a second Stop finds nothing.
-    assert (await _call("GET", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 204
-    status, _, body = await _call("DELETE", f"{server.url}/api/chat/{CHAT}/stream")
+    assert (await request("GET", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 204
+    status, _, body = await request("DELETE", f"{server.url}/api/chat/{CHAT}/stream")
     assert status == 404
     assert json.loads(body) == {"error": {"type": "not_found_error",
                                           "message": "This chat has no reply to stop."}}
@@ -209,7 +202,7 @@ async def test_a_chat_is_found_from_another_process(
     replayed = await resumed.take(5)
     assert [e.data for e in replayed] == [e.data for e in first.events]
     started = asyncio.get_running_loop().time()
-    status, _, _ = await _call("DELETE", f"{b.url}/api/chat/{CHAT}/stream")
+    status, _, _ = await request("DELETE", f"{b.url}/api/chat/{CHAT}/stream")
     assert status == 204
     closed = await fake_anthropic.wait_closed(0)
     await resumed.read_all()
@@ -278,6 +271,9 @@ BAD_BODIES: Final = [
                  "A-Z a-z 0-9 - _ . ~ (not . or ..).", id="chat-id-too-long"),
     pytest.param(_body(CHAT, trigger="resume-stream"), 400,
                  "trigger must be 'submit-message' or 'regenerate-message'.", id="trigger"),
+    pytest.param(_body(CHAT, trigger=["submit-message"]), 400,
+                 "trigger must be 'submit-message' or 'regenerate-message'.",
+                 id="trigger-not-a-string"),
     pytest.param(_body(CHAT, messageId=3), 400, "messageId must be a string.", id="message-id"),
     pytest.param(json.dumps({"id": CHAT, "messages": []}).encode(), 400,
                  "messages must be a non-empty list of UI messages.", id="no-messages"),
@@ -333,7 +329,7 @@ async def test_bad_bodies_are_refused_and_start_nothing(
 ) -> None:
     server = await start_server(fake=fake_anthropic, max_message_chars=200, max_tokens=100,
                                 max_body_bytes=4096, models=("claude-sonnet-5-5",))
-    got, headers, answer = await _call(
+    got, headers, answer = await request(
         "POST", server.url + "/api/chat", data=body,
         headers={"Content-Type": "application/json"})
     assert got == status
@@ -348,22 +344,22 @@ async def test_bad_bodies_are_refused_and_start_nothing(
 async def test_other_refusals(start_server: StartServer) -> None:
     server = await start_server(access_token=TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    status, _, body = await _call("POST", server.url + "/api/chat", data=_body())
+    status, _, body = await request("POST", server.url + "/api/chat", data=_body())
     assert status == 401
     assert json.loads(body)["error"]["type"] == "authentication_error"
-    assert (await _call("GET", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 401
-    assert (await _call("DELETE", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 401
-    status, _, body = await _call("POST", server.url + "/api/chat", data=_body(),
+    assert (await request("GET", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 401
+    assert (await request("DELETE", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 401
+    status, _, body = await request("POST", server.url + "/api/chat", data=_body(),
                                   headers={**auth, "Content-Type": "text/plain"})
     assert (status, json.loads(body)["error"]["type"]) == (415, "unsupported_media_type")
     for method in ("GET", "DELETE"):
-        status, _, body = await _call(method, f"{server.url}/api/chat/a%20b/stream",
+        status, _, body = await request(method, f"{server.url}/api/chat/a%20b/stream",
                                       headers=auth)
         assert status == 400
         assert json.loads(body)["error"]["message"] == (
             "A chat id is 1 to 128 characters of A-Z a-z 0-9 - _ . ~.")
-    status, _, body = await _call("DELETE", f"{server.url}/api/chat/unknown/stream",
+    status, _, body = await request("DELETE", f"{server.url}/api/chat/unknown/stream",
                                   headers=auth)
     assert (status, json.loads(body)["error"]["type"]) == (404, "not_found_error")
-    status, _, _ = await _call("HEAD", f"{server.url}/api/chat/{CHAT}/stream", headers=auth)
+    status, _, _ = await request("HEAD", f"{server.url}/api/chat/{CHAT}/stream", headers=auth)
     assert status == 405

@@ -67,7 +67,8 @@ def chat_request(body: bytes, settings: Settings) -> tuple[str, GenerationReques
     if not is_chat_id(chat_id):
         raise BadRequest(f"id must be the chat's id: 1 to {CHAT_ID_MAX} characters of "
                          "A-Z a-z 0-9 - _ . ~ (not . or ..).")
-    if data.get("trigger", "submit-message") not in TRIGGERS:
+    trigger = data.get("trigger", "submit-message")
+    if not isinstance(trigger, str) or trigger not in TRIGGERS:
         raise BadRequest("trigger must be 'submit-message' or 'regenerate-message'.")
     if not isinstance(data.get("messageId", ""), str | None):
         raise BadRequest("messageId must be a string.")

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="hard bound on the run, in seconds")
     p.add_argument("-H", "--header", action="append", default=[],
                    help="extra request header, e.g. 'Authorization: Bearer T'")
+    p.add_argument("--honor-retry-after", action="store_true",
+                   help="after a 429 or 503 with Retry-After, a connection waits that long "
+                        "before its next stream, as a well-behaved client does")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop: auto = uvloop when installed, so the load generator "
@@ -77,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         expect_messages=args.expect_messages, pace_ms=args.pace_ms,
         server_pid=args.server_pid, connect_concurrency=args.connect_concurrency,
         timeout=args.timeout, headers=tuple(args.header),
+        honor_retry_after=args.honor_retry_after,
     )
     try:
         loop_name, factory = _loop_factory(args.loop)

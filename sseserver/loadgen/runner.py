@@ -55,6 +55,7 @@ class Options:
     connect_concurrency: int = 100
     timeout: float | None = None
     headers: tuple[str, ...] = ()
+    honor_retry_after: bool = False
 
 
 class LoadGen:
@@ -82,6 +83,7 @@ class LoadGen:
         self._server = ProcStats(options.server_pid) if options.server_pid else None
         self._window_end = asyncio.Event()
         self._t0 = 0.0
+        self._retry_after = 0.0  # the last refusal's Retry-After
 
     # requests
 
@@ -161,6 +163,7 @@ class LoadGen:
                 path, conn = await self._create(conn)
                 if path is None:
                     stats.failed += 1
+                    await self._back_off()
                     return conn
             else:
                 path = self._sse_path()
@@ -187,6 +190,8 @@ class LoadGen:
                     kind = f"http_{parser.status}"
                     stats.errors[kind] += 1
                     self._finish(check, ok=False)
+                    self._note_refusal(parser)
+                    await self._back_off()
                     return conn if parser.keep_alive else None
                 if not parser.keep_alive:
                     conn.abort()
@@ -232,6 +237,7 @@ class LoadGen:
         keep = conn if parser.keep_alive else None
         if parser.status != 201:
             self.stats.errors[f"http_{parser.status}"] += 1
+            self._note_refusal(parser)
             return None, keep
         try:
             url = json.loads(b"".join(collected))["url"]
@@ -239,6 +245,17 @@ class LoadGen:
             self.stats.errors["bad_create_answer"] += 1
             return None, keep
         return str(url), keep
+
+    def _note_refusal(self, parser: ResponseParser) -> None:
+        """A 429 or 503 names when to come back; with --honor-retry-after the worker does."""
+        retry_after = parser.headers.get("retry-after", "")
+        if parser.status in (429, 503) and retry_after.isdigit():
+            self._retry_after = float(retry_after)
+
+    async def _back_off(self) -> None:
+        wait, self._retry_after = self._retry_after, 0.0
+        if self.o.honor_retry_after and wait > 0:
+            await asyncio.sleep(wait)
 
     def _finish(self, check: StreamCheck, *, ok: bool) -> None:
         check.finish(ok=ok, expect_events=self.o.expect_events,

@@ -107,6 +107,7 @@ class LiveReader:
     def __init__(
         self,
         url: str,
+        client_name: str,
         prefix: str,
         control_channel: str,
         on_control: Callable[[bytes], None],
@@ -114,6 +115,7 @@ class LiveReader:
         read_range: ReadRange,
     ) -> None:
         self._url = url
+        self._client_name = client_name
         self._prefix = prefix
         self._control = control_channel.encode()
         self._on_control = on_control
@@ -353,6 +355,7 @@ class LiveReader:
                 reply = await self._command(protocol.transport, pack(*auth))
                 if isinstance(reply, Exception):
                     raise StoreUnavailable(f"redis reader: {reply}")
+            protocol.transport.write(pack("CLIENT", "SETNAME", self._client_name))
             self._control_ready.clear()
             protocol.transport.write(pack("SUBSCRIBE", self._control))
             await self._control_ready.wait()

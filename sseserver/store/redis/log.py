@@ -1,15 +1,17 @@
-"""The owner's side of the log: every append of this process goes out in batches, one
-round trip per batch, and a generation never waits on Redis before its next chunk.
+"""The owner's side of the log: every creation, append and end of this process goes out in
+batches, one round trip per batch, and a generation never waits on Redis before its next
+chunk.
 
-    append ─▶ entries (in order) ─▶ writer task: one APPEND script call per batch
-                                      │  (XADD each frame at its index, PUBLISH it)
-                                      ▼
+    create/append/end ─▶ entries (in order) ─▶ writer task: one APPEND script call a batch
+                                                 │ (XADD each frame at its index, PUBLISH)
+                                                 ▼
                  confirmed: the stream's local listener and waiters get each frame
 
 Frames that generations produce while a batch is in flight wait in `entries` and go out
 together in the next one, with their ids fixed at append time, so order and ids stay exact
-however the batches fall. Only what Redis has confirmed reaches this process's own
-followers, so a frame a subscriber saw can always be read again from the log.
+however the batches fall. The owner keeps its running streams' frames too, so its own
+subscribers read and follow them without a round trip; only what Redis has confirmed is
+shown to them, so a frame a subscriber saw can always be read again from the log.
 
 The entries wait in memory, bounded in bytes (WRITE_BUFFER_BYTES): past it an append waits
 for the writer to catch up. A batch that fails marks its streams (`Owned.failure`): their
@@ -48,44 +50,41 @@ RUNNING_TTL_MS: Final = 60_000
 class Owned:
     """What the owner of a running generation keeps about its stream."""
 
-    __slots__ = (
-        "busy",
-        "bytes",
-        "cancelled",
-        "confirmed",
-        "failure",
-        "keys",
-        "listener",
-        "next_index",
-        "on_signal",
-        "stream_id",
-        "waiters",
-    )
+    __slots__ = ("busy", "bytes", "cancelled", "confirmed", "ended", "failure", "frames",
+                 "keys", "listener", "local", "on_signal", "remote", "stream_id", "waiters")
 
     def __init__(self, prefix: str, stream_id: str) -> None:
         self.stream_id = stream_id
         self.keys = StreamKeys(prefix, stream_id)
-        self.next_index = 0  # frames appended
-        self.confirmed = 0  # frames Redis has confirmed
+        self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
+        self.confirmed = 0
         self.bytes = 0  # frame bytes appended, for --resume-max-mb
         self.on_signal: Callable[[Signal], None] | None = None  # the owner's, from watch()
+        self.local = 0  # subscribers in this process
+        self.remote = False  # other processes have subscribers (their B and I messages)
         self.busy = False  # what the owner was last told
         self.cancelled = False
+        self.ended = False  # Redis has its end: read the log from now on
         self.failure: StoreUnavailable | StreamLost | None = None
         self.listener: StreamListener | None = None  # this process's followers
         self.waiters: list[asyncio.Future[None]] = []  # readers waiting for a frame
 
     def apply(self, kind: bytes) -> None:
-        """A control message: C cancel, B a first subscriber, I the last one left."""
-        if kind == b"C" and not self.cancelled:
-            self.cancelled = True
-            self.signal(Signal.CANCEL)
-        elif kind == b"B" and not self.busy:
-            self.busy = True
-            self.signal(Signal.BUSY)
-        elif kind == b"I" and self.busy:
-            self.busy = False
-            self.signal(Signal.IDLE)
+        """A control message: C cancel, B another process's first subscriber came, I the
+        last one left."""
+        if kind == b"C":
+            if not self.cancelled:
+                self.cancelled = True
+                self.signal(Signal.CANCEL)
+        else:
+            self.remote = kind == b"B"
+            self.presence_changed()
+
+    def presence_changed(self) -> None:
+        busy = self.local > 0 or self.remote
+        if busy != self.busy:
+            self.busy = busy
+            self.signal(Signal.BUSY if busy else Signal.IDLE)
 
     def signal(self, signal: Signal) -> None:
         if self.on_signal is not None:
@@ -108,18 +107,33 @@ class Owned:
         self.wake()
 
 
-class _End:
-    """A queued end of a stream and whoever waits for it to be written."""
+class _Step:
+    """A queued creation or end of a stream, and whoever waits for it to be written."""
 
-    __slots__ = ("done", "keep_ms", "reason")
+    __slots__ = ("done", "payload")
 
-    def __init__(self, reason: str, keep_ms: int) -> None:
-        self.reason = reason
-        self.keep_ms = keep_ms
+    def __init__(self, payload: str) -> None:
+        self.payload = payload
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+    def settle(self, failure: Exception | None = None) -> None:
+        if not self.done.done():
+            if failure is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(failure)
 
-Entry = tuple[Owned, int, bytes | _End]  # the stream, the frame's index (or the end's), what
+
+class _Create(_Step):
+    __slots__ = ()
+
+
+class _End(_Step):
+    __slots__ = ()
+
+
+# The stream, the frame's index (the end's: the index after the last frame), and what.
+Entry = tuple[Owned, int, bytes | _Step]
 
 
 class LogWriter:
@@ -153,10 +167,18 @@ class LogWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def create(self, owned: Owned) -> None:
+        """Register the stream as this process's, and wait until Redis has it."""
+        create = _Create("")
+        self._entries.append((owned, 0, create))
+        self._wake.set()
+        await create.done
+
     def frame(self, owned: Owned, frame: bytes) -> None:
         """Queue the stream's next frame; its index is fixed now."""
-        self._entries.append((owned, owned.next_index, frame))
-        owned.next_index += 1
+        frames = owned.frames
+        self._entries.append((owned, len(frames), frame))
+        frames.append(frame)
         size = len(frame)
         owned.bytes += size
         self._bytes += size
@@ -172,8 +194,8 @@ class LogWriter:
 
     async def end(self, owned: Owned, reason: str, keep_ms: int) -> None:
         """Queue the stream's end after its frames, and wait until Redis has it."""
-        end = _End(reason, keep_ms)
-        self._entries.append((owned, owned.next_index, end))
+        end = _End(f"{reason}:{keep_ms}")
+        self._entries.append((owned, len(owned.frames), end))
         self._wake.set()
         await end.done
 
@@ -197,7 +219,8 @@ class LogWriter:
             if isinstance(what, bytes):
                 args += ("f", owned.stream_id, index + 1, what)
             else:
-                args += ("e", owned.stream_id, index + 1, f"{what.reason}:{what.keep_ms}")
+                kind = "c" if isinstance(what, _Create) else "e"
+                args += (kind, owned.stream_id, index + 1, what.payload)
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 failed: list[Any] = await self._script(args=args)
@@ -205,8 +228,8 @@ class LogWriter:
             unavailable = StoreUnavailable(f"redis: {exc or 'no answer'}")
             for owned, _, what in batch:
                 owned.fail(unavailable)
-                if isinstance(what, _End) and not what.done.done():
-                    what.done.set_exception(unavailable)
+                if isinstance(what, _Step):
+                    what.settle(unavailable)
             return
         lost = {int(failed[i]) - 1: failed[i + 1] for i in range(0, len(failed), 2)}
         for number, (owned, index, what) in enumerate(batch):
@@ -215,8 +238,8 @@ class LogWriter:
                 owned.fail(StreamLost(f"{owned.stream_id} was ended by another process"
                                       if code == b"lost" else
                                       f"{owned.stream_id} is no longer in redis"))
-                if isinstance(what, _End) and not what.done.done():
-                    what.done.set_result(None)
+                if isinstance(what, _Step):
+                    what.settle()
                 continue
             if isinstance(what, bytes):
                 owned.confirmed = index + 1
@@ -224,11 +247,13 @@ class LogWriter:
                     owned.listener.frame(what, index)
                 if owned.waiters:
                     owned.wake()
-            else:
+            elif isinstance(what, _End):
+                owned.ended = True
                 listener, owned.listener = owned.listener, None
                 if listener is not None:
                     listener.end()
                 owned.wake()
-                if not what.done.done():
-                    what.done.set_result(None)
+                what.settle()
+            else:
+                what.settle()
 

@@ -48,14 +48,16 @@ return {state[2] or '', redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '+', 'COU
         redis.call('XLEN', KEYS[1])}
 """
 
-# One flush of the process's writer: frames and ends of any number of streams, in order.
-# An entry is (kind, stream id, sequence, payload): kind `f` adds frame `payload` as entry
-# 0-<sequence> and publishes it; kind `e` ends the stream there if it is still ours
-# (payload `<done|lost>:<keep ms>`). Returns the failures only, as (entry number, code)
-# pairs: `lost` (someone else wrote the end there), `gone` (the keys vanished).
+# One flush of the process's writer: creations, frames and ends of any number of streams,
+# in order. An entry is (kind, stream id, sequence, payload): kind `c` creates the stream
+# for this process; `f` adds frame `payload` as entry 0-<sequence> and publishes it; `e`
+# ends the stream there if it is still ours (payload `<done|lost>:<keep ms>`). Returns the
+# failures only, as (entry number, code) pairs: `lost` (someone else wrote the end there),
+# `gone` (the keys vanished).
 APPEND: Final = """
 -- ARGV: prefix, token, running ttl ms, then entries of 4
 local prefix, token, running_ms = ARGV[1], ARGV[2], ARGV[3]
+local owns = prefix .. 'proc:' .. token .. ':owns'
 local failed = {}
 local skip = {}
 local n = 0
@@ -67,6 +69,10 @@ for i = 4, #ARGV, 4 do
   if skip[sid] then
     failed[#failed + 1] = n
     failed[#failed + 1] = skip[sid]
+  elseif kind == 'c' then
+    redis.call('HSET', base .. 'meta', 'owner', token)
+    redis.call('PEXPIRE', base .. 'meta', running_ms)
+    redis.call('SADD', owns, sid)
   elseif kind == 'f' then
     local id = '0-' .. seq
     local added
@@ -95,7 +101,7 @@ for i = 4, #ARGV, 4 do
   else
     local meta = base .. 'meta'
     local reason, keep_ms = string.match(payload, '^(%a+):(%d+)$')
-    redis.call('SREM', prefix .. 'proc:' .. token .. ':owns', sid)
+    redis.call('SREM', owns, sid)
     if redis.call('HGET', meta, 'owner') == token and redis.call('HEXISTS', meta, 'ended') == 0 then
       redis.call('XADD', log, '0-' .. seq, 'e', reason)
       redis.call('HSET', meta, 'ended', reason)

@@ -8,9 +8,10 @@ sees every stream. The pieces, each in its module:
     names.py      names clients give streams (bind), with their streams' lifetimes
     scripts.py    key names and the Lua scripts
 
-This process's own followers of a stream it generates get each frame once Redis has
-confirmed it, straight from the writer; followers of a stream generated elsewhere get it
-from the reader. Either way a frame is handed once to the stream's one listener (the
+This process's own subscribers of a stream it generates read its frames from the owner's
+copy and follow it straight from the writer, each frame once Redis has confirmed it, with
+no round trip of their own; subscribers of a stream generated elsewhere read the log and
+follow through the reader. Either way a frame is handed once to the stream's one listener (the
 fan-out), however many subscribers it has here. Redis Cluster is not supported: the
 scripts touch keys of several streams and processes together.
 """
@@ -70,7 +71,8 @@ class RedisStore:
         self._writer = LogWriter(self._redis, prefix, self._token)
         self._presence = Presence(self._redis, prefix, self._token)
         self._names = Names(self._redis, prefix)
-        self._reader = LiveReader(url, prefix, f"{prefix}ctl:{self._token}",
+        self._reader = LiveReader(url, f"sseserver-{self._token}-reader", prefix,
+                                  f"{prefix}ctl:{self._token}",
                                   self._on_control, self._reconcile, self._read_range)
         self._retention = Retention(resume_max_bytes)
         self._lease: LeaseThread | None = None
@@ -137,11 +139,7 @@ class RedisStore:
         if not self._serving():
             raise StoreUnavailable("redis: not connected")
         owned = Owned(self._prefix, stream_id)
-        async with unavailable(), self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(owned.keys.meta, "owner", self._token)
-            pipe.pexpire(owned.keys.meta, RUNNING_TTL_MS)
-            pipe.sadd(self._owns_key, stream_id)
-            await pipe.execute()
+        await self._writer.create(owned)
         self._owned[stream_id] = owned
 
     def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
@@ -155,9 +153,11 @@ class RedisStore:
         await self._writer.room()
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
-        owned = self._owned.pop(stream_id)
+        owned = self._owned[stream_id]
+        owned.on_signal = None
         keep_ms = _keep_ms(keep_for)
         if isinstance(owned.failure, StreamLost):
+            del self._owned[stream_id]
             self._names.owned.pop(stream_id, None)  # it lapses with its running time
             return  # its end was written by whoever took it
         reason = "lost" if owned.failure is not None else "done"
@@ -167,6 +167,9 @@ class RedisStore:
             self._unfinished[stream_id] = (owned, reason, keep_ms)  # the upkeep ends it
             self._names.owned.pop(stream_id, None)
             raise
+        finally:
+            # From here on its subscribers read the log, which holds it all.
+            del self._owned[stream_id]
         self._retain(stream_id, owned.bytes, keep_ms / 1000)
         try:
             await self._names.ended(stream_id, keep_ms)
@@ -176,14 +179,14 @@ class RedisStore:
     # -- everyone's side ----------------------------------------------------------
 
     async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
-        batch = await self._read_range(stream_id, start)
+        batch = self._read_owned(stream_id, start) or await self._read_range(stream_id, start)
         if batch is None or batch.frames or batch.ended or wait <= 0:
             return batch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while (remaining := deadline - loop.time()) > 0:
             owned = self._owned.get(stream_id)
-            if owned is not None and owned.failure is None:
+            if owned is not None and owned.failure is None and not owned.ended:
                 waiter = loop.create_future()
                 owned.waiters.append(waiter)
                 with contextlib.suppress(TimeoutError):
@@ -191,16 +194,27 @@ class RedisStore:
                         await waiter
             else:
                 await self._reader.wait(stream_id, remaining)
-            batch = await self._read_range(stream_id, start)
+            batch = self._read_owned(stream_id, start) or await self._read_range(
+                stream_id, start
+            )
             if batch is None or batch.frames or batch.ended:
                 return batch
         return Batch([], False)
+
+    def _read_owned(self, stream_id: str, start: int) -> Batch | None:
+        """A running stream of this process, from its own copy (what Redis confirmed);
+        None when it is not one, or it failed (then the log says how it ended)."""
+        owned = self._owned.get(stream_id)
+        if owned is None or owned.failure is not None or owned.ended:
+            return None
+        return Batch(owned.frames[start:owned.confirmed], False)
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         owned = self._owned.get(stream_id)
         if owned is None:
             return self._reader.listen(stream_id, start, listener)
-        if owned.failure is not None or owned.listener is not None or start != owned.confirmed:
+        if (owned.failure is not None or owned.ended or owned.listener is not None
+                or start != owned.confirmed):
             return False
         owned.listener = listener
         return True
@@ -213,12 +227,26 @@ class RedisStore:
             self._reader.unlisten(stream_id)
 
     async def join(self, stream_id: str) -> None:
-        await self._presence.join(stream_id)
+        owned = self._owned.get(stream_id)
+        if owned is None:
+            await self._presence.join(stream_id)
+            return
+        owned.local += 1
+        owned.presence_changed()
 
     async def leave(self, stream_id: str) -> None:
-        await self._presence.leave(stream_id)
+        owned = self._owned.get(stream_id)
+        if owned is None or not owned.local:
+            await self._presence.leave(stream_id)
+            return
+        owned.local -= 1
+        owned.presence_changed()
 
     async def request_cancel(self, stream_id: str) -> Cancel:
+        owned = self._owned.get(stream_id)
+        if owned is not None and owned.on_signal is not None:
+            owned.apply(b"C")
+            return Cancel.CANCELLED
         keys = StreamKeys(self._prefix, stream_id)
         async with unavailable():
             found = await self._cancel_script(keys=[keys.meta], args=[stream_id, self._prefix])
