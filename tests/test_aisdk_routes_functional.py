@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from typing import Any, Final
 
 import pytest
@@ -106,8 +107,11 @@ async def test_the_reconnect_replays_from_the_start_then_follows(
     # Delivered: nothing is left to resume.
     status, _, body = await request("GET", f"{server.url}/api/chat/{CHAT}/stream")
     assert (status, body) == (204, b"")
-    metrics = (await request("GET", server.url + "/metrics"))[2].decode()
-    assert value(parse(metrics), "sseserver_resumes_total") == 1
+    metrics = parse((await request("GET", server.url + "/metrics"))[2].decode())
+    assert value(metrics, "sseserver_resumes_total") == 1
+    assert value(metrics, "sseserver_subscribers_active") == 0
+    assert value(metrics, "sseserver_disconnects_total", reason="client_gone") == 1
+    assert value(metrics, "sseserver_events_sent_total") >= len(first.events) + len(again.events)
 
 
 async def test_a_reply_that_ended_while_nobody_listened_is_given_once(
@@ -212,6 +216,22 @@ async def test_a_chat_is_found_from_another_process(
     assert closed - started < 0.25
     assert _chunks(resumed)[-2:] == [{"type": "abort", "reason": "cancelled"}, "[DONE]"]
     assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_chat_reply_cut_by_shutdown_ends_with_an_error_chunk(
+    processes: Processes, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await processes.sseserver(fake_anthropic, "--shutdown-grace", "0")
+    fake_anthropic.enqueue(Reply(chunks=[f"t{i} " for i in range(400)], delay=0.025))
+    async with await _post(server.url, _body()) as stream:
+        await stream.take(4)
+        server.signal(signal.SIGTERM)
+        await stream.read_all()
+    assert await server.wait(timeout=10) == 0
+    assert _chunks(stream)[-3:-1] == [{"type": "text-end", "id": "t1"}, {
+        "type": "error", "errorText": "The server is shutting down; try again in a moment."}]
+    assert _chunks(stream)[-1] == "[DONE]"
+    await fake_anthropic.wait_closed(0)
 
 
 def _ui(role: str, *parts: dict[str, Any]) -> dict[str, Any]:
