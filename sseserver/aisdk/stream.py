@@ -25,6 +25,7 @@ from ..keys import METRICS, SETTINGS, STORE, SUBSCRIBERS
 from ..metrics import Live
 from ..sockets import watch_for_half_open
 from ..sse import PING, SSE_HEADERS
+from ..store.base import StreamStore
 from ..subscriber import MAX_WRITE_BYTES
 from .chunks import LOST, UIChunks, chunk
 
@@ -57,7 +58,7 @@ async def serve_chat(
     if resumed:
         metrics.resumes.inc()
     chunks = UIChunks(stream_id)
-    start, first, delivered = 0, True, False
+    start, first = 0, True
     gone: str | None = None  # why the response ended before the stream, if it did
     try:
         await store.join(stream_id)
@@ -74,8 +75,8 @@ async def serve_chat(
                 await _send(response, out, settings.send_timeout, live)
             elif not batch.ended and not first:
                 await _send(response, [PING], settings.send_timeout, live, events=0)
-            if batch.ended:
-                delivered = True
+            if batch.ended:  # written: this client has the end
+                await _let_go(store, chat_id, stream_id)
                 break
             first = False
             next_batch = await store.read(stream_id, start, wait=settings.heartbeat)
@@ -100,12 +101,17 @@ async def serve_chat(
         if gone is not None:
             metrics.disconnects.labels(gone).inc()
         await store.leave(stream_id)
-    if delivered:
-        try:
-            await store.unbind(chat_id, stream_id)
-        except StoreUnavailable as exc:  # it goes with the stream, at the window's end
-            log.debug("chat %s: could not let go of %s: %s", chat_id, stream_id, exc)
     return response
+
+
+async def _let_go(store: StreamStore, chat_id: str, stream_id: str) -> None:
+    """The chat no longer names the stream: its reconnect answers 204 from now on. Done
+    before anything else once the end is written, so a client that reconnects at once
+    already finds nothing to resume."""
+    try:
+        await store.unbind(chat_id, stream_id)
+    except StoreUnavailable as exc:  # it goes with the stream, at the window's end
+        log.debug("chat %s: could not let go of %s: %s", chat_id, stream_id, exc)
 
 
 async def _send(response: web.StreamResponse, frames: list[bytes], timeout: float,
