@@ -3,6 +3,7 @@ in-memory one, same run, same load.
 
     python -m bench.redis_vs_memory [--streams 50] [--tokens 200]
                                     [--paced-streams 20] [--delay-ms 20]
+                                    [--scale-streams 1500] [--no-scale]
 
 Starts Debian's redis-server on a free port, the tests' fake Anthropic API in its own
 process with stamped replies (each text delta is the time it was written, in monotonic ns),
@@ -12,7 +13,14 @@ and `python -m sseserver` once per backend. Then, for each backend, two loads:
   apart (a load well below saturation); per-event latency = arrival at the client -
   departure from the upstream (the same machine's monotonic clock), so it covers
   SDK -> pump -> store -> subscriber -> socket.
-- flat out: --streams concurrent streams with no delay; events/s delivered to the clients.
+- flat out: --streams concurrent streams with no delay; events/s delivered to the clients,
+  and per second of the server process's CPU (read from /proc), Redis's CPU beside it.
+
+Then the scale run (docs/performance.md, "Redis"): the demo provider at 200 ms per token,
+100 tokens a reply; one in-memory process with 2 × --scale-streams streams, then two
+processes on one Redis with --scale-streams each, every process loaded by its own
+`python -m sseserver.loadgen` (which verifies every stream): the gap between events, the
+first event, the server CPU and Redis's connections.
 
 The client reads the stamps out of the events, which `python -m sseserver.loadgen` does
 not do, so it is a small one of its own.
@@ -34,10 +42,12 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Final
 
 import aiohttp
 
 from sseserver.loadgen.decoder import SseDecoder
+from sseserver.loadgen.stats import ProcStats
 from tests.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
 from tests.processes import server_env
 
@@ -136,6 +146,88 @@ def _measure(url: str, control: Connection, streams: int, tokens: int,
     return asyncio.run(_load(url, streams, tokens))
 
 
+def _cpu_per_event(url: str, control: Connection, streams: int, tokens: int,
+                   watched: dict[str, ProcStats]) -> tuple[float, dict[str, float]]:
+    """Events/s flat out, and the CPU seconds each watched process spent per 1,000 events."""
+    before = {name: proc.cpu() for name, proc in watched.items()}
+    rate, _ = _measure(url, control, streams, tokens, 0)
+    events = streams * tokens
+    return rate, {name: (proc.cpu() - before[name]) / events * 1000
+                  for name, proc in watched.items()}
+
+
+SCALE_PACE_MS: Final = 200
+SCALE_TOKENS: Final = 100
+
+
+def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
+               streams: int, redis: ProcStats | None, redis_port: int | None) -> dict[str, object]:
+    """Each server loaded by its own load generator at once; the worst figures of them."""
+    loads = [subprocess.Popen(
+        [sys.executable, "-m", "sseserver.loadgen", url, "-c", str(streams), "-n", str(streams),
+         "--mode", "streams", "--pace-ms", str(SCALE_PACE_MS), "--expect-messages",
+         str(SCALE_TOKENS), "--connect-concurrency", "200", "--server-pid", str(process.pid),
+         "--json", "--timeout", "120"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    ) for process, url in servers]
+    redis_cpu = redis.cpu() if redis else 0.0
+    time.sleep(10)  # every stream running: what Redis holds for them now
+    clients = _redis_clients(redis_port) if redis_port else 0
+    reports = [json.loads(load.communicate()[0]) for load in loads]
+    return {
+        "label": label,
+        "verified": all(r["verification"]["ok"] for r in reports),
+        "completed": sum(r["streams"]["completed"] for r in reports),
+        "errors": sum(sum(r["errors"].values()) for r in reports),
+        "gap_p50": max(r["inter_event_ms"]["p50"] for r in reports),
+        "gap_p99": max(r["inter_event_ms"]["p99"] for r in reports),
+        "ttfe_p99": max(r["ttfe_ms"]["p99"] for r in reports),
+        "cpu_pct": [round(r["server"]["cpu_pct"]) for r in reports],
+        "redis_cpu_pct": (redis.cpu() - redis_cpu) / max(r["window_s"] for r in reports) * 100
+        if redis else 0.0,
+        "redis_clients": clients,
+    }
+
+
+def _redis_clients(port: int) -> int:
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "clients"],
+                         capture_output=True, text=True, check=False).stdout
+    match = re.search(r"connected_clients:(\d+)", out)
+    return int(match.group(1)) if match else 0
+
+
+def _demo_server(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    env = server_env(SSESERVER_LOG_LEVEL="warning")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sseserver", "--port", "0", "--provider", "demo",
+         "--demo-delay-ms", str(SCALE_PACE_MS), "--demo-tokens", str(SCALE_TOKENS), *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert process.stdout is not None
+    match = re.search(r"http://\S+", process.stdout.readline())
+    assert match, "sseserver did not start"
+    return process, match.group(0)
+
+
+def _scale(streams: int, redis_port: int, redis: ProcStats) -> list[dict[str, object]]:
+    rows = []
+    for label, count, extra in (
+        ("memory, 1 process", 1, ()),
+        ("redis, 2 processes", 2, ("--redis-url", f"redis://127.0.0.1:{redis_port}/0")),
+    ):
+        servers = [_demo_server(*extra) for _ in range(count)]
+        try:
+            time.sleep(1)
+            rows.append(_scale_row(label, servers, streams * 2 // count,
+                                   redis if count > 1 else None,
+                                   redis_port if count > 1 else None))
+        finally:
+            for process, _ in servers:
+                process.terminate()
+                process.wait()
+    return rows
+
+
 def _quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else values[0]
 
@@ -146,6 +238,9 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--paced-streams", type=int, default=20)
     parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--scale-streams", type=int, default=1500,
+                        help="streams per Redis process in the scale run")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale run")
     args = parser.parse_args()
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -161,6 +256,8 @@ def main() -> int:
         target=_upstream, args=(child_end,), daemon=True)
     upstream_process.start()
     rows = []
+    scale: list[dict[str, object]] = []
+    redis_stats = ProcStats(redis.pid)
     try:
         if not control.poll(30):
             raise RuntimeError("the fake upstream did not start")
@@ -172,12 +269,17 @@ def main() -> int:
                 _measure(url, control, 5, 20, 0)  # warm up
                 _, paced = _measure(url, control, args.paced_streams, args.tokens,
                                     args.delay_ms)
-                rate, _ = _measure(url, control, args.streams, args.tokens, 0)
+                rate, cpu = _cpu_per_event(url, control, args.streams, args.tokens,
+                                           {"server": ProcStats(server.pid),
+                                            "redis": redis_stats})
             finally:
                 server.terminate()
                 server.wait()
-            rows.append((backend, rate, statistics.median(paced), _quantile(paced, 0.99),
-                         max(paced)))
+            rows.append((backend, rate, 1000 / cpu["server"] if cpu["server"] else 0.0,
+                         cpu["redis"] if extra else 0.0, statistics.median(paced),
+                         _quantile(paced, 0.99), max(paced)))
+        if not args.no_scale:
+            scale = _scale(args.scale_streams, redis_port, redis_stats)
     finally:
         # The fake may be gone already; the error that brought us here is the one to show.
         with contextlib.suppress(OSError):
@@ -191,9 +293,25 @@ def main() -> int:
     print(f"events/s: {args.streams} streams x {args.tokens} events, flat out; latency: "
           f"{args.paced_streams} streams x {args.tokens} events, one per {args.delay_ms:g} ms "
           "each, upstream to client")
-    print(f"{'backend':8} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for backend, rate, p50, p99, worst in rows:
-        print(f"{backend:8} {rate:10.0f} {p50:8.2f} {p99:8.2f} {worst:8.2f}")
+    print(f"{'backend':8} {'events/s':>10} {'ev/server-CPU-s':>16} {'redis CPU-ms/1k ev':>19} "
+          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for backend, rate, per_cpu, redis_ms, p50, p99, worst in rows:
+        print(f"{backend:8} {rate:10.0f} {per_cpu:16.0f} {redis_ms:19.1f} "
+              f"{p50:8.2f} {p99:8.2f} {worst:8.2f}")
+    memory, redis_row = rows[0], rows[1]
+    print(f"redis/memory: events per server-CPU-second {redis_row[2] / memory[2]:.0%}, "
+          f"latency p99 {redis_row[5] / memory[5]:.2f}x")
+    if scale:
+        print(f"\nscale: {2 * args.scale_streams} streams in all, {SCALE_TOKENS} tokens "
+              f"{SCALE_PACE_MS} ms apart, each process loaded by its own load generator")
+        print(f"{'run':20} {'verified':>8} {'streams':>8} {'errors':>6} {'gap p50':>8} "
+              f"{'gap p99':>8} {'TTFE p99':>9} {'server CPU %':>13} {'redis CPU %':>11} "
+              f"{'redis conns':>11}")
+        for row in scale:
+            print(f"{row['label']:20} {row['verified']!s:>8} {row['completed']:>8} "
+                  f"{row['errors']:>6} {row['gap_p50']:>8.1f} {row['gap_p99']:>8.1f} "
+                  f"{row['ttfe_p99']:>9.1f} {row['cpu_pct']!s:>13} "
+                  f"{row['redis_cpu_pct']:>11.0f} {row['redis_clients']:>11}")
     return 0
 
 
