@@ -38,10 +38,13 @@ class NodeClient:
         self.process = process
 
     @classmethod
-    async def start(cls, scenario: str, base_url: str, text: str) -> NodeClient:
+    async def start(cls, scenario: str, base_url: str, text: str,
+                    body: dict[str, Any] | None = None) -> NodeClient:
+        """`body`: what the transport adds to each request's body (our request options)."""
         node = require_ai_sdk()
+        extra = [json.dumps(body)] if body is not None else []
         process = await asyncio.create_subprocess_exec(
-            node, str(CLIENT), scenario, base_url, text, cwd=NODE_DIR,
+            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -69,9 +72,10 @@ class NodeClient:
         await self.process.wait()
 
 
-async def run_client(scenario: str, base_url: str, text: str) -> dict[str, Any]:
+async def run_client(scenario: str, base_url: str, text: str,
+                     body: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a scenario to its end; its one result line."""
-    client = await NodeClient.start(scenario, base_url, text)
+    client = await NodeClient.start(scenario, base_url, text, body)
     try:
         return await client.line()
     finally:

@@ -12,6 +12,15 @@ import pytest
 
 from .aisdk_node import NodeClient, require_ai_sdk, run_client
 from .fake_anthropic import FakeAnthropic, Reply
+from .fake_blocks import (
+    RedactedThinking,
+    ServerToolUse,
+    Text,
+    Thinking,
+    WebSearchResult,
+    web_citation,
+    web_result,
+)
 from .processes import Processes, ServerProcess, processes
 from .sse_client import open_sse
 
@@ -31,7 +40,8 @@ async def server(
     require_ai_sdk()
     store = [] if request.param == "memory" else [
         "--redis-url", request.getfixturevalue("redis_url")]
-    return await processes.sseserver(fake_anthropic, "--resume-window", "5", *store)
+    return await processes.sseserver(fake_anthropic, "--resume-window", "5", "--web-search", "3",
+                                     "--max-tokens", "8192", *store)
 
 
 def _assistant(result: dict[str, object]) -> dict[str, object]:
@@ -142,3 +152,62 @@ async def test_stop_with_the_documented_delete_closes_the_upstream_within_100ms(
     assert native.text.startswith(partial)
     assert native.types()[-2:] == ["usage", "done"]
     assert '"stop_reason":"cancelled"' in native.events[-2].data
+
+
+SEARCH_REPLY = Reply(blocks=(
+    Thinking(["Let me ", "look that up."]),
+    RedactedThinking(),
+    ServerToolUse("srvtoolu_01", {"query": "sse resume"}),
+    WebSearchResult("srvtoolu_01", [web_result("Spec", "https://html.spec.test/sse", "2 days"),
+                                    web_result("Blog", "https://blog.test/sse")]),
+    Text(["Events carry ids"], citations=[
+        web_citation("https://html.spec.test/sse", "Spec", "the last event ID")]),
+    Text([", and a reconnect sends the last one."]),
+), delay=0.01)
+SEARCH_PARTS = [
+    {"type": "step-start"},
+    {"type": "reasoning", "id": "r1", "text": "Let me look that up.", "state": "done"},
+    {"type": "reasoning", "id": "r3", "text": "", "state": "done",
+     "providerMetadata": {"sseserver": {"thinkingHidden": "redacted"}}},
+    {"type": "tool-web_search", "toolCallId": "srvtoolu_01", "state": "output-available",
+     "input": {"query": "sse resume"}, "providerExecuted": True, "output": [
+         {"type": "web_search_result", "url": "https://html.spec.test/sse", "title": "Spec",
+          "pageAge": "2 days"},
+         {"type": "web_search_result", "url": "https://blog.test/sse", "title": "Blog",
+          "pageAge": None}]},
+    {"type": "text", "text": "Events carry ids", "state": "done", "citations": [
+        {"source": {"type": "source", "sourceType": "url", "id": "https://html.spec.test/sse",
+                    "url": "https://html.spec.test/sse", "title": "Spec"},
+         "citedText": "the last event ID"}]},
+    {"type": "source-url", "sourceId": "https://html.spec.test/sse",
+     "url": "https://html.spec.test/sse", "title": "Spec"},
+    {"type": "text", "text": ", and a reconnect sends the last one.", "state": "done"},
+]
+
+
+async def test_thinking_search_and_citations_become_the_sdk_s_parts(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(SEARCH_REPLY)
+    result = await run_client("reply", server.url, "How does resume work?",
+                              body={"max_tokens": 4096, "thinking": 2048, "web_search": "on"})
+    assert (result["status"], result["errors"]) == ("ready", [])
+    assert _assistant(result)["parts"] == SEARCH_PARTS
+    assert result["finishes"][0]["finishReason"] == "stop"
+    # The options in the transport's body reached Claude as the native routes send them.
+    sent = fake_anthropic.requests[0].body
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048,
+                                "display": "summarized"}
+    assert sent["tools"] == [{"type": "web_search_20250305", "name": "web_search",
+                              "max_uses": 3}]
+
+
+async def test_a_cut_during_a_searched_reply_resumes_it_whole(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply with every kind of part is rebuilt by the replay exactly as sent whole."""
+    fake_anthropic.enqueue(SEARCH_REPLY)
+    result = await run_client("reconnect", server.url, "How does resume work?")
+    assert result["afterCut"]["status"] == "error"
+    assert _assistant(result)["parts"] == SEARCH_PARTS
+    assert len(fake_anthropic.requests) == 1

@@ -2,11 +2,14 @@
 // DefaultChatTransport against a running sseserver, as a Next.js page would, and prints
 // what the SDK made of it as one JSON line. tests/test_aisdk_functional.py runs it.
 //
-//   node aisdk_client.mjs SCENARIO BASE_URL [TEXT]
+//   node aisdk_client.mjs SCENARIO BASE_URL [TEXT [BODY]]
+//
+// BODY: JSON the transport adds to each request's body (its `body` option), e.g. our
+// request options {"thinking": 2048, "web_search": "on"}.
 //
 // Scenarios:
 //   reply      send TEXT, wait for the reply to end
-//   reconnect  send TEXT, cut the connection after a few text deltas (a network error,
+//   reconnect  send TEXT, cut the connection after a few deltas (a network error,
 //              as the browser reports one), then the transport's reconnect (resumeStream)
 //   late       the same, but reconnect only when told on stdin (the test waits for the
 //              reply to end on the server first): a resume that comes after the end
@@ -17,7 +20,7 @@
 import { Chat } from '@ai-sdk/react';
 import { DefaultChatTransport } from 'ai';
 
-const [scenario, base, text = 'Hello'] = process.argv.slice(2);
+const [scenario, base, text = 'Hello', body] = process.argv.slice(2);
 const api = `${base}/api/chat`;
 const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
@@ -44,7 +47,7 @@ function cuttingFetch(state) {
         }
         const { done, value } = await reader.read();
         if (done) return out.close();
-        deltas += decoder.decode(value, { stream: true }).split('"text-delta"').length - 1;
+        deltas += decoder.decode(value, { stream: true }).split('-delta"').length - 1;
         out.enqueue(value);
       },
       cancel(reason) {
@@ -81,6 +84,7 @@ async function main() {
     id: `chat-${scenario}-${process.pid}`,
     transport: new DefaultChatTransport({
       api,
+      body: body ? JSON.parse(body) : undefined,
       fetch: scenario === 'reconnect' || scenario === 'late' ? cuttingFetch(cut) : undefined,
     }),
     onFinish: ({ message, isAbort, isDisconnect, isError, finishReason }) =>
