@@ -311,7 +311,8 @@ chat_bodies = st.one_of(
         optional={"trigger": st.sampled_from(["submit-message", "regenerate-message", "x"]),
                   "messageId": st.none() | any_text | json_values,
                   "max_tokens": st.integers(-1, 101),
-                  "model": st.sampled_from(["claude-sonnet-5-5", "gpt"])},
+                  "model": st.sampled_from(["claude-sonnet-5-5", "gpt"]),
+                  "thinking": thinking_values, "web_search": web_search_values},
     ).map(lambda d: json.dumps(d).encode()),
     st.fixed_dictionaries(
         {"id": chat_ids | json_values, "messages": ui_messages | json_values},
