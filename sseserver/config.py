@@ -297,9 +297,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_loop_lag_ms",
         _non_negative_int,
-        "refuse new generations (503, Retry-After) while the event loop has been this "
-        "many ms behind for half a second; running streams are never slowed or cut "
-        "(0 = off)",
+        "refuse new generations (503, Retry-After) while the event loop runs this many ms "
+        "behind (the median of the last half second); running streams are never slowed "
+        "or cut (0 = off)",
         metavar="MS",
     ),
     Option(
