@@ -11,9 +11,13 @@ one leaves the newer binding alone. A name whose stream was freed early (to stay
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
+from ...errors import StoreUnavailable
 from .connection import unavailable
+
+log = logging.getLogger("sseserver.redis")
 
 # 0 or the previous stream when it is still held.
 BIND: Final = """
@@ -50,8 +54,9 @@ return 1
 class Names:
     """The name keys of one store; `owned` maps this process's running streams to theirs."""
 
-    def __init__(self, redis: Any, prefix: str) -> None:
+    def __init__(self, redis: Any, prefix: str, running_ms: int) -> None:
         self._prefix = prefix
+        self._running_ms = running_ms
         self._bind = redis.register_script(BIND)
         self._bound = redis.register_script(BOUND)
         self._release = redis.register_script(RELEASE)
@@ -60,10 +65,11 @@ class Names:
     def key(self, name: str) -> str:
         return f"{self._prefix}name:{name}"
 
-    async def bind(self, name: str, stream_id: str, running_ms: int) -> str | None:
+    async def bind(self, name: str, stream_id: str) -> str | None:
         key = self.key(name)
         async with unavailable():
-            before = await self._bind(keys=[key], args=[stream_id, running_ms, self._prefix])
+            before = await self._bind(keys=[key],
+                                      args=[stream_id, self._running_ms, self._prefix])
         self.owned[stream_id] = key
         return before.decode() if before else None
 
@@ -76,9 +82,34 @@ class Names:
         async with unavailable():
             await self._release(keys=[self.key(name)], args=[stream_id, 0])
 
+    def refresh(self, pipe: Any) -> None:
+        """With the owner's running streams' keys (a newer binding only gains a little)."""
+        for key in self.owned.values():
+            pipe.pexpire(key, self._running_ms)
+
     async def ended(self, stream_id: str, keep_ms: int) -> None:
-        """The stream ended: its name (if it still points at it) lives as long as its keys."""
+        """The stream ends: its name (if it still points at it) lives as long as its keys.
+        Never raises: a name not given its keep time lapses with its running time."""
         key = self.owned.pop(stream_id, None)
-        if key is not None:
+        if key is None:
+            return
+        try:
             async with unavailable():
                 await self._release(keys=[key], args=[stream_id, keep_ms])
+        except StoreUnavailable as exc:
+            log.debug("redis: could not keep the name of %s: %s", stream_id, exc)
+
+
+class NamedStreams:
+    """`StreamStore.bind`, `bound` and `unbind` for RedisStore, which holds `_names`."""
+
+    _names: Names
+
+    async def bind(self, name: str, stream_id: str) -> str | None:
+        return await self._names.bind(name, stream_id)
+
+    async def bound(self, name: str) -> str | None:
+        return await self._names.bound(name)
+
+    async def unbind(self, name: str, stream_id: str) -> None:
+        await self._names.unbind(name, stream_id)

@@ -33,7 +33,7 @@ from .connection import HEALTH_TIMEOUT, RedisError, command_client, redacted_url
 from .live import LiveReader
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
 from .log import RUNNING_TTL_MS, LogWriter, Owned
-from .names import Names
+from .names import NamedStreams, Names
 from .presence import Presence
 from .scripts import CANCEL, FORGET, READ, RETIRE, StreamKeys
 
@@ -50,7 +50,7 @@ READ_COUNT: Final = 1024
 OPEN_TIMEOUT: Final = 2.0
 
 
-class RedisStore:
+class RedisStore(NamedStreams):
     backend = "redis"
 
     def __init__(self, url: str, *, resume_window: float, prefix: str = "sseserver:",
@@ -73,7 +73,7 @@ class RedisStore:
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
         self._writer = LogWriter(self._redis, prefix, self._token)
         self._presence = Presence(self._redis, prefix, self._token)
-        self._names = Names(self._redis, prefix)
+        self._names = Names(self._redis, prefix, RUNNING_TTL_MS)
         self._reader = LiveReader(url, f"sseserver-{self._token}-reader", prefix,
                                   f"{prefix}ctl:{self._token}",
                                   self._on_control, self._reconcile, self._read_range)
@@ -159,19 +159,18 @@ class RedisStore:
         await self._writer.room()
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
+        await self._names.ended(stream_id, _keep_ms(keep_for))
         owned = self._owned[stream_id]
         owned.on_signal = None
-        keep_ms = _keep_ms(keep_for)
         if isinstance(owned.failure, StreamLost):
             del self._owned[stream_id]
-            self._names.owned.pop(stream_id, None)  # it lapses with its running time
             return  # its end was written by whoever took it
         reason = "lost" if owned.failure is not None else "done"
+        keep_ms = _keep_ms(keep_for)
         try:
             await self._writer.end(owned, reason, keep_ms)
         except StoreUnavailable:
             self._unfinished[stream_id] = (owned, reason, keep_ms)  # the upkeep ends it
-            self._names.owned.pop(stream_id, None)
             raise
         finally:
             del self._owned[stream_id]
@@ -181,10 +180,6 @@ class RedisStore:
                 keep_for, self._finished.pop, stream_id, None)
             self._finished[stream_id] = (owned, expiry)
         self._retain(stream_id, owned.bytes, keep_ms / 1000)
-        try:
-            await self._names.ended(stream_id, keep_ms)
-        except StoreUnavailable as exc:  # the name lapses with its running time
-            log.debug("redis: could not keep the name of %s: %s", stream_id, exc)
 
     # -- everyone's side ----------------------------------------------------------
 
@@ -267,15 +262,6 @@ class RedisStore:
         async with unavailable():
             found = await self._cancel_script(keys=[keys.meta], args=[stream_id, self._prefix])
         return {0: Cancel.UNKNOWN, 1: Cancel.CANCELLED}.get(int(found), Cancel.ENDED)
-
-    async def bind(self, name: str, stream_id: str) -> str | None:
-        return await self._names.bind(name, stream_id, RUNNING_TTL_MS)
-
-    async def bound(self, name: str) -> str | None:
-        return await self._names.bound(name)
-
-    async def unbind(self, name: str, stream_id: str) -> None:
-        await self._names.unbind(name, stream_id)
 
     async def _read_range(self, stream_id: str, start: int) -> Batch | None:
         keys = StreamKeys(self._prefix, stream_id)
@@ -366,8 +352,7 @@ class RedisStore:
             for owned in self._owned.values():
                 for key in (owned.keys.log, owned.keys.meta, owned.keys.subs):
                     pipe.pexpire(key, RUNNING_TTL_MS)
-            for key in self._names.owned.values():  # a newer binding only gains a little
-                pipe.pexpire(key, RUNNING_TTL_MS)
+            self._names.refresh(pipe)
             await pipe.execute()
 
     def _retain(self, stream_id: str, size: int, keep_for: float) -> None:
