@@ -126,7 +126,9 @@ class Generations:
         self._provider = provider
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._per_client: dict[str, int] = {}  # running generations by client address
+        # Generations running or being created, in all and by client address.
+        self._running = 0
+        self._per_client: dict[str, int] = {}
         self._closing = False
         self._metrics = metrics if metrics is not None else Metrics()
         self._metrics.count_generations(lambda: len(self._tasks))
@@ -140,13 +142,21 @@ class Generations:
         `client` is the address the per-client limit counts against."""
         if self._closing:
             raise ShuttingDown
-        if len(self._tasks) >= self._settings.max_streams:
+        if self._running >= self._settings.max_streams:
             raise AtCapacity
         per_client = self._settings.max_streams_per_client
         if per_client and self._per_client.get(client, 0) >= per_client:
             raise ClientLimit
+        # Counted before the first await: the check and the count are one step, so
+        # simultaneous requests cannot all pass the check while one of them waits for
+        # the store (docs/operations.md, "Limits").
+        self._count(client, 1)
         stream_id = new_stream_id()
-        await self._store.create(stream_id)
+        try:
+            await self._store.create(stream_id)
+        except BaseException:  # the store failed, or the client left while we waited
+            self._count(client, -1)
+            raise
         progress = _Progress()
         task = asyncio.create_task(self._run(stream_id, request, progress),
                                    name=f"generation {stream_id}")
@@ -154,7 +164,6 @@ class Generations:
         watchdog = _Watchdog(task, progress, self._settings.resume_window)
         self._store.watch(stream_id, watchdog.on_signal)
         self._tasks[stream_id] = task
-        self._per_client[client] = self._per_client.get(client, 0) + 1
         task.add_done_callback(lambda _: self._forget(stream_id, client, watchdog))
         self._metrics.started.inc()
         return stream_id
@@ -162,7 +171,11 @@ class Generations:
     def _forget(self, stream_id: str, client: str, watchdog: _Watchdog) -> None:
         watchdog.stop()
         self._tasks.pop(stream_id, None)
-        left = self._per_client.get(client, 0) - 1
+        self._count(client, -1)
+
+    def _count(self, client: str, step: int) -> None:
+        self._running += step
+        left = self._per_client.get(client, 0) + step
         if left > 0:
             self._per_client[client] = left
         else:  # no entry per idle client: the map stays as small as what runs

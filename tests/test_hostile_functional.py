@@ -1,0 +1,64 @@
+"""Hostile and careless clients, through the real server: races on the limits, oversized
+and unfinished request heads, idle and slow connections, requests that used to end in a
+500, and resume points beyond a stream (docs/operations.md, "Limits and timeouts")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from .conftest import StartServer
+
+BODY = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+async def test_simultaneous_posts_from_one_client_admit_exactly_the_limit(
+    start_server: StartServer, backend: dict[str, Any]
+) -> None:
+    """200 POSTs sent at once from one address: the per-client check and count are one
+    step, so exactly 3 pass on either store, and the rest get 429."""
+    server = await start_server(
+        max_streams_per_client=3, max_streams=20, demo_delay_ms=200, **backend
+    )
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post() -> tuple[int, dict[str, Any]]:
+            async with session.post(server.url + "/api/streams", json=BODY) as response:
+                return response.status, await response.json()
+
+        answers = await asyncio.gather(*(post() for _ in range(200)))
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [201] * 3 + [429] * 197
+        async with session.get(server.url + "/healthz") as response:
+            assert (await response.json())["active_streams"] == 3
+        for status, body in answers:
+            if status == 201:
+                async with session.delete(server.url + body["url"]) as response:
+                    assert response.status == 204
+            else:
+                assert body["error"]["type"] == "rate_limit_error"
+
+
+async def test_the_global_limit_holds_under_a_race_too(
+    start_server: StartServer, backend: dict[str, Any]
+) -> None:
+    server = await start_server(max_streams=20, demo_delay_ms=200, **backend)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post() -> tuple[int, dict[str, Any]]:
+            async with session.post(server.url + "/api/streams", json=BODY) as response:
+                return response.status, await response.json()
+
+        answers = await asyncio.gather(*(post() for _ in range(200)))
+        assert sorted(status for status, _ in answers) == [201] * 20 + [503] * 180
+        async with session.get(server.url + "/healthz") as response:
+            assert json.loads(await response.read())["active_streams"] == 20
+        for status, body in answers:
+            if status == 201:
+                async with session.delete(server.url + body["url"]) as response:
+                    assert response.status == 204
