@@ -34,7 +34,7 @@ from typing import Final
 from aiohttp import web
 
 from .config import Settings
-from .errors import NotFound, SlowSubscriber, StoreUnavailable
+from .errors import BadRequest, NotFound, SlowSubscriber, StoreUnavailable
 from .fanout import Fanout, Follower
 from .ids import event_id
 from .metrics import Metrics
@@ -85,13 +85,18 @@ class Subscribers:
         """Write the stream from frame index `start`. A stream that is not held is a 404,
         or a 204 for a reconnect (`reconnect`: it came with a Last-Event-ID), and so is one
         that ended with nothing left to send: 204 tells EventSource to stop reconnecting
-        (docs/protocol.md, "Ids and resume")."""
+        (docs/protocol.md, "Ids and resume"). A `start` beyond the stream's events is a
+        400: no event of this stream ever had that id."""
         store, settings, metrics = self._store, self._settings, self._metrics
         first = await store.read(stream_id, start, wait=0)
         if first is None:
             if reconnect:
                 return web.Response(status=204)
             raise NotFound
+        if start > first.held:  # a resume from an event this stream never had
+            raise BadRequest(
+                f"Last-Event-ID is beyond this stream: it has {first.held} event(s) so far."
+            )
         if first.ended and not first.frames and not first.lost:
             return web.Response(status=204)  # ended, and this client has all of it
         if reconnect:

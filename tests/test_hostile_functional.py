@@ -62,3 +62,42 @@ async def test_the_global_limit_holds_under_a_race_too(
             if status == 201:
                 async with session.delete(server.url + body["url"]) as response:
                     assert response.status == 204
+
+
+async def test_a_last_event_id_beyond_the_stream_is_refused(
+    start_server: StartServer, backend: dict[str, Any]
+) -> None:
+    """`Last-Event-ID: <id>:999999999` on a running stream used to get 200 and pings
+    until the stream ended without `usage` or `done`; now 400, on either store, while
+    a resume from an event the stream has still works."""
+    server = await start_server(demo_delay_ms=50, demo_tokens=40, **backend)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.url + "/api/streams", json=BODY) as response:
+            url = (await response.json())["url"]
+        stream_id = url.rsplit("/", 1)[1]
+        for path, headers in [
+            (url, {"Last-Event-ID": f"{stream_id}:999999999"}),
+            (f"/api/sse?lastEventId={stream_id}:999999999", {}),
+            (url, {"Last-Event-ID": f"{stream_id}:60"}),
+        ]:
+            async with session.get(server.url + path, headers=headers) as response:
+                assert response.status == 400
+                assert response.headers["Content-Type"].startswith("application/json")
+                error = (await response.json())["error"]
+                assert error["type"] == "invalid_request_error"
+                assert error["message"].startswith("Last-Event-ID is beyond this stream")
+        # A resume point the stream has: the rest of the stream, to `done`.
+        async with session.get(server.url + url,
+                               headers={"Last-Event-ID": f"{stream_id}:0"}) as response:
+            assert response.status == 200
+            body = await response.text()
+        assert body.endswith('event: done\ndata: "[DONE]"\n\n')
+        ids = [line.split(":")[-1] for line in body.splitlines() if line.startswith("id:")]
+        last = int(ids[-1])
+        # Ended: from the last event on there is nothing to send (204); beyond it, 400.
+        async with session.get(server.url + url,
+                               headers={"Last-Event-ID": f"{stream_id}:{last}"}) as response:
+            assert response.status == 204
+        async with session.get(server.url + url,
+                               headers={"Last-Event-ID": f"{stream_id}:{last + 2}"}) as response:
+            assert response.status == 400

@@ -97,7 +97,11 @@ _READ: Final = """
 -- KEYS: log meta; ARGV: id sequence of the first frame wanted, count
 local state = redis.call('HMGET', KEYS[2], 'owner', 'ended')
 if not state[1] then return false end
-return {state[2] or '', redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+-- event ids given out: every entry but a `done` end (a `lost` end is reported as an event)
+local held = redis.call('XLEN', KEYS[1])
+if state[2] == 'done' then held = held - 1 end
+return {state[2] or '', redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2]),
+        held}
 """
 
 _FINISH: Final = """
@@ -452,10 +456,11 @@ class RedisStore:
             reply = await self._read_script(keys=[log_key, meta], args=[start + 1, READ_COUNT])
         if reply is None:
             return None
-        ended, entries = reply
-        batch = _batch(entries, ended_before=bool(ended))
+        ended, entries, held = reply
+        batch = _batch(entries, ended_before=bool(ended), held=int(held))
         if batch.frames or batch.ended or wait <= 0:
             return batch
+        held = batch.held
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while (remaining := deadline - loop.time()) > 0:
@@ -465,10 +470,10 @@ class RedisStore:
                     {log_key: f"0-{start}"}, count=READ_COUNT, block=block_ms
                 )
             if found:
-                batch = _batch(_entries_of(found), ended_before=False)
+                batch = _batch(_entries_of(found), ended_before=False, start=start)
                 if batch.frames or batch.ended:
                     return batch
-        return Batch([], False)
+        return Batch([], False, held=held)
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         """No in-process push: frames may be appended by another process, so every
@@ -669,14 +674,24 @@ def _fields(raw: Any) -> dict[bytes, bytes]:
     return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
-def _batch(entries: Sequence[Any], *, ended_before: bool) -> Batch:
+def _batch(
+    entries: Sequence[Any], *, ended_before: bool, held: int | None = None, start: int = 0
+) -> Batch:
     """Entries (frames, then maybe the end) as a Batch. `ended_before`: the stream has
-    ended and nothing was read, so the position is at or past its end."""
+    ended and nothing was read, so the position is at or past its end. `held`: Batch.held
+    as the read script counted it; None after a blocking read from `start`, which counts
+    what it found (the stream holds at least that)."""
     frames: list[bytes] = []
+    ended, lost = ended_before, False
     for _, raw in entries:
         fields = _fields(raw)
         frame = fields.get(b"f")
         if frame is None:
-            return Batch(frames, True, lost=fields.get(b"e") == b"lost")
+            ended, lost = True, fields.get(b"e") == b"lost"
+            break
         frames.append(frame)
-    return Batch(frames, ended_before and not frames)
+    else:
+        ended = ended_before and not frames
+    if held is None:
+        held = start + len(frames) + lost
+    return Batch(frames, ended, lost=lost, held=held)
