@@ -23,7 +23,8 @@ class RawAnswer:
         """The JSON error's {"type", "message"}, checked for shape."""
         error = self.json()["error"]
         assert set(error) == {"type", "message"}, error
-        assert isinstance(error["type"], str) and isinstance(error["message"], str)
+        assert isinstance(error["type"], str)
+        assert isinstance(error["message"], str)
         assert error["message"]
         return dict(error)
 
@@ -32,7 +33,8 @@ def parse_answer(raw: bytes) -> RawAnswer:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    pairs = (line.partition(":") for line in lines[1:])
+    headers = {name.strip().lower(): value.strip() for name, _, value in pairs}
     if headers.get("transfer-encoding") == "chunked":
         body = dechunk(body)
     return RawAnswer(status, headers, body)
