@@ -19,11 +19,13 @@ import jinja2
 from aiohttp import web
 
 from .auth import require_token
+from .bodies import BodyBudget
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
 from .fanout import Fanout
 from .generations import Generations
 from .keys import (
+    BODY_BUDGET,
     FANOUT,
     GENERATIONS,
     METRICS,
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_total)
     root = web_root()
     aiohttp_jinja2.setup(
         app,

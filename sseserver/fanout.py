@@ -44,7 +44,7 @@ PING_CHUNK: Final = http_chunk(PING)
 class Follower:
     """A caught-up subscriber: frames are written straight to its socket."""
 
-    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "silent_ticks", "slow",
+    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "sent", "silent_ticks", "slow",
                  "transport", "waiter", "wrote")
 
     def __init__(self, transport: asyncio.Transport, live: Live) -> None:
@@ -54,6 +54,7 @@ class Follower:
         self.ended = False
         self.slow = False  # dropped by the shared timer for a write deadline overrun
         self.wrote = False  # a frame went out since the timer's last tick
+        self.sent = 0  # bytes written to this follower, for its access-log line
         self.silent_ticks = 0
         self.blocked_ticks = 0
         self.waiter: asyncio.Future[None] | None = None
@@ -70,6 +71,7 @@ class Follower:
         live = self.live
         live.events_sent += 1
         live.bytes_sent += len(chunk)
+        self.sent += len(chunk)
         return True
 
     def end(self) -> None:
@@ -189,4 +191,5 @@ class Fanout:
             if follower.silent_ticks >= self._ping_ticks:
                 transport.write(PING_CHUNK)
                 live.bytes_sent += len(PING_CHUNK)
+                follower.sent += len(PING_CHUNK)
                 follower.silent_ticks = 0

@@ -29,8 +29,11 @@ from prometheus_client.registry import Collector
 ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown")
 # Why a subscriber's response ended before its stream did.
 DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
-# Why a request to start a generation was refused (429, 503) or to use the API (401).
-REFUSALS: Final = ("capacity", "client_limit", "shutting_down", "unauthorized")
+# Why a request to start a generation was refused (429, 503), to use the API (401), or a
+# body or connection was turned away for the memory or descriptors it would take (503).
+REFUSALS: Final = (
+    "capacity", "client_limit", "shutting_down", "unauthorized", "body_memory", "connections",
+)
 # Anthropic's error types (https://docs.anthropic.com/en/api/errors) and our own two.
 UPSTREAM_ERROR_TYPES: Final = frozenset({
     "invalid_request_error", "authentication_error", "billing_error", "permission_error",

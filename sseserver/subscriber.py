@@ -28,11 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Final
 
 from aiohttp import web
 
+from .access_log import EventStreamResponse, access_logger
 from .config import Settings
 from .errors import BadRequest, NotFound, SlowSubscriber, StoreUnavailable
 from .fanout import Fanout, Follower
@@ -101,12 +103,15 @@ class Subscribers:
             return web.Response(status=204)  # ended, and this client has all of it
         if reconnect:
             metrics.resumes.inc()
-        response = web.StreamResponse(headers=SSE_HEADERS)
+        started = time.monotonic()
+        response = EventStreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         watch_for_half_open(request, settings.send_timeout)
         live = metrics.live
         live.subscribers += 1
         gone: str | None = None  # why the response ended before the stream, if it did
+        ending = "complete"  # how it ended, for its access-log line
+        sent = 0  # body bytes this handler wrote (a follower counts its own)
         transport = request.transport
         # Pushed frames are framed as HTTP/1.1 chunks; an HTTP/1.0 response is not chunked,
         # so such a (rare) client always reads.
@@ -122,6 +127,7 @@ class Subscribers:
             for data in _writes(pending):
                 await _write(response, data, settings.send_timeout)
                 live.bytes_sent += len(data)
+                sent += len(data)
             del pending
             live.events_sent += replayed
             start += replayed
@@ -136,19 +142,23 @@ class Subscribers:
                     continue  # ended, or fell behind: catch up by reading
                 batch = await store.read(stream_id, start, wait=settings.heartbeat)
                 if batch is None:  # freed under us: nothing more will come
+                    ending = "freed"
                     break
                 if batch.frames or batch.lost:
                     # Everything ready goes out in as few writes as possible.
                     for data in _writes(_frames(stream_id, start, batch)):
                         await _write(response, data, settings.send_timeout)
                         live.bytes_sent += len(data)
+                        sent += len(data)
                     live.events_sent += len(batch.frames)
                     start += len(batch.frames)
                 elif not batch.ended:
                     await _write(response, PING, settings.send_timeout)
                     live.bytes_sent += len(PING)
+                    sent += len(PING)
                 ended = batch.ended
         except StoreUnavailable as exc:
+            ending = "store_unavailable"
             log.warning("subscriber of %s ended: %s", stream_id, exc)
             with contextlib.suppress(SlowSubscriber, ConnectionError):
                 await _write(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
@@ -174,6 +184,11 @@ class Subscribers:
             live.subscribers -= 1
             if gone is not None:
                 metrics.disconnects.labels(gone).inc()
+            logger = access_logger(request)
+            if logger is not None:  # before any await: a second cancel must not lose it
+                if follower is not None:
+                    sent += follower.sent
+                logger.stream_ended(request, sent, time.monotonic() - started, gone or ending)
             await store.leave(stream_id)
         return response
 

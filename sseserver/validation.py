@@ -81,6 +81,8 @@ def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
         data: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("The body must be JSON in UTF-8.") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser recurses
+        raise BadRequest("The body's JSON is nested too deeply.") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     unknown = sorted(set(data) - _BODY_KEYS)

@@ -67,9 +67,10 @@ def test_settings_are_frozen() -> None:
 
 
 def test_safety_options_defaults_and_parsing() -> None:
-    """Issue 5's options: no per-client limit, no token, CORS off, a 10 s grace."""
+    """Issue 5's options: a per-client limit only beyond loopback (None: the default), no
+    token, CORS off, a 10 s grace."""
     defaults = load_settings([], {})
-    assert defaults.max_streams_per_client == 0
+    assert defaults.max_streams_per_client is None
     assert defaults.access_token is None
     assert defaults.cors_origins == ()
     assert defaults.shutdown_grace == 10

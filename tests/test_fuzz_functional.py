@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.keys import GENERATIONS
 
 from .conftest import RunningServer, StartServer
@@ -133,9 +134,10 @@ async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
 
 async def _assert_settled(server: RunningServer, baseline: int) -> None:
     """Healthy, no generation, and the loop back to its task count (after the last
-    connections close, within two seconds)."""
+    connections close, and a stream made for a request that was then refused has waited
+    out its first-subscriber grace: within two seconds more)."""
     generations = server.app[GENERATIONS]
-    for _ in range(200):
+    for _ in range(int((FIRST_SUBSCRIBER_GRACE + 2) * 100)):
         if generations.active == 0 and len(asyncio.all_tasks()) <= baseline:
             break
         await asyncio.sleep(0.01)

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import zlib
 from typing import Any
 
 import aiohttp
+import pytest
+
+from sseserver.keys import GENERATIONS
 
 from .conftest import StartServer
+from .raw_http import exchange, request
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -101,3 +107,53 @@ async def test_a_last_event_id_beyond_the_stream_is_refused(
         async with session.get(server.url + url,
                                headers={"Last-Event-ID": f"{stream_id}:{last + 2}"}) as response:
             assert response.status == 400
+
+
+TOKEN = "hostile-token-0123456789"
+AUTH = ("Authorization", f"Bearer {TOKEN}".encode())
+JSON = ("Content-Type", b"application/json")
+
+
+def _deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "error_type"),
+    [
+        pytest.param(request("GET", "/static/" + "a" * 300), 404, "not_found_error",
+                     id="static-name-too-long"),
+        pytest.param(request("GET", "/static/a%00b"), 404, "not_found_error", id="static-nul"),
+        pytest.param(request("POST", "/api/streams", [AUTH, JSON], b"[" * 200_000), 400,
+                     "invalid_request_error", id="json-nested-200000-deep"),
+        pytest.param(request("POST", "/api/streams",
+                             [AUTH, JSON, ("Content-Encoding", b"gzip")], b"0123456789"),
+                     400, "invalid_request_error", id="corrupt-gzip"),
+        pytest.param(request("POST", "/api/streams",
+                             [AUTH, JSON, ("Content-Encoding", b"deflate")],
+                             _deflated(b'{"messages": []}')[:-6] + b"garbage!"),
+                     400, "invalid_request_error", id="corrupt-deflate"),
+    ],
+)
+async def test_requests_that_used_to_end_in_a_500_get_a_clean_4xx(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture, raw: bytes, status: int,
+    error_type: str,
+) -> None:
+    """Each used to raise inside a handler (OSError, ValueError, RecursionError,
+    RequestPayloadError) and end in a 500 with a traceback in the log, twice for the
+    compressed bodies. Now a JSON error, one access-log line, and nothing at WARNING or
+    above."""
+    server = await start_server(access_token=TOKEN, max_body_bytes=300_000)
+    caplog.set_level(logging.INFO)
+    answer = await exchange(server.url, raw)
+    assert answer.status == status, answer
+    assert answer.error()["type"] == error_type
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    await asyncio.sleep(0.1)  # the access-log line comes after the answer is sent
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    access = [r for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(access) == 1
+    assert f'" {status} ' in access[0].getMessage()
+    assert server.app[GENERATIONS].active == 0
