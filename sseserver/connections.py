@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import (
@@ -88,11 +88,11 @@ class Limits:
 
 class _HeadGuard:
     """aiohttp's HTTP parser, with each request head's bytes, lines and request line
-    counted. A head is what arrives from the end of the last request's body (or the
-    connection's start) until the parser hands over a message."""
+    checked before they are parsed. A head is what arrives from the end of the last
+    request's body (or the connection's start) up to its blank line."""
 
     __slots__ = ("_body", "_bytes", "_connection", "_limit", "_line_open", "_lines", "_parser",
-                 "_stopped")
+                 "_stopped", "_tail")
 
     def __init__(self, parser: Any, connection: GuardedConnection, limit: int) -> None:
         self._parser = parser
@@ -100,6 +100,7 @@ class _HeadGuard:
         self._limit = limit
         self._bytes = 0  # of the head being received
         self._lines = 0
+        self._tail = b""  # its last bytes, for a blank line split between two reads
         self._line_open = True  # its request line has not ended yet
         self._body: StreamReader | None = None  # the last request's, while it arrives
         self._stopped = False  # refused: nothing more is read from this connection
@@ -113,16 +114,7 @@ class _HeadGuard:
         body = self._body
         in_head = body is None or body.is_eof()
         if in_head:
-            if not self._bytes and data:
-                self._connection.head_started()
-            if self._line_open:
-                end = data.find(b"\n")
-                if self._bytes + (len(data) if end < 0 else end) > MAX_LINE_BYTES + 1:
-                    self._stop(UriTooLong(
-                        f"The request line is longer than {MAX_LINE_BYTES} bytes; send long "
-                        "messages with POST /api/streams."
-                    ))
-                self._line_open = end < 0
+            self._check(data)
         try:
             messages, upgraded, tail = self._parser.feed_data(data)
         except HttpProcessingError as exc:
@@ -134,35 +126,48 @@ class _HeadGuard:
                 return (), False, b""
             raise
         if messages:
-            for message, _ in messages:
-                if _head_size(message) > self._limit or len(message.raw_headers) > MAX_HEADERS:
-                    self._stop(self._too_large())
             self._bytes = self._lines = 0
+            self._tail = b""
             self._line_open = True
             self._body = messages[-1][1]
             self._connection.head_done()
         elif in_head:
             self._bytes += len(data)
             self._lines += data.count(b"\n")
-            if self._bytes > self._limit or self._lines > MAX_HEADERS + 1:
-                self._stop(self._too_large())
+            self._tail = (self._tail + data[-3:])[-3:]
         return messages, upgraded, tail
 
-    def _too_large(self) -> HeadersTooLarge:
-        return HeadersTooLarge(
-            f"The request's headers are larger than {self._limit} bytes in all, or more than "
-            f"{MAX_HEADERS}."
-        )
+    def _check(self, data: bytes) -> None:
+        """Refuse before parsing what would take the head past its bounds: aiohttp keeps
+        every header twice (bytes and text) until the head is complete."""
+        if not self._bytes and data:
+            self._connection.head_started()
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            end += 4
+        elif self._tail:  # a blank line split between the last read and this one
+            joined = (self._tail + data[:3]).find(b"\r\n\r\n")
+            end = joined + 4 - len(self._tail) if joined >= 0 else -1
+        head = len(data) if end < 0 else end  # the rest is a body, or the next request
+        if self._line_open:
+            line_end = data.find(b"\n", 0, head)
+            if self._bytes + (head if line_end < 0 else line_end) > MAX_LINE_BYTES + 1:
+                self._stop(UriTooLong(
+                    f"The request line is longer than {MAX_LINE_BYTES} bytes; send long "
+                    "messages with POST /api/streams."
+                ))
+            self._line_open = line_end < 0
+        # Lines: the request line, one per header, and the blank line.
+        lines = self._lines + data.count(b"\n", 0, head)
+        if self._bytes + head > self._limit or lines > MAX_HEADERS + 2:
+            self._stop(HeadersTooLarge(
+                f"The request's headers are larger than {self._limit} bytes in all, or "
+                f"more than {MAX_HEADERS}."
+            ))
 
     def _stop(self, refused: Refused) -> None:
         self._stopped = True
         raise _Refusal(refused)
-
-
-def _head_size(message: Any) -> int:
-    """A parsed head's bytes, near enough: its target and each header line."""
-    return len(message.path) + sum(len(name) + len(value) + 4
-                                   for name, value in message.raw_headers)
 
 
 class GuardedConnection(web.RequestHandler):
@@ -290,7 +295,7 @@ class GuardedServer(web.Server):
         if self._full.due():
             log.warning("turning connections away: %d open, the most --max-connections "
                         "allows", self.open)
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not an instance of it
         transport.write(_TURNED_AWAY)
         if transport.can_write_eof():
             transport.write_eof()
@@ -311,6 +316,7 @@ class SSERunner(web.AppRunner):
             "max_line_size": MAX_LINE_BYTES,
             "max_field_size": MAX_LINE_BYTES,
             "max_headers": MAX_HEADERS,
+            "read_bufsize": 16384,
             **options,
         }
         super().__init__(app, handler_cancellation=True, shutdown_timeout=shutdown_timeout,

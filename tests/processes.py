@@ -31,6 +31,14 @@ def server_env(fake: FakeAnthropic | None = None, **extra: str) -> dict[str, str
     return env | extra
 
 
+# argv: soft hard program args...: set RLIMIT_NOFILE, then become the program (same pid).
+_WITH_OPEN_FILES = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
 class ServerProcess:
     def __init__(self, process: asyncio.subprocess.Process, log: IO[bytes]) -> None:
         self.process = process
@@ -40,6 +48,13 @@ class ServerProcess:
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
+
+    def rss(self) -> int:
+        """Resident memory now, in bytes (Linux)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
     def log_text(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
@@ -78,13 +93,18 @@ class Processes:
         return server
 
     async def sseserver(
-        self, fake: FakeAnthropic | None, *args: str, timeout: float = 30
+        self, fake: FakeAnthropic | None, *args: str, timeout: float = 30,
+        open_files: tuple[int, int] | None = None,
     ) -> ServerProcess:
-        """`python -m sseserver --port 0 ARGS`, once it has printed its URL."""
+        """`python -m sseserver --port 0 ARGS`, once it has printed its URL; `open_files`:
+        the (soft, hard) limit on descriptors it starts with."""
         provider = ["--provider", "anthropic", "--upstream-retries", "0"] if fake else [
             "--provider", "demo"]
+        python = [sys.executable]
+        if open_files is not None:  # set in the child, which then becomes the server
+            python += ["-c", _WITH_OPEN_FILES, *map(str, open_files), sys.executable]
         server = await self.spawn(
-            [sys.executable, "-m", "sseserver", "--port", "0", *provider, *args],
+            [*python, "-m", "sseserver", "--port", "0", *provider, *args],
             server_env(fake),
         )
         assert server.process.stdout is not None

@@ -5,8 +5,10 @@ and unfinished request heads, idle and slow connections, requests that used to e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 import zlib
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 from sseserver.keys import GENERATIONS
 
 from .conftest import StartServer
-from .raw_http import exchange, request
+from .raw_http import exchange, host_port, request
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -157,3 +159,155 @@ async def test_requests_that_used_to_end_in_a_500_get_a_clean_4xx(
     assert len(access) == 1
     assert f'" {status} ' in access[0].getMessage()
     assert server.app[GENERATIONS].active == 0
+
+
+# ---- request heads: size, count, time ----
+
+LINE_8K = b"X-Filler: " + b"f" * 8000 + b"\r\n"
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["no-token", "token"])
+@pytest.mark.parametrize(
+    ("head", "status", "message"),
+    [
+        pytest.param(b"GET /api/sse?message=" + b"m" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+                     414, "The request line is longer than 8190 bytes; send long messages "
+                     "with POST /api/streams.", id="request-line"),
+        pytest.param(b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + LINE_8K * 5 + b"\r\n",
+                     431, "The request's headers are larger than 32768 bytes in all, or more "
+                     "than 100.", id="head-over-32k"),
+        pytest.param(b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+                     + b"".join(b"X-H%d: v\r\n" % i for i in range(101)) + b"\r\n",
+                     431, None, id="101-headers"),
+        pytest.param(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+                     431, "A header line is longer than 8190 bytes.", id="header-line"),
+    ],
+)
+async def test_oversized_heads_get_a_json_refusal(
+    start_server: StartServer, token: str | None, head: bytes, status: int, message: str | None
+) -> None:
+    server = await start_server(access_token=token)
+    answer = await exchange(server.url, head)
+    assert answer.status == status
+    error = answer.error()
+    assert error["type"] == "request_too_large"
+    if message is not None:
+        assert error["message"] == message
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_heads_within_the_bounds_are_served(start_server: StartServer) -> None:
+    """The bounds are not over-eager: a request line of 8,100 bytes, three 8 KB headers
+    (24 KB in all) and 99 headers are all fine."""
+    server = await start_server()
+    for head in [
+        b"GET /healthz?x=" + b"x" * 8060 + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + LINE_8K * 3 + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        + b"".join(b"X-H%d: v\r\n" % i for i in range(98)) + b"\r\n",
+    ]:
+        answer = await exchange(server.url, head)
+        assert answer.status == 200, (head[:80], answer)
+        assert answer.json()["status"] == "ok"
+
+
+async def _open(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = host_port(url)
+    return await asyncio.open_connection(host, port)
+
+
+async def _closed_after(reader: asyncio.StreamReader, limit: float) -> float:
+    """Seconds until the server closes the connection (reading whatever it sends)."""
+    started = time.monotonic()
+    async with asyncio.timeout(limit):
+        while await reader.read(65536):
+            pass
+    return time.monotonic() - started
+
+
+async def test_a_silent_connection_is_closed_at_the_request_deadline(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(request_timeout=1)
+    reader, writer = await _open(server.url)
+    try:
+        assert 0.9 <= await _closed_after(reader, 5) < 1.5
+    finally:
+        writer.close()
+
+
+async def test_a_byte_by_byte_head_is_closed_at_the_request_deadline(
+    start_server: StartServer,
+) -> None:
+    """One byte every 50 ms, on a new connection and on a kept-alive one: the deadline
+    runs from the connection's start, or from the next head's first byte."""
+    server = await start_server(request_timeout=1)
+    head = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 100 + b"\r\n\r\n"
+    reader, writer = await _open(server.url)
+
+    async def trickle() -> None:
+        for byte in head:
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+
+    try:
+        sender = asyncio.create_task(trickle())
+        assert 0.9 <= await _closed_after(reader, 5) < 1.5
+        sender.cancel()
+    finally:
+        writer.close()
+
+    reader, writer = await _open(server.url)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"200 OK" in await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(1.2)  # idle, within --keepalive-timeout: kept
+        sender = asyncio.create_task(trickle())
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):  # the rest of the first answer, then EOF
+            async with asyncio.timeout(5):
+                while await reader.read(65536):
+                    pass
+        assert 0.9 <= time.monotonic() - started < 1.5
+        sender.cancel()
+    finally:
+        writer.close()
+
+
+async def test_an_idle_connection_is_closed_after_the_keepalive_timeout_but_sse_is_not_idle(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(keepalive_timeout=1, request_timeout=1, demo_delay_ms=100,
+                                demo_tokens=25)
+    reader, writer = await _open(server.url)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        assert 0.9 <= await _closed_after(reader, 5) < 1.6
+    finally:
+        writer.close()
+    # A 2.5 s stream outlives both timeouts, and ends with `done`.
+    answer = await exchange(server.url, request("GET", "/api/sse?message=hi"))
+    assert answer.status == 200
+    assert answer.body.endswith(b'event: done\ndata: "[DONE]"\n\n')
+
+
+async def test_connections_beyond_max_connections_get_503(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(max_connections=3)
+    held = [await _open(server.url) for _ in range(3)]
+    for reader, writer in held:  # each served once, and kept alive
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"200 OK" in await reader.readuntil(b"\r\n\r\n")
+    answer = await exchange(server.url, request("GET", "/healthz"))
+    assert answer.status == 503
+    assert answer.error()["type"] == "overloaded_error"
+    assert answer.headers["retry-after"] == "5"
+    assert any("turning connections away: 3 open" in r.getMessage() for r in caplog.records)
+    held.pop()[1].close()
+    await asyncio.sleep(0.1)
+    answer = await exchange(server.url, request("GET", "/healthz"))
+    assert answer.status == 200
+    for _, writer in held:
+        writer.close()
