@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import os
+import re
+import socket
 import time
 import zlib
 from typing import Any
@@ -15,12 +19,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.keys import GENERATIONS
 
 from .conftest import StartServer
-from .raw_http import exchange, host_port, request
+from .fake_anthropic import FakeAnthropic, Reply
+from .raw_http import exchange, host_port, parse_answer, request
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
+MIB = 1024 * 1024
 
 
 async def test_simultaneous_posts_from_one_client_admit_exactly_the_limit(
@@ -311,3 +318,165 @@ async def test_connections_beyond_max_connections_get_503(
     assert answer.status == 200
     for _, writer in held:
         writer.close()
+
+
+# ---- a server with a key: what a POST costs, per-client defaults, bodies ----
+
+
+async def _post_stream(session: aiohttp.ClientSession, url: str,
+                       body: object = BODY) -> tuple[int, dict[str, Any]]:
+    async with session.post(url + "/api/streams", json=body) as response:
+        return response.status, await response.json()
+
+
+async def test_a_post_nobody_subscribes_to_never_calls_the_upstream(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """5,000 POSTs that were never read each called Claude for the first-subscriber grace.
+    Now nothing is asked of the upstream until a first subscriber attaches; the stream
+    still counts against the limits, and is freed after the grace."""
+    server = await start_server(fake=fake_anthropic, resume_window=2)  # grace: 5 s
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as session:
+        status, created = await _post_stream(session, server.url)
+        assert status == 201
+        await asyncio.sleep(0.5)
+        assert fake_anthropic.requests == []
+        assert server.app[GENERATIONS].active == 1  # counted all the same
+        for _ in range(int((FIRST_SUBSCRIBER_GRACE + 2) * 10)):
+            if server.app[GENERATIONS].active == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert server.app[GENERATIONS].active == 0
+        assert fake_anthropic.requests == []
+        # Within the resume window, the ended stream reads as such: nothing generated.
+        async with session.get(server.url + created["url"]) as response:
+            body = await response.text()
+    assert body.count("event: message") == 0
+    assert '"output_tokens":0,"stop_reason":"cancelled"' in body
+    assert body.endswith('event: done\ndata: "[DONE]"\n\n')
+    lines = [r.getMessage() for r in caplog.records if r.name == "sseserver.generations"]
+    assert len(lines) == 1
+    assert "ttft=- events=3 output_tokens=0" in lines[0]
+    assert lines[0].endswith("ended=client_gone")
+
+
+async def test_the_first_subscriber_starts_the_upstream(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=["Hello", " there"]))
+    async with aiohttp.ClientSession() as session:
+        status, created = await _post_stream(session, server.url)
+        assert status == 201
+        await asyncio.sleep(0.2)
+        assert fake_anthropic.requests == []
+        async with session.get(server.url + created["url"]) as response:
+            body = await response.text()
+    assert len(fake_anthropic.requests) == 1
+    assert 'data: "Hello"' in body
+    assert 'data: " there"' in body
+    assert body.endswith('event: done\ndata: "[DONE]"\n\n')
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine beyond loopback, to connect from (connecting to
+    127.0.0.1 from it works on Linux; no packet leaves the machine)."""
+    for target in ("192.0.2.1", "198.51.100.1", "203.0.113.1"):  # documentation ranges
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect((target, 9))  # UDP: picks a route, sends nothing
+            except OSError:
+                continue
+            address = str(probe.getsockname()[0])
+            if not ipaddress.ip_address(address).is_loopback:
+                return address
+    return None
+
+
+async def test_the_per_client_default_limits_addresses_beyond_loopback_only(
+    start_server: StartServer,
+) -> None:
+    """Without --max-streams-per-client, a client beyond loopback may run 4 generations;
+    a loopback client (a load test, a proxy on this host) is not limited."""
+    address = _non_loopback_address()
+    if address is None:
+        message = "this machine has no address beyond loopback to connect from"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = await start_server(demo_delay_ms=200)
+    remote = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=remote) as session:
+        answers = [await _post_stream(session, server.url) for _ in range(5)]
+    assert [status for status, _ in answers] == [201] * 4 + [429]
+    assert answers[4][1]["error"]["type"] == "rate_limit_error"
+    async with aiohttp.ClientSession() as session:
+        local = [await _post_stream(session, server.url) for _ in range(8)]
+        assert [status for status, _ in local] == [201] * 8
+        for _, created in [*answers[:4], *local]:
+            async with session.delete(server.url + created["url"]) as response:
+                assert response.status == 204
+
+
+async def test_request_bodies_held_at_once_are_bounded(start_server: StartServer) -> None:
+    """Two bodies of 1 MB on their way hold 1.8 MB; with --max-body-bytes-total 2 MiB a
+    third of 300 KB gets 503 at once, and a body that completes is served as usual."""
+    server = await start_server(max_body_bytes_total=2 * MIB, max_message_chars=1_000_000,
+                                demo_delay_ms=1)
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * 999_950}]}).encode()
+    head = request("POST", "/api/streams", [JSON], body)
+    head, payload = head[:len(head) - len(body)], body
+    host, port = host_port(server.url)
+    partial = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(head + payload[:900_000])
+        partial.append((reader, writer))
+    from sseserver.keys import BODY_BUDGET  # here: the module imports on older code too
+
+    budget = server.app[BODY_BUDGET]
+    for _ in range(100):
+        if budget.held >= 1_800_000:
+            break
+        await asyncio.sleep(0.02)
+    assert budget.held == 1_800_000
+    small = json.dumps({"messages": [{"role": "user", "content": "y" * 300_000}]}).encode()
+    third = await exchange(server.url, request("POST", "/api/streams", [JSON], small))
+    assert third.status == 503
+    assert third.error() == {
+        "type": "overloaded_error",
+        "message": "The server is receiving too many requests at once; try again shortly.",
+    }
+    assert third.headers["retry-after"] == "1"
+    reader, writer = partial[0]
+    writer.write(payload[900_000:])
+    answer = parse_answer(await reader.read())
+    assert answer.status == 201
+    for _, writer in partial:
+        writer.close()
+    for _ in range(100):
+        if budget.held == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert budget.held == 0
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_408(start_server: StartServer) -> None:
+    server = await start_server(request_timeout=1)
+    host, port = host_port(server.url)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        raw = request("POST", "/api/streams", [JSON], b"x" * 100)
+        writer.write(raw[:-90])  # the head, and 10 of the 100 bytes
+        started = time.monotonic()
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head)[1])  # type: ignore[index]
+            answer = parse_answer(head + await reader.readexactly(length))
+        assert 0.9 <= time.monotonic() - started < 1.5
+    finally:
+        writer.close()
+    assert answer.status == 408
+    assert answer.error() == {"type": "timeout_error",
+                              "message": "The request body did not arrive in time."}
