@@ -228,6 +228,15 @@ class GuardedConnection(web.RequestHandler):
                   self._server.limits.request_timeout)
         self.force_close()
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """A body that does not decode (corrupt gzip) of a request answered without reading
+        it (401, 415, ...) fails again while aiohttp reads what is left of it before
+        closing: the client's doing, not a server error to log with a traceback."""
+        if isinstance(kw.get("exc_info"), RequestPayloadError):
+            log.debug("dropped the unreadable rest of a request body")
+            return
+        super().log_exception(*args, **kw)
+
     def handle_error(
         self,
         request: web.BaseRequest,
