@@ -26,10 +26,11 @@ run: $(STAMP)
 	$(PY) -m sseserver --host $(HOST) --port $(PORT)
 
 # System packages for the tests, from Debian (never a downloaded binary): Chromium for the
-# browser tests, redis-server and nginx for the scale-out tests, iproute2 (ip, tc) for the
-# half-open test's network namespace, curl for the command-line test.
+# browser tests, redis-server and nginx for the scale-out tests (openssl makes the
+# certificate nginx serves them), iproute2 (ip, tc) for the half-open test's network
+# namespace, curl for the command-line test.
 SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
-	/usr/sbin/nginx:nginx /usr/sbin/tc:iproute2 /usr/bin/curl:curl
+	/usr/sbin/nginx:nginx /usr/bin/openssl:openssl /usr/sbin/tc:iproute2 /usr/bin/curl:curl
 
 system-deps:
 	@missing=""; \
@@ -48,7 +49,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
-# Performance (issue 6): S1-S5 against sseserver and its peers, server and load pinned
+# Performance (docs/performance.md): S1-S5 against sseserver and its peers, server and load pinned
 # to separate cores (taskset). `bench` takes ~20 minutes, `bench-quick` ~2.
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -62,7 +63,7 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.run --quick
 
-# The Redis stream store beside the in-memory one, same run, same load (issue 4).
+# The Redis stream store beside the in-memory one, same run, same load.
 bench-redis: $(BENCH_STAMP) system-deps
 	$(PY) -m bench.redis_vs_memory
 

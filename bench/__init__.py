@@ -1,1 +1,1 @@
-"""`make bench`: sseserver measured side by side with minimal peers (issue 6)."""
+"""`make bench`: sseserver measured side by side with minimal peers."""

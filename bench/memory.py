@@ -1,13 +1,14 @@
 """`make bench-memory` (`python -m bench.memory`): what one open stream holds in memory,
-by allocation site, for sseserver and for aiohttp's plain StreamResponse loop ("raw").
+by allocation site, for sseserver (in memory, and on Redis: "sseserver-redis") and for
+aiohttp's plain StreamResponse loop ("raw").
 
-S2 and S4 (issue 6) measure RSS per connection; this says where it goes. The server runs
+The bench's S2 and S4 measure RSS per connection; this says where it goes. The server runs
 in this process with `tracemalloc` on, on asyncio's own loop (uvloop's transports live in C,
 where tracemalloc cannot see them); the load is `python -m sseserver.loadgen` in a child
 process: N streams of a paced demo reply, all open at once. Once they are, a snapshot is
 compared with one taken before the load: the difference, divided by N, is what each open
-stream holds, grouped by the line that allocated it; with both stacks, it also prints what
-sseserver holds beyond raw aiohttp, site by site.
+stream holds, grouped by the line that allocated it; it also prints what sseserver holds
+beyond raw aiohttp, and what the Redis store holds beyond the memory one, site by site.
 
 RSS here is inflated by tracemalloc's own bookkeeping; the traced bytes are the measure.
 All load goes to 127.0.0.1 and stops by itself (--timeout).
@@ -33,20 +34,26 @@ from bench.peers.common import PeerOptions
 from bench.peers.raw_aiohttp import make_app as raw_app
 from sseserver.app import create_app
 from sseserver.config import Settings
+from tests.redis_server import RedisServer
 
-from .run import free_port
+from .processes import free_port
 
 PACE_MS: Final = 1000  # one event a second, as in S2
 TOKENS: Final = 60  # long enough that every stream is still open at the snapshot
 SETTLE: Final = 8.0  # seconds after the load started: every stream open, ~8 frames each
 
 
+STACKS: Final = ("sseserver", "sseserver-redis", "raw")
+
+
 @contextlib.asynccontextmanager
-async def _server(stack: str, port: int) -> AsyncIterator[None]:
+async def _server(stack: str, port: int, redis_url: str | None) -> AsyncIterator[None]:
     if stack == "raw":
         app = raw_app(PeerOptions("127.0.0.1", port, PACE_MS / 1000, TOKENS))
     else:
-        app = create_app(Settings(port=port, demo_delay_ms=PACE_MS, demo_tokens=TOKENS))
+        url = redis_url if stack == "sseserver-redis" else None
+        app = create_app(Settings(port=port, demo_delay_ms=PACE_MS, demo_tokens=TOKENS,
+                                  redis_url=url))
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
@@ -76,10 +83,11 @@ class Footprint:
         return sum(size for size, _ in self.by_site.values())
 
 
-async def measure(stack: str, streams: int, settle: float = SETTLE) -> Footprint:
-    """Per-stream memory of `stack` ("sseserver" or "raw") with `streams` open streams."""
+async def measure(stack: str, streams: int, settle: float = SETTLE,
+                  redis_url: str | None = None) -> Footprint:
+    """Per-stream memory of `stack` (one of STACKS) with `streams` open streams."""
     port = free_port()
-    async with _server(stack, port):
+    async with _server(stack, port, redis_url):
         gc.collect()
         tracemalloc.start(1)
         before = tracemalloc.take_snapshot()
@@ -130,21 +138,30 @@ def added(ours: Footprint, raw: Footprint, top: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stacks", nargs="*", help="sseserver and/or raw (default: both)")
+    parser.add_argument("stacks", nargs="*",
+                        help=f"some of {', '.join(STACKS)} (default: all)")
     parser.add_argument("-n", "--streams", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25, help="allocation sites shown")
     parser.add_argument("--settle", type=float, default=SETTLE,
                         help="seconds of load before the snapshot")
     args = parser.parse_args(argv)
-    unknown = set(args.stacks) - {"sseserver", "raw"}
+    unknown = set(args.stacks) - set(STACKS)
     if unknown:
         parser.error(f"unknown stack(s): {', '.join(sorted(unknown))}")
     measured = {}
-    for stack in args.stacks or ["sseserver", "raw"]:
-        measured[stack] = asyncio.run(measure(stack, args.streams, args.settle))
-        print(report(measured[stack], args.top), end="\n\n", flush=True)
-    if len(measured) == 2:
-        print(added(measured["sseserver"], measured["raw"], args.top))
+    with contextlib.ExitStack() as stack_of_servers:
+        redis_url = None
+        if "sseserver-redis" in (args.stacks or STACKS):
+            redis = RedisServer()
+            redis.start()
+            stack_of_servers.callback(redis.close)
+            redis_url = redis.url
+        for stack in args.stacks or STACKS:
+            measured[stack] = asyncio.run(measure(stack, args.streams, args.settle, redis_url))
+            print(report(measured[stack], args.top), end="\n\n", flush=True)
+    for ours, base in (("sseserver", "raw"), ("sseserver-redis", "sseserver")):
+        if ours in measured and base in measured:
+            print(added(measured[ours], measured[base], args.top), end="\n\n")
     return 0
 
 

@@ -4,8 +4,8 @@ bench scenario, sampled with py-spy, summarised as the top frames by self and to
 A point is run exactly as `make bench` runs it (server on core 0, load on core 1); py-spy
 samples the server during the loadgen's run with `--nonblocking` (it never pauses the
 server, so its timing is undisturbed; a few stacks may be torn, read while they changed;
-self times are reliable, totals approximate; blocking mode, as root, was tried and put
-a third of the samples on `asyncio.timeout()`'s one-line factory, a sampling artefact),
+self times are reliable, totals approximate; blocking mode, which needs root, skews the
+samples towards `asyncio.timeout()`'s one-line factory, a sampling artefact),
 writing collapsed stacks, which `summarize` reads:
 self = samples where the function is the innermost frame, total = samples where it is
 anywhere on the stack (counted once per sample). Percentages are of the non-idle samples
@@ -28,7 +28,18 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from .run import LOAD_CORE, PY, ROOT, Bench, free_port, scenarios, started, wait_listening
+from .processes import (
+    LOAD_CORE,
+    PY,
+    ROOT,
+    SERVER_CORE,
+    fake_upstream,
+    free_port,
+    server_argv,
+    started,
+    wait_listening,
+)
+from .scenarios import scenarios
 
 WARMUP = 3.0  # seconds of load before sampling starts
 _LINE = re.compile(r"^(.*) (\d+)$")
@@ -81,23 +92,14 @@ def profile(scenario_key: str, stack: str, seconds: float, out: Path, top: int,
         del load[i:i + 2]
         load += duration
     chosen = dataclasses.replace(chosen, load=tuple(load))
-    bench = Bench(quick=False, repeats=1, logs=out.parent, variants=variants)
     env = dict(os.environ)
     with contextlib.ExitStack() as ctx:
         if chosen.upstream:
-            from tests.fake_anthropic import DEFAULT_API_KEY
-
-            up_port = free_port()
-            fake = ctx.enter_context(started(
-                [PY, "-m", "tests.fake_anthropic", "--port", str(up_port), "--chunks",
-                 str(chosen.tokens), "--chunk-text", "tok ", "--delay-ms",
-                 f"{chosen.delay_ms:g}"], LOAD_CORE, env, out.with_suffix(".upstream.log")))
-            wait_listening(up_port, fake)
-            env |= {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{up_port}",
-                    "ANTHROPIC_API_KEY": DEFAULT_API_KEY}
+            ctx.enter_context(fake_upstream(chosen, env, out.with_suffix(".upstream.log")))
         port = free_port()
-        argv, cwd = bench.server_argv(stack, chosen, port)
-        server = ctx.enter_context(started(argv, "0", env, out.with_suffix(".server.log"), cwd))
+        argv, cwd = server_argv(stack, chosen, port, variants)
+        server = ctx.enter_context(
+            started(argv, SERVER_CORE, env, out.with_suffix(".server.log"), cwd))
         wait_listening(port, server)
         time.sleep(0.3)
         load_process = subprocess.Popen(

@@ -1,100 +1,80 @@
-"""Redis stream store beside the in-memory one: same load, same run (issue 4).
+"""`make bench-redis` (`python -m bench.redis_vs_memory`): the Redis stream store beside the
+in-memory one, same run, same load.
 
-    python bench/redis_vs_memory.py [--streams 50] [--tokens 200]
+    python -m bench.redis_vs_memory [--streams 50] [--tokens 200]
                                     [--paced-streams 20] [--delay-ms 20]
+                                    [--scale-streams 1500] [--no-scale]
 
-Starts Debian's redis-server on a free port, a stamping fake of the Messages API (each
-text delta is the time it was sent, in monotonic ns), and `python -m sseserver` once per
-backend. Then, for each backend, two loads:
+Starts Debian's redis-server on a free port, the tests' fake Anthropic API in its own
+process with stamped replies (each text delta is the time it was written, in monotonic ns),
+and `python -m sseserver` once per backend. Then, for each backend, two loads:
 
 - paced: --paced-streams concurrent GET /api/sse, each --tokens deltas --delay-ms
-  apart (a load well below saturation, 1000 events/s by default); per-event latency =
-  arrival at the client - departure from the upstream (the same machine's monotonic
-  clock), so it covers SDK -> pump -> store -> subscriber -> socket.
-- flat out: --streams concurrent streams with no delay; events/s delivered to the clients.
+  apart (a load well below saturation); per-event latency = arrival at the client -
+  departure from the upstream (the same machine's monotonic clock), so it covers
+  SDK -> pump -> store -> subscriber -> socket.
+- flat out: --streams concurrent streams with no delay; events/s delivered to the clients,
+  and per second of the server process's CPU (read from /proc), Redis's CPU beside it.
 
-A small self-contained client for now; `python -m sseserver.loadgen` (branch bench) can
-take its place once merged.
+Then the scale run (docs/performance.md, "Redis"): the demo provider at 200 ms per token,
+100 tokens a reply; one in-memory process with 2 × --scale-streams streams, then two
+processes on one Redis with --scale-streams each, every process loaded by its own
+`python -m sseserver.loadgen` (which verifies every stream): the gap between events, the
+first event, the server CPU and Redis's connections.
+
+The client reads the stamps out of the events, which `python -m sseserver.loadgen` does
+not do, so it is a small one of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Final
 
 import aiohttp
-from aiohttp import web
+
+from sseserver.loadgen.decoder import SseDecoder
+from sseserver.loadgen.stats import ProcStats
+from tests.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
+from tests.processes import server_env
+
+from .processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-ant-bench"
 
 
-def _frame(event: str, data: object) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+def _upstream(control: Connection) -> None:
+    """The fake's process: sends its URL, then serves each (tokens, delay) it is sent."""
+    asyncio.run(_serve_upstream(control))
 
 
-async def _messages(request: web.Request) -> web.StreamResponse:
-    body = await request.json()
-    tokens, delay = request.app["tokens"], request.app["delay"]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    await response.write(_frame("message_start", {"type": "message_start", "message": {
-        "id": "msg_bench", "type": "message", "role": "assistant", "model": body["model"],
-        "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 1, "output_tokens": 1}}}))
-    await response.write(_frame("content_block_start", {
-        "type": "content_block_start", "index": 0,
-        "content_block": {"type": "text", "text": ""}}))
-    for _ in range(tokens):
-        if delay:
-            await asyncio.sleep(delay)
-        await response.write(_frame("content_block_delta", {
-            "type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": f"{time.monotonic_ns()} "}}))
-    await response.write(_frame("content_block_stop", {"type": "content_block_stop", "index": 0}))
-    await response.write(_frame("message_delta", {
-        "type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": tokens}}))
-    await response.write(_frame("message_stop", {"type": "message_stop"}))
-    return response
-
-
-async def _configure(request: web.Request) -> web.Response:
-    request.app["tokens"] = int(request.query["tokens"])
-    request.app["delay"] = float(request.query["delay_ms"]) / 1000
-    return web.Response(text="ok")
-
-
-def _upstream(port: int) -> None:
-    app = web.Application()
-    app["tokens"], app["delay"] = 10, 0.0
-    app.router.add_post("/v1/messages", _messages)
-    app.router.add_post("/configure", _configure)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def _serve_upstream(control: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    async with running_fake_anthropic() as fake:
+        fake.max_recorded = 1000  # every request is recorded: keep memory bounded
+        control.send(fake.base_url)
+        while (order := await loop.run_in_executor(None, control.recv)) is not None:
+            tokens, delay_ms = order
+            fake.default_reply = Reply(chunks=("",) * tokens, delay=delay_ms / 1000, stamp=True)
+            control.send("ok")
 
 
 def _start_server(upstream: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSESERVER_", "ANTHROPIC_"))}
-    env |= {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": upstream,
-            "SSESERVER_LOG_LEVEL": "warning"}
+    env = server_env(ANTHROPIC_API_KEY=DEFAULT_API_KEY, ANTHROPIC_BASE_URL=upstream,
+                     SSESERVER_LOG_LEVEL="warning")
     process = subprocess.Popen(
         [sys.executable, "-m", "sseserver", "--port", "0", "--provider", "anthropic",
          "--upstream-retries", "0", "--max-tokens", "100000", *extra],
@@ -106,39 +86,146 @@ def _start_server(upstream: str, *extra: str) -> tuple[subprocess.Popen[str], st
     return process, match.group(0)
 
 
-async def _one_stream(session: aiohttp.ClientSession, url: str, latencies: list[float]) -> int:
-    events = 0
-    buffer = b""
+async def _one_stream(session: aiohttp.ClientSession, url: str, tokens: int,
+                      latencies: list[float]) -> int:
+    """One stream, verified as the load generator verifies one: ids `<stream>:<index>`
+    consecutive from 0, `tokens` message events, then `done`; its messages' latencies."""
+    due = messages = 0
+    done = False
+    now = 0  # arrival of the bytes being decoded, in monotonic ns
+
+    def on_event(event_id: bytes | None, event: bytes, data: bytes) -> None:
+        nonlocal due, messages, done
+        index = int(event_id.rpartition(b":")[2]) if event_id else None
+        if index != due or done:
+            raise RuntimeError(f"event id {event_id!r} where index {due} was due")
+        due += 1
+        if event == b"error":
+            raise RuntimeError(data.decode())
+        if event == b"message":
+            latencies.append((now - int(json.loads(data))) / 1e6)
+            messages += 1
+        elif event == b"done":
+            done = True
+
+    decoder = SseDecoder(on_event)
     async with session.get(url + "/api/sse?message=bench") as response:
         if response.status != 200:
             raise RuntimeError(f"{response.status}: {await response.text()}")
         async for chunk in response.content.iter_any():
             now = time.monotonic_ns()
-            buffer += chunk
-            *frames, buffer = buffer.split(b"\n\n")
-            for frame in frames:
-                if b"event: error\n" in frame:
-                    raise RuntimeError(frame.decode())
-                if b"event: message\n" in frame:
-                    stamp = json.loads(frame.rsplit(b"data: ", 1)[1])
-                    latencies.append((now - int(stamp)) / 1e6)
-                    events += 1
-    return events
+            decoder.feed(chunk)
+    if not done or messages != tokens:
+        raise RuntimeError(f"{messages} of {tokens} messages, done {done}")
+    return messages
 
 
-async def _load(server: str, upstream: str, streams: int, tokens: int, delay_ms: float
-                ) -> tuple[float, list[float]]:
+def _configure(control: Connection, tokens: int, delay_ms: float) -> None:
+    """Every reply of the fake from now on: `tokens` stamped deltas, `delay_ms` apart."""
+    control.send((tokens, delay_ms))
+    if not control.poll(10):
+        raise RuntimeError("the fake upstream did not answer")
+    control.recv()
+
+
+async def _load(server: str, streams: int, tokens: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(f"{upstream}/configure?tokens={tokens}&delay_ms={delay_ms}"):
-            pass
         started = time.monotonic()
-        counts = await asyncio.gather(*(_one_stream(session, server, latencies)
+        counts = await asyncio.gather(*(_one_stream(session, server, tokens, latencies)
                                         for _ in range(streams)))
         elapsed = time.monotonic() - started
     assert sum(counts) == streams * tokens, f"{sum(counts)} of {streams * tokens} events"
     return sum(counts) / elapsed, latencies
+
+
+def _measure(url: str, control: Connection, streams: int, tokens: int,
+             delay_ms: float) -> tuple[float, list[float]]:
+    _configure(control, tokens, delay_ms)
+    return asyncio.run(_load(url, streams, tokens))
+
+
+def _cpu_per_event(url: str, control: Connection, streams: int, tokens: int,
+                   watched: dict[str, ProcStats]) -> tuple[float, dict[str, float]]:
+    """Events/s flat out, and the CPU seconds each watched process spent per 1,000 events."""
+    before = {name: proc.cpu() for name, proc in watched.items()}
+    rate, _ = _measure(url, control, streams, tokens, 0)
+    events = streams * tokens
+    return rate, {name: (proc.cpu() - before[name]) / events * 1000
+                  for name, proc in watched.items()}
+
+
+SCALE_PACE_MS: Final = 200
+SCALE_TOKENS: Final = 100
+
+
+def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
+               streams: int, redis: ProcStats | None, redis_port: int | None) -> dict[str, object]:
+    """Each server loaded by its own load generator at once; the worst figures of them."""
+    loads = [subprocess.Popen(
+        [sys.executable, "-m", "sseserver.loadgen", url, "-c", str(streams), "-n", str(streams),
+         "--mode", "streams", "--pace-ms", str(SCALE_PACE_MS), "--expect-messages",
+         str(SCALE_TOKENS), "--connect-concurrency", "200", "--server-pid", str(process.pid),
+         "--json", "--timeout", "120"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    ) for process, url in servers]
+    redis_cpu = redis.cpu() if redis else 0.0
+    time.sleep(10)  # every stream running: what Redis holds for them now
+    clients = _redis_clients(redis_port) if redis_port else 0
+    reports = [json.loads(load.communicate()[0]) for load in loads]
+    return {
+        "label": label,
+        "verified": all(r["verification"]["ok"] for r in reports),
+        "completed": sum(r["streams"]["completed"] for r in reports),
+        "errors": sum(sum(r["errors"].values()) for r in reports),
+        "gap_p50": max(r["inter_event_ms"]["p50"] for r in reports),
+        "gap_p99": max(r["inter_event_ms"]["p99"] for r in reports),
+        "ttfe_p99": max(r["ttfe_ms"]["p99"] for r in reports),
+        "cpu_pct": [round(r["server"]["cpu_pct"]) for r in reports],
+        "redis_cpu_pct": (redis.cpu() - redis_cpu) / max(r["window_s"] for r in reports) * 100
+        if redis else 0.0,
+        "redis_clients": clients,
+    }
+
+
+def _redis_clients(port: int) -> int:
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "clients"],
+                         capture_output=True, text=True, check=False).stdout
+    match = re.search(r"connected_clients:(\d+)", out)
+    return int(match.group(1)) if match else 0
+
+
+def _demo_server(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    env = server_env(SSESERVER_LOG_LEVEL="warning")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sseserver", "--port", "0", "--provider", "demo",
+         "--demo-delay-ms", str(SCALE_PACE_MS), "--demo-tokens", str(SCALE_TOKENS), *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert process.stdout is not None
+    match = re.search(r"http://\S+", process.stdout.readline())
+    assert match, "sseserver did not start"
+    return process, match.group(0)
+
+
+def _scale(streams: int, redis_port: int, redis: ProcStats) -> list[dict[str, object]]:
+    rows = []
+    for label, count, extra in (
+        ("memory, 1 process", 1, ()),
+        ("redis, 2 processes", 2, ("--redis-url", f"redis://127.0.0.1:{redis_port}/0")),
+    ):
+        servers = [_demo_server(*extra) for _ in range(count)]
+        try:
+            time.sleep(1)
+            rows.append(_scale_row(label, servers, streams * 2 // count,
+                                   redis if count > 1 else None,
+                                   redis_port if count > 1 else None))
+        finally:
+            for process, _ in servers:
+                process.terminate()
+                process.wait()
+    return rows
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -151,48 +238,80 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--paced-streams", type=int, default=20)
     parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--scale-streams", type=int, default=1500,
+                        help="streams per Redis process in the scale run")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale run")
     args = parser.parse_args()
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         print("redis-server is missing: apt-get install redis-server", file=sys.stderr)
         return 1
-    redis_port = _free_port()
+    redis_port = free_port()
     workdir = tempfile.TemporaryDirectory(prefix="sseserver-bench-")
     redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", workdir.name],
                              stdout=subprocess.DEVNULL)
-    upstream_port = _free_port()
+    control, child_end = multiprocessing.Pipe()
     upstream_process = multiprocessing.get_context("spawn").Process(
-        target=_upstream, args=(upstream_port,), daemon=True)
+        target=_upstream, args=(child_end,), daemon=True)
     upstream_process.start()
-    upstream = f"http://127.0.0.1:{upstream_port}"
-    time.sleep(1.5)
     rows = []
+    scale: list[dict[str, object]] = []
+    redis_stats = ProcStats(redis.pid)
     try:
+        if not control.poll(30):
+            raise RuntimeError("the fake upstream did not start")
+        upstream = str(control.recv())
         for backend, extra in (("memory", ()),
                                ("redis", ("--redis-url", f"redis://127.0.0.1:{redis_port}/0"))):
             server, url = _start_server(upstream, *extra)
             try:
-                asyncio.run(_load(url, upstream, 5, 20, 0))  # warm up
-                _, paced = asyncio.run(_load(url, upstream, args.paced_streams, args.tokens,
-                                             args.delay_ms))
-                rate, _ = asyncio.run(_load(url, upstream, args.streams, args.tokens, 0))
+                _measure(url, control, 5, 20, 0)  # warm up
+                _, paced = _measure(url, control, args.paced_streams, args.tokens,
+                                    args.delay_ms)
+                rate, cpu = _cpu_per_event(url, control, args.streams, args.tokens,
+                                           {"server": ProcStats(server.pid),
+                                            "redis": redis_stats})
             finally:
                 server.terminate()
                 server.wait()
-            rows.append((backend, rate, statistics.median(paced), _quantile(paced, 0.99),
-                         max(paced)))
+            rows.append((backend, rate, 1000 / cpu["server"] if cpu["server"] else 0.0,
+                         cpu["redis"] if extra else 0.0, statistics.median(paced),
+                         _quantile(paced, 0.99), max(paced)))
+        if not args.no_scale:
+            scale = _scale(args.scale_streams, redis_port, redis_stats)
     finally:
-        upstream_process.terminate()
+        # The fake may be gone already; the error that brought us here is the one to show.
+        with contextlib.suppress(OSError):
+            control.send(None)
+        upstream_process.join(10)
+        if upstream_process.is_alive():
+            upstream_process.terminate()
         redis.terminate()
         redis.wait()
         workdir.cleanup()
     print(f"events/s: {args.streams} streams x {args.tokens} events, flat out; latency: "
           f"{args.paced_streams} streams x {args.tokens} events, one per {args.delay_ms:g} ms "
           "each, upstream to client")
-    print(f"{'backend':8} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for backend, rate, p50, p99, worst in rows:
-        print(f"{backend:8} {rate:10.0f} {p50:8.2f} {p99:8.2f} {worst:8.2f}")
+    print(f"{'backend':8} {'events/s':>10} {'ev/server-CPU-s':>16} {'redis CPU-ms/1k ev':>19} "
+          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for backend, rate, per_cpu, redis_ms, p50, p99, worst in rows:
+        print(f"{backend:8} {rate:10.0f} {per_cpu:16.0f} {redis_ms:19.1f} "
+              f"{p50:8.2f} {p99:8.2f} {worst:8.2f}")
+    memory, redis_row = rows[0], rows[1]
+    print(f"redis/memory: events per server-CPU-second {redis_row[2] / memory[2]:.0%}, "
+          f"latency p99 {redis_row[5] / memory[5]:.2f}x")
+    if scale:
+        print(f"\nscale: {2 * args.scale_streams} streams in all, {SCALE_TOKENS} tokens "
+              f"{SCALE_PACE_MS} ms apart, each process loaded by its own load generator")
+        print(f"{'run':20} {'verified':>8} {'streams':>8} {'errors':>6} {'gap p50':>8} "
+              f"{'gap p99':>8} {'TTFE p99':>9} {'server CPU %':>13} {'redis CPU %':>11} "
+              f"{'redis conns':>11}")
+        for row in scale:
+            print(f"{row['label']:20} {row['verified']!s:>8} {row['completed']:>8} "
+                  f"{row['errors']:>6} {row['gap_p50']:>8.1f} {row['gap_p99']:>8.1f} "
+                  f"{row['ttfe_p99']:>9.1f} {row['cpu_pct']!s:>13} "
+                  f"{row['redis_cpu_pct']:>11.0f} {row['redis_clients']:>11}")
     return 0
 
 

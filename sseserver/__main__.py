@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, with_pid=settings.workers > 1)
     for warning in deprecation_warnings(settings.allowed_models):
         log.warning("%s", warning)
+    if settings.forwarded_allow_ips:
+        log.info("client address and scheme from X-Forwarded-For/-Proto when the peer is "
+                 "in %s", ", ".join(map(str, settings.forwarded_allow_ips)))
     exposure = exposure_warning(settings)
     if exposure is not None:
         log.warning("%s", exposure)

@@ -6,10 +6,11 @@ log line (docs/operations.md, "Logs").
     127.0.0.1 "GET /api/streams/Qm3…" 200 2817.3ms sse bytes=5120 ended=done
     127.0.0.1 "POST /api/streams" 499 3.1ms              the client left before an answer
 
-An SSE response is logged when it ends, by its subscriber (subscriber.py), with the bytes
-it sent and how it ended, also when the client's disconnect cancelled it (aiohttp logs
-only responses whose handler returned). A request whose handler was cancelled before any
-answer began is logged by the middleware as 499.
+The client is the TCP peer, or the address a trusted proxy forwarded (forwarded.py). An
+SSE response is logged when it ends, by its subscriber (subscriber.py, through
+`stream_ended`), with the bytes it sent and how it ended, also when the client's
+disconnect cancelled it (aiohttp logs only responses whose handler returned). A request
+whose handler was cancelled before any answer began is logged by the middleware as 499.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Final
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
+
+from .forwarded import client_address
+from .subscriber import EventStreamResponse
 
 # Characters of a path kept in a log line; the rest is cut (a path can be 8 KB).
 MAX_LOGGED_CHARS: Final = 300
@@ -40,26 +44,22 @@ class AccessLogger(AbstractAccessLogger):
         if isinstance(response, EventStreamResponse):
             return  # logged when it ended, by its subscriber (stream_ended)
         self.logger.info(
-            '%s "%s %s" %d %.1fms', loggable(request.remote or "-"), loggable(request.method),
-            loggable(request.path), response.status, time * 1000,
+            '%s "%s %s" %d %.1fms', loggable(client_address(request) or "-"),
+            loggable(request.method), loggable(request.path), response.status, time * 1000,
         )
 
     def stream_ended(self, request: BaseRequest, sent: int, time: float, ended: str) -> None:
         self.logger.info(
-            '%s "%s %s" 200 %.1fms sse bytes=%d ended=%s', loggable(request.remote or "-"),
+            '%s "%s %s" 200 %.1fms sse bytes=%d ended=%s', loggable(client_address(request) or "-"),
             loggable(request.method), loggable(request.path), time * 1000, sent, ended,
         )
 
     def gone(self, request: BaseRequest, time: float) -> None:
         """The client left before any answer began (its handler was cancelled)."""
         self.logger.info(
-            '%s "%s %s" 499 %.1fms', loggable(request.remote or "-"),
+            '%s "%s %s" 499 %.1fms', loggable(client_address(request) or "-"),
             loggable(request.method), loggable(request.path), time * 1000,
         )
-
-
-class EventStreamResponse(StreamResponse):
-    """An SSE response: its access-log line is written when it ends (stream_ended)."""
 
 
 def access_logger(request: BaseRequest) -> AccessLogger | None:

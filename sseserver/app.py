@@ -23,6 +23,7 @@ from .bodies import BodyBudget
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
 from .fanout import Fanout
+from .forwarded import resolve_client
 from .generations import Generations
 from .keys import (
     BODY_BUDGET,
@@ -37,6 +38,7 @@ from .keys import (
 )
 from .metrics import Metrics
 from .middleware import json_errors
+from .overload import LoopLag
 from .providers import create_provider
 from .routes import routes
 from .store.base import StreamStore
@@ -61,11 +63,13 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 def create_store(settings: Settings) -> StreamStore:
     """In memory by default; in Redis with --redis-url, imported only then."""
+    resume_max_bytes = round(settings.resume_max_mb * 1024 * 1024)
     if settings.redis_url is None:
-        return MemoryStore()
+        return MemoryStore(resume_max_bytes)
     from .store.redis import RedisStore
 
-    return RedisStore(settings.redis_url, resume_window=settings.resume_window)
+    return RedisStore(settings.redis_url, resume_window=settings.resume_window,
+                      resume_max_bytes=resume_max_bytes)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -76,12 +80,15 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     await store.open()  # never fails for want of Redis: /healthz says degraded until it is
     app[PROVIDER] = provider
     app[STORE] = store
-    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS])
+    lag = LoopLag(settings.max_loop_lag_ms, app[METRICS].loop_lag)
+    lag.start()
+    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS], lag)
     fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
     app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS])
     heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
+    lag.stop()
     heartbeats.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await heartbeats
@@ -107,10 +114,11 @@ def app_from_environment() -> web.Application:
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    # Order matters: JSON errors wrap everything; a CORS preflight is answered before the
-    # token is asked for (browsers send preflights without credentials).
+    # Order matters: JSON errors wrap everything; the client is known before anything may
+    # answer (the access log names it); a CORS preflight is answered before the token is
+    # asked for (browsers send preflights without credentials).
     app = web.Application(
-        middlewares=[json_errors(cors_preflight, require_token)],
+        middlewares=[json_errors(resolve_client, cors_preflight, require_token)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -24,6 +24,7 @@ from typing import Final
 from aiohttp import web
 
 from .errors import Unauthorized
+from .forwarded import client_secure
 from .keys import SETTINGS
 
 COOKIE_NAME: Final = "sseserver_access"
@@ -86,6 +87,7 @@ def login_with_query_token(request: web.Request) -> web.Response | None:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,  # HTTPS (directly served): never send it over plain HTTP
+        # HTTPS here or at a trusted proxy (forwarded.py): never send it over plain HTTP.
+        secure=client_secure(request),
     )
     return response

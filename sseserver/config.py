@@ -35,6 +35,8 @@ MAX_LINE_BYTES = 8190
 MAX_HEADERS = 100
 MIN_HEADER_BYTES = 4096
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -49,11 +51,15 @@ class Settings:
     heartbeat: float = 15.0
     retry_ms: int = 3000
     resume_window: float = 10.0
+    resume_max_mb: float = 64.0
     send_timeout: float = 30.0
     max_streams: int = 10000
     # None: DEFAULT_PER_CLIENT for addresses beyond loopback, no limit on loopback;
     # 0: no limit for anyone.
     max_streams_per_client: int | None = None
+    # The proxies whose X-Forwarded-For/-Proto count (forwarded.py); none by default.
+    forwarded_allow_ips: tuple[IPNetwork, ...] = ()
+    max_loop_lag_ms: int = 100  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
@@ -170,6 +176,21 @@ def _origin_list(text: str) -> tuple[str, ...]:
     return origins
 
 
+def _networks(text: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (give addresses or networks like 10.0.0.0/8; 0.0.0.0/0,::/0 trusts "
+                "every peer)"
+            ) from None
+    return tuple(networks)
+
+
 def _provider(text: str) -> str:
     if text not in ("auto", "anthropic", "demo"):
         raise ValueError("must be auto, anthropic or demo")
@@ -239,6 +260,13 @@ OPTIONS: tuple[Option, ...] = (
         "cancelled; also how long a finished stream stays resumable",
     ),
     Option(
+        "resume_max_mb",
+        _positive_float,
+        "most megabytes of frames kept for finished streams (per process); past it the "
+        "oldest finished streams are freed first, and a resume of one gets 204",
+        metavar="MB",
+    ),
+    Option(
         "send_timeout",
         _positive_float,
         "seconds a subscriber may block writes before it is dropped",
@@ -251,6 +279,24 @@ OPTIONS: tuple[Option, ...] = (
         "set, each address beyond loopback gets this many and loopback ones no limit",
         shown_default=f"{DEFAULT_PER_CLIENT} (loopback: no limit)",
         metavar="N",
+    ),
+    Option(
+        "forwarded_allow_ips",
+        _networks,
+        "comma list of proxy addresses or networks (127.0.0.1, 10.0.0.0/8) whose "
+        "X-Forwarded-For and X-Forwarded-Proto name the client and its scheme, for the "
+        "per-client limit, the access log and the cookie's Secure flag; from any other "
+        "peer those headers are ignored",
+        shown_default="none: the client is the TCP peer",
+        metavar="IPS",
+    ),
+    Option(
+        "max_loop_lag_ms",
+        _non_negative_int,
+        "refuse new generations (503, Retry-After) while the event loop has been this "
+        "many ms behind for half a second; running streams are never slowed or cut "
+        "(0 = off)",
+        metavar="MS",
     ),
     Option(
         "access_token",

@@ -10,11 +10,13 @@
      ├── SlowSubscriber         a write stayed blocked for --send-timeout
      └── Refused                a request turned away: status, type, label, Retry-After
           ├── BadRequest (400)  ├── Unauthorized (401)   ├── Forbidden (403)
-          ├── NotFound (404)    ├── RequestTimeout (408) ├── TooLarge (413)
+          ├── NotFound (404)    ├── MethodNotAllowed (405)
+          ├── RequestTimeout (408)                       ├── TooLarge (413)
           ├── UriTooLong (414)  ├── UnsupportedMediaType (415)
-          ├── HeadersTooLarge (431)                      ├── ClientLimit (429)
-          ├── AtCapacity (503)  ├── BodiesFull (503)     ├── TooManyConnections (503)
-          ├── ShuttingDown (503)└── StoreDown (503)
+          ├── ClientLimit (429) ├── HeadersTooLarge (431) ├── ServerError (500)
+          ├── AtCapacity (503)  ├── ShuttingDown (503)   ├── Overloaded (503)
+          ├── BodiesFull (503)  ├── TooManyConnections (503)
+          └── StoreDown (503)
 
 A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
 one middleware (middleware.py) maps any of them the same way and counts those with a
@@ -206,6 +208,16 @@ class ShuttingDown(Refused):
     # Long enough for a restart, or for a balancer to pick another instance.
     retry_after = "2"
     default_message = "The server is shutting down; try again in a moment."
+
+
+class Overloaded(Refused):
+    """The event loop is behind: new work is shed so running streams keep their pace."""
+
+    status = 503
+    type = "overloaded_error"
+    label = "overload"
+    retry_after = "1"
+    default_message = "The server is busy; try again in a moment."
 
 
 class StoreDown(Refused):

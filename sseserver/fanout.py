@@ -44,14 +44,13 @@ PING_CHUNK: Final = http_chunk(PING)
 class Follower:
     """A caught-up subscriber: frames are written straight to its socket."""
 
-    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "sent", "silent_ticks", "slow",
+    __slots__ = ("blocked_ticks", "live", "next_index", "sent", "silent_ticks", "slow",
                  "transport", "waiter", "wrote")
 
     def __init__(self, transport: asyncio.Transport, live: Live) -> None:
         self.transport = transport
         self.live = live
         self.next_index = 0
-        self.ended = False
         self.slow = False  # dropped by the shared timer for a write deadline overrun
         self.wrote = False  # a frame went out since the timer's last tick
         self.sent = 0  # frame bytes written to this follower, for its access-log line
@@ -76,7 +75,7 @@ class Follower:
         return True
 
     def end(self) -> None:
-        self.ended = True
+        """No more pushes: the handler reads the store, which says how the stream went on."""
         self._wake()
 
     def _wake(self) -> None:
@@ -84,8 +83,9 @@ class Follower:
             self.waiter.set_result(None)
 
     def follow_from(self, start: int) -> asyncio.Future[None]:
-        """To await while frames are pushed: done once ended or fallen behind. A future,
-        not a coroutine: no frame held per open stream."""
+        """To await while frames are pushed: done once pushes stop (the stream ended, the
+        store let go, or the socket fell behind). A future, not a coroutine: no frame held
+        per open stream."""
         self.next_index = start
         self.waiter = asyncio.get_running_loop().create_future()
         return self.waiter

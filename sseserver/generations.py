@@ -37,6 +37,7 @@ from .config import DEFAULT_PER_CLIENT, Settings, is_loopback
 from .errors import (
     AtCapacity,
     ClientLimit,
+    Overloaded,
     ProviderError,
     ShuttingDown,
     StoreUnavailable,
@@ -44,13 +45,14 @@ from .errors import (
 )
 from .ids import new_stream_id
 from .metrics import Metrics
+from .overload import LoopLag
 from .providers import GenerationRequest, Provider, Usage
 from .sse import StreamFrames
 from .store.base import Cancel, Signal, StreamStore
 
 log = logging.getLogger("sseserver.generations")
 
-Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown"]
+Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown", "lost"]
 
 # A generation started by POST /api/streams waits at least this long for its first
 # subscriber, even with --resume-window 0 (which is about subscribers that left).
@@ -76,8 +78,8 @@ class _Progress:
 
 
 class _Watchdog:
-    """Stops a generation's pump on CANCEL, or when nobody has been subscribed for
-    --resume-window seconds (from the start: at least FIRST_SUBSCRIBER_GRACE)."""
+    """Stops a generation's pump on CANCEL or LOST, or when nobody has been subscribed
+    for --resume-window seconds (from the start: at least FIRST_SUBSCRIBER_GRACE)."""
 
     __slots__ = ("_deadline", "_progress", "_pump", "_window")
 
@@ -91,6 +93,8 @@ class _Watchdog:
     def on_signal(self, signal: Signal) -> None:
         if signal is Signal.CANCEL:
             self._stop_pump("cancelled")
+        elif signal is Signal.LOST:
+            self._stop_pump("lost")
         elif signal is Signal.IDLE:
             self._idle(self._window)
         else:  # BUSY: no deadline while someone listens
@@ -130,6 +134,7 @@ class Generations:
         provider: Provider,
         settings: Settings,
         metrics: Metrics | None = None,
+        lag: LoopLag | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
@@ -139,6 +144,7 @@ class Generations:
         self._running = 0
         self._per_client: dict[str, int] = {}
         self._closing = False
+        self._lag = lag
         self._metrics = metrics if metrics is not None else Metrics()
         self._metrics.count_generations(lambda: len(self._tasks))
 
@@ -158,6 +164,8 @@ class Generations:
             raise ShuttingDown
         if self._running >= self._settings.max_streams:
             raise AtCapacity
+        if self._lag is not None and self._lag.overloaded:
+            raise Overloaded
         per_client = self._client_limit(client)
         if per_client and self._per_client.get(client, 0) >= per_client:
             raise ClientLimit
@@ -287,7 +295,9 @@ class Generations:
                 with contextlib.suppress(StoreUnavailable, StreamLost):
                     await append(stream_id, frames.event("error", shutdown))
                 raise
-            current.uncancel()  # ours (DELETE or nobody listening): finish the stream
+            current.uncancel()  # ours: DELETE, nobody listening, or the stream was taken
+            if progress.ending == "lost":
+                return  # its end was written by whoever took it
             usage = Usage(progress.usage.input_tokens, progress.deltas, "cancelled")
         else:
             progress.ending = "done"

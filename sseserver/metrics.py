@@ -26,13 +26,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 # How a generation ended (as in its log line, streams/generations.py).
-ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown")
+ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown", "lost")
 # Why a subscriber's response ended before its stream did.
 DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
 # Why a request to start a generation was refused (429, 503), to use the API (401), or a
 # body or connection was turned away for the memory or descriptors it would take (503).
 REFUSALS: Final = (
-    "capacity", "client_limit", "shutting_down", "unauthorized", "body_memory", "connections",
+    "capacity", "client_limit", "shutting_down", "overload", "unauthorized", "body_memory",
+    "connections",
 )
 # Anthropic's error types (https://docs.anthropic.com/en/api/errors) and our own two.
 UPSTREAM_ERROR_TYPES: Final = frozenset({
@@ -43,6 +44,8 @@ UPSTREAM_ERROR_TYPES: Final = frozenset({
 
 # Time to first token: from tens of ms (demo, cached) to a long "thinking" pause.
 _TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
+# How far behind the event loop runs: from a busy tick to a stall.
+_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # A whole generation: a cancel after a token up to a long reply.
 _DURATION_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
 
@@ -134,6 +137,12 @@ class Metrics:
         self.ttft = Histogram(
             "sseserver_time_to_first_token_seconds", "From start to the first text delta.",
             buckets=_TTFT_BUCKETS, registry=registry,
+        )
+        self.loop_lag = Histogram(
+            "sseserver_event_loop_lag_seconds",
+            "How late the event loop ran a timer, sampled every 50 ms (admission: "
+            "--max-loop-lag-ms).",
+            buckets=_LAG_BUCKETS, registry=registry,
         )
         self.duration = Histogram(
             "sseserver_generation_duration_seconds", "From start to the end of a generation.",

@@ -16,6 +16,7 @@ from aiohttp import web
 from .auth import login_with_query_token
 from .bodies import read_body
 from .errors import BadRequest, NotFound, UnsupportedMediaType
+from .forwarded import client_address
 from .ids import is_stream_id
 from .keys import (
     BODY_BUDGET,
@@ -165,7 +166,7 @@ async def _start(
     request: web.Request, generation: GenerationRequest, *, wait_for_subscriber: bool = False
 ) -> str:
     """Start a generation, or refuse with the limit's status. The client is the peer
-    address: no proxy header is trusted (docs/operations.md, "Security")."""
+    address, or the one a trusted proxy forwarded (forwarded.py)."""
     return await request.app[GENERATIONS].start(
-        generation, client=request.remote or "", wait_for_subscriber=wait_for_subscriber
+        generation, client=client_address(request), wait_for_subscriber=wait_for_subscriber
     )

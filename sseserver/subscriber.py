@@ -34,7 +34,6 @@ from typing import Final
 
 from aiohttp import web
 
-from .access_log import EventStreamResponse, access_logger
 from .config import Settings
 from .errors import BadRequest, NotFound, SlowSubscriber, StoreUnavailable
 from .fanout import Fanout, Follower
@@ -131,15 +130,20 @@ class Subscribers:
             del pending
             live.events_sent += replayed
             start += replayed
+            may_follow = True
             while not ended:
-                if follower is not None and fanout.follow(stream_id, start, follower):
+                if may_follow and follower is not None and fanout.follow(
+                    stream_id, start, follower
+                ):
                     try:
                         await follower.follow_from(start)
                     finally:
                         fanout.unfollow(stream_id, follower)
                     start = follower.next_index
-                    ended = follower.ended
-                    continue  # ended, or fell behind: catch up by reading
+                    # Pushes stopped: the store says whether the stream ended (and how),
+                    # or the socket fell behind; read once before following again.
+                    may_follow = False
+                    continue
                 batch = await store.read(stream_id, start, wait=settings.heartbeat)
                 if batch is None:  # freed under us: nothing more will come
                     ending = "freed"
@@ -157,6 +161,7 @@ class Subscribers:
                     live.bytes_sent += len(PING)
                     sent += len(PING)
                 ended = batch.ended
+                may_follow = True
         except StoreUnavailable as exc:
             ending = "store_unavailable"
             log.warning("subscriber of %s ended: %s", stream_id, exc)
@@ -184,13 +189,26 @@ class Subscribers:
             live.subscribers -= 1
             if gone is not None:
                 metrics.disconnects.labels(gone).inc()
-            logger = access_logger(request)
-            if logger is not None:  # before any await: a second cancel must not lose it
-                if follower is not None:
-                    sent += follower.sent
-                logger.stream_ended(request, sent, time.monotonic() - started, gone or ending)
+            # Its access-log line, before any await: a second cancel must not lose it.
+            if follower is not None:
+                sent += follower.sent
+            _log_end(request, sent, time.monotonic() - started, gone or ending)
             await store.leave(stream_id)
         return response
+
+
+class EventStreamResponse(web.StreamResponse):
+    """An SSE response: its access-log line is written when it ends (`_log_end`), not by
+    aiohttp, which writes none for a handler the client's disconnect cancelled."""
+
+
+def _log_end(request: web.Request, sent: int, seconds: float, ended: str) -> None:
+    """The access-log line of an SSE response that ended (access_log.py, `stream_ended`),
+    when the connection logs access."""
+    logger = getattr(request.protocol, "access_logger", None)
+    stream_ended = getattr(logger, "stream_ended", None)
+    if stream_ended is not None and logger.enabled:  # type: ignore[union-attr]
+        stream_ended(request, sent, seconds, ended)
 
 
 def _frames(stream_id: str, start: int, batch: Batch) -> list[bytes]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the fake Anthropic API, and the real app served on 127.0.0.1."""
+"""Shared fixtures: the fake Anthropic API, the real app served on 127.0.0.1 in the test's
+event loop, server processes (tests/processes.py) and Redis (tests/redis_server.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from sseserver.config import Settings
 from sseserver.connections import SSERunner
 
 from .fake_anthropic import FakeAnthropic, fake_anthropic
+from .processes import processes
 from .redis_server import RedisServer, require_redis_server
 
 __all__ = [
-    "RunningServer", "StartServer", "fake_anthropic", "redis_server", "redis_url", "start_server",
+    "RunningServer", "StartServer", "fake_anthropic", "processes", "redis_server", "redis_url",
+    "start_server",
 ]
 
 
@@ -67,8 +70,8 @@ async def start_server() -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
 
     async def start(*, fake: FakeAnthropic | None = None, **overrides: Any) -> RunningServer:
-        # shutdown_grace 0: a test's teardown ends its generations at once, as before
-        # graceful shutdown existed; shutdown tests set it.
+        # shutdown_grace 0: a test's teardown ends its generations at once instead of
+        # waiting for them; the shutdown tests set it.
         values: dict[str, Any] = {"port": 0, "upstream_retries": 0, "shutdown_grace": 0}
         if fake is not None:
             values |= {

@@ -135,6 +135,10 @@ class Reply:
     stop_reason: str = "end_turn"
     output_tokens: int | None = None
     """Overrides :func:`count_output_tokens` for ``message_delta.usage.output_tokens``."""
+    stamp: bool = False
+    """Streamed deltas carry ``time.monotonic_ns()`` taken as each is written, and a space,
+    instead of the chunk's text: a client on the same machine subtracts it from the time the
+    text reached it, the latency of everything in between (``make bench-redis``)."""
 
 
 @dataclass(frozen=True)
@@ -514,6 +518,8 @@ class FakeAnthropic:
         for chunk in behaviour.chunks:
             if delay > 0:
                 await asyncio.sleep(delay)
+            if isinstance(behaviour, Reply) and behaviour.stamp:
+                chunk = f"{time.monotonic_ns()} "
             delta = {
                 "type": "content_block_delta",
                 "index": 0,

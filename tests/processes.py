@@ -1,29 +1,39 @@
-"""Real server processes for the scale-out tests: `python -m sseserver` (or gunicorn) in a
-subprocess, pointed at a fake Anthropic API running in the test's event loop."""
+"""Real server processes for the tests: `python -m sseserver` (or gunicorn) in a subprocess,
+for what only a real process shows (signals, exit codes, the log, the tasks left at exit,
+several processes sharing Redis), pointed at a fake Anthropic API running in the test's
+event loop.
+
+The `processes` fixture (registered in conftest.py) starts them and stops every one at the
+end of the test. Each process's stderr goes to a file, so a chatty server never blocks on a
+full pipe and its log can be read at any time, also after it exited.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Final
 
 import aiohttp
 import pytest
 
 from .fake_anthropic import FakeAnthropic
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parent.parent
+SSESERVER: Final = (sys.executable, "-m", "sseserver")
 
 
 def server_env(fake: FakeAnthropic | None = None, **extra: str) -> dict[str, str]:
-    """This environment without our own or Anthropic's variables, plus `extra`."""
+    """This environment without our own or Anthropic's variables (a developer's settings
+    must not change what a test runs), plus the fake's key and URL and `extra`."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SSESERVER_", "ANTHROPIC_"))}
     if fake is not None:
@@ -46,6 +56,10 @@ class ServerProcess:
         self.url = ""
 
     @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
@@ -56,25 +70,33 @@ class ServerProcess:
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS")
 
-    def log_text(self) -> str:
+    @property
+    def log(self) -> str:
+        """Everything the process wrote to stderr so far."""
         return Path(self._log.name).read_text(errors="replace")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.process.send_signal(signum)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind, as a crash or the OOM killer would."""
         if self.process.returncode is None:
             self.process.kill()
 
+    async def wait(self, timeout: float) -> int:
+        """The exit code, once the process has exited by itself."""
+        async with asyncio.timeout(timeout):
+            return await self.process.wait()
+
     async def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, as a service manager stops it; SIGKILL after `timeout` seconds."""
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(timeout):
-                code = await self.process.wait()
+            return await self.wait(timeout)
         except TimeoutError:
             self.process.kill()
-            code = await self.process.wait()
-        self._log.close()
-        return code
+            return await self.process.wait()
 
 
 class Processes:
@@ -82,41 +104,78 @@ class Processes:
 
     def __init__(self) -> None:
         self.started: list[ServerProcess] = []
+        self._logs: list[IO[bytes]] = []
 
-    async def spawn(self, argv: Sequence[str], env: dict[str, str]) -> ServerProcess:
+    async def spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> ServerProcess:
+        """Any command (gunicorn, say), stdout piped, stderr to the log."""
         log = tempfile.NamedTemporaryFile(prefix="sseserver-test-", suffix=".log")  # noqa: SIM115
+        self._logs.append(log)
         process = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=log,
+            *argv, cwd=ROOT, env=dict(env), stdout=asyncio.subprocess.PIPE, stderr=log,
         )
         server = ServerProcess(process, log)
         self.started.append(server)
         return server
 
     async def sseserver(
-        self, fake: FakeAnthropic | None, *args: str, timeout: float = 30,
-        open_files: tuple[int, int] | None = None,
+        self, fake: FakeAnthropic | None, *args: str, loop: str | None = None,
+        timeout: float = 30, open_files: tuple[int, int] | None = None,
     ) -> ServerProcess:
-        """`python -m sseserver --port 0 ARGS`, once it has printed its URL; `open_files`:
-        the (soft, hard) limit on descriptors it starts with."""
+        """`python -m sseserver --port 0 ARGS`, once it has printed its URL: the anthropic
+        provider pointed at `fake`, else the demo; `--loop LOOP` when `loop` is given;
+        `open_files`: the (soft, hard) limit on descriptors it starts with."""
         provider = ["--provider", "anthropic", "--upstream-retries", "0"] if fake else [
             "--provider", "demo"]
-        python = [sys.executable]
+        loop_flag = ["--loop", loop] if loop is not None else []
+        python: list[str] = [SSESERVER[0]]
         if open_files is not None:  # set in the child, which then becomes the server
-            python += ["-c", _WITH_OPEN_FILES, *map(str, open_files), sys.executable]
+            python += ["-c", _WITH_OPEN_FILES, *map(str, open_files), SSESERVER[0]]
         server = await self.spawn(
-            [*python, "-m", "sseserver", "--port", "0", *provider, *args],
+            [*python, *SSESERVER[1:], "--port", "0", *provider, *loop_flag, *args],
             server_env(fake),
         )
         assert server.process.stdout is not None
         async with asyncio.timeout(timeout):
             line = (await server.process.stdout.readline()).decode()
         match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert match, f"no URL printed: {line!r}\n{server.log_text()}"
+        assert match, f"no URL printed: {line!r}\n{server.log}"
         server.url = match.group(0)
         return server
 
+    async def command(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 30
+    ) -> tuple[int, str, str]:
+        """`python -m sseserver ARGS` that exits by itself (`--help`, a refused setting):
+        its exit code, stdout and stderr."""
+        server = await self.spawn([*SSESERVER, *args], server_env(None, **(env or {})))
+        assert server.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            stdout = await server.process.stdout.read()
+            code = await server.process.wait()
+        return code, stdout.decode(errors="replace"), server.log
+
+    async def loadgen(self, url: str, *args: str, timeout: float = 180) -> dict[str, Any]:
+        """`python -m sseserver.loadgen URL ARGS --json`, run to its end: its report."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sseserver.loadgen", url, *args, "--json",
+            cwd=ROOT, env=server_env(None), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                stdout, stderr = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert stdout, f"the load generator printed no report: {stderr.decode()[-2000:]}"
+        report: dict[str, Any] = json.loads(stdout)
+        return report
+
     async def close(self) -> None:
         await asyncio.gather(*(server.stop() for server in self.started))
+        for log in self._logs:
+            log.close()
 
 
 @pytest.fixture

@@ -1,34 +1,22 @@
 """A private redis-server for the tests: Debian's package on a free 127.0.0.1 port, with no
 persistence, stopped (and restartable on the same port) by the test that owns it.
 
-`make test` installs redis-server when it is missing and runs as root. Elsewhere the tests
-that need it skip, saying what to install; under CI (`CI` set) they fail instead, since
-CI must run everything.
+A missing redis-server follows the rule of tests/system_tools.py: a skip locally, naming
+the apt-get line, a failure under CI.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
-from typing import Final
 
-import pytest
-
-REDIS_SERVER: Final = shutil.which("redis-server") or "/usr/bin/redis-server"
+from .system_tools import REDIS_SERVER, require
 
 
 def require_redis_server() -> None:
-    if Path(REDIS_SERVER).is_file():
-        return
-    message = "redis-server is missing: run `apt-get install redis-server` (Debian's package)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    require(REDIS_SERVER)
 
 
 def free_port() -> int:
@@ -47,7 +35,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         assert self._process is None, "already running"
         self._process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+            [REDIS_SERVER.path, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--daemonize", "no",
              "--dir", self._dir.name, "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

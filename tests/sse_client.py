@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from ssl import SSLContext
 from types import TracebackType
 
 import aiohttp
@@ -95,11 +96,13 @@ class SSEStream:
 
 
 async def open_sse(
-    url: str, headers: Mapping[str, str] | None = None, method: str = "GET"
+    url: str, headers: Mapping[str, str] | None = None, method: str = "GET", *,
+    ssl: SSLContext | bool = True,
 ) -> SSEStream:
-    """Open a stream on its own connection (so closing it is a real TCP close)."""
+    """Open a stream on its own connection (so closing it is a real TCP close); `ssl` as
+    aiohttp takes it (a context that trusts a test's own certificate)."""
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(force_close=True),
+        connector=aiohttp.TCPConnector(force_close=True, ssl=ssl),
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=False,
     )

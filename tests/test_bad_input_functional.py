@@ -1,5 +1,6 @@
-"""Every input SPEC 3 refuses gets its status and a JSON error, and changes nothing:
-no generation starts, no upstream request is made, the server stays healthy."""
+"""Every input the API refuses (docs/protocol.md, "Requests") gets its status and a JSON
+error, and changes nothing: no generation starts, no upstream request is made, the server
+stays healthy. Each rule's exact status and message: tests/test_validation.py."""
 
 from __future__ import annotations
 

@@ -33,3 +33,10 @@ def test_added_is_the_difference_by_site() -> None:
     text = added(ours, raw, top=10)
     assert text.splitlines()[0].startswith("sseserver - raw: 0.15 KiB per open stream")
     assert text.splitlines()[2:] == ["      100  a.py:1", "      100  b.py:2"]
+
+
+async def test_memory_per_open_stream_on_redis_names_the_redis_store(redis_url: str) -> None:
+    footprint = await measure("sseserver-redis", streams=30, settle=2.5, redis_url=redis_url)
+    text = report(footprint, top=80)
+    assert text.startswith("sseserver-redis: ")
+    assert "sseserver/store/redis/" in text

@@ -1,4 +1,4 @@
-"""The bench's peers must do exactly sseserver's demo workload (issue 6): same tokens, same
+"""The bench's peers must do exactly sseserver's demo workload: same tokens, same
 frame bytes, or the comparison in `make bench` would not be like for like."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The chat page (web/) in a real headless Chromium, against the real app (SPEC 5).
+"""The chat page (web/) in a real headless Chromium, against the real app.
 
 Each test starts the app in-process (``start_server``) with the anthropic provider pointed
 at the fake Anthropic API, so the page goes through the whole real path: POST /api/streams,
@@ -6,7 +6,7 @@ EventSource on the answered URL, the server's SSE frames, the SDK talking to the
 Chromium is Debian's (``/usr/bin/chromium``) driven by playwright; playwright's own browser
 download is never used. Screenshots land in ``artifacts/`` (git-ignored).
 
-Each test launches its own browser (about 1 s): a shared one would have to live in a
+Each test launches its own browser: a shared one would have to live in a
 longer-lived event loop than the function-scoped server fixtures it talks to.
 """
 
@@ -33,10 +33,10 @@ from playwright.async_api import (
 
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, HttpError, Reply, Silent, count_output_tokens
+from .system_tools import CHROMIUM, require
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM: Final = Path("/usr/bin/chromium")
 # Needed on this machine (containers without a user namespace or GPU); harmless elsewhere.
 CHROMIUM_ARGS: Final = [
     "--no-sandbox",
@@ -55,12 +55,10 @@ TIMEOUT_MS: Final = 10_000
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        # Never a skip: CI must run these (`make test` installs it when running as root).
-        pytest.fail(f"{CHROMIUM} is missing: run `apt-get install chromium` (Debian's Chromium)")
+    require(CHROMIUM)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM.path, headless=True, args=CHROMIUM_ARGS
         )
         try:
             yield browser
@@ -413,7 +411,7 @@ async def test_request_error_is_shown_inline(
 async def test_access_token_cookie_lets_the_page_and_its_event_source_in(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
-    """SPEC 7: with --access-token the page loads without it (it holds no secret), the
+    """With --access-token the page loads without it (it holds no secret), the
     API refuses with a message saying what to do, and opening /?token=T once sets the
     HttpOnly cookie that fetch and EventSource then carry."""
     token = "browser-token-0123456789abcdef"

@@ -8,7 +8,8 @@ from sseserver.config import Settings, load_settings, resolved_provider
 from sseserver.errors import ConfigError
 
 
-def test_defaults_match_the_spec() -> None:
+def test_defaults_are_the_documented_ones() -> None:
+    """What a run without flags or variables gets (docs/operations.md, "Options")."""
     settings = load_settings([], {})
     assert (settings.host, settings.port, settings.provider) == ("127.0.0.1", 8080, "auto")
     assert settings.model == "claude-sonnet-5-5"
@@ -67,8 +68,9 @@ def test_settings_are_frozen() -> None:
 
 
 def test_safety_options_defaults_and_parsing() -> None:
-    """Issue 5's options: a per-client limit only beyond loopback (None: the default), no
-    token, CORS off, a 10 s grace."""
+    """The safety options are off or lenient by default, so a local run needs none of them:
+    a per-client limit only beyond loopback (None: the default), no token, CORS off, a grace
+    long enough for a short reply."""
     defaults = load_settings([], {})
     assert defaults.max_streams_per_client is None
     assert defaults.access_token is None

@@ -60,7 +60,8 @@ async def test_pacing_follows_delay_ms() -> None:
 
 
 def test_a_demo_server_never_imports_the_anthropic_sdk() -> None:
-    """The SDK costs ~50 MB of memory: a demo or load-test server must not pay it."""
+    """Importing the SDK costs memory in every process (docs/performance.md, "What limits
+    the rest"): a demo or load-test server, which never calls it, must not pay for it."""
     import subprocess
     import sys
 

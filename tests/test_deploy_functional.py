@@ -1,11 +1,10 @@
-"""Ways to run several processes (SPEC 6): `--workers N` on one port with SO_REUSEPORT,
+"""Ways to run several processes: `--workers N` on one port with SO_REUSEPORT,
 and gunicorn's aiohttp worker with our worker class, each with the commands the README
 gives."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,11 +12,9 @@ from pathlib import Path
 import aiohttp
 
 from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .processes import ROOT, Processes, processes, server_env, wait_healthy
+from .processes import Processes, server_env, wait_healthy
 from .redis_server import RedisServer, free_port
 from .sse_client import open_sse
-
-__all__ = ["processes"]
 
 
 def _workers(pid: int) -> list[int]:
@@ -38,11 +35,10 @@ def _redis_clients(redis_server: RedisServer) -> set[str]:
             if part.startswith(b"name=sseserver-")}
 
 
-def test_workers_without_redis_refuse_to_start() -> None:
-    result = subprocess.run([sys.executable, "-m", "sseserver", "--workers", "2"], cwd=ROOT,
-                            env=server_env(), capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    assert "--workers 2 needs --redis-url" in result.stderr
+async def test_workers_without_redis_refuse_to_start(processes: Processes) -> None:
+    code, _, stderr = await processes.command("--workers", "2")
+    assert code == 2
+    assert "--workers 2 needs --redis-url" in stderr
 
 
 async def test_workers_share_one_port_and_every_stream(

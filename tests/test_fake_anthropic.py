@@ -8,6 +8,7 @@ for each failure, so the mapping written in ``tests/fake_anthropic.py`` stays tr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import signal
@@ -174,6 +175,23 @@ async def test_each_delta_is_flushed_when_produced(fake: FakeAnthropic) -> None:
     assert spread > 2 * delay * 0.75, f"deltas arrived bunched up within {spread:.3f}s"
     assert arrivals["message_stop"] - delta_times[-1] < delay
 
+
+
+async def test_a_stamped_reply_sends_when_each_delta_was_written(fake: FakeAnthropic) -> None:
+    """`make bench-redis` subtracts these stamps from arrival times: each must be the
+    monotonic clock (the one `time.monotonic()` reads) at the write, after the delay."""
+    delay = 0.05
+    fake.enqueue(Reply(chunks=["a", "b", "c"], delay=delay, stamp=True))
+    before = time.monotonic_ns()
+    _, events = await _raw_events(fake)
+    deltas = [(at, json.loads(data)["delta"]["text"])
+              for at, name, data in events if name == "content_block_delta"]
+    assert [text[-1] for _, text in deltas] == [" ", " ", " "]
+    stamps = [int(text) for _, text in deltas]
+    assert before + delay * 1e9 * 0.5 < stamps[0]
+    assert all(later - earlier > delay * 1e9 * 0.5
+               for earlier, later in itertools.pairwise(stamps))
+    assert all(stamp / 1e9 <= at for stamp, (at, _) in zip(stamps, deltas, strict=True))
 
 async def test_sdk_reassembles_exact_text_and_usage(
     fake: FakeAnthropic, client: anthropic.AsyncAnthropic

@@ -12,10 +12,8 @@ from typing import Final
 
 import pytest
 
-from .processes import Processes, ServerProcess, processes, wait_healthy
+from .processes import Processes, ServerProcess, wait_healthy
 from .raw_http import exchange, host_port, request
-
-__all__ = ["processes"]
 
 TOKEN: Final = "flood-token-0123456789abcdef"
 MIB: Final = 1024 * 1024
@@ -147,7 +145,7 @@ async def test_the_open_files_limit_is_raised_at_start(processes: Processes) -> 
     await wait_healthy(server.url)
     limits = Path(f"/proc/{server.process.pid}/limits").read_text()  # noqa: ASYNC240
     assert re.search(r"Max open files\s+4096\s+4096", limits), limits
-    assert "open-files limit raised from 256 to 4096" in server.log_text()
+    assert "open-files limit raised from 256 to 4096" in server.log
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
@@ -169,7 +167,7 @@ async def test_running_out_of_descriptors_is_logged(processes: Processes, loop: 
     finally:
         for writer in opened:
             writer.close()
-    log = server.log_text()
+    log = server.log
     warnings = [line for line in log.splitlines()
                 if "open files at the limit (64)" in line or "cannot accept connections" in line]
     assert warnings, log[-3000:]

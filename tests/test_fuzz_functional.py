@@ -1,10 +1,11 @@
-"""Bad input, fuzzed: query strings, JSON bodies, headers (bytes that are not UTF-8
-included), methods, raw request lines and heads (sizes, counts, encodings), bodies with a
-Content-Encoding, and `/static/` names, on every route. Every answer is a well-formed
-status with a JSON error, or a valid SSE stream, or the route's own content; never a 500.
-The log is checked as well as the answers: each request writes exactly one access-log
-line, in printable ASCII (whatever the client sent is escaped), and nothing at WARNING or
-above, no traceback. Afterwards the server is healthy, nothing runs, and the event loop
+"""Bad input, fuzzed (docs/protocol.md, "Requests" and "Errors"): query strings, JSON
+bodies, headers (bytes that are not UTF-8 included), methods, raw request lines and heads
+(sizes, counts, encodings), bodies with a Content-Encoding, and `/static/` names, on every
+route. Every answer is a well-formed status with a JSON error, or a valid SSE stream, or
+the route's own content; never a 500. The log is checked as well as the answers: each
+request writes exactly one access-log line, in printable ASCII (whatever the client sent
+is escaped), and nothing at WARNING or above, no traceback. Afterwards the server is
+healthy, nothing runs, and the event loop
 holds as many tasks as before.
 
 Requests go over a raw socket (`_raw`), so the fuzzer can send what aiohttp's client
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
 import json
 import logging
 import re
@@ -168,12 +170,13 @@ def check(answer: Answer, path: str) -> None:
 
 @pytest.fixture
 async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
-    """The demo provider at full speed, three tokens a reply, small limits, a token; and
-    the check that every test leaves nothing running."""
+    """The demo provider at full speed, three tokens a reply, small limits, a token, the
+    fuzzer's own address trusted as a proxy (so its forwarded headers are read); and the
+    check that every test leaves nothing running."""
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
         max_body_bytes=4096, max_tokens=100, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
-        access_token=TOKEN,
+        access_token=TOKEN, forwarded_allow_ips=(ipaddress.ip_network("127.0.0.1"),),
     )
     baseline = len(asyncio.all_tasks())
     LOGS.attach()
@@ -356,7 +359,8 @@ async def test_fuzzed_json_bodies(
     last_event_id=last_event_ids,
     extra=st.lists(
         st.tuples(st.sampled_from(["Authorization", "Cookie", "Origin", "Accept",
-                                   "Accept-Encoding", "Content-Type", "X-Forwarded-For"]),
+                                   "Accept-Encoding", "Content-Type", "X-Forwarded-For",
+                                   "X-Forwarded-Proto"]),
                   header_bytes),
         max_size=4,
         unique_by=lambda header: header[0],  # a repeated Content-Type is the parser's 400

@@ -1,5 +1,5 @@
-"""Half-open connections (SPEC 4, issue 5): a client that vanishes without a FIN or RST
-is found, and its upstream cancelled, within a bound.
+"""Half-open connections: a client that vanishes without a FIN or RST is found, and its
+upstream cancelled, within a bound.
 
 The simulation, and why it is honest: the client runs in a network namespace this test
 makes (`ip netns add`, a veth pair on 10.231.7.0/30, nothing routed beyond it), connected
@@ -7,8 +7,8 @@ to the real app listening on the host end. Once the client has its first token, 
 packet on the link is dropped in both directions by a `pfifo` qdisc of length 0 on each
 veth end: the client process still holds its socket open, but nothing it sends (ACKs
 included) arrives, and nothing reaches it, exactly like a laptop whose lid closed or a
-phone that left the network. (`tc netem` and `iptables` would do the same; this kernel has
-neither netem nor tc classifiers, and a zero-length queue needs neither.) The upstream is
+phone that left the network. (`tc netem` and `iptables` would do the same, but not every
+kernel has netem or tc classifiers, and a zero-length queue needs neither.) The upstream is
 `Silent` (Claude thinking), so only heartbeats flow: the hardest case.
 
 Bound (sockets.py): --heartbeat + --send-timeout to find the client, + --resume-window to
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from sseserver.keys import METRICS
 
 from .fake_anthropic import FakeAnthropic, Silent
 from .metrics_text import parse, value
+from .system_tools import IP, TC, require, require_root
 
 NAMESPACE: Final = f"sseserver-t{os.getpid()}"
 HOST_END: Final = "sseA"
@@ -68,8 +68,8 @@ def _ip(*args: str) -> None:
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None:
-        pytest.skip("needs root and iproute2 (apt-get install iproute2) for a network namespace")
+    require(IP, TC)
+    require_root("a network namespace")
     subprocess.run(["ip", "netns", "del", NAMESPACE], capture_output=True, timeout=10)
     subprocess.run(["ip", "link", "del", HOST_END], capture_output=True, timeout=10)
     _ip("netns", "add", NAMESPACE)

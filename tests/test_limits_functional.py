@@ -1,4 +1,4 @@
-"""Limits (SPEC 2, 3, 7; issue 5): they count generations, answer with their status and
+"""Limits (docs/protocol.md, "Limits"): they count generations, answer with their status and
 Retry-After, start nothing when they refuse, and never count a resumed subscriber."""
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ async def test_per_client_limit_is_429_with_retry_after_and_counts_generations(
 async def test_no_per_client_limit_by_default(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:
-    """A load test from one address must not be throttled by default (SPEC 2)."""
+    """A load test from one address must not be throttled by default: the per-client limit
+    is off unless set (docs/protocol.md, "Limits")."""
     server = await start_server(fake=fake_anthropic)
     fake_anthropic.enqueue(*[Silent() for _ in range(20)])
     results = await asyncio.gather(*[_post(server) for _ in range(20)])

@@ -16,18 +16,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from sseserver.loadgen import (
-    LoadGen,
-    Options,
-    ProtocolError,
-    ResponseParser,
-    SseDecoder,
-    Stats,
-    StreamCheck,
-    _Connection,
-    format_report,
-    percentiles,
-)
+from sseserver.loadgen import LoadGen, Options, format_report
+from sseserver.loadgen.checks import StreamCheck
+from sseserver.loadgen.decoder import SseDecoder
+from sseserver.loadgen.protocol import Connection, ProtocolError, ResponseParser
+from sseserver.loadgen.report import percentiles
+from sseserver.loadgen.stats import Stats
 
 from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
@@ -160,7 +154,7 @@ def test_response_parser_refuses_bad_framing(wire: bytes) -> None:
 def _check(ids: list[bytes | None], events: list[bytes] | None = None) -> StreamCheck:
     stats = Stats()
     check = StreamCheck(stats, drop_after=0, started=0.0)
-    check.attach(_Connection(stats))
+    check.attach(Connection(stats))
     for n, event_id in enumerate(ids):
         event = events[n] if events else b"message"
         check.on_event(event_id, event, b'"x"')

@@ -1,6 +1,9 @@
-"""Log integrity: only the server writes a log line, every request gets exactly one
-access-log line, and neither a user's message nor the access token reaches the log at the
-default level, whatever a client sends (docs/operations.md, "Logs")."""
+"""What the logs may hold: a request's method, path and status, never a secret (the access
+token, the API key) nor a user's words (a question travels in the query string, which the
+access log leaves out: access_log.py), even at `--log-level debug`. And log integrity:
+only the server writes a log line, every request gets exactly one access-log line (an SSE
+response when it ends, however it ends), whatever a client sends (docs/operations.md,
+"Logs")."""
 
 from __future__ import annotations
 
@@ -15,13 +18,55 @@ from typing import Final
 import aiohttp
 import pytest
 
+from sseserver.__main__ import configure_logging
+
 from .conftest import StartServer
-from .processes import Processes, ServerProcess, processes, wait_healthy
+from .fake_anthropic import FakeAnthropic, Reply
+from .http_client import request as http_request
+from .processes import Processes, ServerProcess, wait_healthy
 from .raw_http import exchange, host_port, request
+from .sse_client import open_sse
 
-__all__ = ["processes"]
+TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 
-TOKEN: Final = "log-token-0123456789abcdef"
+
+async def test_the_token_and_the_key_never_reach_a_log_line(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    guarded = await start_server(fake=fake_anthropic, access_token=TOKEN)
+    # What `python -m sseserver --log-level debug` logs: our loggers at DEBUG, the SDK's
+    # HTTP stack at INFO (its DEBUG lines carry request bodies: configure_logging).
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="sseserver")
+    fake_anthropic.enqueue(Reply(chunks=["fine"]))
+    await http_request("GET", f"{guarded.url}/?token={TOKEN}")
+    await http_request("GET", guarded.url + "/?token=wrong-guess-of-the-token")
+    await http_request("GET", guarded.url + "/api/sse?message=hi",
+                  headers={"Authorization": "Bearer wrong-guess-of-the-token"})
+    async with await open_sse(guarded.url + "/api/sse?message=a-private-question",
+                              headers={"Authorization": f"Bearer {TOKEN}"}) as stream:
+        await stream.read_all()
+    assert "generation id=" in caplog.text  # the logs were captured
+    for secret in (TOKEN, fake_anthropic.api_key, "wrong-guess", "a-private-question"):
+        assert secret not in caplog.text
+    assert TOKEN not in repr(guarded.settings)
+
+
+def test_debug_logging_keeps_the_sdk_from_logging_request_bodies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_LOG", raising=False)
+    saved = {name: logging.getLogger(name).level for name in ("anthropic", "httpx2", "")}
+    try:
+        configure_logging("debug")
+        assert logging.getLogger("sseserver").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("anthropic._base_client").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("httpx2").isEnabledFor(logging.DEBUG)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
 AUTH: Final = ("Authorization", f"Bearer {TOKEN}".encode())
 MESSAGE: Final = "the-users-own-words-7f3a91"
 # A line the server wrote: a timestamp, a level, a logger. Anything else on stderr was
@@ -36,7 +81,7 @@ async def _stopped_log(server: ServerProcess) -> str:
     server.process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(15):
         assert await server.process.wait() == 0
-    return server.log_text()
+    return server.log
 
 
 def _access_lines(log: str) -> list[str]:

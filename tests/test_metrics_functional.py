@@ -1,4 +1,4 @@
-"""/metrics (SPEC 8, issue 5): after a scripted sequence of streams against the fake,
+"""/metrics (docs/operations.md, "Metrics"): after a scripted sequence of streams against the fake,
 every counter has moved by exactly what happened; no label holds a stream, a client, a
 message or a key; each app has its own registry."""
 

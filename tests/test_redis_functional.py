@@ -1,4 +1,4 @@
-"""Scale-out end to end (SPEC 6, issue 4): separate `python -m sseserver` processes sharing
+"""Scale-out end to end: separate `python -m sseserver` processes sharing
 one real Redis, and one fake Anthropic API that sees every upstream request.
 
 Each test prints what it measured (run with -s to see it)."""
@@ -12,13 +12,11 @@ import time
 import aiohttp
 import pytest
 
-from sseserver.store.redis import HEARTBEAT_INTERVAL, PROCESS_LEASE
+from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
 from .fake_anthropic import FakeAnthropic, Reply
-from .processes import Processes, ServerProcess, processes
+from .processes import Processes, ServerProcess
 from .sse_client import open_sse
-
-__all__ = ["processes"]
 
 WORDS = [f"word{i} " for i in range(40)]
 # A killed process is noticed within its lease plus one heartbeat of a survivor.

@@ -1,6 +1,6 @@
-"""Redis unreachable at start and mid-run, then back (issue 4, point 4): new streams get a
-clear 503, running subscribers an `error` event, /healthz says degraded; when Redis comes
-back, service resumes without a restart."""
+"""Redis unreachable at start and mid-run, then back (docs/operations.md, "Deployment"):
+new streams get a clear 503, running subscribers an `error` event, /healthz says degraded;
+when Redis comes back, service resumes without a restart."""
 
 from __future__ import annotations
 

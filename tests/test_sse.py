@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from sseserver.errors import FieldError
 from sseserver.sse import (
     PING,
-    SSE_HEADERS,
     StreamFrames,
     encode_event,
     encode_retry,
@@ -59,16 +58,6 @@ def test_ping_is_a_comment() -> None:
     parser = SSEParser()
     assert parser.feed(PING) == []
     assert parser.comments == [" ping"]
-
-
-def test_headers() -> None:
-    """The response headers SPEC 4 requires, including nginx's buffering opt-out."""
-    assert SSE_HEADERS == {
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "Connection": "keep-alive",
-        "X-Accel-Buffering": "no",
-    }
 
 
 @pytest.mark.parametrize(

@@ -183,6 +183,106 @@ async def test_memory_store_counts_its_subscribers() -> None:
     assert store.subscriber_count() == 0
 
 
+class _Listener:
+    """A stream listener that records what it is handed."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[bytes, int]] = []
+        self.ended = False
+        self._changed = asyncio.Event()
+
+    def frame(self, data: bytes, index: int) -> None:
+        self.frames.append((data, index))
+        self._changed.set()
+
+    def end(self) -> None:
+        self.ended = True
+        self._changed.set()
+
+    async def until(self, frames: int, *, ended: bool = False) -> None:
+        """Wait (Redis hands frames over once they are confirmed) for this much."""
+        async with asyncio.timeout(3):
+            while len(self.frames) < frames or (ended and not self.ended):
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_a_listener_at_the_end_gets_each_new_frame_with_its_index(
+    store: StreamStore,
+) -> None:
+    await store.create("s")
+    await store.append("s", b"a")
+    assert (await _read_all_now(store, "s")) == [b"a"]
+    listener = _Listener()
+    assert store.listen("s", 1, listener)
+    await store.append("s", b"b")
+    await store.append("s", b"c")
+    await listener.until(2)
+    assert listener.frames == [(b"b", 1), (b"c", 2)]
+    await store.finish("s", keep_for=5)
+    await listener.until(2, ended=True)
+    assert listener.frames == [(b"b", 1), (b"c", 2)]
+
+
+async def test_no_listener_behind_the_end_and_none_kept_after_it(store: StreamStore) -> None:
+    await store.create("s")
+    await store.append("s", b"a")
+    await _read_all_now(store, "s")
+    assert not store.listen("s", 0, _Listener())  # behind: the subscriber reads first
+    await store.finish("s", keep_for=5)
+    late = _Listener()
+    if store.listen("s", 1, late):  # a store that cannot tell at once ends it soon
+        await late.until(0, ended=True)
+        assert late.frames == []
+
+
+async def test_a_listener_in_another_process_catches_up_then_follows(
+    redis_url: str,
+) -> None:
+    """Redis: a process that did not generate the stream gets it through its one reader,
+    from the listener's position (read from the log) on, each frame once."""
+    from sseserver.store.redis import RedisStore
+
+    prefix = f"t{secrets.token_hex(4)}:"
+    owner = RedisStore(redis_url, resume_window=1, prefix=prefix)
+    other = RedisStore(redis_url, resume_window=1, prefix=prefix)
+    await owner.open()
+    await other.open()
+    try:
+        await owner.create("s")
+        for frame in (b"a", b"b", b"c"):
+            await owner.append("s", frame)
+        await _read_all_now(owner, "s")
+        listener = _Listener()
+        assert other.listen("s", 1, listener)  # behind: b and c come from the log
+        await listener.until(2)
+        for frame in (b"d", b"e"):
+            await owner.append("s", frame)
+        await owner.finish("s", keep_for=5)
+        await listener.until(4, ended=True)
+        assert listener.frames == [(b"b", 1), (b"c", 2), (b"d", 3), (b"e", 4)]
+    finally:
+        await other.close()
+        await owner.close()
+
+
+async def test_unlisten_stops_the_frames(store: StreamStore) -> None:
+    await store.create("s")
+    listener = _Listener()
+    assert store.listen("s", 0, listener)
+    store.unlisten("s")
+    await store.append("s", b"a")
+    assert (await _read_all_now(store, "s")) == [b"a"]
+    assert listener.frames == []
+
+
+async def _read_all_now(store: StreamStore, stream_id: str) -> list[bytes]:
+    """The frames the store holds, once the last append is readable."""
+    batch = await store.read(stream_id, 0, wait=1)
+    assert batch is not None
+    return batch.frames
+
+
 async def test_a_read_says_how_many_events_the_stream_has(store: StreamStore) -> None:
     """Batch.held: what a subscriber checks a resume point against (a Last-Event-ID
     beyond it names an event the stream never had)."""

@@ -1,6 +1,6 @@
 """The streams API end to end: generations that outlive a connection, exact resume,
-cancel rules, and slow subscribers (SPEC 3 and 4). The tests taking `backend` run once
-with streams in memory and once in Redis."""
+cancel rules, and slow subscribers (docs/protocol.md, "Ids and resume" and "Disconnects").
+The tests taking `backend` run once with streams in memory and once in Redis."""
 
 from __future__ import annotations
 

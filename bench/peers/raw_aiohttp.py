@@ -1,4 +1,4 @@
-"""The floor: aiohttp's plain StreamResponse, one write per event (issue 6's "raw")."""
+"""The floor: aiohttp's plain StreamResponse, one write per event (the bench's "raw")."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ class Signal(enum.Enum):
     IDLE = "idle"  # the last subscriber left (or none came yet)
     BUSY = "busy"  # a subscriber is attached again
     CANCEL = "cancel"  # someone asked to stop now (DELETE)
+    LOST = "lost"  # the stream was ended by another process: this one was taken for dead
 
 
 class Cancel(enum.Enum):

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
+from typing import Final
 
 from .base import Batch, Cancel, Signal, StreamListener
+from .retention import Retention
+
+# What a kept frame costs beyond its bytes: the bytes object's header and its list slot.
+FRAME_OVERHEAD: Final = sys.getsizeof(b"") + 8
 
 
 class _Stream:
@@ -36,8 +42,9 @@ class _Stream:
 class MemoryStore:
     backend = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, resume_max_bytes: int | None = None) -> None:
         self._streams: dict[str, _Stream] = {}
+        self._retention = Retention(resume_max_bytes)
 
     async def open(self) -> None:
         pass
@@ -67,8 +74,22 @@ class MemoryStore:
         stream.on_signal = None
         stream.wake()
         _end_listener(stream)
+        frames = stream.frames
+        size = sum(map(len, frames)) + FRAME_OVERHEAD * len(frames)
+        for freed in self._retention.add(stream_id, size, keep_for):
+            self._free(freed)
         loop = asyncio.get_running_loop()
-        stream.expiry = loop.call_later(keep_for, self._streams.pop, stream_id, None)
+        stream.expiry = loop.call_later(keep_for, self._expire, stream_id)
+
+    def _expire(self, stream_id: str) -> None:
+        self._streams.pop(stream_id, None)
+        self._retention.discard(stream_id)
+
+    def _free(self, stream_id: str) -> None:
+        """Freed before its window, to keep finished streams under --resume-max-mb."""
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None and stream.expiry is not None:
+            stream.expiry.cancel()
 
     async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
         stream = self._streams.get(stream_id)

@@ -1,4 +1,4 @@
-// The JSON half of the streams API (SPEC 3): start a generation, cancel one.
+// The JSON half of the streams API (docs/protocol.md, "Requests"): start a generation, cancel one.
 // Every failure becomes an ApiError carrying the server's {"error": {type, message}}.
 
 export class ApiError extends Error {
@@ -45,7 +45,7 @@ export async function createStream(body) {
 /**
  * DELETE /api/streams/<id>: stop the generation upstream (the Stop button).
  * Best effort: when it fails, the server still cancels the upstream once no
- * subscriber has come back within its resume window (SPEC 4).
+ * subscriber has come back within its resume window (docs/protocol.md, "Disconnects").
  * @param {string} id
  */
 export async function cancelStream(id) {

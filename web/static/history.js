@@ -1,5 +1,5 @@
 // The conversation as the API sees it: alternating user/assistant messages, starting
-// with the user (SPEC 3). Only settled turns live here; the turn being streamed is
+// with the user (docs/protocol.md, "Requests"). Only settled turns live here; the turn being streamed is
 // added when its reply ends, and only if it can be kept.
 
 /** Whether a reply's text may be sent back as an assistant message. */

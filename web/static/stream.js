@@ -1,4 +1,4 @@
-// The SSE half of the streams API (SPEC 4): one EventSource per reply.
+// The SSE half of the streams API (docs/protocol.md, "Events"): one EventSource per reply.
 //
 // EventSource reconnects by itself after a dropped connection, sending Last-Event-ID,
 // and the server replays exactly the missed events; a reconnect after the stream has
@@ -44,7 +44,7 @@ export function openStream(url, handlers) {
       try {
         handle(event);
       } catch (error) {
-        // A frame this page cannot read (not the JSON of SPEC 4): end the reply visibly
+        // A frame this page cannot read (not the JSON docs/protocol.md describes): end the reply visibly
         // rather than leave it hanging in "streaming".
         close();
         handlers.onServerError({ type: "bad_event", message: `Unreadable "${name}" event: ${error}` });

@@ -1,0 +1,146 @@
+"""The processes of a bench point: the server under test (sseserver, a `--variant` copy of
+it, or a peer), the fake Anthropic API for the relay scenarios, all pinned to a core with
+`taskset`, and what the driver reads of them from /proc.
+
+The server runs on core 0 and the load (the loadgen, and the fake upstream) on core 1, so
+they never share a core. Every process started here is stopped (SIGTERM, then SIGKILL) when
+its block ends, whatever happened in it.
+
+A peer is a command in `PEERS`. It is started as `COMMAND --port N --demo-delay-ms D
+--demo-tokens T`, must listen on 127.0.0.1:N and serve `GET /api/sse?message=` with
+sseserver's events and ids (see `bench/peers/__init__.py`); in relay scenarios it finds
+the fake upstream in ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY. A peer in another language
+is one more entry (its program, e.g. `node` and a script under bench/peers/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from .scenarios import Scenario
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+PY: Final = sys.executable
+SERVER_CORE: Final = "0"
+LOAD_CORE: Final = "1"
+# A chunk of the fake upstream's reply: one token-sized text delta.
+UPSTREAM_CHUNK: Final = "tok "
+
+PEERS: Final[dict[str, tuple[str, ...]]] = {
+    "raw-aiohttp": (PY, "-m", "bench.peers.raw_aiohttp"),
+    "aiohttp-sse": (PY, "-m", "bench.peers.aiohttp_sse_server"),
+    "sse-starlette": (PY, "-m", "bench.peers.sse_starlette_server"),
+    "naive-relay": (PY, "-m", "bench.peers.naive_relay"),
+}
+
+
+def server_argv(stack: str, scenario: Scenario, port: int,
+                variants: dict[str, Path]) -> tuple[list[str], Path]:
+    """The command line and working directory of `stack`'s server for `scenario`."""
+    demo = ["--demo-delay-ms", f"{scenario.delay_ms:g}", "--demo-tokens", str(scenario.tokens)]
+    if stack == "sseserver" or stack in variants:
+        argv = [PY, "-m", "sseserver", "--port", str(port)]
+        argv += ["--provider", "anthropic"] if scenario.upstream else ["--provider", "demo"]
+        cwd = variants.get(stack, ROOT)
+        return argv + ([] if scenario.upstream else demo), cwd
+    return [*PEERS[stack], "--port", str(port), *demo], ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def started(argv: list[str], core: str, env: dict[str, str], log: Path,
+            cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    """A process pinned to `core` (taskset execs it, so its pid is the program's)."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(["taskset", "-c", core, *argv], cwd=cwd, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def fake_upstream(scenario: Scenario, env: dict[str, str],
+                  log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The tests' fake Anthropic API on the load core, serving `scenario`'s reply; `env`
+    gains what points a server (sseserver's anthropic provider, a relay peer) at it."""
+    # Imported here: the fake's module loads pytest and aiohttp, which only relay points need.
+    from tests.fake_anthropic import DEFAULT_API_KEY
+
+    port = free_port()
+    with started([PY, "-m", "tests.fake_anthropic", "--port", str(port),
+                  "--chunks", str(scenario.tokens), "--chunk-text", UPSTREAM_CHUNK,
+                  "--delay-ms", f"{scenario.delay_ms:g}"], LOAD_CORE, env, log) as fake:
+        wait_listening(port, fake)
+        env |= {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "ANTHROPIC_API_KEY": DEFAULT_API_KEY}
+        yield fake
+
+
+def core_busy() -> dict[str, float]:
+    """Seconds each CPU spent in user, nice and system mode, and stolen, from /proc/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3:4].isdigit():
+                name, *values = line.split()
+                user, nice, system = (int(v) for v in values[:3])
+                out[name] = (user + nice + system) / tick
+                out[name + "_steal"] = int(values[7]) / tick
+    return out
+
+
+def process_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile_limit() -> None:
+    """10k connections need 10k descriptors in the server: children inherit this limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < 12000:
+        print(f"warning: file descriptor limit {want} is below S4's 10,000 connections "
+              "(raise the hard limit: ulimit -Hn)", file=sys.stderr)

@@ -1,0 +1,164 @@
+"""Access control over HTTP, with the whole app: with `--access-token`, /api/ and /metrics
+need `Authorization: Bearer T` or the cookie that `GET /?token=T` sets; the page, its static
+files and /healthz do not. And the warning printed when the API is exposed without a token.
+The rules one by one, without HTTP: tests/test_auth.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from http.cookies import SimpleCookie
+from typing import Final
+
+import pytest
+
+from sseserver.__main__ import exposure_warning
+from sseserver.auth import COOKIE_NAME
+from sseserver.config import Settings
+
+from .conftest import RunningServer, StartServer
+from .fake_anthropic import FakeAnthropic, Reply
+from .http_client import request
+from .processes import Processes
+from .sse_client import open_sse
+
+TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
+
+
+def _assert_401(status: int, headers: dict[str, str], body: bytes) -> None:
+    assert status == 401, body
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    error = json.loads(body)["error"]
+    assert error["type"] == "authentication_error"
+    assert "/?token=" in error["message"]
+
+
+@pytest.fixture
+async def guarded(start_server: StartServer, fake_anthropic: FakeAnthropic) -> RunningServer:
+    return await start_server(fake=fake_anthropic, access_token=TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/sse?message=hi"),
+        ("POST", "/api/streams"),
+        ("GET", "/api/streams/abc"),
+        ("DELETE", "/api/streams/abc"),
+        ("GET", "/api/nothing-here"),
+        ("GET", "/metrics"),
+    ],
+)
+@pytest.mark.parametrize(
+    "auth",
+    [
+        pytest.param({}, id="none"),
+        pytest.param({"Authorization": "Bearer wrong-token-0123456789abcdef"}, id="wrong"),
+        pytest.param({"Authorization": f"Basic {TOKEN}"}, id="other-scheme"),
+        pytest.param({"Authorization": f"Bearer {TOKEN}x"}, id="longer"),
+        pytest.param({"Authorization": f"Bearer {TOKEN[:-1]}"}, id="prefix"),
+        # The cookie holds an HMAC of the token, so the token itself is no cookie.
+        pytest.param({"Cookie": f"{COOKIE_NAME}={TOKEN}"}, id="raw-token-as-cookie"),
+    ],
+)
+async def test_api_and_metrics_refuse_without_the_token(
+    guarded: RunningServer, fake_anthropic: FakeAnthropic, method: str, path: str,
+    auth: dict[str, str],
+) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]} if method == "POST" else None
+    _assert_401(*await request(method, guarded.url + path, headers=auth, json_body=body))
+    assert fake_anthropic.requests == []
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/healthz"])
+async def test_page_static_and_health_need_no_token(guarded: RunningServer, path: str) -> None:
+    """The page holds no secret (the key never reaches it); health is for probes."""
+    status, _, _ = await request("GET", guarded.url + path)
+    assert status == 200
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+async def test_bearer_token_opens_the_api(
+    guarded: RunningServer, fake_anthropic: FakeAnthropic, scheme: str
+) -> None:
+    fake_anthropic.enqueue(Reply(chunks=["Hello", " you"]))
+    auth = {"Authorization": f"{scheme} {TOKEN}"}
+    async with await open_sse(guarded.url + "/api/sse?message=hi", headers=auth) as stream:
+        await stream.read_all()
+    assert stream.text == "Hello you"
+    status, _, text = await request("GET", guarded.url + "/metrics", headers=auth)
+    assert status == 200
+    assert b"sseserver_generations_started_total 1.0" in text
+
+
+async def test_token_in_the_page_url_sets_a_strict_cookie_and_redirects(
+    guarded: RunningServer, fake_anthropic: FakeAnthropic
+) -> None:
+    status, headers, _ = await request("GET", f"{guarded.url}/?token={TOKEN}")
+    assert status == 303
+    assert headers["Location"] == "/"  # the token leaves the address bar
+    assert headers["Cache-Control"] == "no-store"
+    raw_cookie = headers["Set-Cookie"]
+    cookie = SimpleCookie(raw_cookie)[COOKIE_NAME]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert TOKEN not in raw_cookie
+    # The cookie opens the API, for EventSource (which cannot send headers) and fetch.
+    fake_anthropic.enqueue(Reply(chunks=["ok"]))
+    with_cookie = {"Cookie": f"{COOKIE_NAME}={cookie.value}"}
+    async with await open_sse(guarded.url + "/api/sse?message=hi", headers=with_cookie) as s:
+        await s.read_all()
+    assert s.text == "ok"
+
+
+async def test_wrong_token_in_the_page_url_is_401_and_sets_no_cookie(
+    guarded: RunningServer,
+) -> None:
+    status, headers, body = await request("GET", guarded.url + "/?token=wrong")
+    _assert_401(status, headers, body)
+    assert "Set-Cookie" not in headers
+
+
+async def test_without_a_configured_token_everything_is_open(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=["open"]))
+    async with await open_sse(server.url + "/api/sse?message=hi") as stream:
+        await stream.read_all()
+    assert stream.text == "open"
+    status, headers, _ = await request("GET", server.url + "/?token=anything")
+    assert status == 200
+    assert "Set-Cookie" not in headers
+    status, _, _ = await request("GET", server.url + "/metrics")
+    assert status == 200
+
+
+# ---- the start-up warning ----
+
+
+def test_exposure_warning_names_access_token() -> None:
+    anthropic = Settings(provider="anthropic", anthropic_api_key="k")
+    for host in ("0.0.0.0", "::", "", "192.0.2.1", "chat.example.com"):
+        warning = exposure_warning(dataclasses.replace(anthropic, host=host))
+        assert warning is not None
+        assert "--access-token" in warning
+        assert "spend your API key" in warning
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert exposure_warning(dataclasses.replace(anthropic, host=host)) is None
+    with_token = dataclasses.replace(anthropic, host="0.0.0.0", access_token=TOKEN)
+    assert exposure_warning(with_token) is None
+    assert exposure_warning(Settings(provider="demo", host="0.0.0.0")) is None
+
+
+async def test_exposure_warning_is_printed_at_start(processes: Processes) -> None:
+    """192.0.2.1 (TEST-NET-1) is never assigned here: the bind fails, after the warning,
+    without a packet leaving the machine."""
+    code, _, stderr = await processes.command(
+        "--host", "192.0.2.1", "--port", "0", env={"ANTHROPIC_API_KEY": "sk-ant-not-a-real-key"}
+    )
+    assert "!!! listening on 192.0.2.1 with the anthropic provider" in stderr
+    assert "--access-token" in stderr
+    assert "sk-ant-not-a-real-key" not in stderr
+    assert code == 1  # cannot listen there
