@@ -292,6 +292,9 @@ async def test_a_read_says_how_many_events_the_stream_has(store: StreamStore) ->
     assert (batch.frames, batch.held) == ([], 0)
     await store.append("s", b"a")
     await store.append("s", b"b")
+    batch = await store.read("s", 1, wait=1)  # once stored (Redis confirms in batches)
+    assert batch is not None
+    assert (batch.frames, batch.held) == ([b"b"], 2)
     for start in (0, 1, 2, 7):
         batch = await store.read("s", start, wait=0)
         assert batch is not None
