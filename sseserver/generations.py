@@ -171,7 +171,7 @@ class Generations:
             raise ClientLimit
         # Counted before the first await: the check and the count are one step, so
         # simultaneous requests cannot all pass the check while one of them waits for
-        # the store (docs/operations.md, "Limits").
+        # the store (docs/operations.md, "Limits and timeouts").
         self._count(client, 1)
         stream_id = new_stream_id()
         try:
