@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sys
+import time
 from pathlib import Path
 from typing import Final
 
 import pytest
 
-from .processes import Processes, ServerProcess, wait_healthy
+from .processes import Processes, ServerProcess, server_env, wait_healthy
 from .raw_http import exchange, host_port, request
+from .redis_server import free_port
 
 TOKEN: Final = "flood-token-0123456789abcdef"
 MIB: Final = 1024 * 1024
@@ -173,3 +176,30 @@ async def test_running_out_of_descriptors_is_logged(processes: Processes, loop: 
     assert warnings, log[-3000:]
     assert len(warnings) <= 3  # at most one of each kind per 10 s, not one per connection
     assert "Traceback" not in log
+
+
+async def test_gunicorn_workers_apply_the_same_bounds(processes: Processes) -> None:
+    """SSEWorker serves through the same runner: SSESERVER_REQUEST_TIMEOUT closes a silent
+    connection, SSESERVER_MAX_HEADER_BYTES refuses a large head with the JSON 431."""
+    port = free_port()
+    env = server_env(SSESERVER_PROVIDER="demo", SSESERVER_REQUEST_TIMEOUT="1",
+                     SSESERVER_MAX_HEADER_BYTES="8192")
+    await processes.spawn(
+        [sys.executable, "-m", "gunicorn", "sseserver.app:app_from_environment()",
+         "--worker-class", "sseserver.gunicorn_worker.SSEWorker", "--workers", "1",
+         "--bind", f"127.0.0.1:{port}", "--no-control-socket"],
+        env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    await wait_healthy(url, timeout=60)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        started = time.monotonic()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        assert 0.9 <= time.monotonic() - started < 1.6
+    finally:
+        writer.close()
+    answer = await exchange(url, request("GET", "/healthz", [("X-Big", b"b" * 8000)] * 2))
+    assert answer.status == 431
+    assert answer.error()["type"] == "request_too_large"

@@ -90,22 +90,25 @@ async def test_a_last_event_id_beyond_the_stream_is_refused(
         async with session.post(server.url + "/api/streams", json=BODY) as response:
             url = (await response.json())["url"]
         stream_id = url.rsplit("/", 1)[1]
-        for path, headers in [
-            (url, {"Last-Event-ID": f"{stream_id}:999999999"}),
-            (f"/api/sse?lastEventId={stream_id}:999999999", {}),
-            (url, {"Last-Event-ID": f"{stream_id}:60"}),
-        ]:
-            async with session.get(server.url + path, headers=headers) as response:
-                assert response.status == 400
-                assert response.headers["Content-Type"].startswith("application/json")
-                error = (await response.json())["error"]
-                assert error["type"] == "invalid_request_error"
-                assert error["message"].startswith("Last-Event-ID is beyond this stream")
-        # A resume point the stream has: the rest of the stream, to `done`.
-        async with session.get(server.url + url,
-                               headers={"Last-Event-ID": f"{stream_id}:0"}) as response:
-            assert response.status == 200
-            body = await response.text()
+        async with session.get(server.url + url) as first:  # running, and read from here
+            assert (await first.content.readuntil(b"event: message\n")).count(b"id: ") == 2
+            for path, headers in [
+                (url, {"Last-Event-ID": f"{stream_id}:999999999"}),
+                (f"/api/sse?lastEventId={stream_id}:999999999", {}),
+                (url, {"Last-Event-ID": f"{stream_id}:60"}),
+            ]:
+                async with session.get(server.url + path, headers=headers) as response:
+                    assert response.status == 400
+                    assert response.headers["Content-Type"].startswith("application/json")
+                    error = (await response.json())["error"]
+                    assert error["type"] == "invalid_request_error"
+                    assert error["message"].startswith("Last-Event-ID is beyond this stream")
+            # A resume point the stream has: the rest of the stream, to `done`.
+            async with session.get(server.url + url,
+                                   headers={"Last-Event-ID": f"{stream_id}:0"}) as response:
+                assert response.status == 200
+                body = await response.text()
+            await first.read()
         assert body.endswith('event: done\ndata: "[DONE]"\n\n')
         ids = [line.split(":")[-1] for line in body.splitlines() if line.startswith("id:")]
         last = int(ids[-1])
