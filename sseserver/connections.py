@@ -10,13 +10,14 @@
       ▼
     the app (middleware.py) ─▶ response ─▶ idle: closed after --keepalive-timeout
 
-aiohttp bounds each header line and the number of headers, but not a head's total size:
-300 connections each sending 127 lines of 8 KB and never finishing held 600 MB. Its only
-deadline is the keep-alive one, which also serves as the deadline of a connection's first
-head. So its HTTP parser is wrapped (`_HeadGuard`) to count each head's bytes and lines,
-and a timer per head closes a connection that does not finish it in time. A parser error
-(aiohttp's or ours) becomes a JSON error like every other refusal, logged without the
-request's bytes: a request line holds a message or a token in its query.
+aiohttp bounds each header line and the number of headers, but not a head's total size,
+so connections sending many long header lines and never finishing hold memory without
+bound in total; its only deadline is the keep-alive one, which also serves as the
+deadline of a connection's first head. So its HTTP parser is wrapped (`_HeadGuard`) to
+count each head's bytes and lines, and a timer per head closes a connection that does not
+finish it in time. A parser error (aiohttp's or ours) becomes a JSON error like every
+other refusal, logged without the request's bytes: a request line holds a message or a
+token in its query.
 
 `SSERunner` is aiohttp's AppRunner serving connections of this kind; `python -m
 sseserver`, gunicorn's worker and the tests all run the app through it.

@@ -54,11 +54,12 @@ async def _send_unfinished_head(
 
 @pytest.mark.parametrize("token", [False, True], ids=["no-token", "token"])
 async def test_unfinished_heads_do_not_exhaust_memory(processes: Processes, token: bool) -> None:
-    """300 connections each sending 127 header lines of 8 KB and never finishing took the
-    server from 42 MB to 637 MB, with or without the access token. Now each head is refused
-    at --max-header-bytes (431, or a reset when the client is still sending) and closed;
-    what is left of the flood is what the server read before that. 300 heads just under
-    the bound, held open until --request-timeout, cost less than 32 MiB."""
+    """300 connections each sending 127 header lines of 8 KB and never finishing, with or
+    without the access token: each head is refused at --max-header-bytes (431, or a reset
+    when the client is still sending) and closed, and what is left of the flood is what the
+    server read before that. 300 heads just under the bound, held open until
+    --request-timeout, cost less than 32 MiB (docs/performance.md, "Measured by the
+    tests")."""
     server = await _start(processes, *(["--access-token", TOKEN] if token else []))
     opened: list[asyncio.StreamWriter] = []
     try:
@@ -69,7 +70,7 @@ async def test_unfinished_heads_do_not_exhaust_memory(processes: Processes, toke
         held = server.rss() - before
         kept = answers
         before = server.rss()
-        # The issue's flood: 127 lines each. Each is refused (431) and closed.
+        # 127 lines each: each is refused (431) and closed.
         answers = await asyncio.gather(*(_send_unfinished_head(server.url, 127, opened)
                                          for _ in range(300)))
         flooded = server.rss() - before
@@ -88,10 +89,9 @@ async def test_unfinished_heads_do_not_exhaust_memory(processes: Processes, toke
 
 
 async def test_three_thousand_large_bodies_at_once_stay_bounded(processes: Processes) -> None:
-    """3,000 POSTs of 1 MB each, sent at once: they took RSS to 2.6 GB when every body was
-    read whole. Now bodies being read hold at most --max-body-bytes-total (64 MiB), the
-    rest get 503 at once, and aiohttp reads ahead at most 16 KiB per connection beyond
-    one socket read."""
+    """3,000 POSTs of 1 MB each, sent at once: bodies being read hold at most
+    --max-body-bytes-total (64 MiB), the rest get 503 at once, and aiohttp reads ahead at
+    most 16 KiB per connection beyond one socket read."""
     server = await _start(processes, "--access-token", TOKEN)
     host, port = host_port(server.url)
     body = b'{"messages":[{"role":"user","content":"' + b"x" * 999_950 + b'"}]}'

@@ -1,6 +1,7 @@
 """Hostile and careless clients, through the real server: races on the limits, oversized
-and unfinished request heads, idle and slow connections, requests that used to end in a
-500, and resume points beyond a stream (docs/operations.md, "Limits and timeouts")."""
+and unfinished request heads, idle and slow connections, requests whose handling raises
+inside the server, and resume points beyond a stream (docs/operations.md, "Limits and
+timeouts")."""
 
 from __future__ import annotations
 
@@ -82,9 +83,9 @@ async def test_the_global_limit_holds_under_a_race_too(
 async def test_a_last_event_id_beyond_the_stream_is_refused(
     start_server: StartServer, backend: dict[str, Any]
 ) -> None:
-    """`Last-Event-ID: <id>:999999999` on a running stream used to get 200 and pings
-    until the stream ended without `usage` or `done`; now 400, on either store, while
-    a resume from an event the stream has still works."""
+    """`Last-Event-ID: <id>:999999999` on a running stream is a 400 on either store
+    (not a 200 of pings that ends without `usage` or `done`), while a resume from an event
+    the stream has still works."""
     server = await start_server(demo_delay_ms=50, demo_tokens=40, **backend)
     async with aiohttp.ClientSession() as session:
         async with session.post(server.url + "/api/streams", json=BODY) as response:
@@ -152,10 +153,9 @@ async def test_requests_that_used_to_end_in_a_500_get_a_clean_4xx(
     start_server: StartServer, caplog: pytest.LogCaptureFixture, raw: bytes, status: int,
     error_type: str,
 ) -> None:
-    """Each used to raise inside a handler (OSError, ValueError, RecursionError,
-    RequestPayloadError) and end in a 500 with a traceback in the log, twice for the
-    compressed bodies. Now a JSON error, one access-log line, and nothing at WARNING or
-    above."""
+    """Each raises inside the server (OSError, ValueError, RecursionError,
+    RequestPayloadError) and gets a JSON 4xx, one access-log line, and nothing at WARNING
+    or above: no 500, no traceback, no second log of the compressed bodies."""
     server = await start_server(access_token=TOKEN, max_body_bytes=300_000)
     caplog.set_level(logging.INFO)
     answer = await exchange(server.url, raw)
@@ -335,9 +335,9 @@ async def _post_stream(session: aiohttp.ClientSession, url: str,
 async def test_a_post_nobody_subscribes_to_never_calls_the_upstream(
     start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """5,000 POSTs that were never read each called Claude for the first-subscriber grace.
-    Now nothing is asked of the upstream until a first subscriber attaches; the stream
-    still counts against the limits, and is freed after the grace."""
+    """Nothing is asked of the upstream until a first subscriber attaches, so a stream
+    nobody opens costs no token; it still counts against the limits, and is freed after
+    the first-subscriber grace."""
     server = await start_server(fake=fake_anthropic, resume_window=2)  # grace: 5 s
     caplog.set_level(logging.INFO)
     async with aiohttp.ClientSession() as session:

@@ -104,8 +104,8 @@ HOSTILE_PATHS: Final = [
 
 
 async def test_hostile_paths_give_one_escaped_access_line_each(processes: Processes) -> None:
-    """A `%0a` in a URL used to write a second, made-up access-log line, and `%1b`, `%00`
-    were written raw, with or without the token."""
+    """A `%0a` in a URL cannot write a second, made-up access-log line, nor `%1b`, `%00`
+    reach the log raw: every line is the server's, in printable ASCII."""
     server = await processes.sseserver(None, "--access-token", TOKEN)
     await wait_healthy(server.url)
     for path, _ in HOSTILE_PATHS:
@@ -126,9 +126,10 @@ async def test_hostile_paths_give_one_escaped_access_line_each(processes: Proces
 
 
 async def test_neither_message_nor_token_reaches_the_log(processes: Processes) -> None:
-    """A GET message over the request-line limit got aiohttp's plain-text 400 and its
-    whole query in the log; `GET /?token=T HTTP/9.9` logged the token. Every way a client
-    can put them in front of the server, at the default level."""
+    """Every way a client can put them in front of the server, at the default level: a
+    GET message over the request-line limit (a JSON 414, not aiohttp's plain-text 400
+    quoting the query), the token in a request line the parser refuses, in a header, in a
+    wrong guess."""
     server = await processes.sseserver(None, "--access-token", TOKEN, "--demo-delay-ms", "0")
     await wait_healthy(server.url)
     url = server.url
