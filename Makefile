@@ -75,9 +75,27 @@ bench-profile: $(BENCH_STAMP)
 bench-memory: $(BENCH_STAMP)
 	$(PY) -m bench.memory
 
-lint: $(STAMP)
+# TypeScript's checker for the page's JSDoc-typed ES modules (web/jsconfig.json): a dev
+# tool from npm, pinned, kept inside the venv; the page itself has no build step.
+TSC_VERSION   := 7.0.2
+TRUSTED_TYPES := 2.0.7
+TSC_DIR       := $(VENV)/tsc
+TSC_STAMP     := $(TSC_DIR)/.installed-$(TSC_VERSION)-$(TRUSTED_TYPES)
+
+$(TSC_STAMP):
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; \
+	  else echo "npm is missing: run sudo apt-get install npm" >&2; exit 1; fi; }
+	rm -rf $(TSC_DIR)
+	npm install --prefix $(TSC_DIR) --no-audit --no-fund --save-exact --loglevel=error \
+	  typescript@$(TSC_VERSION) @types/trusted-types@$(TRUSTED_TYPES)
+	touch $(TSC_STAMP)
+
+lint: $(STAMP) $(TSC_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(TSC_DIR)/node_modules/.bin/tsc -p web/jsconfig.json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -19,6 +19,10 @@ from .errors import ConfigError
 ProviderName = Literal["auto", "anthropic", "demo"]
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LOOPS: tuple[LoopName, ...] = get_args(LoopName)
+PromptCache = Literal["off", "5m", "1h"]
+PROMPT_CACHES: tuple[PromptCache, ...] = get_args(PromptCache)
+# The API's smallest thinking budget (ThinkingConfigEnabledParam: at least 1,024).
+MIN_THINKING_BUDGET = 1024
 
 # A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -46,6 +50,9 @@ class Settings:
     model: str = DEFAULT_MODEL
     models: tuple[str, ...] = ()  # empty means "just the default model"
     max_tokens: int = 1024
+    max_thinking_tokens: int = 10000  # 0: no thinking
+    web_search: int = 0  # searches a reply may make; 0: web search off
+    prompt_cache: PromptCache = "5m"
     demo_delay_ms: int = 30
     demo_tokens: int | None = None
     heartbeat: float = 15.0
@@ -203,6 +210,20 @@ def _loop(text: str) -> str:
     return text
 
 
+def _thinking_tokens(text: str) -> int:
+    value = int(text)
+    if value != 0 and value < MIN_THINKING_BUDGET:
+        raise ValueError(f"must be 0 (no thinking) or at least {MIN_THINKING_BUDGET}, "
+                         "the API's smallest thinking budget")
+    return value
+
+
+def _prompt_cache(text: str) -> str:
+    if text not in PROMPT_CACHES:
+        raise ValueError("must be off, 5m or 1h")
+    return text
+
+
 def _log_level(text: str) -> str:
     level = text.lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -244,6 +265,28 @@ OPTIONS: tuple[Option, ...] = (
         shown_default="the default model",
     ),
     Option("max_tokens", _positive_int, "default and upper bound for a request's max_tokens"),
+    Option(
+        "max_thinking_tokens",
+        _thinking_tokens,
+        "largest thinking budget a request may ask for (a budget is at least 1024 and "
+        "below the request's max_tokens, which counts thinking too); requests think "
+        "adaptively unless they say otherwise; 0 = no thinking",
+        metavar="N",
+    ),
+    Option(
+        "web_search",
+        _non_negative_int,
+        "let requests use Claude's web search, at most N searches per reply (each is "
+        "billed); 0 = off",
+        metavar="N",
+    ),
+    Option(
+        "prompt_cache",
+        _prompt_cache,
+        "cache each request's prompt for the next turn to read: off, 5m or 1h (how long "
+        "an entry lives; 1h costs more to write)",
+        metavar="TTL",
+    ),
     Option("demo_delay_ms", _non_negative_int, "demo provider: pause before each token (ms)"),
     Option(
         "demo_tokens",
@@ -293,9 +336,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_loop_lag_ms",
         _non_negative_int,
-        "refuse new generations (503, Retry-After) while the event loop has been this "
-        "many ms behind for half a second; running streams are never slowed or cut "
-        "(0 = off)",
+        "refuse new generations (503, Retry-After) while the event loop runs this many ms "
+        "behind (the median of the last half second); running streams are never slowed "
+        "or cut (0 = off)",
         metavar="MS",
     ),
     Option(

@@ -44,13 +44,14 @@ PING_CHUNK: Final = http_chunk(PING)
 class Follower:
     """A caught-up subscriber: frames are written straight to its socket."""
 
-    __slots__ = ("blocked_ticks", "live", "next_index", "sent", "silent_ticks", "slow",
+    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "sent", "silent_ticks", "slow",
                  "transport", "waiter", "wrote")
 
     def __init__(self, transport: asyncio.Transport, live: Live) -> None:
         self.transport = transport
         self.live = live
         self.next_index = 0
+        self.ended = False  # the stream ended normally after the last frame pushed
         self.slow = False  # dropped by the shared timer for a write deadline overrun
         self.wrote = False  # a frame went out since the timer's last tick
         self.sent = 0  # frame bytes written to this follower, for its access-log line
@@ -74,8 +75,10 @@ class Follower:
         self.sent += size
         return True
 
-    def end(self) -> None:
-        """No more pushes: the handler reads the store, which says how the stream went on."""
+    def end(self, final: bool) -> None:
+        """No more pushes. Unless the stream ended normally (`final`), the handler reads
+        the store, which says how it went on."""
+        self.ended = final
         self._wake()
 
     def _wake(self) -> None:
@@ -115,10 +118,10 @@ class StreamFanout:
         if not self.followers:
             self.fanout.release(self)
 
-    def end(self) -> None:
+    def end(self, final: bool) -> None:
         followers, self.followers = self.followers, []
         for follower in followers:
-            follower.end()
+            follower.end(final)
         self.fanout.release(self, ended=True)
 
 

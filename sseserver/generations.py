@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -270,13 +271,18 @@ class Generations:
             # upstream request must be closed then too, not when the iterator is collected.
             async with contextlib.aclosing(self._provider.stream(request)) as items:
                 async for item in items:
-                    if isinstance(item, Usage):
+                    if isinstance(item, str):  # a text delta: nearly every item
+                        if item:
+                            if progress.first_token is None:
+                                progress.first_token = time.monotonic()
+                            progress.deltas += 1
+                            await append(stream_id, message(item))
+                    elif isinstance(item, Usage):
                         progress.usage = item
-                    elif item:
-                        if progress.first_token is None:
-                            progress.first_token = time.monotonic()
-                        progress.deltas += 1
-                        await append(stream_id, message(item))
+                    else:  # thinking, tool, ... (docs/protocol.md, "Events")
+                        if item.name == "thinking":
+                            progress.deltas += 1  # output too, counted when cancelled
+                        await append(stream_id, frames.event(item.name, item.data))
         except ProviderError as exc:
             progress.ending = "error"
             progress.error_type = exc.type
@@ -298,16 +304,16 @@ class Generations:
             current.uncancel()  # ours: DELETE, nobody listening, or the stream was taken
             if progress.ending == "lost":
                 return  # its end was written by whoever took it
-            usage = Usage(progress.usage.input_tokens, progress.deltas, "cancelled")
+            # The input (and its cache share) is known; the output only as deltas sent.
+            usage = dataclasses.replace(
+                progress.usage, output_tokens=progress.deltas, stop_reason="cancelled",
+                stop_details=None,
+            )
         else:
             progress.ending = "done"
             usage = progress.usage
-        totals = {
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "stop_reason": usage.stop_reason,
-        }
-        await append(stream_id, frames.event("usage", totals))
+        progress.usage = usage
+        await append(stream_id, frames.event("usage", usage.wire()))
         await append(stream_id, frames.event("done", "[DONE]"))
 
     def _log(
@@ -318,17 +324,20 @@ class Generations:
         ttft = (
             progress.first_token - progress.called if progress.first_token is not None else None
         )
-        output_tokens = (
-            progress.usage.output_tokens if progress.ending == "done" else progress.deltas
-        )
+        usage = progress.usage
+        output_tokens = usage.output_tokens if progress.ending == "done" else progress.deltas
         log.info(
             "generation id=%s client=%s provider=%s model=%s ttft=%s events=%d "
-            "output_tokens=%d duration=%.0fms ended=%s",
+            "input_tokens=%d cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms "
+            "ended=%s",
             stream_id, progress.client or "-", self._provider.name, request.model,
             f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
-            output_tokens, duration * 1000, progress.ending,
+            usage.input_tokens, usage.cache_creation_input_tokens,
+            usage.cache_read_input_tokens, output_tokens, duration * 1000, progress.ending,
         )
         self._metrics.generation_finished(
             progress.ending or "error", ttft=ttft, duration=duration,
             output_tokens=output_tokens, error_type=progress.error_type,
+            input_tokens=(usage.input_tokens, usage.cache_creation_input_tokens,
+                          usage.cache_read_input_tokens),
         )

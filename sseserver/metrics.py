@@ -35,6 +35,9 @@ REFUSALS: Final = (
     "capacity", "client_limit", "shutting_down", "overload", "unauthorized", "body_memory",
     "connections",
 )
+# Input tokens by how they were billed: at full price, written to the prompt cache, read
+# from it (Anthropic's input_tokens, cache_creation_input_tokens, cache_read_input_tokens).
+INPUT_KINDS: Final = ("uncached", "cache_write", "cache_read")
 # Anthropic's error types (https://docs.anthropic.com/en/api/errors) and our own two.
 UPSTREAM_ERROR_TYPES: Final = frozenset({
     "invalid_request_error", "authentication_error", "billing_error", "permission_error",
@@ -131,8 +134,13 @@ class Metrics:
             ["reason"], registry=registry,
         )
         self.output_tokens = Counter(
-            "sseserver_output_tokens", "Output tokens generated (text deltas when cancelled).",
+            "sseserver_output_tokens",
+            "Output tokens generated (text and thinking deltas when cancelled).",
             registry=registry,
+        )
+        self.input_tokens = Counter(
+            "sseserver_input_tokens", "Input tokens of generations, by how they were billed.",
+            ["kind"], registry=registry,
         )
         self.ttft = Histogram(
             "sseserver_time_to_first_token_seconds", "From start to the first text delta.",
@@ -156,6 +164,8 @@ class Metrics:
             self.disconnects.labels(reason)
         for refusal in REFUSALS:
             self.refused.labels(refusal)
+        for kind in INPUT_KINDS:
+            self.input_tokens.labels(kind)
 
     def count_generations(self, active: Callable[[], int]) -> None:
         """Where `sseserver_generations_active` is read from (the Generations registry)."""
@@ -169,12 +179,17 @@ class Metrics:
         duration: float,
         output_tokens: int,
         error_type: str | None,
+        input_tokens: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
+        """`input_tokens`: (uncached, cache write, cache read), as INPUT_KINDS."""
         self.finished.labels(ending if ending in ENDINGS else "error").inc()
         if ttft is not None:
             self.ttft.observe(ttft)
         self.duration.observe(duration)
         self.output_tokens.inc(output_tokens)
+        for kind, count in zip(INPUT_KINDS, input_tokens, strict=True):
+            if count:
+                self.input_tokens.labels(kind).inc(count)
         if error_type is not None:
             known = error_type if error_type in UPSTREAM_ERROR_TYPES else "other"
             self.upstream_errors.labels(known).inc()

@@ -4,10 +4,11 @@ A timer asks to run every SAMPLE_EVERY seconds; how late it runs is the loop's l
 wait every ready callback (each stream's next frame) has on top of its own work. Every
 sample goes to the `sseserver_event_loop_lag_seconds` histogram.
 
-The loop counts as overloaded when every sample of the last WINDOW seconds was over
---max-loop-lag-ms: a loop that is continuously behind, not one collector pause or one burst
-of connections. While it is, `Generations.start` refuses with 503 and Retry-After
-(`Overloaded`, counted under `overload`), and running streams keep the whole process.
+The loop counts as overloaded when the median of the last WINDOW seconds of samples is
+over --max-loop-lag-ms: a loop that is behind most of the time (saturated, or starved of
+CPU), not one collector pause or one burst of connections. While it is,
+`Generations.start` refuses with 503 and Retry-After (`Overloaded`, counted under
+`overload`), and running streams keep the whole process.
 """
 
 from __future__ import annotations
@@ -28,16 +29,17 @@ class LoopLag:
     def __init__(self, limit_ms: int, histogram: Histogram) -> None:
         self._limit = limit_ms / 1000
         self._histogram = histogram
-        self._recent: collections.deque[float] = collections.deque(
-            maxlen=max(1, round(WINDOW / SAMPLE_EVERY))
-        )
+        self._window = max(1, round(WINDOW / SAMPLE_EVERY))  # samples
+        self._recent: collections.deque[float] = collections.deque(maxlen=self._window)
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
 
     @property
     def overloaded(self) -> bool:
         recent = self._recent
-        return bool(self._limit) and len(recent) == recent.maxlen and min(recent) > self._limit
+        if not self._limit or len(recent) < self._window:
+            return False
+        return sorted(recent)[len(recent) // 2] > self._limit
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -49,11 +51,14 @@ class LoopLag:
             self._handle.cancel()
             self._handle = None
 
+    def record(self, lag: float) -> None:
+        """One sample, in seconds."""
+        self._recent.append(lag)
+        self._histogram.observe(lag)
+
     def _sample(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        lag = max(0.0, now - self._due)
-        self._recent.append(lag)
-        self._histogram.observe(lag)
+        self.record(max(0.0, now - self._due))
         self._due = now + SAMPLE_EVERY
         self._handle = loop.call_at(self._due, self._sample)

@@ -8,13 +8,14 @@ then follows the stream through the fan-out, fanout.py).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from .auth import login_with_query_token
 from .bodies import read_body
+from .config import Settings
 from .errors import BadRequest, NotFound, UnsupportedMediaType
 from .forwarded import client_address
 from .ids import is_stream_id
@@ -90,7 +91,20 @@ async def healthz(request: web.Request) -> web.Response:
         "provider": request.app[PROVIDER].name,
         "active_streams": request.app[GENERATIONS].active,
         "backend": store.backend,
+        "capabilities": capabilities(request.app[SETTINGS]),
     })
+
+
+def capabilities(settings: Settings) -> dict[str, Any]:
+    """What requests may ask for here, so a page shows only the toggles that work
+    (docs/protocol.md, "Thinking, tools and caching"). The thinking bound is the largest
+    budget a request can use: the operator's, and below the largest max_tokens."""
+    thinking = min(settings.max_thinking_tokens, settings.max_tokens - 1)
+    return {
+        "thinking": {"max_tokens": thinking} if settings.max_thinking_tokens else False,
+        "web_search": {"max_uses": settings.web_search} if settings.web_search else False,
+        "prompt_cache": settings.prompt_cache,
+    }
 
 
 @routes.get("/metrics")

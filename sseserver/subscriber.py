@@ -140,8 +140,9 @@ class Subscribers:
                     finally:
                         fanout.unfollow(stream_id, follower)
                     start = follower.next_index
-                    # Pushes stopped: the store says whether the stream ended (and how),
-                    # or the socket fell behind; read once before following again.
+                    ended = follower.ended
+                    # Otherwise pushes stopped: the store says whether the stream went on,
+                    # ended another way, or the socket fell behind; read before following.
                     may_follow = False
                     continue
                 batch = await store.read(stream_id, start, wait=settings.heartbeat)

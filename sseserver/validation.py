@@ -7,12 +7,15 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .config import Settings
+from .config import MIN_THINKING_BUDGET, Settings
 from .errors import BadRequest, TooLarge
 from .ids import parse_event_id
 from .providers import ChatMessage, GenerationRequest
+from .providers.base import Thinking
 
-_BODY_KEYS: Final = frozenset({"messages", "model", "system", "max_tokens"})
+_BODY_KEYS: Final = frozenset(
+    {"messages", "model", "system", "max_tokens", "thinking", "web_search"}
+)
 _MESSAGE_KEYS: Final = frozenset({"role", "content"})
 
 
@@ -55,16 +58,69 @@ def _system(value: object, settings: Settings) -> str | None:
     return _within_limit(value, "system", settings)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _thinking(value: object, max_tokens: int, settings: Settings) -> Thinking:
+    """off, adaptive, or a budget the API accepts: at least 1024 and below max_tokens
+    (refused here rather than by the API, or clamped)."""
+    bound = settings.max_thinking_tokens
+    if value is None:
+        return "adaptive" if bound else "off"  # protocol.md, "Choices"
+    if value == "off":
+        return "off"
+    if value != "adaptive" and not _is_int(value):
+        raise BadRequest('thinking must be "off", "adaptive" or a budget of tokens.')
+    if not bound:
+        raise BadRequest('Thinking is turned off on this server; send thinking "off" or '
+                          "leave it out.")
+    if value == "adaptive":
+        return "adaptive"
+    assert isinstance(value, int)
+    if not MIN_THINKING_BUDGET <= value <= bound:
+        raise BadRequest(
+            f"A thinking budget must be from {MIN_THINKING_BUDGET} to {bound} tokens."
+        )
+    if value >= max_tokens:
+        raise BadRequest(
+            f"A thinking budget must be less than max_tokens ({max_tokens}), which "
+            "counts the thinking too: raise max_tokens or lower the budget."
+        )
+    return value
+
+
+def _web_search(value: object, settings: Settings) -> int:
+    """The most searches the reply may make; 0 for none."""
+    bound = settings.web_search
+    if value is None or value == "off":
+        return 0
+    if value != "on" and not _is_int(value):
+        raise BadRequest('web_search must be "off", "on" or a number of searches.')
+    if not bound:
+        raise BadRequest("Web search is not enabled on this server.")
+    if value == "on":
+        return bound
+    assert isinstance(value, int)
+    if not 1 <= value <= bound:
+        raise BadRequest(f"web_search must be from 1 to {bound} searches.")
+    return value
+
+
 def request_from_query(query: Mapping[str, str], settings: Settings) -> GenerationRequest:
-    """GET /api/sse?message=...&model=...&max_tokens=...&system=..."""
+    """GET /api/sse?message=...&model=...&max_tokens=...&system=...&thinking=...
+    &web_search=..."""
     message = query.get("message")
     if message is None:
         raise BadRequest("The message query parameter is required.")
+    max_tokens = _max_tokens(_query_int(query.get("max_tokens")), settings)
     return GenerationRequest(
         messages=(ChatMessage("user", _text(message, "message", settings)),),
         model=_model(query.get("model"), settings),
-        max_tokens=_max_tokens(_query_int(query.get("max_tokens")), settings),
+        max_tokens=max_tokens,
         system=_system(query.get("system"), settings),
+        thinking=_thinking(_query_int(query.get("thinking")), max_tokens, settings),
+        web_search=_web_search(_query_int(query.get("web_search")), settings),
     )
 
 
@@ -76,7 +132,8 @@ def _query_int(raw: str | None) -> object:
 
 
 def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
-    """POST /api/streams: {"messages": [...], "model"?, "system"?, "max_tokens"?}"""
+    """POST /api/streams: {"messages": [...], "model"?, "system"?, "max_tokens"?,
+    "thinking"?, "web_search"?}"""
     try:
         data: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -106,11 +163,14 @@ def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
         if not isinstance(content, str):
             raise BadRequest(f"{where}.content must be a string.")
         parsed.append(ChatMessage(role, _text(content, f"{where}.content", settings)))
+    max_tokens = _max_tokens(data.get("max_tokens"), settings)
     return GenerationRequest(
         messages=tuple(parsed),
         model=_model(data.get("model"), settings),
-        max_tokens=_max_tokens(data.get("max_tokens"), settings),
+        max_tokens=max_tokens,
         system=_system(data.get("system"), settings),
+        thinking=_thinking(data.get("thinking"), max_tokens, settings),
+        web_search=_web_search(data.get("web_search"), settings),
     )
 
 

@@ -7,10 +7,22 @@ tests drive ``AsyncAnthropic(base_url=fake.base_url)`` exactly as production dri
 
 Wire format served on ``POST /v1/messages`` with ``"stream": true`` (HTTP/1.1, chunked,
 ``content-type: text/event-stream; charset=utf-8``, a ``request-id`` header), one
-``event: NAME\\ndata: JSON\\n\\n`` frame per event, each written to the socket as produced:
-``message_start``, ``content_block_start``, ``ping``, one ``content_block_delta``
-(``text_delta``) per chunk, ``content_block_stop``, ``message_delta``, ``message_stop``.
+``event: NAME\ndata: JSON\n\n`` frame per event, each written to the socket as produced:
+``message_start``, then each content block of the reply (``content_block_start``, its
+deltas, ``content_block_stop``; a ``ping`` after the first start), ``message_delta`` (stop
+reason, refusal ``stop_details``, cumulative usage with the cache, thinking and web search
+shares), ``message_stop``. A ``Reply`` of ``chunks`` is one text block of ``text_delta``s;
+its ``blocks`` may hold every other shape (thinking with its signature, redacted thinking,
+a server tool call with ``input_json_delta``, a web search result or error, cited text,
+and block, delta and event types the SDK does not know): ``tests/fake_blocks.py``.
 JSON is compact and UTF-8 (non-ASCII characters are not escaped).
+
+Requests are checked like the API checks them, ``thinking`` (budget at least 1,024 and
+below ``max_tokens``), the web search tool and ``cache_control`` included. Each is
+recorded (``requests``, counted in ``request_count``) with its ``cache_control`` and
+``thinking``, and what it read from and wrote to the fake's prompt cache, which models
+Anthropic's prefix caching (``tests/fake_cache.py``): when a request caches something, its
+usage reports the cache's figures instead of the ``Reply``'s ``input_tokens``.
 
 Authentication: the key is accepted from ``x-api-key`` *or* ``authorization: Bearer``.
 NOTE: the installed SDK (anthropic 2.14) sends ``api_key`` as ``Authorization: Bearer KEY``,
@@ -69,22 +81,50 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .fake_blocks import (
+    Block,
+    RedactedThinking,
+    ServerToolUse,
+    Text,
+    Thinking,
+    UnknownBlock,
+    UnknownEvent,
+    WebSearchResult,
+    output_text,
+    searches,
+    thinking_text,
+    web_citation,
+    web_result,
+)
+from .fake_cache import CacheUse, PromptCache
+
 __all__ = [
     "DEFAULT_API_KEY",
     "MESSAGES_PATH",
     "Behaviour",
+    "Block",
+    "CacheUse",
     "Drop",
     "FakeAnthropic",
     "HttpError",
     "MidStreamError",
     "RecordedRequest",
+    "RedactedThinking",
     "Reply",
+    "ServerToolUse",
     "Silent",
+    "Text",
+    "Thinking",
+    "UnknownBlock",
+    "UnknownEvent",
+    "WebSearchResult",
     "count_output_tokens",
     "fake_anthropic",
     "main",
     "running_fake_anthropic",
     "sse_frame",
+    "web_citation",
+    "web_result",
 ]
 
 DEFAULT_API_KEY: Final = "sk-ant-api03-fAkEtEsTkEy0000sseserver0000fAkEtEsTkEy0000000000-AAAAAA"
@@ -126,12 +166,14 @@ _ID_ALPHABET: Final = string.ascii_letters + string.digits
 
 @dataclass(frozen=True)
 class Reply:
-    """A normal streamed reply: one ``text_delta`` per chunk, then a clean end."""
+    """A normal streamed reply: its content blocks, then a clean end."""
 
-    chunks: Sequence[str]
+    chunks: Sequence[str] = ()
+    """The text of a reply of one text block, one ``text_delta`` per chunk."""
     delay: float = 0.0
-    """Seconds slept before each delta (lets tests observe streaming as it happens)."""
+    """Seconds slept before each delta of any kind (lets tests observe streaming)."""
     input_tokens: int = 12
+    """``usage.input_tokens`` when the request caches nothing (see ``FakeAnthropic.cache``)."""
     stop_reason: str = "end_turn"
     output_tokens: int | None = None
     """Overrides :func:`count_output_tokens` for ``message_delta.usage.output_tokens``."""
@@ -139,6 +181,18 @@ class Reply:
     """Streamed deltas carry ``time.monotonic_ns()`` taken as each is written, and a space,
     instead of the chunk's text: a client on the same machine subtracts it from the time the
     text reached it, the latency of everything in between (``make bench-redis``)."""
+    blocks: Sequence[Block | UnknownEvent] = ()
+    """The content, in order (see ``tests/fake_blocks.py``); empty: ``Text(chunks)``."""
+    stop_details: dict[str, Any] | None = None
+    """``message_delta.delta.stop_details``, e.g. a refusal's category and explanation."""
+
+    @property
+    def content_blocks(self) -> Sequence[Block | UnknownEvent]:
+        return self.blocks or (Text(self.chunks),)
+
+    def content(self) -> list[dict[str, Any]]:
+        """The content as a whole message holds it (what a continuation sends back)."""
+        return [b.content() for b in self.content_blocks if not isinstance(b, UnknownEvent)]
 
 
 @dataclass(frozen=True)
@@ -217,6 +271,20 @@ class RecordedRequest:
     """``time.monotonic()`` when the full response had been written, else None."""
     closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
     """Set when the connection closes, at ``closed_at``."""
+    sent: list[tuple[float, str]] = field(default_factory=list)
+    """``(time.monotonic(), delta type)`` of each ``content_block_delta``, once written."""
+    cache: CacheUse | None = None
+    """What the request read from and wrote to the fake's prompt cache (None: nothing)."""
+
+    @property
+    def cache_control(self) -> object:
+        """The request's top-level ``cache_control`` (None when absent)."""
+        return self.body.get("cache_control")
+
+    @property
+    def thinking(self) -> object:
+        """The request's ``thinking`` parameter (None when absent)."""
+        return self.body.get("thinking")
 
     @property
     def api_key(self) -> str | None:
@@ -273,16 +341,85 @@ def _error_body(error_type: str, message: str, request_id: str | None) -> dict[s
     return body
 
 
-def _start_usage(input_tokens: int) -> dict[str, Any]:
+def _start_usage(input_tokens: int, cache: CacheUse | None) -> dict[str, Any]:
     """``message_start`` usage: every field of the SDK's Usage that the API fills in."""
+    read, write = (cache.read, cache.write) if cache is not None else (0, 0)
+    one_hour = cache is not None and cache.ttl == "1h"
     return {
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "input_tokens": cache.uncached if cache is not None else input_tokens,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0 if one_hour else write,
+                           "ephemeral_1h_input_tokens": write if one_hour else 0},
         "output_tokens": 1,
         "service_tier": "standard",
     }
+
+
+def _final_usage(behaviour: Reply, cache: CacheUse | None) -> dict[str, Any]:
+    """``message_delta`` usage: cumulative counts, with the thinking and search shares."""
+    blocks = behaviour.content_blocks
+    output_tokens = behaviour.output_tokens
+    if output_tokens is None:
+        output_tokens = count_output_tokens(output_text(blocks))
+    thinking = thinking_text(blocks)
+    usage: dict[str, Any] = {
+        "input_tokens": cache.uncached if cache is not None else behaviour.input_tokens,
+        "cache_creation_input_tokens": cache.write if cache is not None else 0,
+        "cache_read_input_tokens": cache.read if cache is not None else 0,
+        "output_tokens": output_tokens,
+    }
+    if any(isinstance(b, Thinking | RedactedThinking) for b in blocks):
+        usage["output_tokens_details"] = {
+            "thinking_tokens": count_output_tokens(thinking) if thinking else 0
+        }
+    if searches(blocks):
+        usage["server_tool_use"] = {"web_search_requests": searches(blocks),
+                                    "web_fetch_requests": 0}
+    return usage
+
+
+_THINKING_DISPLAYS: Final = (None, "summarized", "omitted")
+
+
+def _validate_thinking(thinking: object, max_tokens: int) -> str | None:
+    """The API's rules for ``thinking`` (ThinkingConfigParam), as its 400 would say."""
+    if not isinstance(thinking, dict):
+        return "thinking: Input should be a valid dictionary"
+    kind = thinking.get("type")
+    if kind not in ("enabled", "adaptive", "disabled"):
+        return "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'"
+    if kind != "disabled" and thinking.get("display") not in _THINKING_DISPLAYS:
+        return "thinking.display: Input should be 'summarized' or 'omitted'"
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= max_tokens:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    return None
+
+
+def _validate_extras(body: dict[str, Any]) -> str | None:
+    """``thinking``, ``tools`` (web search only) and ``cache_control``, as the API checks."""
+    if "thinking" in body:
+        problem = _validate_thinking(body["thinking"], body["max_tokens"])
+        if problem is not None:
+            return problem
+    for tool in body.get("tools") or ():
+        if not isinstance(tool, dict) or tool.get("type") != "web_search_20250305":
+            return "tools: this fake knows only web_search_20250305"
+        uses = tool.get("max_uses")
+        if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int)
+                                 or uses < 1):
+            return "tools.0.max_uses: Input should be greater than or equal to 1"
+    control = body.get("cache_control")
+    if control is not None and (
+        not isinstance(control, dict) or control.get("type") != "ephemeral"
+        or control.get("ttl", "5m") not in ("5m", "1h")
+    ):
+        return "cache_control: Input should be {'type': 'ephemeral', 'ttl'?: '5m' or '1h'}"
+    return None
 
 
 def _validate_body(body: object) -> str | None:
@@ -301,7 +438,7 @@ def _validate_body(body: object) -> str | None:
         return "messages: Input should be a valid list"
     if "stream" in body and not isinstance(body["stream"], bool):
         return "stream: Input should be a valid boolean"
-    return None
+    return _validate_extras(body)
 
 
 class _TrackingServer(web.Server):
@@ -337,6 +474,10 @@ class FakeAnthropic:
         self.default_reply = Reply(chunks=("Hello", " from", " the", " fake", " Claude."))
         self.max_recorded: int | None = None
         """If set, only the latest this many requests are kept in ``requests``."""
+        self.request_count = 0
+        """Requests to /v1/messages so far (``requests`` may keep fewer)."""
+        self.cache = PromptCache()
+        """The prompt cache requests read and write (set ``cache.min_tokens`` to taste)."""
         self._queue: deque[Behaviour] = deque()
         self._open: dict[web.RequestHandler, list[RecordedRequest]] = {}
         self._arrived = asyncio.Condition()
@@ -410,6 +551,7 @@ class FakeAnthropic:
         else:
             self._open.setdefault(request.protocol, []).append(record)
         async with self._arrived:
+            self.request_count += 1
             self.requests.append(record)
             if self.max_recorded is not None and len(self.requests) > self.max_recorded:
                 del self.requests[: -self.max_recorded]
@@ -446,6 +588,8 @@ class FakeAnthropic:
 
         behaviour = self._queue.popleft() if self._queue else self.default_reply
         record.behaviour = behaviour
+        if not isinstance(behaviour, HttpError):
+            record.cache = self.cache.use(record.body)
         if isinstance(behaviour, HttpError):
             record.status = behaviour.status
             response = _error_response(
@@ -487,46 +631,25 @@ class FakeAnthropic:
         await response.prepare(request)
 
         input_tokens = behaviour.input_tokens if isinstance(behaviour, Reply) else 12
-        model = record.body["model"]
         message = {
             "id": _new_id("msg_"),
             "type": "message",
             "role": "assistant",
             "content": [],
-            "model": model,
+            "model": record.body["model"],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": _start_usage(input_tokens),
+            "usage": _start_usage(input_tokens, record.cache),
         }
         await response.write(
             sse_frame("message_start", {"type": "message_start", "message": message})
         )
-        await response.write(
-            sse_frame(
-                "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-            )
-        )
-        # Anthropic's ping has a space after the colon; the SDK skips it by event name.
-        await response.write(b'event: ping\ndata: {"type": "ping"}\n\n')
-
-        delay = behaviour.delay if isinstance(behaviour, Reply) else 0.0
-        for chunk in behaviour.chunks:
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if isinstance(behaviour, Reply) and behaviour.stamp:
-                chunk = f"{time.monotonic_ns()} "
-            delta = {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": chunk},
-            }
-            await response.write(sse_frame("content_block_delta", delta))
-            record.deltas_sent += 1
+        if isinstance(behaviour, Reply):
+            await self._write_blocks(response, record, behaviour.content_blocks, behaviour.delay,
+                                     stamp=behaviour.stamp)
+        else:  # a failure: some text, then the failure, with no content_block_stop
+            await self._write_blocks(response, record, (Text(behaviour.chunks),), 0.0,
+                                     last_stop=False)
 
         if isinstance(behaviour, MidStreamError):
             error = _error_body(behaviour.error_type, behaviour.message, None)
@@ -542,32 +665,53 @@ class FakeAnthropic:
             await _hold_until_closed(record)
             return response
 
-        output_tokens = behaviour.output_tokens
-        if output_tokens is None:
-            output_tokens = count_output_tokens(behaviour.chunks)
-        await response.write(
-            sse_frame("content_block_stop", {"type": "content_block_stop", "index": 0})
-        )
-        final_usage = {
-            "input_tokens": input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "output_tokens": output_tokens,
-        }
-        await response.write(
-            sse_frame(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": behaviour.stop_reason, "stop_sequence": None},
-                    "usage": final_usage,
-                },
-            )
-        )
+        delta: dict[str, Any] = {"stop_reason": behaviour.stop_reason, "stop_sequence": None}
+        if behaviour.stop_details is not None:
+            delta["stop_details"] = behaviour.stop_details
+        await response.write(sse_frame("message_delta", {
+            "type": "message_delta", "delta": delta,
+            "usage": _final_usage(behaviour, record.cache),
+        }))
         await response.write(sse_frame("message_stop", {"type": "message_stop"}))
         await response.write_eof()
         record.completed_at = time.monotonic()
         return response
+
+    async def _write_blocks(
+        self, response: web.StreamResponse, record: RecordedRequest,
+        blocks: Sequence[Block | UnknownEvent], delay: float, *, last_stop: bool = True,
+        stamp: bool = False,
+    ) -> None:
+        """Each block's start, deltas and stop; a ping after the first start, as the API
+        sends one. With ``stamp``, a text delta's text is the time it is written."""
+        index = 0
+        for number, block in enumerate(blocks):
+            if isinstance(block, UnknownEvent):
+                await response.write(sse_frame(block.name, {"type": block.name, "n": number}))
+                continue
+            for kind, data in block.stream():
+                if kind == "start":
+                    await response.write(sse_frame("content_block_start", {
+                        "type": "content_block_start", "index": index, "content_block": data,
+                    }))
+                    if index == 0:
+                        # Anthropic's ping has a space after the colon; the SDK skips it.
+                        await response.write(b'event: ping\ndata: {"type": "ping"}\n\n')
+                    continue
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if stamp and data["type"] == "text_delta":
+                    data = {"type": "text_delta", "text": f"{time.monotonic_ns()} "}
+                await response.write(sse_frame("content_block_delta", {
+                    "type": "content_block_delta", "index": index, "delta": data,
+                }))
+                record.deltas_sent += 1
+                record.sent.append((time.monotonic(), str(data["type"])))
+            if last_stop or number < len(blocks) - 1:
+                await response.write(sse_frame(
+                    "content_block_stop", {"type": "content_block_stop", "index": index}
+                ))
+            index += 1
 
     async def _answer_whole(
         self,
@@ -592,19 +736,18 @@ class FakeAnthropic:
             )
         if behaviour.delay > 0:
             await asyncio.sleep(behaviour.delay * len(behaviour.chunks))
-        output_tokens = behaviour.output_tokens
-        if output_tokens is None:
-            output_tokens = count_output_tokens(behaviour.chunks)
-        usage = _start_usage(behaviour.input_tokens)
-        usage["output_tokens"] = output_tokens
+        usage = _start_usage(behaviour.input_tokens, record.cache) | _final_usage(
+            behaviour, record.cache
+        )
         message = {
             "id": _new_id("msg_"),
             "type": "message",
             "role": "assistant",
-            "content": [{"type": "text", "text": "".join(behaviour.chunks)}],
+            "content": behaviour.content(),
             "model": record.body["model"],
             "stop_reason": behaviour.stop_reason,
             "stop_sequence": None,
+            "stop_details": behaviour.stop_details,
             "usage": usage,
         }
         record.status = 200

@@ -13,16 +13,18 @@ longer-lived event loop than the function-scoped server fixtures it talks to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import pytest
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
+    Dialog,
     Locator,
     Page,
     Request,
@@ -53,8 +55,9 @@ PHONE: Final = ViewportSize(width=360, height=740)
 TIMEOUT_MS: Final = 10_000
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def launch_chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, through playwright (tests/test_page_*.py use it too)."""
     require(CHROMIUM)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -66,10 +69,13 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A desktop-sized page that fails the test on any script error or CSP violation."""
-    context = await browser.new_context(viewport=DESKTOP)
+@contextlib.asynccontextmanager
+async def checked_page(
+    browser: Browser, viewport: ViewportSize = DESKTOP, **options: Any
+) -> AsyncIterator[Page]:
+    """A page in a new context that fails the test on any script error, CSP violation
+    or dialog (alert, confirm, prompt: only injected script would open one)."""
+    context = await browser.new_context(viewport=viewport, **options)
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     problems: list[str] = []
@@ -78,11 +84,31 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         if "Content Security Policy" in message.text:
             problems.append(f"console: {message.text}")
 
+    async def on_dialog(dialog: Dialog) -> None:
+        problems.append(f"dialog: {dialog.type} {dialog.message!r}")
+        await dialog.dismiss()
+
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", on_console)
-    yield page
-    await context.close()
+    page.on("dialog", on_dialog)
+    try:
+        yield page
+    finally:
+        await context.close()
     assert problems == [], problems
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with launch_chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A desktop-sized page that fails the test on any script error or CSP violation."""
+    async with checked_page(browser) as checked:
+        yield checked
 
 
 # ---- helpers ----
@@ -104,8 +130,12 @@ def last_reply(page: Page) -> Locator:
 
 
 async def reply_text(reply: Locator) -> str:
-    """The reply's exact text (textContent: no whitespace normalisation)."""
-    return str(await reply.locator(".content").evaluate("el => el.textContent"))
+    """The reply's text as shown: the textContent of its rendered Markdown, without the
+    line breaks between blocks at either end (no other whitespace normalisation)."""
+    text = await reply.locator(".parts").evaluate(
+        "el => [...el.querySelectorAll('.text-part')].map(p => p.textContent).join('')"
+    )
+    return str(text).strip("\n")
 
 
 async def wait_status(reply: Locator, status: str) -> None:
@@ -117,8 +147,9 @@ async def wait_partial_text(page: Page, full: str) -> str:
     handle = await page.wait_for_function(
         """full => {
             const reply = [...document.querySelectorAll('#transcript .reply')].pop();
-            const text = reply?.querySelector('.content').textContent ?? '';
-            return text.length > 0 && text.length < full.length ? text : null;
+            const shown = reply?.querySelector('.text-part')?.textContent ?? '';
+            const text = shown.replace(/^\\n+|\\n+$/g, '');
+            return text.length > 0 && text.length < full.trim().length ? text : null;
         }""",
         arg=full,
         timeout=TIMEOUT_MS,
@@ -188,7 +219,7 @@ async def test_reply_streams_into_the_page(
     metrics = reply.locator(".metrics")
     await expect(metrics).to_be_visible()
     await expect(metrics).to_have_text(
-        re.compile(rf"^TTFT \d+ ms · \d+\.\d tok/s · {tokens} tokens$")
+        re.compile(rf"^TTFT \d+ ms · \d+\.\d tok/s · {tokens} tokens · 12 input(?: · 0 cached)?$")
     )
     await expect(metrics).to_have_attribute("title", re.compile(r"usage\.output_tokens"))
     await expect(page.locator("#stop")).to_be_disabled()
@@ -335,7 +366,8 @@ async def test_model_text_is_never_rendered_as_html(
     reply = last_reply(page)
     await wait_status(reply, "done")
 
-    assert await reply_text(reply) == "".join(chunks)
+    # Markdown decodes the entity (&amp; is "&"); the tags stay text.
+    assert await reply_text(reply) == "".join(chunks).replace("&amp;", "&")
     await expect(page.locator("#transcript img")).to_have_count(0)
     await expect(page.locator("#transcript b")).to_have_count(0)
     await expect(page.locator("#transcript i")).to_have_count(0)
@@ -465,7 +497,7 @@ async def test_phone_width_layout(
 
         await ask(page, "Send me a long link")
         reply = last_reply(page)
-        await expect(reply.locator(".content")).to_have_text("".join(chunks))
+        await expect(reply.locator(".parts")).to_have_text("".join(chunks))
         await expect(reply).to_have_attribute("data-status", "streaming")
         await save_screenshot(page, "chat-phone.png")
         await assert_no_horizontal_scroll(page)
@@ -499,7 +531,7 @@ async def test_screenshot_mid_reply(
     await wait_status(last_reply(page), "done")
     await ask(page, "How does resuming work?")
     reply = last_reply(page)
-    await expect(reply.locator(".content")).to_contain_text("".join(words[:18]).strip())
+    await expect(reply.locator(".parts")).to_contain_text("".join(words[:18]).strip())
     await save_screenshot(page, "chat-mid-reply.png")
     assert await reply.get_attribute("data-status") == "streaming"  # still, after the shot
     await page.locator("#stop").click()

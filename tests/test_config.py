@@ -19,6 +19,10 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.send_timeout, settings.max_streams, settings.max_message_chars) == (
         30, 10000, 32000
     )
+    # Thinking on (adaptive unless asked otherwise), web search off, a 5-minute cache.
+    assert (settings.max_thinking_tokens, settings.web_search, settings.prompt_cache) == (
+        10000, 0, "5m"
+    )
 
 
 def test_flags_win_over_environment_which_wins_over_defaults() -> None:
@@ -46,6 +50,11 @@ def test_models_list_always_allows_the_default() -> None:
         (["--log-level", "loud"], {}, "--log-level"),
         ([], {"SSESERVER_DEMO_TOKENS": "0"}, "SSESERVER_DEMO_TOKENS"),
         ([], {"SSESERVER_RETRY_MS": "1.5"}, "SSESERVER_RETRY_MS"),
+        (["--max-thinking-tokens", "1023"], {}, "--max-thinking-tokens"),
+        (["--max-thinking-tokens", "-1"], {}, "--max-thinking-tokens"),
+        ([], {"SSESERVER_WEB_SEARCH": "-2"}, "SSESERVER_WEB_SEARCH"),
+        ([], {"SSESERVER_WEB_SEARCH": "on"}, "SSESERVER_WEB_SEARCH"),
+        (["--prompt-cache", "10m"], {}, "--prompt-cache"),
     ],
 )
 def test_bad_values_name_their_option(argv: list[str], env: dict[str, str], named: str) -> None:
@@ -106,3 +115,15 @@ def test_bad_safety_options_name_the_flag(argv: list[str], named: str) -> None:
         load_settings(argv, {})
     if named == "--access-token":
         assert argv[1] not in str(error.value)  # a token is not echoed, even a bad one
+
+
+def test_claude_feature_options_from_flags_and_environment() -> None:
+    settings = load_settings(
+        ["--max-thinking-tokens", "0", "--prompt-cache", "1h"], {"SSESERVER_WEB_SEARCH": "3"}
+    )
+    assert (settings.max_thinking_tokens, settings.web_search, settings.prompt_cache) == (
+        0, 3, "1h"
+    )
+    env = {"SSESERVER_MAX_THINKING_TOKENS": "1024", "SSESERVER_PROMPT_CACHE": "off"}
+    settings = load_settings([], env)
+    assert (settings.max_thinking_tokens, settings.prompt_cache) == (1024, "off")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
-from sseserver.providers import ChatMessage, DemoProvider, GenerationRequest, Usage
+from sseserver.providers import ChatMessage, DemoProvider, Event, GenerationRequest, Usage
 from sseserver.providers.demo import DEMO_TEXT, demo_tokens
+
+SOURCE = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 
 
 def _request(text: str = "What is SSE?", max_tokens: int = 1024) -> GenerationRequest:
@@ -17,7 +20,7 @@ async def _collect(provider: DemoProvider, request: GenerationRequest) -> tuple[
     async for item in provider.stream(request):
         if isinstance(item, Usage):
             usage = item
-        else:
+        elif isinstance(item, str):
             text += item
     assert usage is not None
     return text, usage
@@ -51,6 +54,57 @@ async def test_max_tokens_cuts_the_reply() -> None:
     assert usage.output_tokens == 5
     assert usage.stop_reason == "max_tokens"
     assert text == "".join(demo_tokens("What is SSE?")[:5])
+
+
+async def test_a_reply_shows_every_kind_of_event() -> None:
+    """Thinking, a pretend search and one cited source, so the offline page shows each
+    kind of event; the citation follows the sentence it supports."""
+    request = dataclasses.replace(_request(), thinking="adaptive", web_search=2)
+    items = [item async for item in DemoProvider(delay_ms=0).stream(request)]
+    kinds = [type(i).__name__ if not isinstance(i, Event) else i.name for i in items]
+    tokens = demo_tokens("What is SSE?")
+    cited = next(n for n in range(len(tokens)) if "".join(tokens[:n + 1]).endswith("at work:"))
+    assert kinds == [
+        "Usage", *["thinking"] * 5, "tool", "tool_result",
+        *["str"] * (cited + 1), "citation", *["str"] * (len(tokens) - cited - 1), "Usage",
+    ]
+    events = [i for i in items if isinstance(i, Event)]
+    assert "".join(str(e.data) for e in events[:5]) == (
+        "The reader wants to see what streams over the wire. I'll think briefly, look up "
+        "the standard if I may, then answer and cite it."
+    )
+    assert [e.data for e in events[5:]] == [
+        {"id": "srvtoolu_demo", "name": "web_search",
+         "input": {"query": "Server-Sent Events standard"}},
+        {"tool_use_id": "srvtoolu_demo", "name": "web_search",
+         "results": [{"title": "HTML Standard: Server-sent events", "url": SOURCE,
+                      "page_age": None}]},
+        {"url": SOURCE, "title": "HTML Standard: Server-sent events",
+         "cited_text": "To enable servers to push data to web pages over HTTP or using "
+                       "dedicated server-push protocols, this specification introduces the "
+                       "EventSource interface."},
+    ]
+    assert "".join(i for i in items if isinstance(i, str)) == "".join(tokens)
+    usage = items[-1]
+    assert isinstance(usage, Usage)
+    assert (usage.thinking_tokens, usage.web_search_requests) == (5, 1)
+    assert usage.output_tokens == len(tokens) + 5
+
+
+async def test_a_reply_follows_the_request_s_options() -> None:
+    """Thinking off: no thinking; no web search asked: no search. The citation stays."""
+    request = dataclasses.replace(_request(), thinking="off", web_search=0)
+    names = [i.name async for i in DemoProvider(delay_ms=0).stream(request)
+             if isinstance(i, Event)]
+    assert names == ["citation"]
+
+
+async def test_demo_tokens_streams_text_only_whatever_the_options() -> None:
+    """Load tests compare runs: with --demo-tokens a reply is N messages, nothing else."""
+    request = dataclasses.replace(_request(), thinking="adaptive", web_search=1)
+    items = [item async for item in DemoProvider(delay_ms=0, tokens=7).stream(request)]
+    assert [type(i) for i in items] == [Usage, *[str] * 7, Usage]
+    assert items[-1] == Usage(3, 7, "end_turn")
 
 
 async def test_pacing_follows_delay_ms() -> None:

@@ -29,9 +29,10 @@ def _alive(pids: list[int]) -> bool:
 
 
 def _redis_clients(redis_server: RedisServer) -> set[str]:
-    """The names of the sseserver processes connected to Redis."""
+    """The process tokens of the sseserver processes connected to Redis (each names its
+    connections `sseserver-<token>`, `…-reader`, `…-lease`)."""
     reply = redis_server.command(b"CLIENT", b"LIST") or b""
-    return {part.split(b"=", 1)[1].decode() for part in reply.split()
+    return {part.split(b"=", 1)[1].decode().split("-")[1] for part in reply.split()
             if part.startswith(b"name=sseserver-")}
 
 

@@ -56,7 +56,8 @@ async def test_end_wakes_the_follower() -> None:
     follower = _follower(FakeTransport())
     waiting = follower.follow_from(0)
     await asyncio.sleep(0)
-    follower.end()
+    follower.end(True)
+    assert follower.ended
     await asyncio.wait_for(waiting, 1)
 
 

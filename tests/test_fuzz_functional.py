@@ -170,13 +170,15 @@ def check(answer: Answer, path: str) -> None:
 
 @pytest.fixture
 async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
-    """The demo provider at full speed, three tokens a reply, small limits, a token, the
-    fuzzer's own address trusted as a proxy (so its forwarded headers are read); and the
-    check that every test leaves nothing running."""
+    """The demo provider at full speed, three tokens a reply, small limits (thinking and
+    web search allowed, in small bounds), a token, the fuzzer's own address trusted as a
+    proxy (so its forwarded headers are read); and the check that every test leaves
+    nothing running."""
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
-        max_body_bytes=4096, max_tokens=100, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
+        max_body_bytes=4096, max_tokens=2000, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
         access_token=TOKEN, forwarded_allow_ips=(ipaddress.ip_network("127.0.0.1"),),
+        max_thinking_tokens=1500, web_search=2,
     )
     baseline = len(asyncio.all_tasks())
     LOGS.attach()
@@ -230,13 +232,17 @@ any_text = st.text(max_size=300)
 # Percent-escapes of any byte: invalid UTF-8 once decoded, NULs, line breaks.
 escaped_bytes = st.binary(max_size=40).map(lambda b: "".join(f"%{x:02X}" for x in b))
 query_keys = st.sampled_from(
-    ["message", "model", "max_tokens", "system", "lastEventId", "token", "x", ""]
+    ["message", "model", "max_tokens", "system", "thinking", "web_search", "lastEventId",
+     "token", "x", ""]
 ) | st.text(max_size=10)
+# Around every bound: max_tokens 2000, budgets 1024..1500 (and below max_tokens), 1-2 uses.
 query_values = (
     any_text
     | escaped_bytes
-    | st.sampled_from(["", "hi", "0", "-1", "100", "101", "1e3", "NaN", "claude-haiku-5-5",
-                       "abc:1", "abc:99999999999", ":0", "x" * 201, "%", "%zz", "&&", "=="])
+    | st.sampled_from(["", "hi", "0", "-1", "1", "2", "3", "1023", "1024", "1500", "1501",
+                       "2000", "2001", "1e3", "NaN", "off", "on", "adaptive", "OFF",
+                       "claude-haiku-5-5", "abc:1", "abc:99999999999", ":0", "x" * 201, "%",
+                       "%zz", "&&", "=="])
     | st.integers().map(str)
 )
 valid_message = st.text(min_size=1, max_size=50).filter(str.strip).map(lambda m: ("message", m))
@@ -277,12 +283,17 @@ conversations = st.integers(1, 5).flatmap(
         for i in range(n)
     ]).map(list)
 )
+thinking_values = st.sampled_from(["off", "adaptive", "on", "", 1023, 1024, 1500, 1501,
+                                   0, -1, 1024.0, True, None]) | st.integers()
+web_search_values = st.sampled_from(["off", "on", "", 0, 1, 2, 3, 1.0, False, None])
 nearly_valid = st.fixed_dictionaries(
     {"messages": conversations},
     optional={
         "model": st.sampled_from(["claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5"]),
-        "max_tokens": st.integers(-1, 101),
+        "max_tokens": st.integers(-1, 2001),
         "system": st.text(max_size=220),
+        "thinking": thinking_values,
+        "web_search": web_search_values,
     },
 ).map(lambda d: json.dumps(d).encode())
 bodies = st.one_of(
@@ -292,8 +303,10 @@ bodies = st.one_of(
         optional={
             "model": st.sampled_from(["claude-sonnet-5-5", "claude-haiku-5-5", "gpt"])
             | json_values,
-            "max_tokens": st.integers(-5, 200) | json_values,
+            "max_tokens": st.integers(-5, 2100) | json_values,
             "system": any_text | json_values,
+            "thinking": thinking_values | json_values,
+            "web_search": web_search_values | json_values,
             "stream": json_values,
         },
     ).map(lambda d: json.dumps(d).encode()),

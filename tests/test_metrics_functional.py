@@ -148,7 +148,7 @@ async def test_metrics_hold_no_secret_message_or_per_stream_label(
     for secret in (fake_anthropic.api_key, QUESTION, stream_id, "127.0.0.1", "hello"):
         assert secret not in text
     labels = {name for (_, pairs) in parse(text) for name, _ in pairs}
-    assert labels <= {"ended", "reason", "type", "le"}
+    assert labels <= {"ended", "reason", "type", "kind", "le"}
 
 
 async def test_refusals_are_counted(

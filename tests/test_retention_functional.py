@@ -57,7 +57,7 @@ async def test_a_flood_of_short_replies_stays_under_the_cap_and_frees_the_oldest
     print(f"{backend}: {finished} replies of 1,000 events in {FLOOD_SECONDS} s; RSS grew "
           f"{grown:.1f} MiB (cap {CAP_MB} MiB + margin {MARGIN_MB} MiB)")
     assert report["verification"]["ok"], report["verification"]
-    assert finished * 1000 * 60 > 10 * CAP_MB * 2**20  # far more than the cap was kept
+    assert finished * 1000 * 60 > 3 * CAP_MB * 2**20  # several times what the cap keeps
     assert grown < CAP_MB + MARGIN_MB
     assert await _resume_status(server, first) == 204  # freed, the oldest first
     if backend == "redis":

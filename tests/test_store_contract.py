@@ -189,14 +189,16 @@ class _Listener:
     def __init__(self) -> None:
         self.frames: list[tuple[bytes, int]] = []
         self.ended = False
+        self.final = False
         self._changed = asyncio.Event()
 
     def frame(self, data: bytes, index: int) -> None:
         self.frames.append((data, index))
         self._changed.set()
 
-    def end(self) -> None:
+    def end(self, final: bool) -> None:
         self.ended = True
+        self.final = final
         self._changed.set()
 
     async def until(self, frames: int, *, ended: bool = False) -> None:
@@ -222,6 +224,7 @@ async def test_a_listener_at_the_end_gets_each_new_frame_with_its_index(
     await store.finish("s", keep_for=5)
     await listener.until(2, ended=True)
     assert listener.frames == [(b"b", 1), (b"c", 2)]
+    assert listener.final  # ended normally: nothing to read
 
 
 async def test_no_listener_behind_the_end_and_none_kept_after_it(store: StreamStore) -> None:
@@ -261,6 +264,7 @@ async def test_a_listener_in_another_process_catches_up_then_follows(
         await owner.finish("s", keep_for=5)
         await listener.until(4, ended=True)
         assert listener.frames == [(b"b", 1), (b"c", 2), (b"d", 3), (b"e", 4)]
+        assert listener.final
     finally:
         await other.close()
         await owner.close()

@@ -14,7 +14,7 @@ import pytest
 from sseserver.config import Settings
 from sseserver.errors import Refused
 from sseserver.providers import ChatMessage, GenerationRequest
-from sseserver.providers.base import Role
+from sseserver.providers.base import Role, Thinking
 from sseserver.validation import request_from_json, request_from_query, resume_point
 
 SETTINGS = dataclasses.replace(
@@ -28,11 +28,14 @@ LONG = "x" * 101
 
 
 def _request(*turns: str, model: str = DEFAULT_MODEL, max_tokens: int = 1000,
-             system: str | None = None) -> GenerationRequest:
+             system: str | None = None, thinking: Thinking = "adaptive",
+             web_search: int = 0) -> GenerationRequest:
+    """What a request asks for; a request that does not say thinks adaptively."""
     roles: tuple[Role, Role] = ("user", "assistant")
     return GenerationRequest(
         messages=tuple(ChatMessage(roles[n % 2], text) for n, text in enumerate(turns)),
-        model=model, max_tokens=max_tokens, system=system,
+        model=model, max_tokens=max_tokens, system=system, thinking=thinking,
+        web_search=web_search,
     )
 
 
@@ -211,6 +214,39 @@ def test_body_refused(body: bytes, status: int, message: str) -> None:
     with pytest.raises(Refused) as refused:
         request_from_json(body, SETTINGS)
     assert (refused.value.status, refused.value.message) == (status, message)
+
+
+# ---- thinking and web_search, on both routes (refusals: test_bad_options_functional.py) ----
+
+CLAUDE = dataclasses.replace(SETTINGS, max_tokens=4096, max_thinking_tokens=2048, web_search=3)
+
+
+@pytest.mark.parametrize(
+    ("options", "settings", "thinking", "web_search"),
+    [
+        pytest.param({}, CLAUDE, "adaptive", 0, id="defaults"),
+        pytest.param({}, dataclasses.replace(CLAUDE, max_thinking_tokens=0), "off", 0,
+                     id="default-where-thinking-is-off"),
+        pytest.param({"thinking": "off"}, CLAUDE, "off", 0, id="thinking-off"),
+        pytest.param({"thinking": "adaptive"}, CLAUDE, "adaptive", 0, id="thinking-adaptive"),
+        pytest.param({"thinking": 1024}, CLAUDE, 1024, 0, id="budget-least"),
+        pytest.param({"thinking": 2048}, CLAUDE, 2048, 0, id="budget-at-the-bound"),
+        pytest.param({"web_search": "off"}, CLAUDE, "adaptive", 0, id="search-off"),
+        pytest.param({"web_search": "on"}, CLAUDE, "adaptive", 3, id="search-on-is-the-bound"),
+        pytest.param({"web_search": 1}, CLAUDE, "adaptive", 1, id="searches-1"),
+        pytest.param({"web_search": "off"}, dataclasses.replace(CLAUDE, web_search=0),
+                     "adaptive", 0, id="search-off-where-it-is-off"),
+    ],
+)
+def test_thinking_and_web_search_accepted(
+    options: dict[str, Any], settings: Settings, thinking: Thinking, web_search: int
+) -> None:
+    expected = _request("hi", max_tokens=4096, thinking=thinking, web_search=web_search)
+    query = {"message": "hi", **{k: str(v) for k, v in options.items()}}
+    assert request_from_query(query, settings) == expected
+    assert request_from_json(_body(**options), settings) == expected
+    nulls = {key: None for key in ("thinking", "web_search") if key not in options}
+    assert request_from_json(_body(**options, **nulls), settings) == expected
 
 
 # ---- Last-Event-ID: where a reconnect resumes ----

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from ..config import Settings, resolved_provider
 from ..errors import ConfigError
-from .base import ChatMessage, GenerationRequest, Provider, ProviderError, Usage
+from .base import ChatMessage, Event, GenerationRequest, Item, Provider, ProviderError, Usage
 from .demo import DemoProvider
 
 __all__ = [
     "ChatMessage",
     "DemoProvider",
+    "Event",
     "GenerationRequest",
+    "Item",
     "Provider",
     "ProviderError",
     "Usage",
@@ -33,4 +35,5 @@ def create_provider(settings: Settings) -> Provider:
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
         max_retries=settings.upstream_retries,
+        prompt_cache=settings.prompt_cache,
     )

@@ -1,22 +1,33 @@
 """The one seam between the service and whoever writes the reply.
 
-A provider turns a `GenerationRequest` into an async iterator of text deltas and
-`Usage` updates: one as soon as the input is counted, the last one final. Handlers and
-the stream registry never know which provider they have. Closing the generator (`aclose()`,
-or task cancellation) must close the upstream request.
+A provider turns a `GenerationRequest` into an async iterator of items:
+
+- `str`: one text delta (a `message` event). Text is nearly every item of a reply, so it
+  stays a plain string: the relay's hot path does no more than frame it.
+- `Event`: any other wire event (`thinking`, `thinking_hidden`, `tool`, `tool_result`,
+  `citation`), already in the shape docs/protocol.md, "Events" gives it.
+- `Usage`: one as soon as the input is counted, the last one final.
+
+Handlers and the stream registry never know which provider they have. Closing the generator
+(`aclose()`, or task cancellation) must close the upstream request.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import ProviderError
 
-__all__ = ["ChatMessage", "GenerationRequest", "Provider", "ProviderError", "Role", "Usage"]
+__all__ = [
+    "ChatMessage", "Event", "GenerationRequest", "Item", "Provider", "ProviderError", "Role",
+    "Thinking", "Usage",
+]
 
 Role = Literal["user", "assistant"]
+# "off", "adaptive" (Claude decides how much to think), or a budget of thinking tokens.
+Thinking = Literal["off", "adaptive"] | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +42,56 @@ class GenerationRequest:
     model: str
     max_tokens: int
     system: str | None = None
+    thinking: Thinking = "off"
+    web_search: int = 0  # the most searches this reply may make; 0: no web search
+
+
+@dataclass(slots=True)
+class Event:
+    """A wire event other than `message`: its name and its JSON-ready data."""
+
+    name: str
+    data: object
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """What a reply cost, summed over its upstream requests. `input_tokens` is the input
+    read at full price; the cache's share is in the two cache fields, as Anthropic counts."""
+
     input_tokens: int
     output_tokens: int
     stop_reason: str | None
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    thinking_tokens: int = 0
+    web_search_requests: int = 0
+    # {"type": "refusal", "category", "explanation"} when Claude refused, else None.
+    stop_details: dict[str, Any] | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The `usage` event's data: every key, always (docs/protocol.md, "Events")."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "stop_reason": self.stop_reason,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "thinking_tokens": self.thinking_tokens,
+            "web_search_requests": self.web_search_requests,
+            "stop_details": self.stop_details,
+        }
+
+
+Item = str | Event | Usage
 
 
 class Provider(Protocol):
     name: str
 
-    def stream(self, request: GenerationRequest) -> AsyncGenerator[str | Usage, None]:
-        """Text deltas as they arrive, with Usage updates (the last is final);
-        raises ProviderError."""
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
+        """Text deltas as they arrive, other events, and Usage updates (the last is
+        final); raises ProviderError."""
         ...
 
     async def close(self) -> None:

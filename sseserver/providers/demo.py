@@ -1,5 +1,11 @@
 """Offline provider: a deterministic reply with token-like pacing, so the service works
-(and can be load-tested) without an API key or a network."""
+(and can be load-tested) without an API key or a network.
+
+A reply shows every kind of event a real one can: a short thinking block (unless the
+request turned thinking off), a pretend web search (when the request asked for one), and
+text with one cited source. With `--demo-tokens N` (load tests) a reply is exactly N
+`message` events and nothing else, so load figures stay comparable.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ import asyncio
 import functools
 import re
 from collections.abc import AsyncGenerator
+from typing import Any, Final
 
-from .base import GenerationRequest, Usage
+from .base import Event, GenerationRequest, Item, Usage
 
 DEMO_TEXT = (
     "This reply comes from sseserver's built-in demo provider, so no API key was used "
@@ -20,6 +27,31 @@ DEMO_TEXT = (
     "3. Press Stop and the generation is cancelled at once.\n\n"
     "To talk to Claude for real, start the server with ANTHROPIC_API_KEY set. "
     'You asked: "{question}"'
+)
+
+# Thinking, in pieces as Claude streams it.
+DEMO_THINKING: Final = (
+    "The reader wants to see", " what streams over the wire.", " I'll think briefly,",
+    " look up the standard if I may,", " then answer and cite it.",
+)
+# The sentence of DEMO_TEXT the citation supports: its event comes after its last token.
+_CITED: Final = "so you can watch Server-Sent Events at work:"
+_CITED_END: Final = DEMO_TEXT.index(_CITED) + len(_CITED)
+_SOURCE_URL: Final = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
+_SOURCE_TITLE: Final = "HTML Standard: Server-sent events"
+DEMO_CITATION: Final[dict[str, Any]] = {
+    "url": _SOURCE_URL,
+    "title": _SOURCE_TITLE,
+    "cited_text": "To enable servers to push data to web pages over HTTP or using dedicated "
+                  "server-push protocols, this specification introduces the EventSource "
+                  "interface.",
+}
+DEMO_SEARCH: Final[tuple[Event, Event]] = (
+    Event("tool", {"id": "srvtoolu_demo", "name": "web_search",
+                   "input": {"query": "Server-Sent Events standard"}}),
+    Event("tool_result", {"tool_use_id": "srvtoolu_demo", "name": "web_search",
+                          "results": [{"title": _SOURCE_TITLE, "url": _SOURCE_URL,
+                                       "page_age": None}]}),
 )
 
 # A token is a run of non-space characters with the whitespace before it, like BPE pieces.
@@ -45,18 +77,38 @@ class DemoProvider:
         self._delay = delay_ms / 1000
         self._tokens = tokens
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str | Usage, None]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
         question = request.messages[-1].content
         tokens = demo_tokens(question)
-        count = min(len(tokens), request.max_tokens) if self._tokens is None else self._tokens
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         yield Usage(input_tokens=prompt_words, output_tokens=0, stop_reason=None)
-        for index in range(count):
-            # sleep(0) still yields, so a zero-delay demo never starves other streams.
+        if self._tokens is not None:  # a load test: N messages, nothing else
+            for index in range(self._tokens):
+                # sleep(0) still yields, so a zero-delay demo never starves other streams.
+                await asyncio.sleep(self._delay)
+                yield tokens[index % len(tokens)]  # past the text's end it starts again
+            yield Usage(prompt_words, self._tokens, "end_turn")
+            return
+        thinking = 0 if request.thinking == "off" else len(DEMO_THINKING)
+        for piece in DEMO_THINKING[:thinking]:
             await asyncio.sleep(self._delay)
-            yield tokens[index % len(tokens)]  # --demo-tokens past the text starts it again
-        stop_reason = "max_tokens" if self._tokens is None and count < len(tokens) else "end_turn"
-        yield Usage(input_tokens=prompt_words, output_tokens=count, stop_reason=stop_reason)
+            yield Event("thinking", piece)
+        searches = 1 if request.web_search else 0
+        for event in DEMO_SEARCH[: 2 * searches]:
+            await asyncio.sleep(self._delay)
+            yield event
+        count = min(len(tokens), request.max_tokens)
+        written = 0
+        for token in tokens[:count]:
+            await asyncio.sleep(self._delay)
+            yield token
+            written += len(token)
+            if written >= _CITED_END and written - len(token) < _CITED_END:
+                yield Event("citation", DEMO_CITATION)  # the cited sentence just ended
+        yield Usage(
+            prompt_words, count + thinking, "max_tokens" if count < len(tokens) else "end_turn",
+            thinking_tokens=thinking, web_search_requests=searches,
+        )
 
     async def close(self) -> None:
         return None

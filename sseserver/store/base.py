@@ -61,8 +61,10 @@ class StreamListener(Protocol):
         """The frame at `index` was appended."""
         ...
 
-    def end(self) -> None:
-        """The stream ended (after its last frame) or the store is closing."""
+    def end(self, final: bool) -> None:
+        """No more frames will be pushed. `final`: the stream ended normally right after
+        the last frame pushed; otherwise (it was lost, the store let go or is closing)
+        the subscriber reads the store to learn what follows."""
         ...
 
 

@@ -73,7 +73,7 @@ class MemoryStore:
         stream.ended = True
         stream.on_signal = None
         stream.wake()
-        _end_listener(stream)
+        _end_listener(stream, final=True)
         frames = stream.frames
         size = sum(map(len, frames)) + FRAME_OVERHEAD * len(frames)
         for freed in self._retention.add(stream_id, size, keep_for):
@@ -155,11 +155,11 @@ class MemoryStore:
             if stream.expiry is not None:
                 stream.expiry.cancel()
             stream.wake()
-            _end_listener(stream)
+            _end_listener(stream, final=False)
         self._streams.clear()
 
 
-def _end_listener(stream: _Stream) -> None:
+def _end_listener(stream: _Stream, *, final: bool) -> None:
     listener, stream.listener = stream.listener, None
     if listener is not None:
-        listener.end()
+        listener.end(final)

@@ -1,5 +1,7 @@
-// The JSON half of the streams API (docs/protocol.md, "Requests"): start a generation, cancel one.
-// Every failure becomes an ApiError carrying the server's {"error": {type, message}}.
+// @ts-check
+// The JSON half of the streams API (docs/protocol.md, "Requests"): start a generation,
+// cancel one, and what the server allows (`/healthz` capabilities). Every failure of the
+// first two becomes an ApiError carrying the server's {"error": {type, message}}.
 
 export class ApiError extends Error {
   /**
@@ -18,9 +20,29 @@ export class ApiError extends Error {
 const STREAMS_URL = "/api/streams";
 
 /**
+ * The body of POST /api/streams. `thinking` and `web_search` are sent only when the
+ * server's capabilities allow them.
+ * @typedef {object} StreamRequest
+ * @property {{role: string, content: string}[]} messages
+ * @property {string} [model]
+ * @property {string} [system]
+ * @property {number} [max_tokens]
+ * @property {"off" | "adaptive"} [thinking]
+ * @property {"off" | "on"} [web_search]
+ */
+
+/**
+ * What the server allows beyond plain text (`capabilities` of /healthz).
+ * @typedef {object} Capabilities
+ * @property {{max_tokens: number} | false} thinking
+ * @property {{max_uses: number} | false} web_search
+ * @property {string} [prompt_cache]
+ */
+
+/**
  * POST /api/streams. Resolves to {id, url} (201); rejects with an ApiError.
- * @param {{messages: {role: string, content: string}[], model?: string,
- *          system?: string, max_tokens?: number}} body
+ * @param {StreamRequest} body
+ * @returns {Promise<{id: string, url: string}>}
  */
 export async function createStream(body) {
   let response;
@@ -61,7 +83,32 @@ export async function cancelStream(id) {
   }
 }
 
-/** Turn a non-201 answer into an ApiError, preferring the JSON error body. */
+/**
+ * GET /healthz's capabilities; null when the server does not report them (or cannot be
+ * reached), which shows no toggle.
+ * @returns {Promise<Capabilities | null>}
+ */
+export async function fetchCapabilities() {
+  try {
+    const response = await fetch("/healthz", { headers: { Accept: "application/json" } });
+    if (!response.ok) return null;
+    const body = await response.json();
+    const capabilities = body?.capabilities;
+    if (typeof capabilities !== "object" || capabilities === null) return null;
+    return {
+      thinking: typeof capabilities.thinking === "object" && capabilities.thinking ? capabilities.thinking : false,
+      web_search: typeof capabilities.web_search === "object" && capabilities.web_search ? capabilities.web_search : false,
+      prompt_cache: capabilities.prompt_cache,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Turn a non-201 answer into an ApiError, preferring the JSON error body.
+ * @param {Response} response
+ */
 async function errorFrom(response) {
   let type = `http_${response.status}`;
   let message = `The server answered ${response.status} ${response.statusText}`.trim() + ".";

@@ -1,95 +1,129 @@
-// Wires the chat page: the composer, Send/Stop, one reply at a time.
+// @ts-check
+// Wires the chat page: the composer, Send/Stop, one reply at a time, and the
+// conversation's survival across a reload.
 // Flow per question: POST /api/streams (api.js) -> EventSource on the answered url
-// (stream.js) -> text appended live (view.js) -> the turn settles into the history
-// (history.js) with its metrics (metrics.js).
+// (stream.js) -> each event applied to the turn (turn.js: the view and its record) ->
+// the turn settles into the history (history.js) and the tab's storage (storage.js).
+// After a reload, the saved turns are replayed, and a reply that was streaming resumes
+// from its last event id: the same generation, from where this page left it.
 
-import { ApiError, cancelStream, createStream } from "./api.js";
+import { ApiError, cancelStream, createStream, fetchCapabilities } from "./api.js";
 import { Conversation } from "./history.js";
 import { ReplyMetrics } from "./metrics.js";
-import { openStream } from "./stream.js";
-import { TranscriptView } from "./view.js";
+import { ChatStore, load } from "./storage.js";
+import { openStream, resumeUrl } from "./stream.js";
+import { Turn } from "./turn.js";
+import { find, TranscriptView } from "./view.js";
 
-/** Server-rendered configuration (data-* on <body>; no inline script under the CSP). */
-function readConfig(dataset) {
-  return {
-    // The server's default and upper bound for max_tokens.
-    maxTokens: Number.parseInt(dataset.maxTokens ?? "", 10) || null,
-  };
-}
+/** @typedef {import("./api.js").Capabilities} Capabilities */
+/** @typedef {import("./api.js").StreamRequest} StreamRequest */
+/** @typedef {import("./storage.js").ActiveTurn} ActiveTurn */
+/** @typedef {import("./storage.js").Outcome} Outcome */
+/** @typedef {import("./storage.js").SavedTurn} SavedTurn */
+/** @typedef {{type: string, message: string}} ShownError */
 
-const $ = (selector) => /** @type {HTMLElement} */ (document.querySelector(selector));
-
-const config = readConfig(document.body.dataset);
-const form = /** @type {HTMLFormElement} */ ($("#composer"));
-const prompt = /** @type {HTMLTextAreaElement} */ ($("#prompt"));
-const sendButton = /** @type {HTMLButtonElement} */ ($("#send"));
-const stopButton = /** @type {HTMLButtonElement} */ ($("#stop"));
-const modelPicker = /** @type {HTMLSelectElement | null} */ (document.querySelector("#model"));
-const systemInput = /** @type {HTMLTextAreaElement} */ ($("#system"));
-const maxTokensInput = /** @type {HTMLInputElement} */ ($("#max-tokens"));
-const providerEl = $("#provider");
-const liveStatus = $("#live-status");
-
-const transcript = new TranscriptView($("#transcript"));
-const conversation = new Conversation();
-
+/** A reply in flight is saved at most this often (ms), and at once when the page hides. */
+const SAVE_EVERY_MS = 1000;
 /**
- * The reply being streamed, or null.
- * @type {null | {question: string, userTurn: HTMLElement, reply: import("./view.js").ReplyView,
- *   metrics: ReplyMetrics, id: string | null, stream: {close(): void} | null,
- *   stopReason: string | null, finished: boolean}}
+ * A page that is leaving sees its EventSource fail (between beforeunload and pagehide);
+ * that is not the reply being lost. If the page is still here this long after, the
+ * navigation did not happen (a download link, say), and the stream is followed again.
  */
-let active = null;
+const STAYED_MS = 1000;
 
+const INTERRUPTED = {
+  type: "interrupted",
+  message: "The reply was cut off, and the server no longer holds it. Retry asks again.",
+};
+const NOT_SENT = {
+  type: "interrupted",
+  message: "The page was reloaded before the server answered, so this reply cannot be found. Retry asks again.",
+};
+
+const body = document.body;
+const form = find(body, "#composer", HTMLFormElement);
+const prompt = find(body, "#prompt", HTMLTextAreaElement);
+const sendButton = find(body, "#send", HTMLButtonElement);
+const stopButton = find(body, "#stop", HTMLButtonElement);
+const modelPicker = document.querySelector("#model");
+const systemInput = find(body, "#system", HTMLTextAreaElement);
+const maxTokensInput = find(body, "#max-tokens", HTMLInputElement);
+const thinkingToggle = find(body, "#thinking", HTMLInputElement);
+const webSearchToggle = find(body, "#web-search", HTMLInputElement);
+const providerEl = find(body, "#provider", HTMLElement);
+const liveStatus = find(body, "#live-status", HTMLElement);
+
+/** The server's default and upper bound for max_tokens (data-* on <body>: no inline script). */
+const maxTokens = Number.parseInt(body.dataset.maxTokens ?? "", 10) || null;
+
+const transcript = new TranscriptView(find(body, "#transcript", HTMLElement));
+const conversation = new Conversation();
+/** @type {Turn | null} the reply being streamed */
+let active = null;
+const store = new ChatStore(() => active?.toActive() ?? null);
+/** @type {Capabilities | null} */
+let capabilities = null;
+/** Set by beforeunload: the page is probably going away. */
+let leaving = false;
+
+/** @param {string} text */
 function announce(text) {
   liveStatus.textContent = text;
 }
 
+/** @param {boolean} busy */
 function setBusy(busy) {
   sendButton.disabled = busy;
   stopButton.disabled = !busy;
   form.setAttribute("aria-busy", String(busy));
 }
 
-/** The request body for `question`, or null when an option is invalid. */
+/**
+ * The request body for `question`, or null when an option is invalid.
+ * @param {string} question
+ * @returns {StreamRequest | null}
+ */
 function buildRequest(question) {
-  const body = { messages: conversation.messagesWith(question) };
-  if (modelPicker) body.model = modelPicker.value;
+  /** @type {StreamRequest} */
+  const request = { messages: conversation.messagesWith(question) };
+  if (modelPicker instanceof HTMLSelectElement) request.model = modelPicker.value;
   const system = systemInput.value.trim();
-  if (system) body.system = system;
-  if (maxTokensInput.value !== "" && maxTokensInput.value !== String(config.maxTokens)) {
+  if (system) request.system = system;
+  if (maxTokensInput.value !== "" && maxTokensInput.value !== String(maxTokens)) {
     if (!maxTokensInput.checkValidity()) {
-      maxTokensInput.closest("details").open = true;
+      const options = maxTokensInput.closest("details");
+      if (options) options.open = true;
       maxTokensInput.reportValidity();
       return null;
     }
-    body.max_tokens = Number(maxTokensInput.value);
+    request.max_tokens = Number(maxTokensInput.value);
   }
-  return body;
+  if (capabilities?.thinking) request.thinking = thinkingToggle.checked ? "adaptive" : "off";
+  if (capabilities?.web_search) request.web_search = webSearchToggle.checked ? "on" : "off";
+  return request;
 }
 
-/** Ask `question`: show it, start a generation, stream its reply. */
+/**
+ * Ask `question`: show it, start a generation, stream its reply.
+ * @param {string} question
+ */
 async function ask(question) {
   if (active || question.trim() === "") return;
-  const body = buildRequest(question);
-  if (!body) return;
+  const request = buildRequest(question);
+  if (!request) return;
 
   const focusOnRetry = document.activeElement?.classList.contains("retry");
   transcript.hideRetries();
   if (focusOnRetry) prompt.focus(); // the button just vanished under the focus
-  const userTurn = transcript.addUserTurn(question);
-  const reply = transcript.addReply();
-  const turn = {
-    question, userTurn, reply, metrics: new ReplyMetrics(),
-    id: null, stream: null, stopReason: null, finished: false,
-  };
+  const turn = new Turn(question, transcript.addUserTurn(question), transcript.addReply());
   active = turn;
+  store.saveNow();
   setBusy(true);
   announce("Claude is replying…");
 
   let created;
   try {
-    created = await createStream(body);
+    created = await createStream(request);
   } catch (error) {
     const shown = error instanceof ApiError
       ? { type: error.type, message: error.message }
@@ -103,24 +137,28 @@ async function ask(question) {
     return;
   }
   turn.id = created.id;
-  turn.stream = openStream(created.url, {
-    onMeta(meta) {
-      reply.setModel(meta.model, meta.provider);
-      if (meta.provider) providerEl.textContent = meta.provider;
-      if (reply.status === "connecting") reply.setStatus("streaming");
-    },
-    onDelta(text) {
-      if (reply.status !== "streaming") reply.setStatus("streaming");
-      turn.metrics.chunk();
-      reply.append(text);
-      reply.showMetrics(turn.metrics);
-    },
-    onUsage(usage) {
-      turn.metrics.usage(usage);
-      turn.stopReason = typeof usage?.stop_reason === "string" ? usage.stop_reason : null;
+  turn.url = created.url;
+  store.saveNow();
+  follow(turn, created.url);
+}
+
+/**
+ * Follow a turn's stream from `url` until it ends.
+ * @param {Turn} turn
+ * @param {string} url
+ */
+function follow(turn, url) {
+  const { reply } = turn;
+  turn.stream = openStream(url, {
+    onEntry(entry, eventId) {
+      if (entry[0] === "meta" && entry[1].provider) providerEl.textContent = entry[1].provider;
+      turn.apply(entry, true);
+      if (eventId) turn.lastEventId = eventId;
+      store.saveSoon(SAVE_EVERY_MS);
     },
     onDone() {
-      finish(turn, turn.stopReason === "cancelled" ? "cancelled" : "done");
+      const reason = turn.stopReason;
+      finish(turn, reason === "cancelled" ? "cancelled" : reason === "refusal" ? "refused" : "done");
     },
     onServerError(error) {
       finish(turn, "error", error);
@@ -135,43 +173,82 @@ async function ask(question) {
       announce("Reconnected. Claude is replying…");
     },
     onLost() {
-      finish(turn, "error", {
-        type: "connection_lost",
-        message: "The connection to the server was lost and the reply could not be resumed.",
-      });
+      if (leaving) {
+        // Keep the reply in flight in storage: the next load of this tab resumes it.
+        setTimeout(() => {
+          leaving = false;
+          if (!turn.finished && turn.url) follow(turn, resumeUrl(turn.url, turn.lastEventId));
+        }, STAYED_MS);
+        return;
+      }
+      finish(turn, "interrupted", INTERRUPTED);
     },
   });
 }
 
 /**
+ * Show how a turn ended: status, error with Retry, or a plain notice.
+ * @param {Turn} turn
+ * @param {Outcome} outcome
+ * @param {ShownError | undefined} error
+ * @param {boolean} canRetry
+ */
+function showOutcome(turn, outcome, error, canRetry) {
+  const { reply } = turn;
+  const usage = turn.record.usage;
+  const retry = canRetry ? () => void ask(turn.question) : null;
+  if (outcome === "error" || outcome === "interrupted") {
+    reply.setStatus(outcome);
+    reply.showError(error ?? INTERRUPTED, retry);
+  } else if (outcome === "cancelled") {
+    reply.setStatus("cancelled");
+  } else if (outcome === "refused") {
+    reply.setStatus("refused");
+    const details = usage?.stop_details;
+    const category = details?.category ? ` (${details.category.replaceAll("_", " ")})` : "";
+    reply.showNotice(`Claude declined to continue this reply${category}.`, details?.explanation ?? undefined);
+  } else if (turn.stopReason === "model_context_window_exceeded") {
+    reply.setStatus("done", "context window full");
+    reply.showNotice(
+      "The conversation has filled the model's context window.",
+      "Start a new chat, or ask again with a shorter history, to go on.",
+    );
+  } else {
+    reply.setStatus("done", turn.stopReason === "max_tokens" ? "max_tokens reached" : undefined);
+  }
+}
+
+/** @type {Record<Outcome, string>} */
+const ANNOUNCED = {
+  done: "Reply finished.",
+  cancelled: "Reply stopped.",
+  error: "Error.",
+  interrupted: "The reply was interrupted.",
+  refused: "Claude declined to continue.",
+};
+
+/**
  * End a turn once: close its stream, settle it into the history, show the outcome.
- * @param {"done" | "cancelled" | "error"} outcome
- * @param {{type: string, message: string}} [error]
+ * @param {Turn} turn
+ * @param {Outcome} outcome
+ * @param {ShownError} [error]
  */
 function finish(turn, outcome, error) {
   if (turn.finished) return;
   turn.finished = true;
   turn.stream?.close();
   const { reply, metrics } = turn;
+  reply.parts.finish();
 
-  const kept = conversation.settle(turn.question, reply.content, outcome);
+  const kept = conversation.settle(turn.question, turn.text, outcome);
   if (!kept) reply.markExcluded(turn.userTurn);
-
-  if (outcome === "error") {
-    reply.setStatus("error");
-    reply.showError(error, () => ask(turn.question));
-    announce(`Error: ${error.message}`);
-  } else if (outcome === "cancelled") {
-    reply.setStatus("cancelled");
-    announce("Reply stopped.");
-  } else {
-    const detail = turn.stopReason === "max_tokens" ? "max_tokens reached" : undefined;
-    reply.setStatus("done", detail);
-    announce("Reply finished.");
-  }
+  showOutcome(turn, outcome, error, true);
+  announce(error ? `${ANNOUNCED[outcome]} ${error.message}` : ANNOUNCED[outcome]);
   if (metrics.chunks > 0 || metrics.tokensFromUsage) reply.showMetrics(metrics);
 
   if (active === turn) active = null;
+  store.addTurn(turn.toSaved(outcome, kept, error));
+  store.saveNow();
   const focusWasOnStop = document.activeElement === stopButton;
   setBusy(false);
   // Stop just became disabled: do not leave keyboard focus stranded on it.
@@ -184,6 +261,60 @@ function stop() {
   if (!turn) return;
   if (turn.id) void cancelStream(turn.id);
   finish(turn, "cancelled");
+}
+
+/**
+ * A turn from storage, shown as it was.
+ * @param {string} question
+ * @param {import("./record.js").Entry[]} entries
+ */
+function replayTurn(question, entries) {
+  const turn = new Turn(question, transcript.addUserTurn(question), transcript.addReply(), new ReplyMetrics(null));
+  for (const entry of entries) turn.apply(entry, false);
+  return turn;
+}
+
+/** Show the saved conversation, and resume the reply that was streaming, if any. */
+function restore() {
+  const saved = load();
+  saved.turns.forEach((savedTurn, index) => {
+    const turn = replayTurn(savedTurn.question, savedTurn.entries);
+    turn.finished = true;
+    turn.reply.parts.finish();
+    if (savedTurn.kept) conversation.restore(savedTurn.question, turn.text);
+    else turn.reply.markExcluded(turn.userTurn);
+    // Only the latest failure may be retried, and only when nothing else is running.
+    const last = index === saved.turns.length - 1 && !saved.active;
+    showOutcome(turn, savedTurn.outcome, savedTurn.error, last);
+    if (savedTurn.metrics) {
+      turn.reply.metricsEl.hidden = false;
+      turn.reply.metricsEl.textContent = savedTurn.metrics.text;
+      turn.reply.metricsEl.title = savedTurn.metrics.title;
+    }
+    store.addTurn(savedTurn);
+  });
+  if (saved.active) resume(saved.active);
+  transcript.scrollToEnd();
+}
+
+/**
+ * Carry on with a reply that was streaming when the page went away: its events so far
+ * from storage, the rest from the server, starting after the last one kept.
+ * @param {ActiveTurn} saved
+ */
+function resume(saved) {
+  const turn = replayTurn(saved.question, saved.entries);
+  turn.id = saved.streamId;
+  turn.url = saved.url;
+  turn.lastEventId = saved.lastEventId;
+  active = turn;
+  setBusy(true);
+  if (!turn.url) {
+    finish(turn, "interrupted", NOT_SENT);
+    return;
+  }
+  announce("Resuming Claude's reply…");
+  follow(turn, resumeUrl(turn.url, turn.lastEventId));
 }
 
 function submitPrompt() {
@@ -200,6 +331,17 @@ function autosize() {
   // Grow with the text up to the CSS max-height (CSSOM writes are allowed by the CSP).
   prompt.style.height = "auto";
   prompt.style.height = `${prompt.scrollHeight + 2}px`;
+}
+
+/**
+ * Show the thinking and web search toggles the server allows, set as the server's own
+ * defaults (docs/protocol.md, "Requests"): thinking on where it is allowed, web search off.
+ */
+async function showToggles() {
+  capabilities = await fetchCapabilities();
+  find(body, "#thinking-option", HTMLElement).hidden = !capabilities?.thinking;
+  find(body, "#web-search-option", HTMLElement).hidden = !capabilities?.web_search;
+  thinkingToggle.checked = Boolean(capabilities?.thinking);
 }
 
 form.addEventListener("submit", (event) => {
@@ -220,18 +362,27 @@ prompt.addEventListener("input", autosize);
 
 stopButton.addEventListener("click", stop);
 
-$("#new-chat").addEventListener("click", () => {
+find(body, "#new-chat", HTMLButtonElement).addEventListener("click", () => {
   stop();
   conversation.clear();
   transcript.clear();
+  store.clear();
   announce("New conversation.");
   prompt.focus();
 });
 
-window.addEventListener("pagehide", () => {
-  // Leaving mid-reply: stop the generation instead of letting it run to the end.
-  stop();
+// Leaving the page (a reload, a closed tab) does not stop the reply: the server keeps
+// it for its resume window, and the next load of this tab resumes it. Save now, while
+// the record and the last event id agree.
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+});
+window.addEventListener("pagehide", () => store.saveNow());
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") store.saveNow();
 });
 
 setBusy(false);
+restore();
+void showToggles();
 prompt.focus();

@@ -1,8 +1,14 @@
+// @ts-check
 // The conversation as the API sees it: alternating user/assistant messages, starting
-// with the user (docs/protocol.md, "Requests"). Only settled turns live here; the turn being streamed is
-// added when its reply ends, and only if it can be kept.
+// with the user (docs/protocol.md, "Requests"). Only settled turns live here; the turn
+// being streamed is added when its reply ends, and only if it can be kept.
 
-/** Whether a reply's text may be sent back as an assistant message. */
+/** @typedef {import("./storage.js").Outcome} Outcome */
+
+/**
+ * Whether a reply's text may be sent back as an assistant message.
+ * @param {string} text
+ */
 export function keepable(text) {
   // The API refuses empty (and whitespace-only) content: never send such a message.
   return text.trim() !== "";
@@ -12,8 +18,12 @@ export class Conversation {
   /** @type {{user: string, assistant: string}[]} */
   #turns = [];
 
-  /** The messages for the next POST: the whole history, then the new question. */
+  /**
+   * The messages for the next POST: the whole history, then the new question.
+   * @param {string} question
+   */
   messagesWith(question) {
+    /** @type {{role: "user" | "assistant", content: string}[]} */
     const messages = [];
     for (const turn of this.#turns) {
       messages.push({ role: "user", content: turn.user });
@@ -28,20 +38,32 @@ export class Conversation {
    * - "done": kept (when it has text).
    * - "cancelled": the partial text is kept. The user chose to stop and has read
    *   that text; the next question ("go on", "shorter") usually refers to it.
-   * - "error": dropped with its question. The text was cut off by a failure the
-   *   user did not choose, so the model should not build on it; the page offers
-   *   Retry instead.
+   * - "error" and "interrupted": dropped with its question. The text was cut off by a
+   *   failure the user did not choose, so the model should not build on it; the page
+   *   offers Retry instead.
+   * - "refused": dropped with its question. Claude declined; carrying the declined
+   *   exchange along would steer every later reply.
    * A turn without usable text is always dropped with its question, so the history
    * keeps alternating and never holds an empty assistant message.
    * @param {string} question
    * @param {string} reply
-   * @param {"done" | "cancelled" | "error"} outcome
+   * @param {Outcome} outcome
    * @returns {boolean} whether the turn is now part of the conversation
    */
   settle(question, reply, outcome) {
-    if (outcome === "error" || !keepable(reply)) return false;
+    if (outcome !== "done" && outcome !== "cancelled") return false;
+    if (!keepable(reply)) return false;
     this.#turns.push({ user: question, assistant: reply });
     return true;
+  }
+
+  /**
+   * A turn that was kept before the page was reloaded.
+   * @param {string} question
+   * @param {string} reply
+   */
+  restore(question, reply) {
+    this.#turns.push({ user: question, assistant: reply });
   }
 
   clear() {

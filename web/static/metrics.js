@@ -1,16 +1,28 @@
-// Per-reply timing: time to first token and tokens per second. Pure; no DOM.
+// @ts-check
+// Per-reply figures: time to first token, tokens per second, and the server's usage
+// (input, cached input, output). Pure; no DOM.
+
+/** @typedef {import("./record.js").Usage} Usage */
 
 /** Below this first-to-last-chunk span (ms), tokens/s is shown as "—". */
 const MIN_RATE_SPAN_MS = 50;
 
 export class ReplyMetrics {
-  /** @param {number} startedAt performance.now() when Send was pressed */
+  /**
+   * @param {number | null} startedAt performance.now() when Send was pressed; null for a
+   *   reply resumed after a reload, whose first token this page did not see arrive
+   */
   constructor(startedAt = performance.now()) {
     this.startedAt = startedAt;
+    /** @type {number | null} */
     this.firstAt = null;
+    /** @type {number | null} */
     this.lastAt = null;
     this.chunks = 0;
-    this.outputTokens = null; // from the `usage` event, once it arrives
+    /** @type {number | null} from the `usage` event, once it arrives */
+    this.outputTokens = null;
+    /** @type {Usage | null} */
+    this.usageEvent = null;
     this.reconnects = 0;
   }
 
@@ -21,9 +33,10 @@ export class ReplyMetrics {
     this.chunks += 1;
   }
 
-  /** @param {{output_tokens?: unknown}} usage */
+  /** @param {Usage} usage */
   usage(usage) {
-    if (Number.isInteger(usage?.output_tokens)) this.outputTokens = usage.output_tokens;
+    this.usageEvent = usage;
+    if (Number.isInteger(usage.output_tokens)) this.outputTokens = usage.output_tokens ?? null;
   }
 
   /** Tokens: usage.output_tokens when known, else the number of text chunks. */
@@ -37,7 +50,7 @@ export class ReplyMetrics {
 
   /** Milliseconds from Send to the first text chunk, or null before it. */
   get ttftMs() {
-    return this.firstAt === null ? null : this.firstAt - this.startedAt;
+    return this.firstAt === null || this.startedAt === null ? null : this.firstAt - this.startedAt;
   }
 
   /**
@@ -50,14 +63,19 @@ export class ReplyMetrics {
     return ms >= MIN_RATE_SPAN_MS ? this.tokens / (ms / 1000) : null;
   }
 
-  /** A short line for the UI, e.g. "TTFT 312 ms · 41.8 tok/s · 128 tokens". */
+  /**
+   * A short line for the UI, e.g.
+   * "TTFT 312 ms · 41.8 tok/s · 128 tokens · 2,048 input · 1,536 cached".
+   */
   summary() {
+    /** @type {string[]} */
     const parts = [];
     const ttft = this.ttftMs;
     parts.push(ttft === null ? "TTFT —" : `TTFT ${formatMs(ttft)}`);
     const rate = this.tokensPerSecond;
     parts.push(rate === null ? "— tok/s" : `${rate.toFixed(1)} tok/s`);
     parts.push(`${this.tokens} ${this.tokens === 1 ? "token" : "tokens"}`);
+    parts.push(...usageParts(this.usageEvent));
     if (this.reconnects > 0) {
       parts.push(`${this.reconnects} ${this.reconnects === 1 ? "reconnect" : "reconnects"}`);
     }
@@ -73,10 +91,47 @@ export class ReplyMetrics {
       "TTFT: time to first token, from pressing Send to the first text chunk.",
       source,
       "tok/s: tokens divided by the time from the first to the last text chunk.",
+      "input: every input token of the request, cached ones included.",
+      "cached: input tokens read from the prompt cache (cache_read_input_tokens).",
     ].join("\n");
   }
 }
 
+const count = new Intl.NumberFormat("en-US");
+
+/**
+ * The usage figures worth a glance: input (cached included), cached, thinking, searches.
+ * Only the figures the server reported appear.
+ * @param {Usage | null} usage
+ * @returns {string[]}
+ */
+export function usageParts(usage) {
+  if (!usage) return [];
+  const parts = [];
+  const read = usage.cache_read_input_tokens;
+  const written = usage.cache_creation_input_tokens;
+  if (isCount(usage.input_tokens)) {
+    const input = usage.input_tokens + (isCount(read) ? read : 0) + (isCount(written) ? written : 0);
+    parts.push(`${count.format(input)} input`);
+  }
+  if (isCount(read)) parts.push(`${count.format(read)} cached`);
+  if (isCount(usage.thinking_tokens) && usage.thinking_tokens > 0) {
+    parts.push(`${count.format(usage.thinking_tokens)} thinking`);
+  }
+  const searches = usage.web_search_requests;
+  if (isCount(searches) && searches > 0) parts.push(`${searches} ${searches === 1 ? "search" : "searches"}`);
+  return parts;
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is number}
+ */
+function isCount(value) {
+  return Number.isInteger(value) && /** @type {number} */ (value) >= 0;
+}
+
+/** @param {number} ms */
 function formatMs(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }

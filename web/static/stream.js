@@ -1,25 +1,78 @@
+// @ts-check
 // The SSE half of the streams API (docs/protocol.md, "Events"): one EventSource per reply.
 //
 // EventSource reconnects by itself after a dropped connection, sending Last-Event-ID,
 // and the server replays exactly the missed events; a reconnect after the stream has
 // ended gets 204, which makes EventSource give up. So this module never reconnects on
 // its own: it only reports what happens, and closes the EventSource on `done`/`error`.
+// A page that was reloaded mid-reply opens the stream with `?lastEventId=` instead,
+// because a new EventSource cannot send the header (docs/protocol.md, "Ids and resume").
+
+/** @typedef {import("./record.js").Entry} Entry */
 
 /**
  * @typedef {object} StreamHandlers
- * @property {(meta: {stream: string, model: string, provider: string}) => void} onMeta
- * @property {(text: string) => void} onDelta        one `message` event's text
- * @property {(usage: {input_tokens: number, output_tokens: number, stop_reason: string}) => void} onUsage
+ * @property {(entry: Entry, eventId: string) => void} onEntry  one event of the reply
  * @property {() => void} onDone
  * @property {(error: {type: string, message: string}) => void} onServerError
  * @property {() => void} onReconnecting   connection dropped; EventSource is retrying
  * @property {() => void} onResumed        connected again after a drop
- * @property {() => void} onLost           connection failed for good (EventSource gave up)
+ * @property {() => void} onLost           connection failed for good (EventSource gave up):
+ *   the stream ended while nobody listened, or is no longer held
  */
 
 /**
+ * The URL to follow a stream from: the start, or just after `lastEventId`.
+ * @param {string} url the `url` answered by POST /api/streams
+ * @param {string | null} lastEventId
+ */
+export function resumeUrl(url, lastEventId) {
+  return lastEventId ? `${url}?lastEventId=${encodeURIComponent(lastEventId)}` : url;
+}
+
+/** @param {unknown} value @returns {value is Record<string, unknown>} */
+function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** @param {string} data @returns {string} */
+function parseString(data) {
+  const value = JSON.parse(data);
+  if (typeof value !== "string") throw new TypeError("not a JSON string");
+  return value;
+}
+
+/**
+ * @param {string} data
+ * @param {string[]} keys the keys that must be present
+ * @returns {any} an object with those keys; the contract gives the rest of its shape
+ */
+function parseObject(data, keys) {
+  const value = JSON.parse(data);
+  if (!isObject(value)) throw new TypeError("not a JSON object");
+  for (const key of keys) if (!(key in value)) throw new TypeError(`no "${key}"`);
+  return value;
+}
+
+/**
+ * Each event name of the reply, and how its data becomes an Entry.
+ * @type {Record<Entry[0], (data: string) => Entry>}
+ */
+const PARSERS = {
+  meta: (data) => ["meta", parseObject(data, ["model"])],
+  thinking: (data) => ["thinking", parseString(data), 0],
+  thinking_hidden: (data) => ["thinking_hidden", parseObject(data, ["reason"])],
+  tool: (data) => ["tool", parseObject(data, ["id", "name"])],
+  tool_result: (data) => ["tool_result", parseObject(data, ["tool_use_id"])],
+  // `data` is a JSON string: JSON.parse gives the exact text delta.
+  message: (data) => ["message", parseString(data)],
+  citation: (data) => ["citation", parseObject(data, ["cited_text"])],
+  usage: (data) => ["usage", parseObject(data, [])],
+};
+
+/**
  * Subscribe to a generation's SSE stream.
- * @param {string} url  the `url` answered by POST /api/streams
+ * @param {string} url
  * @param {StreamHandlers} handlers
  * @returns {{close: () => void}}
  */
@@ -34,6 +87,7 @@ export function openStream(url, handlers) {
   };
 
   // Every named event proves the connection is up again after a drop.
+  /** @param {string} name @param {(event: MessageEvent) => void} handle */
   const on = (name, handle) => {
     source.addEventListener(name, (event) => {
       if (closed) return;
@@ -44,18 +98,17 @@ export function openStream(url, handlers) {
       try {
         handle(event);
       } catch (error) {
-        // A frame this page cannot read (not the JSON docs/protocol.md describes): end the reply visibly
-        // rather than leave it hanging in "streaming".
+        // A frame this page cannot read (not the JSON docs/protocol.md describes): end the
+        // reply visibly rather than leave it hanging in "streaming".
         close();
         handlers.onServerError({ type: "bad_event", message: `Unreadable "${name}" event: ${error}` });
       }
     });
   };
 
-  on("meta", (event) => handlers.onMeta(JSON.parse(event.data)));
-  // `data` is a JSON string: JSON.parse gives the exact text delta.
-  on("message", (event) => handlers.onDelta(String(JSON.parse(event.data))));
-  on("usage", (event) => handlers.onUsage(JSON.parse(event.data)));
+  for (const [name, parse] of Object.entries(PARSERS)) {
+    on(name, (event) => handlers.onEntry(parse(event.data), event.lastEventId));
+  }
   on("done", () => {
     close();
     handlers.onDone();

@@ -1,6 +1,13 @@
-// The transcript's DOM. Model text only ever enters the page as text nodes
-// (Text.appendData / textContent), never as HTML: a reply containing markup shows
-// that markup literally and cannot run script.
+// @ts-check
+// The transcript's DOM. Model text reaches the page in two ways only: as text nodes
+// (questions, thinking, search results, sources) or through markdown.js, which escapes
+// raw HTML and sanitizes what it renders. Nothing from the model is ever assigned to
+// innerHTML here.
+
+import { codeOf } from "./markdown.js";
+import { ReplyParts } from "./parts.js";
+
+/** @typedef {import("./metrics.js").ReplyMetrics} ReplyMetrics */
 
 /** Status of a reply -> the text shown in its status pill. */
 const STATUS_TEXT = {
@@ -10,24 +17,62 @@ const STATUS_TEXT = {
   done: "Done",
   cancelled: "Stopped",
   error: "Error",
+  interrupted: "Interrupted",
+  refused: "Declined",
 };
+/** @typedef {keyof typeof STATUS_TEXT} Status */
 
 /** Distance from the bottom (px) within which the transcript follows new text. */
 const FOLLOW_SLACK = 48;
+/** How long a Copy button says "Copied" (ms). */
+const COPIED_MS = 1500;
+
+/**
+ * @template {Element} T
+ * @param {ParentNode} root
+ * @param {string} selector
+ * @param {new (...args: any[]) => T} type
+ * @returns {T}
+ */
+export function find(root, selector, type) {
+  const node = root.querySelector(selector);
+  if (!(node instanceof type)) throw new Error(`The page has no ${selector}`);
+  return node;
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement} the first element of a <template>'s content, cloned
+ */
+function cloneTemplate(id) {
+  const template = document.getElementById(id);
+  if (!(template instanceof HTMLTemplateElement)) throw new Error(`The page has no #${id}`);
+  return /** @type {HTMLElement} */ (template.content.firstElementChild?.cloneNode(true));
+}
 
 export class TranscriptView {
   /** @param {HTMLElement} root the #transcript element */
   constructor(root) {
     this.root = root;
-    this.userTemplate = /** @type {HTMLTemplateElement} */ (document.getElementById("user-turn-template"));
-    this.replyTemplate = /** @type {HTMLTemplateElement} */ (document.getElementById("reply-template"));
+    // Following: true while the reader is at the bottom. Tracked from scroll events, so a
+    // frame that adds text never has to measure the layout before changing it.
+    this.pinned = true;
+    this.followFrame = 0;
+    root.addEventListener("scroll", () => {
+      this.pinned = root.scrollHeight - root.scrollTop - root.clientHeight <= FOLLOW_SLACK;
+    }, { passive: true });
+    root.addEventListener("click", (event) => {
+      const target = event.target;
+      const button = target instanceof Element ? target.closest(".copy-code") : null;
+      if (button instanceof HTMLButtonElement) void copyCode(button);
+    });
   }
 
-  /** @returns {HTMLElement} the new user turn */
+  /** @param {string} text @returns {HTMLElement} the new user turn */
   addUserTurn(text) {
     this.setEmpty(false);
-    const node = /** @type {HTMLElement} */ (this.userTemplate.content.firstElementChild.cloneNode(true));
-    node.querySelector(".bubble").textContent = text;
+    const node = cloneTemplate("user-turn-template");
+    find(node, ".bubble", HTMLElement).textContent = text;
     this.root.append(node);
     this.scrollToEnd();
     return node;
@@ -35,7 +80,7 @@ export class TranscriptView {
 
   /** @returns {ReplyView} */
   addReply() {
-    const node = /** @type {HTMLElement} */ (this.replyTemplate.content.firstElementChild.cloneNode(true));
+    const node = cloneTemplate("reply-template");
     this.root.append(node);
     this.scrollToEnd();
     return new ReplyView(node, this);
@@ -47,6 +92,7 @@ export class TranscriptView {
     this.setEmpty(true);
   }
 
+  /** @param {boolean} empty */
   setEmpty(empty) {
     const hint = document.getElementById("empty-state");
     if (hint) hint.hidden = !empty;
@@ -54,17 +100,51 @@ export class TranscriptView {
 
   /** Hide every Retry button: only the latest failure may be retried. */
   hideRetries() {
-    for (const button of this.root.querySelectorAll(".retry")) button.hidden = true;
+    for (const button of this.root.querySelectorAll(".retry")) {
+      if (button instanceof HTMLElement) button.hidden = true;
+    }
   }
 
-  isPinned() {
-    const r = this.root;
-    return r.scrollHeight - r.scrollTop - r.clientHeight <= FOLLOW_SLACK;
+  /** Keep the newest text in view on the next frame, if the reader is following. */
+  follow() {
+    if (this.followFrame !== 0 || !this.pinned) return;
+    this.followFrame = requestAnimationFrame(() => {
+      this.followFrame = 0;
+      if (this.pinned) this.scrollToEnd();
+    });
   }
 
   scrollToEnd() {
     this.root.scrollTop = this.root.scrollHeight;
+    this.pinned = true;
   }
+}
+
+/**
+ * Copy a code block's exact text. The Clipboard API needs a secure context (https or
+ * localhost); elsewhere the block is selected and copied the older way.
+ * @param {HTMLButtonElement} button
+ */
+async function copyCode(button) {
+  const code = codeOf(button);
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(code);
+    copied = true;
+  } catch {
+    const pre = button.closest(".code-block")?.querySelector("pre code");
+    const selection = getSelection();
+    if (pre && selection) {
+      const range = document.createRange();
+      range.selectNodeContents(pre);
+      selection.removeAllRanges();
+      selection.addRange(range);
+      copied = document.execCommand("copy");
+      selection.removeAllRanges();
+    }
+  }
+  button.textContent = copied ? "Copied" : "Copy failed";
+  setTimeout(() => { button.textContent = "Copy"; }, COPIED_MS);
 }
 
 export class ReplyView {
@@ -75,21 +155,25 @@ export class ReplyView {
   constructor(node, transcript) {
     this.node = node;
     this.transcript = transcript;
-    this.statusEl = node.querySelector(".status");
-    this.modelEl = node.querySelector(".reply-model");
-    this.metricsEl = node.querySelector(".metrics");
-    this.errorEl = node.querySelector(".error");
-    // One text node that grows: appendData is cheap and can never parse markup.
-    this.text = document.createTextNode("");
-    node.querySelector(".content").append(this.text);
+    this.statusEl = find(node, ".status", HTMLElement);
+    this.modelEl = find(node, ".reply-model", HTMLElement);
+    this.metricsEl = find(node, ".metrics", HTMLElement);
+    this.errorEl = find(node, ".error", HTMLElement);
+    this.noticeEl = find(node, ".notice", HTMLElement);
+    this.parts = new ReplyParts(
+      find(node, ".parts", HTMLElement),
+      find(node, ".sources", HTMLElement),
+      () => transcript.follow(),
+    );
   }
 
+  /** @returns {Status} */
   get status() {
-    return this.node.dataset.status;
+    return /** @type {Status} */ (this.node.dataset.status);
   }
 
   /**
-   * @param {keyof STATUS_TEXT} status
+   * @param {Status} status
    * @param {string} [detail] extra words after the status, e.g. "max_tokens reached"
    */
   setStatus(status, detail) {
@@ -99,26 +183,18 @@ export class ReplyView {
     this.node.setAttribute("aria-busy", String(busy));
   }
 
+  /** @param {string} model @param {string} provider */
   setModel(model, provider) {
     this.modelEl.textContent = provider ? `${model} · ${provider}` : model;
   }
 
-  /** Append one streamed delta, following it down if the reader is at the bottom. */
-  append(delta) {
-    const follow = this.transcript.isPinned();
-    this.text.appendData(delta);
-    if (follow) this.transcript.scrollToEnd();
-  }
-
-  get content() {
-    return this.text.data;
-  }
-
-  /** @param {import("./metrics.js").ReplyMetrics} metrics */
+  /** @param {ReplyMetrics} metrics */
   showMetrics(metrics) {
     this.metricsEl.hidden = false;
-    this.metricsEl.textContent = metrics.summary();
-    this.metricsEl.title = metrics.explanation();
+    const summary = metrics.summary();
+    if (this.metricsEl.textContent !== summary) this.metricsEl.textContent = summary;
+    const explanation = metrics.explanation();
+    if (this.metricsEl.title !== explanation) this.metricsEl.title = explanation;
   }
 
   /**
@@ -128,21 +204,38 @@ export class ReplyView {
    */
   showError(error, onRetry) {
     this.errorEl.hidden = false;
-    this.errorEl.querySelector(".error-type").textContent = error.type;
-    this.errorEl.querySelector(".error-message").textContent = error.message;
-    const retry = this.errorEl.querySelector(".retry");
+    find(this.errorEl, ".error-type", HTMLElement).textContent = error.type;
+    find(this.errorEl, ".error-message", HTMLElement).textContent = error.message;
+    const retry = find(this.errorEl, ".retry", HTMLButtonElement);
     if (onRetry) {
       retry.hidden = false;
       retry.addEventListener("click", onRetry, { once: true });
     }
-    this.transcript.scrollToEnd();
+    this.transcript.follow();
   }
 
-  /** Mark this turn (and its question) as not part of the conversation sent onwards. */
+  /**
+   * A plain note under the reply (a refusal, a full context window): not an error.
+   * @param {string} title
+   * @param {string} [text]
+   */
+  showNotice(title, text) {
+    this.noticeEl.hidden = false;
+    find(this.noticeEl, ".notice-title", HTMLElement).textContent = title;
+    const body = find(this.noticeEl, ".notice-text", HTMLElement);
+    body.textContent = text ?? "";
+    body.hidden = !text;
+    this.transcript.follow();
+  }
+
+  /**
+   * Mark this turn (and its question) as not part of the conversation sent onwards.
+   * @param {HTMLElement} userTurn
+   */
   markExcluded(userTurn) {
     this.node.classList.add("excluded");
     userTurn.classList.add("excluded");
-    const note = this.node.querySelector(".turn-note");
+    const note = find(this.node, ".turn-note", HTMLElement);
     note.hidden = false;
     note.textContent = "This question and reply are left out of the conversation sent with later messages.";
   }

@@ -68,7 +68,8 @@ class _Remote:
         self.next_index = 0  # the listener's position
         self.subscribed = False
         self.catching_up = False
-        self.held: list[tuple[int, bytes | None]] | None = None  # messages during catch-up
+        # Messages during catch-up: (index, frame or None for the end, ended normally).
+        self.held: list[tuple[int, bytes | None, bool]] | None = None
         self.waiters: list[asyncio.Future[None]] = []
 
     def wake(self) -> None:
@@ -195,12 +196,13 @@ class LiveReader:
             del self._remote[remote.channel]
             self._send(pack("UNSUBSCRIBE", remote.channel))
 
-    def _end(self, remote: _Remote) -> None:
-        """No more pushes for this stream: its follower reads the log from here."""
+    def _end(self, remote: _Remote, *, final: bool = False) -> None:
+        """No more pushes for this stream; unless it ended normally (`final`), its follower
+        reads the log from here."""
         listener, remote.listener = remote.listener, None
         remote.wake()
         if listener is not None:
-            listener.end()
+            listener.end(final)
         self._drop_if_idle(remote)
 
     # -- messages -----------------------------------------------------------------
@@ -235,20 +237,22 @@ class LiveReader:
     def _message(self, remote: _Remote, data: bytes) -> None:
         colon = data.index(b":")
         index = int(data[1:colon])
-        frame = data[colon + 1:] if data[:1] == b"f" else None  # None: the end
+        is_frame = data[:1] == b"f"
+        frame = data[colon + 1:] if is_frame else None  # None: the end
+        final = not is_frame and data[colon + 1:] == b"done"
         remote.wake()
         if remote.listener is None:
             return
         if remote.catching_up:
             held = remote.held
             if held is not None and len(held) < HELD_MAX:
-                held.append((index, frame))
+                held.append((index, frame, final))
             else:
                 remote.held = None  # too many: read the log again afterwards
             return
-        self._take(remote, index, frame)
+        self._take(remote, index, frame, final)
 
-    def _take(self, remote: _Remote, index: int, frame: bytes | None) -> None:
+    def _take(self, remote: _Remote, index: int, frame: bytes | None, final: bool) -> None:
         if index < remote.next_index:
             return  # had it already (from the log)
         if index > remote.next_index:
@@ -257,7 +261,7 @@ class LiveReader:
         listener = remote.listener
         assert listener is not None
         if frame is None:
-            self._end(remote)
+            self._end(remote, final=final)
             return
         remote.next_index = index + 1
         listener.frame(frame, index)
@@ -286,7 +290,7 @@ class LiveReader:
                         remote.next_index += 1
                         remote.listener.frame(frame, remote.next_index - 1)
                     remote.catching_up = False
-                    self._end(remote)
+                    self._end(remote, final=batch is not None and not batch.lost)
                     return
                 for frame in batch.frames:
                     if remote.listener is None:
@@ -299,10 +303,10 @@ class LiveReader:
                     continue  # a long log comes in several reads; or messages were dropped
                 remote.catching_up = False
                 remote.held = None
-                for index, message in held:
+                for index, message, final in held:
                     if remote.listener is None or remote.catching_up:
                         break
-                    self._take(remote, index, message)
+                    self._take(remote, index, message, final)
                 return
         finally:
             if remote.listener is None:
@@ -384,4 +388,4 @@ class LiveReader:
             remote.wake()
             if listener is not None:
                 with contextlib.suppress(Exception):
-                    listener.end()
+                    listener.end(False)

@@ -103,7 +103,7 @@ class Owned:
             self.failure = failure
         listener, self.listener = self.listener, None
         if listener is not None:
-            listener.end()
+            listener.end(False)
         self.wake()
 
 
@@ -251,7 +251,7 @@ class LogWriter:
                 owned.ended = True
                 listener, owned.listener = owned.listener, None
                 if listener is not None:
-                    listener.end()
+                    listener.end(what.payload.startswith("done:"))
                 owned.wake()
                 what.settle()
             else:

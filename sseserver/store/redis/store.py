@@ -65,6 +65,9 @@ class RedisStore:
         self._forget_script = self._redis.register_script(FORGET)
         self._owns_key = f"{prefix}proc:{self._token}:owns"
         self._owned: dict[str, Owned] = {}
+        # Streams this process generated that ended well, kept for its own readers while
+        # they stay in Redis: a reader here never waits on Redis for a stream made here.
+        self._finished: dict[str, tuple[Owned, asyncio.TimerHandle]] = {}
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
         self._writer = LogWriter(self._redis, prefix, self._token)
         self._presence = Presence(self._redis, prefix, self._token)
@@ -128,6 +131,9 @@ class RedisStore:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("redis: could not retire process %s: %s", self._token, exc)
         self._owned.clear()
+        for _, expiry in self._finished.values():
+            expiry.cancel()
+        self._finished.clear()
         await self._redis.aclose()
 
     # -- the owner's side ---------------------------------------------------------
@@ -163,8 +169,12 @@ class RedisStore:
             self._unfinished[stream_id] = (owned, reason, keep_ms)  # the upkeep ends it
             raise
         finally:
-            # From here on its subscribers read the log, which holds it all.
             del self._owned[stream_id]
+        if owned.failure is None:
+            keep_for = keep_ms / 1000
+            expiry = asyncio.get_running_loop().call_later(
+                keep_for, self._finished.pop, stream_id, None)
+            self._finished[stream_id] = (owned, expiry)
         self._retain(stream_id, owned.bytes, keep_ms / 1000)
 
     # -- everyone's side ----------------------------------------------------------
@@ -193,12 +203,18 @@ class RedisStore:
         return Batch([], False, held=batch.held)
 
     def _read_owned(self, stream_id: str, start: int) -> Batch | None:
-        """A running stream of this process, from its own copy (what Redis confirmed);
-        None when it is not one, or it failed (then the log says how it ended)."""
+        """A stream this process generates or generated, from its own copy of what Redis
+        confirmed; None when it is not one, or it failed (then the log says how it
+        ended)."""
         owned = self._owned.get(stream_id)
-        if owned is None or owned.failure is not None or owned.ended:
+        if owned is None:
+            finished = self._finished.get(stream_id)
+            if finished is None:
+                return None
+            owned = finished[0]
+        if owned.failure is not None:
             return None
-        return Batch(owned.frames[start:owned.confirmed], False, held=owned.confirmed)
+        return Batch(owned.frames[start:owned.confirmed], owned.ended, held=owned.confirmed)
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         owned = self._owned.get(stream_id)
@@ -338,6 +354,10 @@ class RedisStore:
 
     def _retain(self, stream_id: str, size: int, keep_for: float) -> None:
         freed = self._retention.add(stream_id, size, keep_for)
+        for stream in freed:
+            finished = self._finished.pop(stream, None)
+            if finished is not None:
+                finished[1].cancel()
         if freed:
             self._spawn(self._forget(freed))
 

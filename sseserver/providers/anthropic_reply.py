@@ -1,0 +1,245 @@
+"""One reply of Claude's, read from the Messages API's events into wire items.
+
+`ReplyReader.on_event` takes every event but a text delta (the provider frames those
+itself, the hot path) and returns the items they make, in the shapes of docs/protocol.md,
+"Events": `thinking` per thinking delta, `thinking_hidden` once per thinking block whose
+text is not shown, `tool` once a server tool's input is complete, `tool_result` with titles
+and URLs only, and a text block's `citation`s after its last text. Signatures and encrypted
+content never become an item. Unknown event, block and delta types make nothing.
+
+A reply may span several upstream requests: a turn that pauses (`pause_turn`) is continued
+by sending what it produced so far back as the assistant turn. With `keep`, the reader keeps
+every content block exactly as the API returned it (signatures and encrypted content
+included) for that, up to `MAX_KEPT_BYTES`. Usage is summed over the requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from .base import Event, Item, ProviderError, Usage
+
+# Past this, a paused reply is not continued (the reply so far would have to be resent).
+MAX_KEPT_BYTES: Final = 8 * 1024 * 1024
+_NOTHING: Final[tuple[Item, ...]] = ()
+_USAGE_FIELDS: Final = (
+    "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
+)
+
+
+class _Block:
+    """A content block still streaming: what its stop needs, and its raw form if kept."""
+
+    __slots__ = ("citations", "kind", "parts", "raw", "shown")
+
+    def __init__(self, kind: str, raw: dict[str, Any]) -> None:
+        self.kind = kind
+        self.raw = raw
+        self.parts: list[str] = []  # text or thinking (when kept), or a tool's input JSON
+        self.citations: list[dict[str, Any]] = []
+        self.shown = False  # a thinking block has shown some text
+
+
+class ReplyReader:
+    __slots__ = (
+        "_blocks", "_current", "_earlier", "_tool_names", "finished", "keep", "kept",
+        "kept_bytes", "stop_details", "stop_reason",
+    )
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.kept: list[dict[str, Any]] = []  # the reply's finished blocks, when kept
+        self.kept_bytes = 0
+        self._blocks: dict[int, _Block] = {}
+        self._tool_names: dict[str, str] = {}
+        # Usage counters: of the finished requests, and of the one streaming now.
+        self._earlier = dict.fromkeys((*_USAGE_FIELDS, "thinking", "searches"), 0)
+        self._current = dict(self._earlier)
+        self.stop_reason: str | None = None
+        self.stop_details: dict[str, Any] | None = None
+        self.finished = False  # this request's message_stop arrived
+
+    def next_request(self) -> None:
+        """Before a continuation: bank the finished request's usage."""
+        for key, value in self._current.items():
+            self._earlier[key] += value
+            self._current[key] = 0
+        self._blocks.clear()
+        self.stop_reason = None
+        self.stop_details = None
+        self.finished = False
+
+    @property
+    def searches(self) -> int:
+        return self._earlier["searches"] + self._current["searches"]
+
+    def usage(self) -> Usage:
+        total = {key: value + self._current[key] for key, value in self._earlier.items()}
+        return Usage(
+            total["input_tokens"], total["output_tokens"], self.stop_reason,
+            cache_creation_input_tokens=total["cache_creation_input_tokens"],
+            cache_read_input_tokens=total["cache_read_input_tokens"],
+            thinking_tokens=total["thinking"], web_search_requests=total["searches"],
+            stop_details=self.stop_details,
+        )
+
+    def keep_text(self, index: int, text: str) -> None:
+        """A text delta of a kept reply (the provider yields the text itself)."""
+        block = self._blocks.get(index)
+        if block is not None:
+            block.parts.append(text)
+
+    def on_event(self, event: dict[str, Any]) -> Sequence[Item]:
+        kind = event["type"]
+        if kind == "content_block_delta":
+            return self._delta(event["index"], event["delta"])
+        if kind == "content_block_start":
+            return self._start(event["index"], event["content_block"])
+        if kind == "content_block_stop":
+            return self._stop(event["index"])
+        if kind == "message_start":
+            self._count(event["message"]["usage"])
+            return (self.usage(),)  # the input is known now: a cancel can still report it
+        if kind == "message_delta":
+            delta = event["delta"]
+            self.stop_reason = delta.get("stop_reason")
+            self.stop_details = _refusal(delta.get("stop_details"))
+            self._count(event["usage"])
+        elif kind == "message_stop":
+            self.finished = True
+        elif kind == "error":  # mid-stream, e.g. overloaded_error
+            error = event.get("error") or {}
+            raise ProviderError(
+                str(error.get("type") or "api_error"),
+                str(error.get("message") or "Claude reported an error."),
+            )
+        return _NOTHING
+
+    def _count(self, usage: dict[str, Any]) -> None:
+        """Anthropic's counts are cumulative within a request; a field left out keeps
+        its earlier value (message_start's)."""
+        current = self._current
+        for key in _USAGE_FIELDS:
+            value = usage.get(key)
+            if isinstance(value, int):
+                current[key] = value
+        details = usage.get("output_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
+            current["thinking"] = details["thinking_tokens"]
+        tools = usage.get("server_tool_use")
+        if isinstance(tools, dict) and isinstance(tools.get("web_search_requests"), int):
+            current["searches"] = tools["web_search_requests"]
+
+    def _start(self, index: int, raw: dict[str, Any]) -> Sequence[Item]:
+        kind = raw["type"]
+        block = _Block(kind, dict(raw) if self.keep else raw)
+        self._blocks[index] = block
+        if kind == "text":
+            text = raw.get("text")
+            if text:  # the API starts text empty; a start that holds some is still text
+                if self.keep:
+                    block.parts.append(text)
+                return (text,)
+        elif kind == "thinking":
+            thinking = raw.get("thinking")
+            if thinking:
+                block.shown = True
+                block.parts.append(thinking)
+                return (Event("thinking", thinking),)
+        elif kind == "redacted_thinking":
+            return (Event("thinking_hidden", {"reason": "redacted"}),)
+        elif kind == "server_tool_use":
+            self._tool_names[str(raw["id"])] = str(raw["name"])
+        elif kind == "web_search_tool_result":
+            return (Event("tool_result", self._tool_result(raw)),)
+        return _NOTHING
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> Sequence[Item]:
+        block = self._blocks.get(index)
+        if block is None:
+            return _NOTHING
+        kind = delta["type"]
+        if kind == "thinking_delta":
+            thinking = delta["thinking"]
+            if not thinking:
+                return _NOTHING
+            block.shown = True
+            if self.keep:
+                block.parts.append(thinking)
+            return (Event("thinking", thinking),)
+        if kind == "citations_delta":
+            block.citations.append(delta["citation"])
+        elif kind == "input_json_delta":
+            block.parts.append(delta["partial_json"])
+        elif kind == "signature_delta" and self.keep:
+            block.raw["signature"] = delta["signature"]
+        return _NOTHING
+
+    def _stop(self, index: int) -> Sequence[Item]:
+        block = self._blocks.pop(index, None)
+        if block is None:
+            return _NOTHING
+        items: Sequence[Item] = _NOTHING
+        raw = block.raw
+        if block.kind == "text":
+            items = [Event("citation", _citation(c)) for c in block.citations]
+            if self.keep:
+                raw["text"] = "".join(block.parts)
+                if block.citations:
+                    raw["citations"] = block.citations
+        elif block.kind == "thinking":
+            if not block.shown:
+                items = (Event("thinking_hidden", {"reason": "omitted"}),)
+            if self.keep:
+                raw["thinking"] = "".join(block.parts)
+        elif block.kind == "server_tool_use":
+            joined = "".join(block.parts)
+            tool_input = json.loads(joined) if joined else raw.get("input") or {}
+            if self.keep:
+                raw["input"] = tool_input
+            items = (Event("tool", {"id": raw["id"], "name": raw["name"], "input": tool_input}),)
+        if self.keep:
+            self.kept.append(raw)
+            self.kept_bytes += len(json.dumps(raw, ensure_ascii=False))
+            if self.kept_bytes > MAX_KEPT_BYTES:  # too much to resend: this reply ends here
+                self.keep = False
+                self.kept.clear()
+        return items
+
+    def _tool_result(self, raw: dict[str, Any]) -> dict[str, Any]:
+        tool_use_id = str(raw["tool_use_id"])
+        summary: dict[str, Any] = {
+            "tool_use_id": tool_use_id,
+            "name": self._tool_names.get(tool_use_id, "web_search"),
+        }
+        content = raw["content"]
+        if isinstance(content, list):
+            summary["results"] = [
+                {"title": r.get("title"), "url": r["url"], "page_age": r.get("page_age")}
+                for r in content if r.get("type") == "web_search_result"
+            ]
+        else:
+            summary["error"] = {"code": content.get("error_code")}
+        return summary
+
+
+def _citation(citation: dict[str, Any]) -> dict[str, Any]:
+    """The parts a reader can use: where it points and what it quotes (never the
+    encrypted index). Document citations have a document title and no URL."""
+    return {
+        "url": citation.get("url"),
+        "title": citation.get("title", citation.get("document_title")),
+        "cited_text": str(citation.get("cited_text") or ""),
+    }
+
+
+def _refusal(details: object) -> dict[str, Any] | None:
+    if not isinstance(details, dict) or details.get("type") != "refusal":
+        return None
+    return {
+        "type": "refusal",
+        "category": details.get("category"),
+        "explanation": details.get("explanation"),
+    }

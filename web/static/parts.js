@@ -1,0 +1,310 @@
+// @ts-check
+// The body of one reply, in the order Claude produced it: "Thinking" sections, web
+// searches with their results, and Markdown text with numbered citation markers; then
+// the list of sources the markers point to. Everything but the Markdown is built with
+// DOM calls and text nodes; every link is http(s), opens a new tab, and sends no
+// referrer.
+
+import { isSafeUrl, MarkdownView } from "./markdown.js";
+
+/** @typedef {import("./record.js").Citation} Citation */
+/** @typedef {import("./record.js").ToolCall} ToolCall */
+/** @typedef {import("./record.js").ToolResult} ToolResult */
+
+/** How often a running "Thinking" section updates its clock (ms). */
+const CLOCK_MS = 100;
+
+const HIDDEN_THINKING = {
+  redacted: "Thinking redacted",
+  omitted: "Thinking not shown",
+};
+const HIDDEN_THINKING_WHY = {
+  redacted: "Part of Claude's reasoning was encrypted by the API for safety reasons; it still counted for the reply.",
+  omitted: "The API returned no text for this part of Claude's reasoning.",
+};
+
+/** @param {number} ms */
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/**
+ * "example.com" for a URL, without a leading "www."; "" when it is not a URL.
+ * @param {string | null} url
+ */
+export function domainOf(url) {
+  try {
+    return new URL(url ?? "").hostname.replace(/^www\./, "");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * A link that opens in a new tab without a referrer, or plain text when `url` is not
+ * http(s).
+ * @param {string | null} url
+ * @param {string} label
+ */
+function link(url, label) {
+  if (!isSafeUrl(url)) {
+    const span = document.createElement("span");
+    span.textContent = label;
+    return span;
+  }
+  const a = document.createElement("a");
+  a.href = /** @type {string} */ (url);
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  a.textContent = label;
+  return a;
+}
+
+/**
+ * @param {string} tag
+ * @param {string} className
+ * @param {string} [text]
+ */
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** A collapsible "Thinking" section that streams live with its own clock. */
+class ThinkingSection {
+  /**
+   * @param {HTMLElement} parent
+   * @param {number} elapsedMs time already spent (a section restored after a reload)
+   */
+  constructor(parent, elapsedMs) {
+    this.node = /** @type {HTMLDetailsElement} */ (element("details", "thinking"));
+    this.node.open = true;
+    const summary = element("summary", "thinking-head");
+    this.label = element("span", "thinking-label", "Thinking");
+    this.clock = element("span", "thinking-time", seconds(elapsedMs));
+    summary.append(this.label, this.clock);
+    this.body = element("div", "thinking-text");
+    this.text = document.createTextNode("");
+    this.body.append(this.text);
+    this.node.append(summary, this.body);
+    parent.append(this.node);
+    this.startedAt = performance.now() - elapsedMs;
+    /** @type {number | null} */
+    this.endedMs = null;
+    this.timer = setInterval(() => this.tick(), CLOCK_MS);
+  }
+
+  /** @param {string} delta */
+  append(delta) {
+    this.text.appendData(delta);
+  }
+
+  elapsedMs() {
+    return this.endedMs ?? performance.now() - this.startedAt;
+  }
+
+  tick() {
+    this.clock.textContent = seconds(this.elapsedMs());
+  }
+
+  /**
+   * The block is over: stop the clock at `ms` (or now).
+   * @param {number} [ms]
+   */
+  end(ms) {
+    if (this.endedMs !== null) return;
+    clearInterval(this.timer);
+    this.endedMs = ms ?? this.elapsedMs();
+    this.node.classList.add("ended");
+    this.label.textContent = "Thought for";
+    this.tick();
+  }
+}
+
+/** A server tool call: "Searching: <query>", then its results or its error. */
+class ToolBlock {
+  /**
+   * @param {HTMLElement} parent
+   * @param {ToolCall} call
+   */
+  constructor(parent, call) {
+    this.node = element("div", "tool");
+    this.node.dataset.tool = call.name;
+    this.node.dataset.state = "running";
+    const head = element("div", "tool-head");
+    const query = typeof call.input?.query === "string" ? call.input.query : null;
+    if (call.name === "web_search" && query !== null) {
+      this.label = element("span", "tool-label", "Searching:");
+      head.append(this.label, " ", element("q", "tool-query", query));
+    } else {
+      this.label = element("span", "tool-label", `Using ${call.name}…`);
+      head.append(this.label);
+    }
+    this.node.append(head);
+    parent.append(this.node);
+  }
+
+  /** @param {ToolResult} result */
+  result(result) {
+    if (result.error) {
+      this.node.dataset.state = "error";
+      this.label.textContent = this.node.dataset.tool === "web_search" ? "Search failed:" : "Tool failed:";
+      this.node.append(element("div", "tool-error mono", result.error.code));
+      return;
+    }
+    this.node.dataset.state = "done";
+    const results = result.results ?? [];
+    if (this.node.dataset.tool === "web_search") this.label.textContent = "Searched:";
+    this.node.append(element("span", "tool-count", ` · ${results.length} ${results.length === 1 ? "result" : "results"}`));
+    if (results.length === 0) return;
+    const list = element("ol", "search-results");
+    for (const item of results) {
+      const li = document.createElement("li");
+      li.append(link(item.url, item.title || item.url), element("span", "domain", domainOf(item.url)));
+      list.append(li);
+    }
+    this.node.append(list);
+  }
+}
+
+export class ReplyParts {
+  /**
+   * @param {HTMLElement} root where the parts go, in order
+   * @param {HTMLElement} sources the reply's "Sources" section
+   * @param {() => void} onGrow the reply grew (the transcript follows it down)
+   */
+  constructor(root, sources, onGrow) {
+    this.root = root;
+    this.sourcesEl = sources;
+    this.sourcesList = /** @type {HTMLOListElement} */ (sources.querySelector("ol"));
+    this.onGrow = onGrow;
+    /** @type {ThinkingSection | null} */
+    this.thinkingPart = null;
+    /** @type {ThinkingSection[]} */
+    this.thoughts = [];
+    /** @type {MarkdownView | null} the text part being written */
+    this.textPart = null;
+    /** @type {MarkdownView[]} */
+    this.texts = [];
+    /** @type {Map<string, ToolBlock>} */
+    this.tools = new Map();
+    /** @type {{url: string | null, title: string | null}[]} */
+    this.sources = [];
+    /** @type {Map<string, number>} source key -> its number */
+    this.sourceNumbers = new Map();
+  }
+
+  /**
+   * @param {string} delta
+   * @param {number} [elapsedMs] the section's time so far, for a restored one
+   */
+  thinking(delta, elapsedMs = 0) {
+    if (!this.thinkingPart) {
+      this.textPart = null;
+      this.thinkingPart = new ThinkingSection(this.root, elapsedMs);
+      this.thoughts.push(this.thinkingPart);
+    }
+    this.thinkingPart.append(delta);
+    this.onGrow();
+  }
+
+  /** Milliseconds the open thinking section has run, 0 when none is open. */
+  thinkingMs() {
+    return this.thinkingPart ? Math.round(this.thinkingPart.elapsedMs()) : 0;
+  }
+
+  /** @param {string} reason "redacted" or "omitted" */
+  thinkingHidden(reason) {
+    this.endThinking();
+    this.textPart = null;
+    const known = reason === "redacted" || reason === "omitted";
+    const note = element("div", "thinking hidden-thinking", known ? HIDDEN_THINKING[reason] : `Thinking ${reason}`);
+    note.dataset.reason = reason;
+    if (known) note.title = HIDDEN_THINKING_WHY[reason];
+    this.root.append(note);
+    this.onGrow();
+  }
+
+  /** @param {ToolCall} call */
+  tool(call) {
+    this.endThinking();
+    this.textPart = null;
+    this.tools.set(call.id, new ToolBlock(this.root, call));
+    this.onGrow();
+  }
+
+  /** @param {ToolResult} result */
+  toolResult(result) {
+    let block = this.tools.get(result.tool_use_id);
+    if (!block) {
+      // A result whose call this page never saw: still show it.
+      block = new ToolBlock(this.root, { id: result.tool_use_id, name: result.name, input: {} });
+      this.tools.set(result.tool_use_id, block);
+    }
+    block.result(result);
+    this.onGrow();
+  }
+
+  /** @param {string} delta */
+  text(delta) {
+    this.openText().append(delta);
+  }
+
+  /**
+   * A citation supports the text just before it: a numbered marker goes there, and its
+   * source joins the list under the reply (once per URL).
+   * @param {Citation} citation
+   */
+  citation(citation) {
+    const key = citation.url ?? `title:${citation.title ?? citation.cited_text}`;
+    let n = this.sourceNumbers.get(key);
+    if (n === undefined) {
+      this.sources.push({ url: citation.url, title: citation.title });
+      n = this.sources.length;
+      this.sourceNumbers.set(key, n);
+      this.addSource(citation);
+    }
+    (this.texts.at(-1) ?? this.openText()).cite(n);
+  }
+
+  /** @param {Citation} citation */
+  addSource(citation) {
+    const li = document.createElement("li");
+    const title = citation.title || domainOf(citation.url) || citation.url || "Source";
+    li.append(link(citation.url, title), element("span", "domain", domainOf(citation.url)));
+    this.sourcesList.append(li);
+    this.sourcesEl.hidden = false;
+  }
+
+  openText() {
+    if (this.textPart) return this.textPart;
+    this.endThinking();
+    // The answer begins: fold the thinking above it.
+    for (const section of this.thoughts) section.node.open = false;
+    const root = element("div", "text-part markdown");
+    this.root.append(root);
+    this.textPart = new MarkdownView(root, (n) => this.sources[n - 1], this.onGrow);
+    this.texts.push(this.textPart);
+    return this.textPart;
+  }
+
+  /** @param {number} [ms] */
+  endThinking(ms) {
+    this.thinkingPart?.end(ms);
+    this.thinkingPart = null;
+  }
+
+  /** The reply is over: stop every clock and render the text in full. */
+  finish() {
+    for (const section of this.thoughts) section.end();
+    this.thinkingPart = null;
+    for (const text of this.texts) text.finish();
+  }
+
+  /** Whether any text has arrived. */
+  get hasText() {
+    return this.texts.some((text) => !text.empty);
+  }
+}
