@@ -20,12 +20,14 @@ from aiohttp import web
 
 from .aisdk import routes as aisdk_routes
 from .auth import require_token
+from .bodies import BodyBudget
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
 from .fanout import Fanout
 from .forwarded import resolve_client
 from .generations import Generations
 from .keys import (
+    BODY_BUDGET,
     FANOUT,
     GENERATIONS,
     METRICS,
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_total)
     root = web_root()
     aiohttp_jinja2.setup(
         app,

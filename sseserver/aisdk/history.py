@@ -24,13 +24,12 @@ the user wrote again stays valid. What remains must start and end with a user me
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final, TypeGuard
 
 from ..config import Settings
 from ..errors import BadRequest, TooLarge
 from ..providers import GenerationRequest
-from ..validation import request_from_data
+from ..validation import json_body, request_from_data
 
 CHAT_KEYS: Final = frozenset({"id", "messages", "trigger", "messageId"})
 TRIGGERS: Final = frozenset({"submit-message", "regenerate-message"})
@@ -57,10 +56,7 @@ def is_chat_id(value: object) -> TypeGuard[str]:
 
 def chat_request(body: bytes, settings: Settings) -> tuple[str, GenerationRequest]:
     """The chat id and what to generate, or BadRequest / TooLarge."""
-    try:
-        data: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("The body must be JSON in UTF-8.") from None
+    data: Any = json_body(body)
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     chat_id = data.get("id")

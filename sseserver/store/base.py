@@ -46,11 +46,16 @@ class Batch:
     """Frames from a read position on, and whether the stream has ended after them.
 
     `lost`: it ended without its own last frames because its owner died; the index after
-    the frames is where that end sits (a subscriber reports it there, with an error)."""
+    the frames is where that end sits (a subscriber reports it there, with an error).
+    `held`: how many event ids the stream had given out when read (its frames, and the
+    `lost` end, which has an id too). A read that did not wait sees it exactly; a resume
+    point beyond it names an event the stream never had (docs/protocol.md, "Ids and
+    resume")."""
 
     frames: list[bytes]
     ended: bool
     lost: bool = False
+    held: int = 0
 
 
 class StreamListener(Protocol):

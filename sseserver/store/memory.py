@@ -117,7 +117,7 @@ class MemoryStore:
                     waiter.cancel()
                     if waiter in stream.waiters:
                         stream.waiters.remove(waiter)
-        return Batch(stream.frames[start:], stream.ended)
+        return Batch(stream.frames[start:], stream.ended, held=len(stream.frames))
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         stream = self._streams.get(stream_id)

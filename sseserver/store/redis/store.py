@@ -204,7 +204,7 @@ class RedisStore(NamedStreams):
             )
             if batch is None or batch.frames or batch.ended:
                 return batch
-        return Batch([], False)
+        return Batch([], False, held=batch.held)
 
     def _read_owned(self, stream_id: str, start: int) -> Batch | None:
         """A stream this process generates or generated, from its own copy of what Redis
@@ -218,7 +218,7 @@ class RedisStore(NamedStreams):
             owned = finished[0]
         if owned.failure is not None:
             return None
-        return Batch(owned.frames[start:owned.confirmed], owned.ended)
+        return Batch(owned.frames[start:owned.confirmed], owned.ended, held=owned.confirmed)
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         owned = self._owned.get(stream_id)
@@ -270,8 +270,10 @@ class RedisStore(NamedStreams):
                                             args=[start + 1, READ_COUNT])
         if reply is None:
             return None
-        ended, entries, _length = reply
-        return _batch(entries, ended_before=bool(ended))
+        ended, entries, length = reply
+        # Event ids given out: every entry but a `done` end (a `lost` end is an event).
+        held = int(length) - (ended in (b"done", "done"))
+        return _batch(entries, ended_before=bool(ended), held=held)
 
     # -- control and liveness -----------------------------------------------------
 
@@ -387,7 +389,7 @@ def _fields(raw: Any) -> dict[bytes, bytes]:
     return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
-def _batch(entries: Sequence[Any], *, ended_before: bool) -> Batch:
+def _batch(entries: Sequence[Any], *, ended_before: bool, held: int) -> Batch:
     """Entries (frames, then maybe the end) as a Batch. `ended_before`: the stream has
     ended and nothing was read, so the position is at or past its end."""
     frames: list[bytes] = []
@@ -395,6 +397,6 @@ def _batch(entries: Sequence[Any], *, ended_before: bool) -> Batch:
         fields = _fields(raw)
         frame = fields.get(b"f")
         if frame is None:
-            return Batch(frames, True, lost=fields.get(b"e") == b"lost")
+            return Batch(frames, True, lost=fields.get(b"e") == b"lost", held=held)
         frames.append(frame)
-    return Batch(frames, ended_before and not frames)
+    return Batch(frames, ended_before and not frames, held=held)
