@@ -10,8 +10,8 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install test lint system-deps clean bench bench-quick bench-redis bench-profile \
-	bench-memory
+.PHONY: run install test lint system-deps node-deps clean bench bench-quick bench-redis \
+	bench-profile bench-memory
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,8 @@ run: $(STAMP)
 # System packages for the tests, from Debian (never a downloaded binary): Chromium for the
 # browser tests, redis-server and nginx for the scale-out tests (openssl makes the
 # certificate nginx serves them), iproute2 (ip, tc) for the half-open test's network
-# namespace, curl for the command-line test, Node and npm for the bench's Node relay peer.
+# namespace, curl for the command-line test, Node.js and npm for the AI SDK's own client
+# and the bench's Node relay peer.
 SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
 	/usr/sbin/nginx:nginx /usr/bin/openssl:openssl /usr/sbin/tc:iproute2 /usr/bin/curl:curl \
 	/usr/bin/node:nodejs /usr/bin/npm:npm
@@ -47,7 +48,22 @@ system-deps:
 	  fi; \
 	fi
 
-test: $(STAMP) system-deps
+# The AI SDK at the versions tests/node/package-lock.json pins, from the npm registry only,
+# without install scripts (esbuild's binary comes as a package), within five minutes.
+NODE_DIR   := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  timeout 300 npm ci --prefix $(NODE_DIR) --ignore-scripts --no-audit --no-fund \
+	    --loglevel=error && touch $@; \
+	else \
+	  echo "note: npm is missing; the AI SDK tests cannot run until you run: sudo apt-get install nodejs npm"; \
+	fi
+
+node-deps: system-deps $(NODE_STAMP)
+
+test: $(STAMP) system-deps node-deps
 	$(PY) -m pytest
 
 # Performance (docs/performance.md): S1-S5 against sseserver and its peers, server and load pinned
@@ -102,4 +118,5 @@ lint: $(STAMP) $(TSC_STAMP)
 	$(TSC_DIR)/node_modules/.bin/tsc -p web/jsconfig.json
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts \
+	  $(NODE_DIR)/node_modules

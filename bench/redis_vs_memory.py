@@ -165,7 +165,7 @@ def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
     """Each server loaded by its own load generator at once; the worst figures of them."""
     loads = [subprocess.Popen(
         [sys.executable, "-m", "sseserver.loadgen", url, "-c", str(streams), "-n", str(streams),
-         "--mode", "streams", "--pace-ms", str(SCALE_PACE_MS), "--expect-messages",
+         "--pace-ms", str(SCALE_PACE_MS), "--expect-messages",
          str(SCALE_TOKENS), "--connect-concurrency", "200", "--server-pid", str(process.pid),
          "--json", "--timeout", "120"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,

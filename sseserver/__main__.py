@@ -4,12 +4,11 @@ workers, supervisor.py) and print its URL. Running and stopping it is `server.py
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
 
-from .config import Settings, load_settings, resolved_provider
+from .config import Settings, is_loopback, load_settings, resolved_provider
 from .deprecations import deprecation_warnings
 from .errors import ConfigError
 from .event_loop import resolved_loop, run
@@ -26,23 +25,13 @@ def exposure_warning(settings: Settings) -> str | None:
     the port, when listening beyond loopback with the anthropic provider and no token."""
     if resolved_provider(settings) != "anthropic" or settings.access_token is not None:
         return None
-    if _is_loopback(settings.host):
+    if is_loopback(settings.host):
         return None
     return (
         f"!!! listening on {settings.host} with the anthropic provider and no "
         "--access-token: anyone who can reach this port can spend your API key. Set "
-        "--access-token (SSESERVER_ACCESS_TOKEN), and --max-streams-per-client, before "
-        "exposing it."
+        "--access-token (SSESERVER_ACCESS_TOKEN) before exposing it."
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name (or "" = every address): assume reachable
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,16 +1,70 @@
-"""Request log lines without query strings: a message is the user's, not the log's."""
+"""Request log lines: one per request, without query strings (a message is the user's, not
+the log's), and with whatever the client chose escaped, so that only the server writes a
+log line (docs/operations.md, "Logs").
+
+    127.0.0.1 "GET /healthz" 200 0.4ms
+    127.0.0.1 "GET /api/streams/Qm3…" 200 2817.3ms sse bytes=5120 ended=done
+    127.0.0.1 "POST /api/streams" 499 3.1ms              the client left before an answer
+
+The client is the TCP peer, or the address a trusted proxy forwarded (forwarded.py). An
+SSE response is logged when it ends, by its subscriber (subscriber.py, through
+`stream_ended`), with the bytes it sent and how it ended, also when the client's
+disconnect cancelled it (aiohttp logs only responses whose handler returned). A request
+whose handler was cancelled before any answer began is logged by the middleware as 499.
+"""
 
 from __future__ import annotations
+
+from typing import Final
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from .forwarded import client_address
+from .subscriber import EventStreamResponse
+
+# Characters of a path kept in a log line; the rest is cut (a path can be 8 KB).
+MAX_LOGGED_CHARS: Final = 300
+
+
+def loggable(text: str, limit: int = MAX_LOGGED_CHARS) -> str:
+    """`text` as printable ASCII: control characters (CR, LF, ESC, NUL, C1), quotes,
+    backslashes, non-ASCII and undecodable bytes escaped as in a Python literal, so a
+    client cannot end a log line, forge one, or move a terminal's cursor."""
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not (text.isascii() and text.isprintable() and '"' not in text and "\\" not in text):
+        text = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return text + "..." if cut else text
 
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if isinstance(response, EventStreamResponse):
+            return  # logged when it ended, by its subscriber (stream_ended)
         self.logger.info(
-            '%s "%s %s" %d %.1fms',
-            client_address(request), request.method, request.path, response.status, time * 1000,
+            '%s "%s %s" %d %.1fms', loggable(client_address(request) or "-"),
+            loggable(request.method), loggable(request.path), response.status, time * 1000,
         )
+
+    def stream_ended(self, request: BaseRequest, sent: int, time: float, ended: str) -> None:
+        self.logger.info(
+            '%s "%s %s" 200 %.1fms sse bytes=%d ended=%s', loggable(client_address(request) or "-"),
+            loggable(request.method), loggable(request.path), time * 1000, sent, ended,
+        )
+
+    def gone(self, request: BaseRequest, time: float) -> None:
+        """The client left before any answer began (its handler was cancelled)."""
+        self.logger.info(
+            '%s "%s %s" 499 %.1fms', loggable(client_address(request) or "-"),
+            loggable(request.method), loggable(request.path), time * 1000,
+        )
+
+
+def access_logger(request: BaseRequest) -> AccessLogger | None:
+    """The connection's access logger, when access logging is on."""
+    logger = getattr(request.protocol, "access_logger", None)
+    if isinstance(logger, AccessLogger) and logger.enabled:
+        return logger
+    return None

@@ -18,13 +18,16 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .aisdk import routes as aisdk_routes
 from .auth import require_token
+from .bodies import BodyBudget
 from .config import Settings, load_settings
 from .cors import add_cors_headers, cors_preflight
 from .fanout import Fanout
 from .forwarded import resolve_client
 from .generations import Generations
 from .keys import (
+    BODY_BUDGET,
     FANOUT,
     GENERATIONS,
     METRICS,
@@ -121,6 +124,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_total)
     root = web_root()
     aiohttp_jinja2.setup(
         app,
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.add_routes(routes)
+    app.add_routes(aisdk_routes)
     app[STATIC_ROOT] = root / "static"
     app.cleanup_ctx.append(_lifetime)
     # on_shutdown runs before aiohttp waits for open handlers: ending the generations

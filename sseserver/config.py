@@ -27,6 +27,17 @@ MIN_THINKING_BUDGET = 1024
 # A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
 DEFAULT_MODEL = "claude-sonnet-5-5"
 ENV_PREFIX = "SSESERVER_"
+# Generations per client address beyond loopback when --max-streams-per-client is not set:
+# one person with a few tabs. Loopback clients (load tests, a proxy on this host) are not
+# limited by default (docs/operations.md, "Limits and timeouts").
+DEFAULT_PER_CLIENT = 4
+# A request head's bounds besides --max-header-bytes (connections.py): the request line and
+# each header line (aiohttp's own default, nginx's buffer size), and the number of headers
+# (a browser sends about 20). The smallest --max-header-bytes is a browser's head with a
+# few cookies.
+MAX_LINE_BYTES = 8190
+MAX_HEADERS = 100
+MIN_HEADER_BYTES = 4096
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,7 +61,9 @@ class Settings:
     resume_max_mb: float = 64.0
     send_timeout: float = 30.0
     max_streams: int = 10000
-    max_streams_per_client: int = 0  # 0 = no per-client limit
+    # None: DEFAULT_PER_CLIENT for addresses beyond loopback, no limit on loopback;
+    # 0: no limit for anyone.
+    max_streams_per_client: int | None = None
     # The proxies whose X-Forwarded-For/-Proto count (forwarded.py); none by default.
     forwarded_allow_ips: tuple[IPNetwork, ...] = ()
     max_loop_lag_ms: int = 100  # 0 = no admission by event-loop lag
@@ -60,6 +73,11 @@ class Settings:
     shutdown_grace: float = 10.0
     max_message_chars: int = 32000
     max_body_bytes: int = 1024 * 1024
+    max_body_bytes_total: int = 64 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024
+    request_timeout: float = 15.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 0  # 0: half the open-files limit (connections.py)
     upstream_retries: int = 2
     # None: streams in this process's memory. repr=False: the URL may hold a password.
     redis_url: str | None = field(default=None, repr=False)
@@ -104,6 +122,26 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise ValueError("must be more than 0")
     return value
+
+
+def _header_bytes(text: str) -> int:
+    value = int(text)
+    if value < MIN_HEADER_BYTES:
+        raise ValueError(f"must be at least {MIN_HEADER_BYTES}")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address (or `localhost`) is this machine's loopback; a host name or ""
+    (every address) is taken as reachable from elsewhere."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return bool((mapped or address).is_loopback)
 
 
 def _port(text: str) -> int:
@@ -280,8 +318,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_streams_per_client",
         _non_negative_int,
-        "concurrent generations per client address (429 beyond; 0 = no limit); set it "
-        "before exposing a key-backed server to many users",
+        "concurrent generations per client address, 429 beyond (0 = no limit); when not "
+        "set, each address beyond loopback gets this many and loopback ones no limit",
+        shown_default=f"{DEFAULT_PER_CLIENT} (loopback: no limit)",
         metavar="N",
     ),
     Option(
@@ -325,6 +364,41 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_message_chars", _positive_int, "longest accepted message or system prompt"),
     Option("max_body_bytes", _positive_int, "largest accepted JSON request body"),
+    Option(
+        "max_body_bytes_total",
+        _positive_int,
+        "bytes of request bodies held at once, across all requests; a body that would go "
+        "beyond gets 503",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_header_bytes",
+        _header_bytes,
+        "bytes of one request's line and headers together, 431 beyond (and a line stops at "
+        f"{MAX_LINE_BYTES} bytes, a head at {MAX_HEADERS} headers)",
+        metavar="BYTES",
+    ),
+    Option(
+        "request_timeout",
+        _positive_float,
+        "seconds a client may take to send a request's headers (from connecting, or from "
+        "their first byte on a kept-alive connection), and again its body (408)",
+        metavar="SECONDS",
+    ),
+    Option(
+        "keepalive_timeout",
+        _positive_float,
+        "seconds an idle connection is kept open between two requests (an SSE response is "
+        "not idle)",
+        metavar="SECONDS",
+    ),
+    Option(
+        "max_connections",
+        _non_negative_int,
+        "open client connections; one beyond gets 503 and is closed",
+        shown_default="0 = half the open-files limit",
+        metavar="N",
+    ),
     Option(
         "upstream_retries",
         _non_negative_int,

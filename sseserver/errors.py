@@ -11,9 +11,11 @@
      └── Refused                a request turned away: status, type, label, Retry-After
           ├── BadRequest (400)  ├── Unauthorized (401)   ├── Forbidden (403)
           ├── NotFound (404)    ├── MethodNotAllowed (405)
-          ├── TooLarge (413)    ├── UnsupportedMediaType (415)
-          ├── ClientLimit (429) ├── ServerError (500)
+          ├── RequestTimeout (408)                       ├── TooLarge (413)
+          ├── UriTooLong (414)  ├── UnsupportedMediaType (415)
+          ├── ClientLimit (429) ├── HeadersTooLarge (431) ├── ServerError (500)
           ├── AtCapacity (503)  ├── ShuttingDown (503)   ├── Overloaded (503)
+          ├── BodiesFull (503)  ├── TooManyConnections (503)
           └── StoreDown (503)
 
 A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
@@ -120,14 +122,37 @@ class MethodNotAllowed(Refused):
     type = "method_not_allowed"
 
 
+class RequestTimeout(Refused):
+    """The client did not send its request body within --request-timeout."""
+
+    status = 408
+    type = "timeout_error"
+    default_message = "The request body did not arrive in time."
+
+
 class TooLarge(Refused):
     status = 413
+    type = "request_too_large"
+
+
+class UriTooLong(Refused):
+    """The request line is longer than the HTTP parser reads (answered by connections.py)."""
+
+    status = 414
     type = "request_too_large"
 
 
 class UnsupportedMediaType(Refused):
     status = 415
     type = "unsupported_media_type"
+
+
+class HeadersTooLarge(Refused):
+    """The request's headers are too long, too many or too large together
+    (answered by connections.py, before any route)."""
+
+    status = 431
+    type = "request_too_large"
 
 
 class ClientLimit(Refused):
@@ -151,6 +176,27 @@ class AtCapacity(Refused):
     label = "capacity"
     retry_after = "5"
     default_message = "The server is at capacity; try again shortly."
+
+
+class BodiesFull(Refused):
+    """Taking this body would hold more than --max-body-bytes-total of request bodies."""
+
+    status = 503
+    type = "overloaded_error"
+    label = "body_memory"
+    retry_after = "1"
+    default_message = "The server is receiving too many requests at once; try again shortly."
+
+
+class TooManyConnections(Refused):
+    """--max-connections client connections are open already (answered by
+    connections.py as the connection is accepted)."""
+
+    status = 503
+    type = "overloaded_error"
+    label = "connections"
+    retry_after = "5"
+    default_message = "The server has too many open connections; try again shortly."
 
 
 class ShuttingDown(Refused):

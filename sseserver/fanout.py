@@ -45,7 +45,7 @@ PING_CHUNK: Final = http_chunk(PING)
 class Follower:
     """A caught-up subscriber: frames are written straight to its socket."""
 
-    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "silent_ticks", "slow",
+    __slots__ = ("blocked_ticks", "ended", "live", "next_index", "sent", "silent_ticks", "slow",
                  "transport", "waiter", "wrote")
 
     def __init__(self, transport: asyncio.Transport, live: Live) -> None:
@@ -55,13 +55,14 @@ class Follower:
         self.ended = False  # the stream ended normally after the last frame pushed
         self.slow = False  # dropped by the shared timer for a write deadline overrun
         self.wrote = False  # a frame went out since the timer's last tick
+        self.sent = 0  # frame bytes written to this follower, for its access-log line
         self.silent_ticks = 0
         self.blocked_ticks = 0
         self.waiter: asyncio.Future[None] | None = None
 
-    def push(self, chunk: bytes, next_index: int, events: int = 1) -> bool:
-        """Write one chunk of `events` frames; False (and wake the handler) when the
-        socket is behind."""
+    def push(self, chunk: bytes, next_index: int, size: int, events: int = 1) -> bool:
+        """Write one chunk of `events` frames (`size` bytes of them); False (and wake the
+        handler) when the socket is behind."""
         transport = self.transport
         if transport.is_closing() or transport.get_write_buffer_size() > FOLLOW_HIGH_WATER:
             self._wake()
@@ -72,6 +73,7 @@ class Follower:
         live = self.live
         live.events_sent += events
         live.bytes_sent += len(chunk)
+        self.sent += size
         return True
 
     def end(self, final: bool) -> None:
@@ -126,14 +128,15 @@ class StreamFanout:
         held, self.held = self.held, None
         if not held:
             return
-        chunk = http_chunk(held[0] if len(held) == 1 else b"".join(held))
-        after, events = self.next_index, len(held)
+        data = held[0] if len(held) == 1 else b"".join(held)
+        chunk = http_chunk(data)
+        after, size, events = self.next_index, len(data), len(held)
         followers = self.followers
         if len(followers) == 1:  # the usual case, without building a new list per flush
-            if not followers[0].push(chunk, after, events):
+            if not followers[0].push(chunk, after, size, events):
                 self.followers = []
         else:
-            self.followers = [f for f in followers if f.push(chunk, after, events)]
+            self.followers = [f for f in followers if f.push(chunk, after, size, events)]
         if not self.followers:
             self.fanout.release(self)
 
@@ -220,4 +223,5 @@ class Fanout:
             if follower.silent_ticks >= self._ping_ticks:
                 transport.write(PING_CHUNK)
                 live.bytes_sent += len(PING_CHUNK)
+                follower.sent += len(PING)
                 follower.silent_ticks = 0

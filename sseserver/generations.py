@@ -12,7 +12,8 @@ not a task: the store calls it with each signal, and the idle deadline is one ti
 so a generation costs one task and no more (memory per open stream).
 
 Limits count generations, not connections: `--max-streams` for the process and
-`--max-streams-per-client` per client address. A resumed or extra subscriber of a running
+`--max-streams-per-client` per client address (by default DEFAULT_PER_CLIENT beyond
+loopback, none on it). A resumed or extra subscriber of a running
 generation starts nothing, so it counts nothing. At shutdown `drain()` refuses new
 generations, lets running ones finish for `--shutdown-grace` seconds, then cancels the rest,
 which ends each of their streams with a `server_shutdown` error event.
@@ -33,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from .config import Settings
+from .config import DEFAULT_PER_CLIENT, Settings, is_loopback
 from .errors import (
     AtCapacity,
     ClientLimit,
@@ -63,8 +64,13 @@ FIRST_SUBSCRIBER_GRACE: Final = 5.0
 class _Progress:
     """What one generation has done so far; ends up in its log line."""
 
+    client: str  # the address that started it, for its log line
     started: float = field(default_factory=time.monotonic)
     running: bool = False  # its task has taken its first step
+    # Set when its first subscriber attaches, for a generation that waits for one before
+    # calling the upstream (one started by POST); None once it has come, or never waited.
+    subscribed: asyncio.Future[None] | None = None
+    called: float = 0.0  # when the upstream was called: time to first token counts from it
     first_token: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0, None))
     deltas: int = 0
@@ -94,6 +100,9 @@ class _Watchdog:
             self._idle(self._window)
         else:  # BUSY: no deadline while someone listens
             self.stop()
+            subscribed = self._progress.subscribed
+            if subscribed is not None and not subscribed.done():
+                subscribed.set_result(None)
 
     def stop(self) -> None:
         if self._deadline is not None:
@@ -132,7 +141,9 @@ class Generations:
         self._provider = provider
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._per_client: dict[str, int] = {}  # running generations by client address
+        # Generations running or being created, in all and by client address.
+        self._running = 0
+        self._per_client: dict[str, int] = {}
         self._closing = False
         self._lag = lag
         self._metrics = metrics if metrics is not None else Metrics()
@@ -142,36 +153,62 @@ class Generations:
     def active(self) -> int:
         return len(self._tasks)
 
-    async def start(self, request: GenerationRequest, client: str = "") -> str:
+    async def start(
+        self, request: GenerationRequest, client: str = "", *, wait_for_subscriber: bool = False
+    ) -> str:
         """Create the stream and start generating into it; returns its id.
-        `client` is the address the per-client limit counts against."""
+        `client` is the address the per-client limit counts against. With
+        `wait_for_subscriber` the upstream is called only once a first subscriber has
+        attached: a stream nobody opens costs no token, and it still counts against the
+        limits until the first-subscriber grace frees it."""
         if self._closing:
             raise ShuttingDown
-        if len(self._tasks) >= self._settings.max_streams:
+        if self._running >= self._settings.max_streams:
             raise AtCapacity
         if self._lag is not None and self._lag.overloaded:
             raise Overloaded
-        per_client = self._settings.max_streams_per_client
+        per_client = self._client_limit(client)
         if per_client and self._per_client.get(client, 0) >= per_client:
             raise ClientLimit
+        # Counted before the first await: the check and the count are one step, so
+        # simultaneous requests cannot all pass the check while one of them waits for
+        # the store (docs/operations.md, "Limits and timeouts").
+        self._count(client, 1)
         stream_id = new_stream_id()
-        await self._store.create(stream_id)
-        progress = _Progress()
+        try:
+            await self._store.create(stream_id)
+        except BaseException:  # the store failed, or the client left while we waited
+            self._count(client, -1)
+            raise
+        progress = _Progress(client)
+        if wait_for_subscriber:
+            progress.subscribed = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(stream_id, request, progress),
                                    name=f"generation {stream_id}")
         # At once, before any await: nobody can join a stream whose id is not out yet.
         watchdog = _Watchdog(task, progress, self._settings.resume_window)
         self._store.watch(stream_id, watchdog.on_signal)
         self._tasks[stream_id] = task
-        self._per_client[client] = self._per_client.get(client, 0) + 1
         task.add_done_callback(lambda _: self._forget(stream_id, client, watchdog))
         self._metrics.started.inc()
         return stream_id
 
+    def _client_limit(self, client: str) -> int:
+        """--max-streams-per-client, or when it is not set: none for loopback (and for a
+        peer without an address: a Unix socket), DEFAULT_PER_CLIENT for the rest."""
+        configured = self._settings.max_streams_per_client
+        if configured is not None:
+            return configured
+        return 0 if not client or is_loopback(client) else DEFAULT_PER_CLIENT
+
     def _forget(self, stream_id: str, client: str, watchdog: _Watchdog) -> None:
         watchdog.stop()
         self._tasks.pop(stream_id, None)
-        left = self._per_client.get(client, 0) - 1
+        self._count(client, -1)
+
+    def _count(self, client: str, step: int) -> None:
+        self._running += step
+        left = self._per_client.get(client, 0) + step
         if left > 0:
             self._per_client[client] = left
         else:  # no entry per idle client: the map stays as small as what runs
@@ -180,6 +217,14 @@ class Generations:
     async def cancel(self, stream_id: str) -> Cancel:
         """Stop a generation now, wherever it runs: cancelled, already ended, or unknown."""
         return await self._store.request_cancel(stream_id)
+
+    async def ended(self, stream_id: str, timeout: float) -> None:
+        """Wait up to `timeout` for a generation of this process to be over, its limits'
+        slots freed (its `_forget` runs before this returns); at once when it runs elsewhere
+        or not at all."""
+        task = self._tasks.get(stream_id)
+        if task is not None:
+            await asyncio.wait([task], timeout=timeout)
 
     async def drain(self, grace: float) -> None:
         """Shutdown: refuse new generations, give running ones `grace` seconds to
@@ -226,6 +271,10 @@ class Generations:
         meta = {"stream": stream_id, "model": request.model, "provider": self._provider.name}
         await append(stream_id, frames.event("meta", meta))
         try:
+            if progress.subscribed is not None:
+                await progress.subscribed  # cancelled by the watchdog if nobody comes
+                progress.subscribed = None
+            progress.called = time.monotonic()
             # aclosing: an append that fails leaves the loop with an exception, and the
             # upstream request must be closed then too, not when the iterator is collected.
             async with contextlib.aclosing(self._provider.stream(request)) as items:
@@ -281,14 +330,15 @@ class Generations:
         """The generation's one log line and its metrics; no message text."""
         duration = time.monotonic() - progress.started
         ttft = (
-            progress.first_token - progress.started if progress.first_token is not None else None
+            progress.first_token - progress.called if progress.first_token is not None else None
         )
         usage = progress.usage
         output_tokens = usage.output_tokens if progress.ending == "done" else progress.deltas
         log.info(
-            "generation id=%s provider=%s model=%s ttft=%s events=%d input_tokens=%d "
-            "cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms ended=%s",
-            stream_id, self._provider.name, request.model,
+            "generation id=%s client=%s provider=%s model=%s ttft=%s events=%d "
+            "input_tokens=%d cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms "
+            "ended=%s",
+            stream_id, progress.client or "-", self._provider.name, request.model,
             f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
             usage.input_tokens, usage.cache_creation_input_tokens,
             usage.cache_read_input_tokens, output_tokens, duration * 1000, progress.ending,

@@ -1,10 +1,12 @@
-"""A gunicorn worker class for sseserver: aiohttp's, with handler cancellation on.
+"""A gunicorn worker class for sseserver: aiohttp's, serving the app as `python -m
+sseserver` does.
 
 aiohttp's `GunicornWebWorker` builds its `AppRunner` without `handler_cancellation`, so a
 client that disconnects while nothing is being written (Claude thinking) would only be
-noticed at the next write, and the upstream request would go on. The worker takes an async
-factory returning an `AppRunner` as it is, so this one hands it a runner built with
-cancellation on, with the same logging and timeouts aiohttp's worker would use:
+noticed at the next write, and the upstream request would go on; nor would it bound request
+heads, slow clients or connections (connections.py). The worker takes an async factory
+returning an `AppRunner` as it is, so this one hands it sseserver's own runner, with
+gunicorn's logging and graceful timeout:
 
     SSESERVER_REDIS_URL=redis://127.0.0.1:6379/0 \\
     gunicorn 'sseserver.app:app_from_environment()' \\
@@ -12,7 +14,8 @@ cancellation on, with the same logging and timeouts aiohttp's worker would use:
 
 Options come from the SSESERVER_* variables through the same settings loader as
 `python -m sseserver` (gunicorn owns the command line); `--bind` and `--workers` are
-gunicorn's own.
+gunicorn's own. The keep-alive timeout is SSESERVER_KEEPALIVE_TIMEOUT, not gunicorn's
+`--keep-alive`.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import os
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 
-from .access_log import AccessLogger
 from .config import load_settings
+from .connections import SSERunner
+from .descriptors import raise_open_files_limit
 from .event_loop import resolved_loop
+from .keys import SETTINGS
 
 
 class SSEWorker(GunicornUVLoopWebWorker):
     def init_process(self) -> None:
+        raise_open_files_limit()
         # The event loop SSESERVER_LOOP names, resolved as `python -m sseserver` does.
         if resolved_loop(load_settings([], os.environ).loop) == "uvloop":
             super().init_process()  # aiohttp's uvloop worker: installs uvloop's policy
@@ -45,13 +51,11 @@ class SSEWorker(GunicornUVLoopWebWorker):
             )
 
         async def runner() -> web.AppRunner:
-            return web.AppRunner(
+            return SSERunner(
                 app,
-                handler_cancellation=True,
+                app[SETTINGS],
                 logger=self.log,
-                keepalive_timeout=self.cfg.keepalive,
                 access_log=self.log.access_log if self.cfg.accesslog else None,
-                access_log_class=AccessLogger,
                 shutdown_timeout=self.cfg.graceful_timeout / 100 * 95,
             )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .bodies import BodyBudget
 from .config import Settings
 from .fanout import Fanout
 from .generations import Generations
@@ -22,3 +23,4 @@ STATIC_ROOT = web.AppKey("static_root", Path)
 METRICS = web.AppKey("metrics", Metrics)
 FANOUT = web.AppKey("fanout", Fanout)
 SUBSCRIBERS = web.AppKey("subscribers", Subscribers)
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)

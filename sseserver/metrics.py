@@ -29,8 +29,12 @@ from prometheus_client.registry import Collector
 ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown", "lost")
 # Why a subscriber's response ended before its stream did.
 DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
-# Why a request to start a generation was refused (429, 503) or to use the API (401).
-REFUSALS: Final = ("capacity", "client_limit", "shutting_down", "overload", "unauthorized")
+# Why a request to start a generation was refused (429, 503), to use the API (401), or a
+# body or connection was turned away for the memory or descriptors it would take (503).
+REFUSALS: Final = (
+    "capacity", "client_limit", "shutting_down", "overload", "unauthorized", "body_memory",
+    "connections",
+)
 # Input tokens by how they were billed: at full price, written to the prompt cache, read
 # from it (Anthropic's input_tokens, cache_creation_input_tokens, cache_read_input_tokens).
 INPUT_KINDS: Final = ("uncached", "cache_write", "cache_read")

@@ -8,13 +8,16 @@ stream is open, and aiohttp wraps every request's handler once per middleware.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from .access_log import access_logger, loggable
 from .errors import Refused, ServerError, StoreDown, StoreUnavailable
 from .keys import METRICS
 
@@ -57,6 +60,7 @@ def json_errors(*checks: Check) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.monotonic()
         try:
             for check in checks:
                 answer = check(request)
@@ -67,7 +71,7 @@ def json_errors(*checks: Check) -> Middleware:
             return refusal_response(request, refusal)
         except StoreUnavailable as exc:
             # Before a response was started: nothing was begun, so say so and when to retry.
-            log.warning("%s %s: %s", request.method, request.path, exc)
+            log.warning("%s %s: %s", request.method, loggable(request.path), exc)
             return refusal_response(request, StoreDown())
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -81,8 +85,16 @@ def json_errors(*checks: Check) -> Middleware:
             )
         except ConnectionError:
             return web.Response(status=CLIENT_CLOSED_REQUEST)
+        except asyncio.CancelledError:
+            # The client left (handler cancellation) or the server is stopping: aiohttp logs
+            # no line for a cancelled handler. An SSE response that had begun logged its
+            # own (subscriber.py); anything else is one line here.
+            logger = access_logger(request)
+            if logger is not None and request.writer.output_size == 0:
+                logger.gone(request, time.monotonic() - started)
+            raise
         except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.path)
+            log.exception("unexpected error in %s %s", request.method, loggable(request.path))
             return refusal_response(request, ServerError())
 
     return middleware

@@ -14,11 +14,21 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from .auth import login_with_query_token
+from .bodies import read_body
 from .config import Settings
 from .errors import BadRequest, NotFound, UnsupportedMediaType
 from .forwarded import client_address
 from .ids import is_stream_id
-from .keys import GENERATIONS, METRICS, PROVIDER, SETTINGS, STATIC_ROOT, STORE, SUBSCRIBERS
+from .keys import (
+    BODY_BUDGET,
+    GENERATIONS,
+    METRICS,
+    PROVIDER,
+    SETTINGS,
+    STATIC_ROOT,
+    STORE,
+    SUBSCRIBERS,
+)
 from .providers import GenerationRequest
 from .store.base import Cancel
 from .validation import request_from_json, request_from_query, resume_point
@@ -62,8 +72,12 @@ async def static_file(request: web.Request) -> web.FileResponse:
     """The client's JS and CSS. Our own handler (not add_static) so a miss is a JSON 404
     like every other, and nothing outside the static folder can be named."""
     root = request.app[STATIC_ROOT]
-    path = (root / request.match_info["path"]).resolve()
-    if not path.is_relative_to(root.resolve()) or not path.is_file():
+    try:
+        path = (root / request.match_info["path"]).resolve()
+        found = path.is_relative_to(root.resolve()) and path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL
+        found = False
+    if not found:
         raise NotFound("No such file.")
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
@@ -119,8 +133,11 @@ async def create_stream(request: web.Request) -> web.Response:
     # Requiring JSON makes a cross-site form post impossible without a CORS preflight.
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
-    generation = request_from_json(await request.read(), request.app[SETTINGS])
-    stream_id = await _start(request, generation)
+    budget, settings = request.app[BODY_BUDGET], request.app[SETTINGS]
+    async with read_body(request, budget, settings) as body:
+        generation = request_from_json(body, settings)
+    # Nothing is asked of the upstream until the stream's first subscriber comes.
+    stream_id = await _start(request, generation, wait_for_subscriber=True)
     url = f"/api/streams/{stream_id}"
     return web.json_response(
         {"id": stream_id, "url": url}, status=201, headers={"Location": url}
@@ -159,7 +176,11 @@ def _path_stream_id(request: web.Request) -> str:
     return stream_id
 
 
-async def _start(request: web.Request, generation: GenerationRequest) -> str:
+async def _start(
+    request: web.Request, generation: GenerationRequest, *, wait_for_subscriber: bool = False
+) -> str:
     """Start a generation, or refuse with the limit's status. The client is the peer
     address, or the one a trusted proxy forwarded (forwarded.py)."""
-    return await request.app[GENERATIONS].start(generation, client=client_address(request))
+    return await request.app[GENERATIONS].start(
+        generation, client=client_address(request), wait_for_subscriber=wait_for_subscriber
+    )

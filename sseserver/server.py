@@ -15,9 +15,10 @@ from types import FrameType
 
 from aiohttp import web
 
-from .access_log import AccessLogger
 from .app import create_app
 from .config import Settings
+from .connections import SSERunner
+from .descriptors import raise_open_files_limit
 
 log = logging.getLogger("sseserver")
 
@@ -65,15 +66,9 @@ async def serve(
         second signal, at any point ─▶ exit at once (128 + signal number)
 
     `ready` replaces printing the URL (a worker tells its supervisor instead)."""
+    raise_open_files_limit()  # before anything is opened: connections.py sizes from it
     app = create_app(settings)
-    # handler_cancellation: a client that disconnects cancels its handler at once, even
-    # while the upstream is silent and nothing is being written.
-    runner = web.AppRunner(
-        app,
-        handler_cancellation=True,
-        access_log_class=AccessLogger,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-    )
+    runner = SSERunner(app, settings, shutdown_timeout=SHUTDOWN_TIMEOUT)
     # Signal handlers before anything listens: a supervisor may stop us the moment the
     # URL is printed, and that must be the graceful path, not the default kill. A worker
     # leaves SIGINT (Ctrl+C in its terminal) to its supervisor.

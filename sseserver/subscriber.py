@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Final
 
 from aiohttp import web
 
 from .config import Settings
-from .errors import NotFound, SlowSubscriber, StoreUnavailable
+from .errors import BadRequest, NotFound, SlowSubscriber, StoreUnavailable
 from .fanout import Fanout, Follower
 from .ids import event_id
 from .metrics import Metrics
@@ -85,23 +86,31 @@ class Subscribers:
         """Write the stream from frame index `start`. A stream that is not held is a 404,
         or a 204 for a reconnect (`reconnect`: it came with a Last-Event-ID), and so is one
         that ended with nothing left to send: 204 tells EventSource to stop reconnecting
-        (docs/protocol.md, "Ids and resume")."""
+        (docs/protocol.md, "Ids and resume"). A `start` beyond the stream's events is a
+        400: no event of this stream ever had that id."""
         store, settings, metrics = self._store, self._settings, self._metrics
         first = await store.read(stream_id, start, wait=0)
         if first is None:
             if reconnect:
                 return web.Response(status=204)
             raise NotFound
+        if start > first.held:  # a resume from an event this stream never had
+            raise BadRequest(
+                f"Last-Event-ID is beyond this stream: it has {first.held} event(s) so far."
+            )
         if first.ended and not first.frames and not first.lost:
             return web.Response(status=204)  # ended, and this client has all of it
         if reconnect:
             metrics.resumes.inc()
-        response = web.StreamResponse(headers=SSE_HEADERS)
+        started = time.monotonic()
+        response = EventStreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         watch_for_half_open(request, settings.send_timeout)
         live = metrics.live
         live.subscribers += 1
         gone: str | None = None  # why the response ended before the stream, if it did
+        ending = "complete"  # how it ended, for its access-log line
+        sent = 0  # body bytes this handler wrote (a follower counts its own)
         transport = request.transport
         # Pushed frames are framed as HTTP/1.1 chunks; an HTTP/1.0 response is not chunked,
         # so such a (rare) client always reads.
@@ -117,6 +126,7 @@ class Subscribers:
             for data in _writes(pending):
                 await _write(response, data, settings.send_timeout)
                 live.bytes_sent += len(data)
+                sent += len(data)
             del pending
             live.events_sent += replayed
             start += replayed
@@ -137,20 +147,24 @@ class Subscribers:
                     continue
                 batch = await store.read(stream_id, start, wait=settings.heartbeat)
                 if batch is None:  # freed under us: nothing more will come
+                    ending = "freed"
                     break
                 if batch.frames or batch.lost:
                     # Everything ready goes out in as few writes as possible.
                     for data in _writes(_frames(stream_id, start, batch)):
                         await _write(response, data, settings.send_timeout)
                         live.bytes_sent += len(data)
+                        sent += len(data)
                     live.events_sent += len(batch.frames)
                     start += len(batch.frames)
                 elif not batch.ended:
                     await _write(response, PING, settings.send_timeout)
                     live.bytes_sent += len(PING)
+                    sent += len(PING)
                 ended = batch.ended
                 may_follow = True
         except StoreUnavailable as exc:
+            ending = "store_unavailable"
             log.warning("subscriber of %s ended: %s", stream_id, exc)
             with contextlib.suppress(SlowSubscriber, ConnectionError):
                 await _write(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
@@ -176,8 +190,26 @@ class Subscribers:
             live.subscribers -= 1
             if gone is not None:
                 metrics.disconnects.labels(gone).inc()
+            # Its access-log line, before any await: a second cancel must not lose it.
+            if follower is not None:
+                sent += follower.sent
+            _log_end(request, sent, time.monotonic() - started, gone or ending)
             await store.leave(stream_id)
         return response
+
+
+class EventStreamResponse(web.StreamResponse):
+    """An SSE response: its access-log line is written when it ends (`_log_end`), not by
+    aiohttp, which writes none for a handler the client's disconnect cancelled."""
+
+
+def _log_end(request: web.Request, sent: int, seconds: float, ended: str) -> None:
+    """The access-log line of an SSE response that ended (access_log.py, `stream_ended`),
+    when the connection logs access."""
+    logger = getattr(request.protocol, "access_logger", None)
+    stream_ended = getattr(logger, "stream_ended", None)
+    if stream_ended is not None and logger.enabled:  # type: ignore[union-attr]
+        stream_ended(request, sent, seconds, ended)
 
 
 def _frames(stream_id: str, start: int, batch: Batch) -> list[bytes]:

@@ -131,13 +131,25 @@ def _query_int(raw: str | None) -> object:
     return raw
 
 
+def json_body(body: bytes) -> Any:
+    """A request body parsed as JSON, or a 400 that says why."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The body must be JSON in UTF-8.") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser recurses
+        raise BadRequest("The body's JSON is nested too deeply.") from None
+
+
 def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
     """POST /api/streams: {"messages": [...], "model"?, "system"?, "max_tokens"?,
     "thinking"?, "web_search"?}"""
-    try:
-        data: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("The body must be JSON in UTF-8.") from None
+    return request_from_data(json_body(body), settings)
+
+
+def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
+    """The parsed body of POST /api/streams; also what the AI SDK's chat route builds from
+    its own body (aisdk/history.py), so both share every check."""
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     unknown = sorted(set(data) - _BODY_KEYS)

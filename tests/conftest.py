@@ -13,9 +13,9 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from sseserver.access_log import AccessLogger
 from sseserver.app import create_app
 from sseserver.config import Settings
+from sseserver.connections import SSERunner
 
 from .fake_anthropic import FakeAnthropic, fake_anthropic
 from .processes import processes
@@ -64,8 +64,9 @@ class StartServer(Protocol):
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
-    """Start the real app in this event loop, as `python -m sseserver` runs it (handler
-    cancellation on), with the anthropic provider pointed at `fake`, else the demo."""
+    """Start the real app in this event loop, as `python -m sseserver` runs it (its runner:
+    handler cancellation on, the connection limits of connections.py), with the anthropic
+    provider pointed at `fake`, else the demo."""
     runners: list[web.AppRunner] = []
 
     async def start(*, fake: FakeAnthropic | None = None, **overrides: Any) -> RunningServer:
@@ -82,9 +83,7 @@ async def start_server() -> AsyncIterator[StartServer]:
             values |= {"provider": "demo", "demo_delay_ms": 1}
         settings = dataclasses.replace(Settings(), **(values | overrides))
         app = create_app(settings)
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log_class=AccessLogger, shutdown_timeout=2
-        )
+        runner = SSERunner(app, settings, shutdown_timeout=2)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)

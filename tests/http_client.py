@@ -15,10 +15,12 @@ class Answer(NamedTuple):
 
 
 async def request(
-    method: str, url: str, *, headers: dict[str, str] | None = None, json_body: object = None
+    method: str, url: str, *, headers: dict[str, str] | None = None, json_body: object = None,
+    data: bytes | None = None,
 ) -> Answer:
-    """`method url`, redirects not followed (a test sees the 303 itself)."""
+    """`method url`, redirects not followed (a test sees the 303 itself); `data` is sent as
+    it is, for bodies that must not be valid JSON."""
     async with aiohttp.ClientSession() as session, session.request(
-        method, url, headers=headers, json=json_body, allow_redirects=False
+        method, url, headers=headers, json=json_body, data=data, allow_redirects=False
     ) as response:
         return Answer(response.status, dict(response.headers), await response.read())

@@ -41,6 +41,14 @@ def server_env(fake: FakeAnthropic | None = None, **extra: str) -> dict[str, str
     return env | extra
 
 
+# argv: soft hard program args...: set RLIMIT_NOFILE, then become the program (same pid).
+_WITH_OPEN_FILES = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
 class ServerProcess:
     def __init__(self, process: asyncio.subprocess.Process, log: IO[bytes]) -> None:
         self.process = process
@@ -54,6 +62,13 @@ class ServerProcess:
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
+
+    def rss(self) -> int:
+        """Resident memory now, in bytes (Linux)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
     @property
     def log(self) -> str:
@@ -104,15 +119,19 @@ class Processes:
 
     async def sseserver(
         self, fake: FakeAnthropic | None, *args: str, loop: str | None = None,
-        timeout: float = 30,
+        timeout: float = 30, open_files: tuple[int, int] | None = None,
     ) -> ServerProcess:
         """`python -m sseserver --port 0 ARGS`, once it has printed its URL: the anthropic
-        provider pointed at `fake`, else the demo; `--loop LOOP` when `loop` is given."""
+        provider pointed at `fake`, else the demo; `--loop LOOP` when `loop` is given;
+        `open_files`: the (soft, hard) limit on descriptors it starts with."""
         provider = ["--provider", "anthropic", "--upstream-retries", "0"] if fake else [
             "--provider", "demo"]
         loop_flag = ["--loop", loop] if loop is not None else []
+        python: list[str] = [SSESERVER[0]]
+        if open_files is not None:  # set in the child, which then becomes the server
+            python += ["-c", _WITH_OPEN_FILES, *map(str, open_files), SSESERVER[0]]
         server = await self.spawn(
-            [*SSESERVER, "--port", "0", *provider, *loop_flag, *args],
+            [*python, *SSESERVER[1:], "--port", "0", *provider, *loop_flag, *args],
             server_env(fake),
         )
         assert server.process.stdout is not None

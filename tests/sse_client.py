@@ -97,17 +97,20 @@ class SSEStream:
 
 async def open_sse(
     url: str, headers: Mapping[str, str] | None = None, method: str = "GET", *,
-    ssl: SSLContext | bool = True,
+    body: bytes | None = None, ssl: SSLContext | bool = True,
 ) -> SSEStream:
-    """Open a stream on its own connection (so closing it is a real TCP close); `ssl` as
-    aiohttp takes it (a context that trusts a test's own certificate)."""
+    """Open a stream on its own connection (so closing it is a real TCP close); `body` is
+    sent as JSON (POST /api/chat answers with a stream); `ssl` as aiohttp takes it (a
+    context that trusts a test's own certificate)."""
+    if body is not None:
+        headers = {"Content-Type": "application/json", **(headers or {})}
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(force_close=True, ssl=ssl),
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=False,
     )
     try:
-        response = await session.request(method, url, headers=headers)
+        response = await session.request(method, url, headers=headers, data=body)
     except BaseException:
         await session.close()
         raise

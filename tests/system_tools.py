@@ -1,8 +1,8 @@
 """The system tools some tests need, and the one rule for a missing one.
 
-Chromium, redis-server, nginx, openssl, curl, iproute2 (`ip`, `tc`), and Node with npm (the
-bench's Node relay peer) are Debian packages that `make test` installs when they are missing
-and it runs as root (`make system-deps`). A test
+Chromium, redis-server, nginx, openssl, curl, iproute2 (`ip`, `tc`) and Node.js with npm
+(`nodejs`, `npm`, for the AI SDK's own client) are Debian packages that
+`make test` installs when they are missing and it runs as root (`make system-deps`). A test
 that needs one asks :func:`require` first. When the tool is missing, the test skips locally,
 naming the exact `apt-get install` line to run; under CI (`CI` set) it fails instead, since
 CI must run every test: a skip there would hide a missing install step. Root, which the

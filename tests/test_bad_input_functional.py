@@ -193,7 +193,10 @@ async def test_assistant_prefill_and_multi_turn_are_accepted(
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     assert status == 201
-    assert json.loads(body)["url"].startswith("/api/streams/")
+    url = json.loads(body)["url"]
+    assert url.startswith("/api/streams/")
+    status, _, _ = await _request(server, "GET", url)  # its first subscriber calls upstream
+    assert status == 200
     await fake_anthropic.wait_requests(1)
 
 

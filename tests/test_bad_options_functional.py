@@ -125,10 +125,13 @@ async def test_the_edges_of_the_bounds_are_accepted(
     server = await _server(start_server, fake_anthropic, {"max_thinking_tokens": 4096})
     fake_anthropic.enqueue(Reply(chunks=["ok"]))
     body = {"messages": [{"role": "user", "content": "hi"}], **options}
-    async with aiohttp.ClientSession() as session, session.post(
-        server.url + "/api/streams", json=body
-    ) as response:
-        assert response.status == 201, await response.text()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.url + "/api/streams", json=body) as response:
+            assert response.status == 201, await response.text()
+            url = (await response.json())["url"]
+        async with session.get(server.url + url) as response:  # its first reader: upstream
+            assert response.status == 200
+            await response.read()
     await fake_anthropic.wait_requests(1)
 
 

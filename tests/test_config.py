@@ -78,9 +78,10 @@ def test_settings_are_frozen() -> None:
 
 def test_safety_options_defaults_and_parsing() -> None:
     """The safety options are off or lenient by default, so a local run needs none of them:
-    no per-client limit, no token, CORS off, a grace long enough for a short reply."""
+    a per-client limit only beyond loopback (None: the default), no token, CORS off, a grace
+    long enough for a short reply."""
     defaults = load_settings([], {})
-    assert defaults.max_streams_per_client == 0
+    assert defaults.max_streams_per_client is None
     assert defaults.access_token is None
     assert defaults.cors_origins == ()
     assert defaults.shutdown_grace == 10

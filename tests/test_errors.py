@@ -21,20 +21,25 @@ from sseserver import errors
 from sseserver.errors import (
     AtCapacity,
     BadRequest,
+    BodiesFull,
     ClientLimit,
     Forbidden,
+    HeadersTooLarge,
     MethodNotAllowed,
     NotFound,
     Overloaded,
     Refused,
+    RequestTimeout,
     ServerError,
     ShuttingDown,
     SSEServerError,
     StoreDown,
     StoreUnavailable,
     TooLarge,
+    TooManyConnections,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from sseserver.keys import METRICS
 from sseserver.metrics import Metrics
@@ -65,7 +70,12 @@ ANSWERS: dict[type[Refused], Answer] = {
     Forbidden: Answer(403, "permission_error", "The request was refused.", None, None),
     NotFound: Answer(404, "not_found_error", "No such stream.", None, None),
     MethodNotAllowed: Answer(405, "method_not_allowed", "The request was refused.", None, None),
+    RequestTimeout: Answer(
+        408, "timeout_error", "The request body did not arrive in time.", None, None
+    ),
     TooLarge: Answer(413, "request_too_large", "The request was refused.", None, None),
+    UriTooLong: Answer(414, "request_too_large", "The request was refused.", None, None),
+    HeadersTooLarge: Answer(431, "request_too_large", "The request was refused.", None, None),
     UnsupportedMediaType: Answer(
         415, "unsupported_media_type", "The request was refused.", None, None
     ),
@@ -77,6 +87,15 @@ ANSWERS: dict[type[Refused], Answer] = {
     AtCapacity: Answer(
         503, "overloaded_error", "The server is at capacity; try again shortly.", "5",
         "capacity",
+    ),
+    BodiesFull: Answer(
+        503, "overloaded_error",
+        "The server is receiving too many requests at once; try again shortly.", "1",
+        "body_memory",
+    ),
+    TooManyConnections: Answer(
+        503, "overloaded_error", "The server has too many open connections; try again shortly.",
+        "5", "connections",
     ),
     ShuttingDown: Answer(
         503, "overloaded_error", "The server is shutting down; try again in a moment.", "2",

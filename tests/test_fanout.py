@@ -42,11 +42,12 @@ async def test_push_writes_and_counts_until_the_buffer_is_full() -> None:
     follower = _follower(transport)
     waiting = follower.follow_from(3)
     await asyncio.sleep(0)
-    assert follower.push(b"chunk", 4)
+    assert follower.push(b"chunk", 4, 3)
     assert (transport.writes, follower.next_index, follower.live.events_sent) == ([b"chunk"], 4, 1)
+    assert follower.sent == 3  # the frame's bytes, for the access log
     assert not waiting.done()
     transport.buffered = FOLLOW_HIGH_WATER + 1
-    assert not follower.push(b"more", 5)  # behind now: it will catch up by reading
+    assert not follower.push(b"more", 5, 2)  # behind now: it will catch up by reading
     await asyncio.wait_for(waiting, 1)
     assert (transport.writes, follower.next_index) == ([b"chunk"], 4)
 

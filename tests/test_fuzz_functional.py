@@ -1,24 +1,29 @@
 """Bad input, fuzzed (docs/protocol.md, "Requests" and "Errors"): query strings, JSON
-bodies, headers (bytes that are not UTF-8 included) and methods, on every route. Every
-answer is a well-formed status with a JSON error, or a valid SSE stream, or the route's own
-content; never a 500. Afterwards the server is healthy, nothing runs, and the event loop
+bodies, headers (bytes that are not UTF-8 included), methods, raw request lines and heads
+(sizes, counts, encodings), bodies with a Content-Encoding, and `/static/` names, on every
+route. Every answer is a well-formed status with a JSON error, or a valid SSE stream, or
+the route's own content; never a 500. The log is checked as well as the answers: each
+request writes exactly one access-log line, in printable ASCII (whatever the client sent
+is escaped), and nothing at WARNING or above, no traceback. Afterwards the server is
+healthy, nothing runs, and the event loop
 holds as many tasks as before.
 
 Requests go over a raw socket (`_raw`), so the fuzzer can send what aiohttp's client
 would refuse to: any method token, undecodable bytes in a header value, a body that
-contradicts its Content-Type. Everything hypothesis generates is valid HTTP framing, since
-the app never sees anything else: aiohttp's own parser answers a malformed request (a
-header line over 8190 bytes, a control character in a value) with its plain-text 400
-before any route runs; `test_what_the_http_parser_refuses_changes_nothing` shows that
-this also starts nothing.
+contradicts its Content-Type, a request line or head beyond the server's bounds. What
+the HTTP parser refuses gets a JSON error too (connections.py);
+`test_what_the_http_parser_refuses_changes_nothing` shows that it also starts nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 import json
+import logging
 import re
+import zlib
 from collections.abc import AsyncIterator
 from typing import Final
 from urllib.parse import quote
@@ -26,7 +31,9 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
+from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.keys import GENERATIONS
 
 from .conftest import RunningServer, StartServer
@@ -39,10 +46,13 @@ FUZZ: Final = settings(
     # One server serves every example: that is the point (it must stay healthy).
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-JSON_STATUSES: Final = {200, 201, 400, 401, 403, 404, 405, 413, 415, 429, 503}
+JSON_STATUSES: Final = {200, 201, 400, 401, 403, 404, 405, 408, 413, 414, 415, 429, 431,
+                         503}
 PATHS: Final = [
     "/", "/healthz", "/metrics", "/api/sse", "/api/streams", "/api/streams/abc",
     "/api/streams/STREAM", "/static/app.js", "/static/../pyproject.toml", "/api/", "/nope",
+    "/api/chat", "/api/chat/CHAT/stream", "/api/chat/never/stream", "/api/chat/a%20b/stream",
+    "/api/chat/%2E%2E/stream",
 ]
 
 
@@ -69,6 +79,46 @@ def _dechunk(data: bytes) -> bytes:
     return bytes(out)
 
 
+class LogWatch(logging.Handler):
+    """Every record the server logs while a fuzz test runs, at INFO and above, checked
+    after each request."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self._level = logging.WARNING
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def attach(self) -> None:
+        root = logging.getLogger()
+        self._level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(self)
+
+    def detach(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self)
+        root.setLevel(self._level)
+
+    def check_one_request(self) -> None:
+        """Since the last check: one access-log line, printable ASCII, and no warning,
+        error or traceback."""
+        records, self.records = self.records, []
+        access = [r.getMessage() for r in records if r.name == "aiohttp.access"]
+        assert len(access) == 1, access
+        assert access[0].isascii(), access
+        assert access[0].isprintable(), access
+        loud = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+        assert loud == []
+        assert all(r.exc_info is None for r in records)
+
+
+# The server's log, watched for the test that runs (see `server`).
+LOGS: Final = LogWatch()
+
+
 async def _raw(server: RunningServer, request: bytes, method: str) -> Answer:
     host, port = server.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -78,6 +128,8 @@ async def _raw(server: RunningServer, request: bytes, method: str) -> Answer:
             raw = await reader.read()  # Connection: close, so read to the end
     finally:
         writer.close()
+    # The access-log line is written before the connection is closed.
+    LOGS.check_one_request()
     return Answer(raw, method)
 
 
@@ -92,12 +144,11 @@ def _request(method: str, target: str, headers: list[tuple[str, bytes]],
 
 def check(answer: Answer, path: str) -> None:
     """The invariant: a well-formed answer, never a 500, never a stack trace."""
-    event(f"{answer.status} {answer.headers.get('content-type', '').split(';')[0]}")
+    if currently_in_test_context():  # hypothesis' statistics, when it runs this
+        event(f"{answer.status} {answer.headers.get('content-type', '').split(';')[0]}")
     assert answer.status < 500 or answer.status == 503, answer.body[:300]
     assert b"Traceback" not in answer.body
     content_type = answer.headers.get("content-type", "")
-    if answer.status == 400 and content_type.startswith("text/plain"):
-        return  # aiohttp's HTTP parser refused the framing before any route ran
     assert answer.headers.get("x-content-type-options") == "nosniff"
     if answer.method == "HEAD" or answer.status in (204, 303):
         return
@@ -112,9 +163,15 @@ def check(answer: Answer, path: str) -> None:
         text = answer.body.decode("utf-8")  # strict: valid UTF-8, no BOM
         assert not text.startswith("\ufeff")
         events = parse_all(answer.body)
+        assert text.endswith("\n\n")
+        if path.startswith("/api/chat"):  # the AI SDK's UI message stream
+            assert answer.headers["x-vercel-ai-ui-message-stream"] == "v1"
+            assert json.loads(events[0].data)["type"] == "start"
+            assert [json.loads(e.data)["type"] for e in events[1:-1]]  # each one JSON
+            assert events[-1].data == "[DONE]"
+            return
         assert events[0].type == "meta" or path.startswith("/api/streams/")
         assert events[-1].type in ("done", "error")
-        assert text.endswith("\n\n")
     elif content_type.startswith("application/json"):
         json.loads(answer.body)
 
@@ -132,15 +189,21 @@ async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
         max_thinking_tokens=1500, web_search=2,
     )
     baseline = len(asyncio.all_tasks())
-    yield running
-    await _assert_settled(running, baseline)
+    LOGS.attach()
+    try:
+        yield running
+        await _assert_settled(running, baseline)
+    finally:
+        LOGS.detach()
+        LOGS.records.clear()
 
 
 async def _assert_settled(server: RunningServer, baseline: int) -> None:
     """Healthy, no generation, and the loop back to its task count (after the last
-    connections close, within two seconds)."""
+    connections close, and a stream made for a request that was then refused has waited
+    out its first-subscriber grace: within two seconds more)."""
     generations = server.app[GENERATIONS]
-    for _ in range(200):
+    for _ in range(int((FIRST_SUBSCRIBER_GRACE + 2) * 100)):
         if generations.active == 0 and len(asyncio.all_tasks()) <= baseline:
             break
         await asyncio.sleep(0.01)
@@ -161,7 +224,14 @@ def _auth(use: bool) -> list[tuple[str, bytes]]:
 
 
 async def _stream_path(server: RunningServer, path: str) -> str:
-    """`STREAM` in a path becomes a real stream's id (one that just ran)."""
+    """`STREAM` in a path becomes a real stream's id (one that just ran); `CHAT` names a
+    chat that has had a reply."""
+    if "CHAT" in path:
+        reply = await _raw(server, _request(
+            "POST", "/api/chat", [*_auth(True), ("Content-Type", b"application/json")],
+            CHAT_BODY), "POST")
+        assert reply.status == 200
+        return path.replace("CHAT", "fuzz-chat")
     if "STREAM" not in path:
         return path
     created = await _raw(server, _request(
@@ -221,6 +291,8 @@ messages = st.lists(
     max_size=5,
 )
 turn_text = st.text(min_size=1, max_size=80).filter(str.strip)
+CHAT_BODY: Final = json.dumps({"id": "fuzz-chat", "messages": [
+    {"id": "m0", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}).encode()
 conversations = st.integers(1, 5).flatmap(
     lambda n: st.tuples(*[
         st.fixed_dictionaries({"role": st.just("user" if i % 2 == 0 else "assistant"),
@@ -258,6 +330,52 @@ bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=600),
     st.just(b'{"messages":[{"role":"user","content":"' + b"x" * 5000 + b'"}]}'),
+)
+ui_texts = any_text | json_values
+ui_parts = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": ui_texts}),
+    st.fixed_dictionaries({"type": st.sampled_from([
+        "step-start", "reasoning", "source-url", "file", "tool-web_search", "dynamic-tool",
+        "data-x", "steering-message", "video", "", "text"]) | json_values},
+        optional={"text": ui_texts, "url": any_text, "data": json_values}),
+    json_values,
+)
+ui_messages = st.lists(
+    st.fixed_dictionaries(
+        {"id": any_text | json_values,
+         "role": st.sampled_from(["user", "assistant", "system", "tool"]) | json_values,
+         "parts": st.lists(ui_parts, max_size=4) | json_values},
+        optional={"metadata": json_values},
+    ),
+    max_size=5,
+)
+chat_ids = st.sampled_from(["c1", "c2", ".", "..", "", "a b", "x" * 129, "ok-_.~"]) | any_text
+valid_chat = st.integers(1, 5).flatmap(
+    lambda n: st.tuples(*[
+        st.fixed_dictionaries({
+            "id": st.just(f"m{i}"), "role": st.just("user" if i % 2 == 0 else "assistant"),
+            "parts": st.lists(st.fixed_dictionaries({"type": st.just("text"),
+                                                     "text": turn_text}), min_size=1,
+                              max_size=2)})
+        for i in range(n - (n % 2 == 0))  # an odd count: it ends with the user
+    ]).map(list)
+)
+chat_bodies = st.one_of(
+    st.fixed_dictionaries(
+        {"id": st.sampled_from(["c1", "c2"]), "messages": valid_chat},
+        optional={"trigger": st.sampled_from(["submit-message", "regenerate-message", "x"]),
+                  "messageId": st.none() | any_text | json_values,
+                  "max_tokens": st.integers(-1, 101),
+                  "model": st.sampled_from(["claude-sonnet-5-5", "gpt"]),
+                  "thinking": thinking_values, "web_search": web_search_values},
+    ).map(lambda d: json.dumps(d).encode()),
+    st.fixed_dictionaries(
+        {"id": chat_ids | json_values, "messages": ui_messages | json_values},
+        optional={"trigger": any_text | json_values, "messageId": json_values,
+                  "system": any_text | json_values, "extra": json_values},
+    ).map(lambda d: json.dumps(d).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=600),
 )
 content_types = st.sampled_from(
     [b"application/json", b"application/json; charset=utf-8", b"APPLICATION/JSON",
@@ -312,8 +430,25 @@ async def test_fuzzed_json_bodies(
 
 
 @FUZZ
+@given(body=chat_bodies, content_type=content_types, auth=authed)
+async def test_fuzzed_chat_bodies(
+    server: RunningServer, body: bytes, content_type: bytes, auth: bool
+) -> None:
+    """The AI SDK's chat route: its reply, then its reconnect and its Stop."""
+    headers = [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
+    answer = await _raw(server, _request("POST", "/api/chat", headers, body), "POST")
+    check(answer, "/api/chat")
+    if answer.status == 200:
+        chat = json.loads(body)["id"]
+        for method in ("GET", "DELETE"):
+            path = f"/api/chat/{chat}/stream"
+            check(await _raw(server, _request(method, path, _auth(True)), method), path)
+
+
+@FUZZ
 @given(
-    path=st.sampled_from(["/api/sse?message=hi", "/api/streams/STREAM", "/", "/metrics"]),
+    path=st.sampled_from(["/api/sse?message=hi", "/api/streams/STREAM", "/", "/metrics",
+                          "/api/chat/CHAT/stream"]),
     last_event_id=last_event_ids,
     extra=st.lists(
         st.tuples(st.sampled_from(["Authorization", "Cookie", "Origin", "Accept",
@@ -353,22 +488,134 @@ async def test_fuzzed_methods(
 
 
 @pytest.mark.parametrize(
-    "request_bytes",
+    ("request_bytes", "status"),
     [
         pytest.param(b"GET /api/sse?message=hi HTTP/1.1\r\nHost: x\r\nLast-Event-ID: "
-                     + b"x" * 100_000 + b"\r\n\r\n", id="huge-last-event-id"),
+                     + b"x" * 100_000 + b"\r\n\r\n", 431, id="huge-last-event-id"),
         pytest.param(b"GET /api/sse?message=hi HTTP/1.1\r\nHost: x\r\nLast-Event-ID: a\x01b"
-                     b"\r\n\r\n", id="control-byte-in-header"),
-        pytest.param(b"GET /api/sse?message=hi\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                     b"\r\n\r\n", 400, id="control-byte-in-header"),
+        pytest.param(b"GET /api/sse?message=hi\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400,
                      id="nul-in-target"),
-        pytest.param(b"\xff\xfe\r\n\r\n", id="not-http"),
+        pytest.param(b"\xff\xfe\r\n\r\n", 400, id="not-http"),
         pytest.param(b"POST /api/streams HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", id="smuggling-headers"),
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+                     id="smuggling-headers"),
+        pytest.param(b"GET /api/sse?message=" + b"m" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                     414, id="request-line-over-8190"),
+        pytest.param(b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 150 + b"\r\n", 431,
+                     id="150-headers"),
+        pytest.param(b"GET /?token=" + TOKEN.encode() + b" HTTP/9.9\r\nHost: x\r\n\r\n", 400,
+                     id="bad-version"),
+        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400,
+                     id="tls-client-hello"),
     ],
 )
 async def test_what_the_http_parser_refuses_changes_nothing(
-    server: RunningServer, request_bytes: bytes
+    server: RunningServer, request_bytes: bytes, status: int
 ) -> None:
     answer = await _raw(server, request_bytes, "GET")
-    assert answer.status == 400
+    assert answer.status == status
+    check(answer, "/")
     assert server.app[GENERATIONS].active == 0
+
+
+# ---- raw request lines and heads, encoded bodies, /static/ ----
+
+token_chars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+raw_methods = st.sampled_from([b"GET", b"POST", b"HEAD", b"DELETE", b"OPTIONS"]) | st.text(
+    token_chars, min_size=1, max_size=10).map(str.encode) | st.binary(min_size=1, max_size=8)
+raw_targets = st.one_of(
+    st.sampled_from([p.encode() for p in PATHS]),
+    st.tuples(st.sampled_from([b"/api/sse?", b"/?", b"/static/"]),
+              st.binary(max_size=300)).map(b"".join),
+    st.sampled_from([b"*", b"http://fuzz/healthz", b"//healthz", b"/" + b"a" * 8000,
+                     b"/" + b"a" * 8300, b"/%", b"/%%zz", b"/\xc3\x28"]),
+)
+raw_versions = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/9.9", b"HTTP/2", b"http/1.1",
+                                b"HTTP/1.1 extra", b""])
+# Header names: common ones and any bytes; values: any bytes but CR and LF (which would
+# make another header or end the head: one request per connection keeps the count of
+# access-log lines exact), in sizes around the bounds.
+raw_names = st.sampled_from([b"Accept", b"Cookie", b"Authorization", b"Last-Event-ID",
+                             b"Origin", b"X-Forwarded-For", b"Content-Type", b"Upgrade",
+                             b"Expect", b"Content-Encoding"]) | st.binary(min_size=1, max_size=20)
+raw_values = st.one_of(
+    st.binary(max_size=100),
+    st.integers(0, 9000).map(lambda n: b"v" * n),
+).map(lambda v: v.replace(b"\r", b"").replace(b"\n", b""))
+raw_headers = st.one_of(
+    st.lists(st.tuples(raw_names, raw_values), max_size=12),
+    st.integers(90, 130).map(lambda n: [(b"X-Many", b"m")] * n),  # around 100 headers
+    st.integers(3, 5).map(lambda n: [(b"X-Big", b"b" * 8000)] * n),  # around 32 KB
+)
+
+
+@FUZZ
+@given(method=raw_methods, target=raw_targets, version=raw_versions, headers=raw_headers,
+       auth=authed)
+async def test_fuzzed_raw_request_heads(
+    server: RunningServer, method: bytes, target: bytes, version: bytes,
+    headers: list[tuple[bytes, bytes]], auth: bool,
+) -> None:
+    line = b" ".join(part for part in (method, target, version) if part)
+    head = [line, b"Host: fuzz", b"Connection: close"]
+    head += [b"Authorization: Bearer " + TOKEN.encode()] if auth else []
+    head += [name + b": " + value for name, value in headers
+             if name.lower() not in (b"content-length", b"transfer-encoding", b"connection")]
+    answer = await _raw(server, b"\r\n".join(head) + b"\r\n\r\n",
+                        method.decode("latin-1"))
+    check(answer, target.decode("latin-1"))
+
+
+def _compressed(data: bytes, how: str) -> bytes:
+    if how == "gzip":
+        return gzip.compress(data)
+    compressor = zlib.compressobj()
+    return compressor.compress(data) + compressor.flush()
+
+
+encoded_bodies = st.tuples(
+    bodies,
+    st.sampled_from(["gzip", "deflate"]),
+    st.sampled_from(["intact", "truncated", "flipped", "not-compressed"]),
+    st.sampled_from([b"gzip", b"deflate", b"br", b"zstd", b"identity", b"gzip, deflate",
+                     b"x-unknown", b"GZIP"]),
+)
+
+
+@FUZZ
+@given(body=encoded_bodies, auth=authed)
+async def test_fuzzed_bodies_with_a_content_encoding(
+    server: RunningServer, body: tuple[bytes, str, str, bytes], auth: bool
+) -> None:
+    data, how, damage, declared = body
+    sent = data if damage == "not-compressed" else _compressed(data, how)
+    if damage == "truncated":
+        sent = sent[: max(1, len(sent) // 2)]
+    elif damage == "flipped" and len(sent) > 12:
+        sent = sent[:10] + bytes([sent[10] ^ 0xFF]) + sent[11:]
+    headers = [*_auth(auth), ("Content-Type", b"application/json"),
+               ("Content-Encoding", declared)]
+    answer = await _raw(server, _request("POST", "/api/streams", headers, sent), "POST")
+    check(answer, "/api/streams")
+    if answer.status == 201:
+        url = json.loads(answer.body)["url"]
+        check(await _raw(server, _request("GET", url, _auth(True)), "GET"), url)
+
+
+static_names = st.one_of(
+    st.text(max_size=40).map(lambda t: quote(t, safe="/")),
+    escaped_bytes,
+    st.integers(200, 2000).map(lambda n: "a" * n),
+    st.sampled_from(["app.js", "../pyproject.toml", "%2e%2e/pyproject.toml", "a%00b", ".",
+                     "..", "/etc/passwd", "%2fetc%2fpasswd", "app.js%00.png", "app.js/",
+                     "vendor/../app.js", "\\..\\x"]),
+)
+
+
+@FUZZ
+@given(name=static_names, method=st.sampled_from(["GET", "HEAD"]))
+async def test_fuzzed_static_names(server: RunningServer, name: str, method: str) -> None:
+    answer = await _raw(server, _request(method, "/static/" + name, []), method)
+    check(answer, "/static/")
+    assert answer.status in (200, 400, 404, 414, 431), answer.status

@@ -41,6 +41,14 @@ async def _active(server: RunningServer) -> int:
     return int(json.loads(body)["active_streams"])
 
 
+async def _subscribe_once(server: RunningServer, urls: list[str]) -> None:
+    """Attach a first subscriber to each stream, in order: a generation started by POST
+    calls the upstream only then."""
+    for url in urls:
+        async with await open_sse(server.url + url) as stream:
+            await stream.take(1)  # meta
+
+
 def _assert_refusal(status: int, headers: dict[str, str], body: dict[str, object],
                     want: int, error_type: str) -> None:
     assert status == want, body
@@ -63,6 +71,7 @@ async def test_per_client_limit_is_429_with_retry_after_and_counts_generations(
     _assert_refusal(*await _post(server), 429, "rate_limit_error")
     status, headers, raw = await _get(server, "/api/sse?message=hi")
     _assert_refusal(status, headers, json.loads(raw), 429, "rate_limit_error")
+    await _subscribe_once(server, urls)
     await fake_anthropic.wait_requests(2)
     assert len(fake_anthropic.requests) == 2  # the refusals started nothing
     assert await _active(server) == 2
@@ -117,6 +126,7 @@ async def test_max_streams_is_503_with_retry_after_on_both_routes(
     _assert_refusal(*await _post(server), 503, "overloaded_error")
     status, headers, raw = await _get(server, "/api/sse?message=hi")
     _assert_refusal(status, headers, json.loads(raw), 503, "overloaded_error")
+    await _subscribe_once(server, [str(body["url"]) for _, _, body in running])
     await fake_anthropic.wait_requests(2)
     assert len(fake_anthropic.requests) == 2
     # A subscriber of a running generation is not a generation: served at capacity.

@@ -285,3 +285,96 @@ async def _read_all_now(store: StreamStore, stream_id: str) -> list[bytes]:
     batch = await store.read(stream_id, 0, wait=1)
     assert batch is not None
     return batch.frames
+
+
+async def test_a_name_points_at_its_stream_until_the_stream_is_freed(store: StreamStore) -> None:
+    assert await store.bound("chat") is None
+    await store.create("s")
+    assert await store.bind("chat", "s") is None
+    assert await store.bound("chat") == "s"
+    await store.append("s", b"a")
+    await store.finish("s", keep_for=0.3)
+    assert await store.bound("chat") == "s"  # readable for the window, so named too
+    await asyncio.sleep(0.6)
+    assert await store.read("s", 0, wait=0) is None
+    assert await store.bound("chat") is None
+
+
+async def test_binding_a_name_again_returns_the_stream_it_replaces(store: StreamStore) -> None:
+    await store.create("old")
+    await store.bind("chat", "old")
+    await store.create("new")
+    assert await store.bind("chat", "new") == "old"
+    assert await store.bound("chat") == "new"
+    # The replaced stream ending or being unbound leaves the newer binding alone.
+    await store.finish("old", keep_for=0.1)
+    await store.unbind("chat", "old")
+    await asyncio.sleep(0.3)
+    assert await store.bound("chat") == "new"
+    await store.unbind("chat", "new")
+    assert await store.bound("chat") is None
+
+
+async def test_a_name_whose_stream_is_gone_is_not_returned(store: StreamStore) -> None:
+    await store.create("a")
+    await store.bind("chat", "a")
+    await store.finish("a", keep_for=0.1)
+    await asyncio.sleep(0.3)
+    await store.create("b")
+    assert await store.bind("chat", "b") is None  # "a" is no longer held
+    assert await store.bound("chat") == "b"
+    assert await store.bound("other") is None
+
+
+async def test_a_read_says_how_many_events_the_stream_has(store: StreamStore) -> None:
+    """Batch.held: what a subscriber checks a resume point against (a Last-Event-ID
+    beyond it names an event the stream never had)."""
+    await store.create("s")
+    batch = await store.read("s", 0, wait=0)
+    assert batch is not None
+    assert (batch.frames, batch.held) == ([], 0)
+    await store.append("s", b"a")
+    await store.append("s", b"b")
+    batch = await store.read("s", 1, wait=1)  # once stored (Redis confirms in batches)
+    assert batch is not None
+    assert (batch.frames, batch.held) == ([b"b"], 2)
+    for start in (0, 1, 2, 7):
+        batch = await store.read("s", start, wait=0)
+        assert batch is not None
+        assert (batch.frames, batch.ended, batch.held) == ([b"a", b"b"][start:], False, 2)
+    reader = asyncio.create_task(store.read("s", 2, wait=5))
+    await asyncio.sleep(0.05)
+    await store.append("s", b"c")
+    batch = await reader
+    assert batch is not None
+    assert (batch.frames, batch.held) == ([b"c"], 3)
+    await store.finish("s", keep_for=5)
+    for start in (0, 3, 9):
+        batch = await store.read("s", start, wait=0)
+        assert batch is not None
+        assert (batch.ended, batch.lost, batch.held) == (True, False, 3)
+
+
+async def test_a_lost_end_counts_as_an_event(redis_url: str) -> None:
+    """A stream whose owner went away ends `lost`, reported as an error event with the
+    index after the frames: that id was given out, so a resume from it is not beyond."""
+    from sseserver.store.redis import RedisStore
+
+    prefix = f"t{secrets.token_hex(4)}:"
+    owner = RedisStore(redis_url, resume_window=5, prefix=prefix)
+    reader = RedisStore(redis_url, resume_window=5, prefix=prefix)
+    await owner.open()
+    await reader.open()
+    try:
+        await owner.create("s")
+        await owner.append("s", b"a")
+        await owner.append("s", b"b")
+        await owner.close()  # retires: its running streams end `lost`
+        batch = await reader.read("s", 0, wait=0)
+        assert batch is not None
+        assert (batch.frames, batch.ended, batch.lost, batch.held) == ([b"a", b"b"], True, True, 3)
+        batch = await reader.read("s", 3, wait=0)
+        assert batch is not None
+        assert (batch.frames, batch.ended, batch.held) == ([], True, 3)
+    finally:
+        await reader.close()

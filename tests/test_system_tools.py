@@ -8,7 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from .system_tools import CHROMIUM, CURL, IP, NGINX, REDIS_SERVER, TC, Tool, require, require_root
+from .system_tools import (
+    CHROMIUM,
+    CURL,
+    IP,
+    NGINX,
+    NODE,
+    NPM,
+    REDIS_SERVER,
+    TC,
+    Tool,
+    require,
+    require_root,
+)
 
 ABSENT = Tool("sseserver-no-such-tool", "/nonexistent/sseserver-no-such-tool", "no-such-pkg")
 ALSO_ABSENT = Tool("sseserver-no-such-either", "/nonexistent/either", "no-such-pkg")
@@ -69,4 +81,4 @@ def test_root_is_required_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_this_machine_has_every_tool_the_suite_needs() -> None:
     """The tools `make system-deps` installs: under CI, a missing one fails here too, by
     name, even when the test that needs it is deselected."""
-    require(CHROMIUM, REDIS_SERVER, NGINX, CURL, IP, TC)
+    require(CHROMIUM, REDIS_SERVER, NGINX, CURL, IP, TC, NODE, NPM)

@@ -10,6 +10,10 @@ in this process and which is handed each new frame with its index.
 A backend in another process can fail where memory cannot: see `StoreUnavailable` and
 `StreamLost` in errors.py. A stream whose owner vanished (its process died) ends with
 `Batch.lost` set.
+
+A stream may also be found by a name the client chose (`bind`): the AI SDK's chat id, so
+that a reconnect that knows only its chat finds the chat's reply (docs/protocol.md, "The
+AI SDK's chat route"). A name lives no longer than the stream it points at.
 """
 
 from __future__ import annotations
@@ -42,11 +46,16 @@ class Batch:
     """Frames from a read position on, and whether the stream has ended after them.
 
     `lost`: it ended without its own last frames because its owner died; the index after
-    the frames is where that end sits (a subscriber reports it there, with an error)."""
+    the frames is where that end sits (a subscriber reports it there, with an error).
+    `held`: how many event ids the stream had given out when read (its frames, and the
+    `lost` end, which has an id too). A read that did not wait sees it exactly; a resume
+    point beyond it names an event the stream never had (docs/protocol.md, "Ids and
+    resume")."""
 
     frames: list[bytes]
     ended: bool
     lost: bool = False
+    held: int = 0
 
 
 class StreamListener(Protocol):
@@ -120,6 +129,20 @@ class StreamStore(Protocol):
 
     async def request_cancel(self, stream_id: str) -> Cancel:
         """Ask the owner to stop."""
+        ...
+
+    async def bind(self, name: str, stream_id: str) -> str | None:
+        """Point `name` at `stream_id`, a stream this process created and has not finished,
+        for as long as that stream is held (or until `unbind`). Returns the stream `name`
+        pointed at before when that one is still held and another, else None."""
+        ...
+
+    async def bound(self, name: str) -> str | None:
+        """The held stream `name` points at, or None."""
+        ...
+
+    async def unbind(self, name: str, stream_id: str) -> None:
+        """Forget `name` if it still points at `stream_id` (a newer binding stays)."""
         ...
 
     async def close(self) -> None:

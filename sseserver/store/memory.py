@@ -15,7 +15,8 @@ FRAME_OVERHEAD: Final = sys.getsizeof(b"") + 8
 
 
 class _Stream:
-    __slots__ = ("ended", "expiry", "frames", "listener", "on_signal", "subscribers", "waiters")
+    __slots__ = ("ended", "expiry", "frames", "listener", "name", "on_signal", "subscribers",
+                 "waiters")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
@@ -27,6 +28,7 @@ class _Stream:
         self.waiters: list[asyncio.Future[None]] = []
         self.expiry: asyncio.TimerHandle | None = None
         self.listener: StreamListener | None = None  # from listen(): the fan-out's
+        self.name: str | None = None  # from bind()
 
     def signal(self, signal: Signal) -> None:
         if self.on_signal is not None:
@@ -44,6 +46,7 @@ class MemoryStore:
 
     def __init__(self, resume_max_bytes: int | None = None) -> None:
         self._streams: dict[str, _Stream] = {}
+        self._names: dict[str, str] = {}  # bind(): name -> stream, never more than streams
         self._retention = Retention(resume_max_bytes)
 
     async def open(self) -> None:
@@ -82,14 +85,20 @@ class MemoryStore:
         stream.expiry = loop.call_later(keep_for, self._expire, stream_id)
 
     def _expire(self, stream_id: str) -> None:
-        self._streams.pop(stream_id, None)
+        self._drop(stream_id)
         self._retention.discard(stream_id)
 
     def _free(self, stream_id: str) -> None:
         """Freed before its window, to keep finished streams under --resume-max-mb."""
-        stream = self._streams.pop(stream_id, None)
+        stream = self._drop(stream_id)
         if stream is not None and stream.expiry is not None:
             stream.expiry.cancel()
+
+    def _drop(self, stream_id: str) -> _Stream | None:
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None and stream.name is not None:
+            self._unbind(stream.name, stream_id)
+        return stream
 
     async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
         stream = self._streams.get(stream_id)
@@ -108,7 +117,7 @@ class MemoryStore:
                     waiter.cancel()
                     if waiter in stream.waiters:
                         stream.waiters.remove(waiter)
-        return Batch(stream.frames[start:], stream.ended)
+        return Batch(stream.frames[start:], stream.ended, held=len(stream.frames))
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         stream = self._streams.get(stream_id)
@@ -147,6 +156,22 @@ class MemoryStore:
         stream.signal(Signal.CANCEL)
         return Cancel.CANCELLED
 
+    async def bind(self, name: str, stream_id: str) -> str | None:
+        before = self._names.get(name)
+        self._names[name] = stream_id
+        self._streams[stream_id].name = name
+        return before if before != stream_id and before in self._streams else None
+
+    async def bound(self, name: str) -> str | None:
+        return self._names.get(name)  # a stream's name goes with it (_drop)
+
+    async def unbind(self, name: str, stream_id: str) -> None:
+        self._unbind(name, stream_id)
+
+    def _unbind(self, name: str, stream_id: str) -> None:
+        if self._names.get(name) == stream_id:
+            del self._names[name]
+
     def subscriber_count(self) -> int:
         return sum(stream.subscribers for stream in self._streams.values())
 
@@ -157,6 +182,7 @@ class MemoryStore:
             stream.wake()
             _end_listener(stream, final=False)
         self._streams.clear()
+        self._names.clear()
 
 
 def _end_listener(stream: _Stream, *, final: bool) -> None:

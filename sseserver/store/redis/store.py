@@ -5,6 +5,7 @@ sees every stream. The pieces, each in its module:
     live.py       the one reader: new frames of followed streams, control messages
     presence.py   who has subscribers where
     liveness.py   the lease thread, and burying dead processes
+    names.py      names clients give streams (bind), with their streams' lifetimes
     scripts.py    key names and the Lua scripts
 
 This process's own subscribers of a stream it generates read its frames from the owner's
@@ -32,6 +33,7 @@ from .connection import HEALTH_TIMEOUT, RedisError, command_client, redacted_url
 from .live import LiveReader
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
 from .log import RUNNING_TTL_MS, LogWriter, Owned
+from .names import NamedStreams, Names
 from .presence import Presence
 from .scripts import CANCEL, FORGET, READ, RETIRE, StreamKeys
 
@@ -48,7 +50,7 @@ READ_COUNT: Final = 1024
 OPEN_TIMEOUT: Final = 2.0
 
 
-class RedisStore:
+class RedisStore(NamedStreams):
     backend = "redis"
 
     def __init__(self, url: str, *, resume_window: float, prefix: str = "sseserver:",
@@ -71,6 +73,7 @@ class RedisStore:
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
         self._writer = LogWriter(self._redis, prefix, self._token)
         self._presence = Presence(self._redis, prefix, self._token)
+        self._names = Names(self._redis, prefix, RUNNING_TTL_MS)
         self._reader = LiveReader(url, f"sseserver-{self._token}-reader", prefix,
                                   f"{prefix}ctl:{self._token}",
                                   self._on_control, self._reconcile, self._read_range)
@@ -156,6 +159,7 @@ class RedisStore:
         await self._writer.room()
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
+        await self._names.ended(stream_id, _keep_ms(keep_for))
         owned = self._owned[stream_id]
         owned.on_signal = None
         if isinstance(owned.failure, StreamLost):
@@ -200,7 +204,7 @@ class RedisStore:
             )
             if batch is None or batch.frames or batch.ended:
                 return batch
-        return Batch([], False)
+        return Batch([], False, held=batch.held)
 
     def _read_owned(self, stream_id: str, start: int) -> Batch | None:
         """A stream this process generates or generated, from its own copy of what Redis
@@ -214,7 +218,7 @@ class RedisStore:
             owned = finished[0]
         if owned.failure is not None:
             return None
-        return Batch(owned.frames[start:owned.confirmed], owned.ended)
+        return Batch(owned.frames[start:owned.confirmed], owned.ended, held=owned.confirmed)
 
     def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
         owned = self._owned.get(stream_id)
@@ -266,8 +270,10 @@ class RedisStore:
                                             args=[start + 1, READ_COUNT])
         if reply is None:
             return None
-        ended, entries, _length = reply
-        return _batch(entries, ended_before=bool(ended))
+        ended, entries, length = reply
+        # Event ids given out: every entry but a `done` end (a `lost` end is an event).
+        held = int(length) - (ended in (b"done", "done"))
+        return _batch(entries, ended_before=bool(ended), held=held)
 
     # -- control and liveness -----------------------------------------------------
 
@@ -348,6 +354,7 @@ class RedisStore:
             for owned in self._owned.values():
                 for key in (owned.keys.log, owned.keys.meta, owned.keys.subs):
                     pipe.pexpire(key, RUNNING_TTL_MS)
+            self._names.refresh(pipe)
             await pipe.execute()
 
     def _retain(self, stream_id: str, size: int, keep_for: float) -> None:
@@ -382,7 +389,7 @@ def _fields(raw: Any) -> dict[bytes, bytes]:
     return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
-def _batch(entries: Sequence[Any], *, ended_before: bool) -> Batch:
+def _batch(entries: Sequence[Any], *, ended_before: bool, held: int) -> Batch:
     """Entries (frames, then maybe the end) as a Batch. `ended_before`: the stream has
     ended and nothing was read, so the position is at or past its end."""
     frames: list[bytes] = []
@@ -390,6 +397,6 @@ def _batch(entries: Sequence[Any], *, ended_before: bool) -> Batch:
         fields = _fields(raw)
         frame = fields.get(b"f")
         if frame is None:
-            return Batch(frames, True, lost=fields.get(b"e") == b"lost")
+            return Batch(frames, True, lost=fields.get(b"e") == b"lost", held=held)
         frames.append(frame)
-    return Batch(frames, ended_before and not frames)
+    return Batch(frames, ended_before and not frames, held=held)

@@ -1,0 +1,77 @@
+"""Reading a request body within bounds: its own size (`--max-body-bytes`), the bytes of
+every body held at once (`--max-body-bytes-total`), and time (`--request-timeout`).
+
+Without the shared bound, thousands of clients each sending a body just under the
+per-request limit would make the server hold all of them at once. Bytes are counted as
+they arrive, not as a Content-Length promises, so a client that announces a large body
+and sends it slowly holds only what it has sent, and only until the deadline. Past the
+shared bound a body gets 503 (the server is busy, the request is fine: try again), past
+its own 413, past the deadline 408 (docs/operations.md, "Limits and timeouts").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
+
+from .config import Settings
+from .errors import BadRequest, BodiesFull, RequestTimeout, TooLarge
+
+
+class BodyBudget:
+    """Bytes of request bodies held now, across requests, against one cap."""
+
+    __slots__ = ("held", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+
+
+@contextlib.asynccontextmanager
+async def read_body(
+    request: web.Request, budget: BodyBudget, settings: Settings
+) -> AsyncIterator[bytes]:
+    """The whole body, counted against `budget` until the block ends (its parsing
+    included), or a refusal."""
+    limit = settings.max_body_bytes
+    too_large = TooLarge(f"The body is larger than {limit} bytes.")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    taken = 0
+    try:
+        try:
+            async with asyncio.timeout(settings.request_timeout):
+                async for chunk in request.content.iter_any():
+                    if taken + len(chunk) > limit:
+                        raise too_large
+                    if budget.held + len(chunk) > budget.total:
+                        raise BodiesFull
+                    budget.held += len(chunk)
+                    taken += len(chunk)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestTimeout from None
+        except RequestPayloadError as exc:
+            # A corrupt gzip or deflate body, or broken chunked framing: the parser has
+            # stopped reading this connection. Marking the body read keeps aiohttp from
+            # reading it again after the answer, which would log the same error twice.
+            request.content.feed_eof()
+            raise BadRequest(f"The body could not be read: {_reason(exc)}") from None
+        body = b"".join(chunks)
+        chunks.clear()
+        yield body
+    finally:
+        budget.held -= taken
+
+
+def _reason(exc: RequestPayloadError) -> str:
+    """aiohttp's own words ("Can not decode content-encoding: gzip") without its status
+    prefix, for the client that sent the body."""
+    text = str(exc).split("message:", 1)[-1].strip()
+    return text.splitlines()[0][:200] if text else "its framing is broken"

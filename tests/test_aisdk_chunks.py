@@ -1,0 +1,193 @@
+"""The mapping of our events (shapes as docs/protocol.md fixes them) to the AI SDK's UI
+message chunks (the `ai` package's ui-message-chunks.ts), frame by frame: the frames are
+made by the server's own encoder (sse.StreamFrames), the chunks compared as parsed JSON and,
+for text, as the exact bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sseserver.aisdk.chunks import CUT_SHORT, LOST, UIChunks
+from sseserver.sse import StreamFrames
+
+USAGE = {"input_tokens": 5, "output_tokens": 7, "stop_reason": "end_turn"}
+
+
+def _map(*events: tuple[str, Any], end: bool = False) -> list[Any]:
+    frames = StreamFrames("S")
+    chunks = UIChunks("S")
+    out: list[bytes] = []
+    for name, data in events:
+        frame = frames.message(data) if name == "message" else frames.event(name, data)
+        chunks.frame(frame, out)
+    if end:
+        chunks.cut_short(out)
+    for raw in out:
+        assert raw.startswith(b"data: ")
+        assert raw.endswith(b"\n\n")
+        assert b"\n" not in raw[:-2]
+    return [json.loads(raw[6:]) if raw != b"data: [DONE]\n\n" else "[DONE]" for raw in out]
+
+
+META = ("meta", {"stream": "S", "model": "m", "provider": "anthropic"})
+START = [{"type": "start", "messageId": "S"}, {"type": "start-step"}]
+FINISH = [{"type": "finish-step"}, {"type": "finish", "finishReason": "stop"}, "[DONE]"]
+
+
+def test_text_deltas_are_spliced_byte_for_byte() -> None:
+    frames = StreamFrames("S")
+    chunks = UIChunks("S")
+    out: list[bytes] = []
+    chunks.frame(frames.event("meta", {}), out)
+    chunks.frame(frames.message('a "quoted" \\ line\nbreak \U0001f600 \u2028'), out)
+    assert out[-1] == ('data: {"type":"text-delta","id":"t1","delta":'
+                       '"a \\"quoted\\" \\\\ line\\nbreak \U0001f600 \u2028"}\n\n').encode()
+
+
+def test_a_lone_surrogate_reaches_the_client_as_an_escape() -> None:
+    got = _map(META, ("message", "x\ud800y"))
+    assert got[-1] == {"type": "text-delta", "id": "t1", "delta": "x\ud800y"}
+
+
+def test_thinking_then_text() -> None:
+    assert _map(META, ("thinking", "Let me"), ("thinking", " think."), ("message", "Hi"),
+                ("usage", USAGE), ("done", "[DONE]")) == [
+        *START,
+        {"type": "reasoning-start", "id": "r1"},
+        {"type": "reasoning-delta", "id": "r1", "delta": "Let me"},
+        {"type": "reasoning-delta", "id": "r1", "delta": " think."},
+        {"type": "reasoning-end", "id": "r1"},
+        {"type": "text-start", "id": "t3"},
+        {"type": "text-delta", "id": "t3", "delta": "Hi"},
+        {"type": "text-end", "id": "t3"},
+        *FINISH,
+    ]
+
+
+def test_hidden_thinking_is_an_empty_marked_reasoning_part() -> None:
+    assert _map(META, ("thinking_hidden", {"reason": "redacted"}), ("message", "Hi"))[2:] == [
+        {"type": "reasoning-start", "id": "r1",
+         "providerMetadata": {"sseserver": {"thinkingHidden": "redacted"}}},
+        {"type": "reasoning-end", "id": "r1"},
+        {"type": "text-start", "id": "t2"},
+        {"type": "text-delta", "id": "t2", "delta": "Hi"},
+    ]
+
+
+def test_a_web_search_a_cited_text_block_and_the_next_block() -> None:
+    tool = {"id": "srvtoolu_1", "name": "web_search", "input": {"query": "news"}}
+    results = {"tool_use_id": "srvtoolu_1", "name": "web_search", "results": [
+        {"title": "A", "url": "https://a.test/", "page_age": "1 day"},
+        {"title": None, "url": "https://b.test/", "page_age": None}]}
+    cite_a = {"url": "https://a.test/", "title": "A", "cited_text": "a says"}
+    cite_b = {"url": "https://b.test/", "title": None, "cited_text": "b says"}
+    source_a = {"type": "source", "sourceType": "url", "id": "https://a.test/",
+                "url": "https://a.test/", "title": "A"}
+    source_b = {"type": "source", "sourceType": "url", "id": "https://b.test/",
+                "url": "https://b.test/"}
+    assert _map(META, ("message", "Searching."), ("tool", tool), ("tool_result", results),
+                ("message", "A and B"), ("citation", cite_a), ("citation", cite_b),
+                ("message", " agree,"), ("citation", cite_a), ("message", " see."),
+                ("usage", USAGE), ("done", "[DONE]")) == [
+        *START,
+        {"type": "text-start", "id": "t1"},
+        {"type": "text-delta", "id": "t1", "delta": "Searching."},
+        {"type": "text-end", "id": "t1"},
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_1", "toolName": "web_search",
+         "input": {"query": "news"}, "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "srvtoolu_1", "providerExecuted": True,
+         "output": [{"type": "web_search_result", "url": "https://a.test/", "title": "A",
+                     "pageAge": "1 day"},
+                    {"type": "web_search_result", "url": "https://b.test/", "title": None,
+                     "pageAge": None}]},
+        {"type": "text-start", "id": "t4"},
+        {"type": "text-delta", "id": "t4", "delta": "A and B"},
+        {"type": "source-url", "sourceId": "https://a.test/", "url": "https://a.test/",
+         "title": "A"},
+        {"type": "source-url", "sourceId": "https://b.test/", "url": "https://b.test/"},
+        {"type": "text-end", "id": "t4", "citations": [
+            {"source": source_a, "citedText": "a says"},
+            {"source": source_b, "citedText": "b says"}]},
+        {"type": "text-start", "id": "t7"},
+        {"type": "text-delta", "id": "t7", "delta": " agree,"},
+        {"type": "text-end", "id": "t7", "citations": [{"source": source_a,
+                                                         "citedText": "a says"}]},
+        {"type": "text-start", "id": "t9"},
+        {"type": "text-delta", "id": "t9", "delta": " see."},
+        {"type": "text-end", "id": "t9"},
+        *FINISH,
+    ]
+
+
+def test_a_failed_search_and_a_result_for_no_known_call() -> None:
+    tool = {"id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}
+    failed = {"tool_use_id": "srvtoolu_1", "name": "web_search",
+              "error": {"code": "max_uses_exceeded"}}
+    stray = {"tool_use_id": "srvtoolu_9", "name": "web_search", "results": []}
+    assert _map(META, ("tool", tool), ("tool_result", failed), ("tool_result", stray))[2:] == [
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_1", "toolName": "web_search",
+         "input": {"query": "q"}, "providerExecuted": True},
+        {"type": "tool-output-error", "toolCallId": "srvtoolu_1",
+         "errorText": "max_uses_exceeded", "providerExecuted": True},
+    ]
+
+
+def test_a_citation_without_a_url_is_skipped() -> None:
+    got = _map(META, ("message", "x"), ("citation", {"url": None, "title": "Doc",
+                                                      "cited_text": "y"}), ("usage", USAGE))
+    assert {"type": "text-end", "id": "t1"} in got
+    assert not [c for c in got if c["type"] == "source-url"]
+
+
+def test_stop_reasons_become_finish_reasons() -> None:
+    cases = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+             "model_context_window_exceeded": "length", "refusal": "content-filter",
+             "tool_use": "tool-calls", None: "other", "something_new": "other"}
+    for stop_reason, finish_reason in cases.items():
+        got = _map(META, ("usage", USAGE | {"stop_reason": stop_reason}))
+        assert got[-1] == {"type": "finish", "finishReason": finish_reason}
+
+
+def test_a_cancelled_reply_ends_in_abort() -> None:
+    assert _map(META, ("message", "par"), ("usage", USAGE | {"stop_reason": "cancelled"}),
+                ("done", "[DONE]"))[4:] == [
+        {"type": "text-end", "id": "t1"}, {"type": "finish-step"},
+        {"type": "abort", "reason": "cancelled"}, "[DONE]"]
+
+
+def test_an_error_event_ends_the_open_part_then_the_stream() -> None:
+    error = {"type": "overloaded_error", "message": "Overloaded"}
+    assert _map(META, ("thinking", "hm"), ("error", error))[2:] == [
+        {"type": "reasoning-start", "id": "r1"},
+        {"type": "reasoning-delta", "id": "r1", "delta": "hm"},
+        {"type": "reasoning-end", "id": "r1"},
+        {"type": "error", "errorText": "Overloaded"}, "[DONE]"]
+
+
+def test_a_stream_that_ended_without_its_last_event_says_so() -> None:
+    assert _map(META, ("message", "x"), end=True)[4:] == [
+        {"type": "text-end", "id": "t1"}, {"type": "error", "errorText": CUT_SHORT}, "[DONE]"]
+    # Nothing more once it has ended properly.
+    assert _map(META, ("usage", USAGE), ("done", "[DONE]"), end=True)[-1] == "[DONE]"
+
+
+def test_a_lost_stream_and_one_with_no_frames_still_start_a_message() -> None:
+    chunks = UIChunks("S")
+    out: list[bytes] = []
+    chunks.fail(LOST, out)
+    assert [json.loads(raw[6:]) if raw != b"data: [DONE]\n\n" else "[DONE]" for raw in out] == [
+        *START, {"type": "error", "errorText": LOST}, "[DONE]"]
+
+
+def test_events_the_mapping_does_not_know_are_skipped() -> None:
+    assert _map(META, ("future_event", {"x": 1}), ("message", "a")) == [
+        *START, {"type": "text-start", "id": "t2"},
+        {"type": "text-delta", "id": "t2", "delta": "a"}]
+
+
+def test_the_same_frames_give_the_same_chunks_every_time() -> None:
+    events = (META, ("thinking", "t"), ("message", "a"), ("citation", {
+        "url": "https://a.test/", "title": None, "cited_text": "c"}), ("message", "b"),
+        ("usage", USAGE), ("done", "[DONE]"))
+    assert _map(*events) == _map(*events)

@@ -1,0 +1,213 @@
+"""The AI SDK's own client against sseserver: tests/node/aisdk_client.mjs drives the pinned
+`ai` package's DefaultChatTransport and @ai-sdk/react's Chat (the class useChat runs) at a
+`python -m sseserver` process, on each stream store, with the fake Anthropic API upstream
+(docs/protocol.md, "The AI SDK's chat route"). What the SDK assembled is compared with what
+the fake sent; the fake counts the upstream requests and times their close.
+
+Each test prints what it measured (run with -s to see it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .aisdk_node import NodeClient, require_ai_sdk, run_client
+from .fake_anthropic import FakeAnthropic, Reply
+from .fake_blocks import (
+    RedactedThinking,
+    ServerToolUse,
+    Text,
+    Thinking,
+    WebSearchResult,
+    web_citation,
+    web_result,
+)
+from .processes import Processes, ServerProcess, processes
+from .sse_client import open_sse
+
+__all__ = ["processes"]
+
+# JSON's special characters, a line break, non-ASCII and an emoji: what a splice of raw
+# JSON into the chunks would get wrong first.
+CHUNKS = ["Hello", ", \"wörld\"", " \\ back", "slash\n", "second line ", "😀 ", "<b>&amp;</b>",
+          " tab\there", " 中文", " end."] + [f" w{i}" for i in range(14)]
+FULL = "".join(CHUNKS)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def server(
+    request: pytest.FixtureRequest, processes: Processes, fake_anthropic: FakeAnthropic
+) -> ServerProcess:
+    require_ai_sdk()
+    store = [] if request.param == "memory" else [
+        "--redis-url", request.getfixturevalue("redis_url")]
+    return await processes.sseserver(fake_anthropic, "--resume-window", "5", "--web-search", "3",
+                                     "--max-tokens", "8192", *store)
+
+
+def _assistant(result: dict[str, object]) -> dict[str, object]:
+    messages = result["messages"]
+    assert isinstance(messages, list)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assistant: dict[str, object] = messages[1]
+    return assistant
+
+
+def _text(message: dict[str, object]) -> str:
+    parts = message["parts"]
+    assert isinstance(parts, list)
+    return "".join(p["text"] for p in parts if p["type"] == "text")
+
+
+async def test_the_sdk_assembles_the_fake_s_text_exactly(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.005))
+    result = await run_client("reply", server.url, "Tell me \"something\"")
+    assert (result["status"], result["errors"]) == ("ready", [])
+    user, assistant = result["messages"]
+    assert user["parts"] == [{"type": "text", "text": "Tell me \"something\""}]
+    assert assistant["parts"] == [
+        {"type": "step-start"}, {"type": "text", "text": FULL, "state": "done"}]
+    assert result["finishes"] == [{"id": assistant["id"], "isAbort": False,
+                                   "isDisconnect": False, "isError": False,
+                                   "finishReason": "stop"}]
+    assert len(fake_anthropic.requests) == 1
+    assert fake_anthropic.requests[0].body["messages"] == [
+        {"role": "user", "content": "Tell me \"something\""}]
+    # Over and delivered: the reconnect route has nothing to resume.
+    assert result["resumeAfterEnd"] == 204
+    assert result["messagesAfterResume"] == 2
+
+
+async def test_a_cut_connection_resumes_with_the_whole_reply_once(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.03))
+    result = await run_client("reconnect", server.url, "hi")
+    cut = result["afterCut"]
+    assert cut["status"] == "error"
+    assert 0 < len(cut["text"]) < len(FULL)
+    assert FULL.startswith(cut["text"])
+    assistant = _assistant(result)
+    # The replay rebuilt the message in place: same id, one text part, the whole text.
+    assert assistant["id"] == cut["messageId"]
+    assert assistant["parts"] == [
+        {"type": "step-start"}, {"type": "text", "text": FULL, "state": "done"}]
+    disconnect, resumed = result["finishes"]
+    assert (disconnect["isDisconnect"], resumed["finishReason"]) == (True, "stop")
+    assert result["status"] == "ready"
+    assert len(fake_anthropic.requests) == 1
+    assert result["resumeAfterEnd"] == 204
+    print(f"\ncut after {len(cut['text'])} of {len(FULL)} characters; one upstream request")
+
+
+async def test_a_reconnect_after_the_reply_ended_still_gets_all_of_it(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.01))
+    client = await NodeClient.start("late", server.url, "hi")
+    try:
+        cut = await client.line()
+        assert 0 < len(cut["text"]) < len(FULL)
+        # The message id is the stream's: read it natively until its end is stored.
+        async with await open_sse(f"{server.url}/api/streams/{cut['messageId']}") as native:
+            await native.read_all()
+        assert native.text == FULL
+        client.tell("go")
+        result = await client.line()
+    finally:
+        await client.close()
+    assistant = _assistant(result)
+    assert assistant["parts"] == [
+        {"type": "step-start"}, {"type": "text", "text": FULL, "state": "done"}]
+    assert result["finishes"][-1]["finishReason"] == "stop"
+    assert len(fake_anthropic.requests) == 1
+    # Given once: now that this client has the end, there is nothing to resume.
+    assert result["resumeAfterEnd"] == 204
+
+
+async def test_stop_with_the_documented_delete_closes_the_upstream_within_100ms(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Reply(chunks=["tok "] * 300, delay=0.02))
+    result = await run_client("stop", server.url, "hi")
+    stopped = int(result["stoppedAtNs"]) / 1e9  # Node's hrtime: CLOCK_MONOTONIC, as ours
+    closed = await fake_anthropic.wait_closed(0)
+    print(f"\nStop to the upstream connection's close: {(closed - stopped) * 1000:.1f} ms")
+    assert closed - stopped < 0.1
+    assert result["deleteStatus"] == 204
+    assistant = _assistant(result)
+    partial = _text(assistant)
+    assert partial
+    assert ("tok " * 300).startswith(partial)
+    assert len(partial) < 300 * 4
+    assert result["finishes"] == [{"id": assistant["id"], "isAbort": True,
+                                   "isDisconnect": False, "isError": False}]
+    assert result["resumeAfterEnd"] == 204
+    assert result["messagesAfterResume"] == 2
+    assert len(fake_anthropic.requests) == 1
+    # What was written stays readable for the window, at the native route.
+    async with await open_sse(f"{server.url}/api/streams/{assistant['id']}") as native:
+        await native.read_all()
+    assert native.text.startswith(partial)
+    assert native.types()[-2:] == ["usage", "done"]
+    assert '"stop_reason":"cancelled"' in native.events[-2].data
+
+
+SEARCH_REPLY = Reply(blocks=(
+    Thinking(["Let me ", "look that up."]),
+    RedactedThinking(),
+    ServerToolUse("srvtoolu_01", {"query": "sse resume"}),
+    WebSearchResult("srvtoolu_01", [web_result("Spec", "https://html.spec.test/sse", "2 days"),
+                                    web_result("Blog", "https://blog.test/sse")]),
+    Text(["Events carry ids"], citations=[
+        web_citation("https://html.spec.test/sse", "Spec", "the last event ID")]),
+    Text([", and a reconnect sends the last one."]),
+), delay=0.01)
+SEARCH_PARTS = [
+    {"type": "step-start"},
+    {"type": "reasoning", "id": "r1", "text": "Let me look that up.", "state": "done"},
+    {"type": "reasoning", "id": "r3", "text": "", "state": "done",
+     "providerMetadata": {"sseserver": {"thinkingHidden": "redacted"}}},
+    {"type": "tool-web_search", "toolCallId": "srvtoolu_01", "state": "output-available",
+     "input": {"query": "sse resume"}, "providerExecuted": True, "output": [
+         {"type": "web_search_result", "url": "https://html.spec.test/sse", "title": "Spec",
+          "pageAge": "2 days"},
+         {"type": "web_search_result", "url": "https://blog.test/sse", "title": "Blog",
+          "pageAge": None}]},
+    {"type": "text", "text": "Events carry ids", "state": "done", "citations": [
+        {"source": {"type": "source", "sourceType": "url", "id": "https://html.spec.test/sse",
+                    "url": "https://html.spec.test/sse", "title": "Spec"},
+         "citedText": "the last event ID"}]},
+    {"type": "source-url", "sourceId": "https://html.spec.test/sse",
+     "url": "https://html.spec.test/sse", "title": "Spec"},
+    {"type": "text", "text": ", and a reconnect sends the last one.", "state": "done"},
+]
+
+
+async def test_thinking_search_and_citations_become_the_sdk_s_parts(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(SEARCH_REPLY)
+    result = await run_client("reply", server.url, "How does resume work?",
+                              body={"max_tokens": 4096, "thinking": 2048, "web_search": "on"})
+    assert (result["status"], result["errors"]) == ("ready", [])
+    assert _assistant(result)["parts"] == SEARCH_PARTS
+    assert result["finishes"][0]["finishReason"] == "stop"
+    # The options in the transport's body reached Claude as the native routes send them.
+    sent = fake_anthropic.requests[0].body
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048,
+                                "display": "summarized"}
+    assert sent["tools"] == [{"type": "web_search_20250305", "name": "web_search",
+                              "max_uses": 3}]
+
+
+async def test_a_cut_during_a_searched_reply_resumes_it_whole(
+    server: ServerProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply with every kind of part is rebuilt by the replay exactly as sent whole."""
+    fake_anthropic.enqueue(SEARCH_REPLY)
+    result = await run_client("reconnect", server.url, "How does resume work?")
+    assert result["afterCut"]["status"] == "error"
+    assert _assistant(result)["parts"] == SEARCH_PARTS
+    assert len(fake_anthropic.requests) == 1

@@ -1,0 +1,385 @@
+"""The AI SDK's chat routes over HTTP, on each stream store (docs/protocol.md, "The AI SDK's
+chat route"): the exact bytes of a reply, the reconnect (a replay from the start, or 204),
+Stop, a new message superseding a running reply, the history mapping, and every refusal
+with its status and JSON error. The SDK's own client is in test_aisdk_functional.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from typing import Any, Final
+
+import pytest
+
+from sseserver.keys import GENERATIONS
+
+from .conftest import RunningServer, StartServer
+from .fake_anthropic import FakeAnthropic, Reply, Silent
+from .http_client import request
+from .metrics_text import parse, value
+from .processes import Processes, processes
+from .sse_client import SSEStream, open_sse
+
+__all__ = ["processes"]
+
+CHAT: Final = "chat-1"
+TOKEN: Final = "chat-token-0123456789"
+
+
+def _body(chat: str = CHAT, *texts: str, **extra: Any) -> bytes:
+    """The DefaultChatTransport's body: the chat id, UI messages, trigger, messageId."""
+    messages = [
+        {"id": f"m{i}", "role": "user" if i % 2 == 0 else "assistant",
+         "parts": [{"type": "text", "text": text}]}
+        for i, text in enumerate(texts or ("hi",))
+    ]
+    return json.dumps({"id": chat, "messages": messages, "trigger": "submit-message",
+                       **extra}).encode()
+
+
+def _chunks(stream: SSEStream) -> list[Any]:
+    return [json.loads(e.data) if e.data != "[DONE]" else "[DONE]" for e in stream.events]
+
+
+async def _post(server: RunningServer | str, body: bytes) -> SSEStream:
+    url = server if isinstance(server, str) else server.url
+    return await open_sse(url + "/api/chat", method="POST", body=body)
+
+
+def _expected(message_id: str, chunks: list[str], reason: str = "stop") -> bytes:
+    """What an uninterrupted reply of these text deltas is, byte for byte."""
+    def frame(data: str) -> str:
+        return f"data: {data}\n\n"
+    deltas = "".join(
+        frame('{"type":"text-delta","id":"t1","delta":' + json.dumps(c, ensure_ascii=False)
+              + "}") for c in chunks
+    )
+    return (
+        frame('{"type":"start","messageId":"' + message_id + '"}')
+        + frame('{"type":"start-step"}')
+        + frame('{"type":"text-start","id":"t1"}')
+        + deltas
+        + frame('{"type":"text-end","id":"t1"}')
+        + frame('{"type":"finish-step"}')
+        + frame('{"type":"finish","finishReason":"' + reason + '"}')
+        + frame("[DONE]")
+    ).encode()
+
+
+async def test_a_reply_is_the_ui_message_stream_byte_for_byte(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any]
+) -> None:
+    server = await start_server(fake=fake_anthropic, **backend)
+    chunks = ["Hi", ' "there"', "\n😀"]
+    fake_anthropic.enqueue(Reply(chunks=chunks, stop_reason="max_tokens"))
+    async with await _post(server, _body()) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    assert stream.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert stream.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert stream.headers["Cache-Control"] == "no-cache"
+    assert stream.headers["X-Accel-Buffering"] == "no"
+    message_id = _chunks(stream)[0]["messageId"]
+    assert bytes(stream.raw) == _expected(message_id, chunks, reason="length")
+    # The message id is the native stream's id.
+    async with await open_sse(f"{server.url}/api/streams/{message_id}") as native:
+        await native.read_all()
+    assert native.text == "".join(chunks)
+
+
+async def test_the_reconnect_replays_from_the_start_then_follows(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any]
+) -> None:
+    server = await start_server(fake=fake_anthropic, **backend)
+    chunks = [f"w{i} " for i in range(30)]
+    fake_anthropic.enqueue(Reply(chunks=chunks, delay=0.02))
+    first = await _post(server, _body())
+    await first.take(6)
+    await first.close()
+    async with await open_sse(f"{server.url}/api/chat/{CHAT}/stream") as again:
+        await again.read_all()
+    message_id = _chunks(again)[0]["messageId"]
+    # The same bytes an uninterrupted reply gives: the same part ids, nothing twice.
+    assert bytes(again.raw) == _expected(message_id, chunks)
+    assert bytes(again.raw).startswith(bytes(first.raw))
+    assert len(fake_anthropic.requests) == 1
+    # Delivered: nothing is left to resume.
+    status, _, body = await request("GET", f"{server.url}/api/chat/{CHAT}/stream")
+    assert (status, body) == (204, b"")
+    metrics = parse((await request("GET", server.url + "/metrics"))[2].decode())
+    assert value(metrics, "sseserver_resumes_total") == 1
+    assert value(metrics, "sseserver_subscribers_active") == 0
+    assert value(metrics, "sseserver_disconnects_total", reason="client_gone") == 1
+    assert value(metrics, "sseserver_events_sent_total") >= len(first.events) + len(again.events)
+
+
+async def test_a_reply_that_ended_while_nobody_listened_is_given_once(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any]
+) -> None:
+    server = await start_server(fake=fake_anthropic, **backend)
+    fake_anthropic.enqueue(Reply(chunks=["a", "b", "c"], delay=0.05))
+    first = await _post(server, _body())
+    start = await first.take(1)
+    await first.close()
+    message_id = json.loads(start[0].data)["messageId"]
+    async with await open_sse(f"{server.url}/api/streams/{message_id}") as native:
+        await native.read_all()  # the reply has ended, with nobody on the chat route
+    async with await open_sse(f"{server.url}/api/chat/{CHAT}/stream") as late:
+        await late.read_all()
+    assert bytes(late.raw) == _expected(message_id, ["a", "b", "c"])
+    status, _, _ = await request("GET", f"{server.url}/api/chat/{CHAT}/stream")
+    assert status == 204
+
+
+async def test_the_reconnect_of_an_unknown_chat_is_204(
+    start_server: StartServer, backend: dict[str, Any]
+) -> None:
+    server = await start_server(**backend)
+    status, _, body = await request("GET", f"{server.url}/api/chat/never-seen/stream")
+    assert (status, body) == (204, b"")
+
+
+async def test_stop_cancels_the_upstream_and_the_reply_ends_in_abort(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any]
+) -> None:
+    server = await start_server(fake=fake_anthropic, **backend)
+    fake_anthropic.enqueue(Silent(chunks=["partial"]))
+    stream = await _post(server, _body())
+    await stream.take(4)  # start, start-step, text-start, the delta
+    await fake_anthropic.wait_requests(1)
+    started = asyncio.get_running_loop().time()
+    status, _, body = await request("DELETE", f"{server.url}/api/chat/{CHAT}/stream")
+    assert (status, body) == (204, b"")
+    closed = await fake_anthropic.wait_closed(0)
+    assert closed - started < 0.1
+    await stream.read_all()
+    await stream.close()
+    assert _chunks(stream)[3:] == [
+        {"type": "text-delta", "id": "t1", "delta": "partial"},
+        {"type": "text-end", "id": "t1"},
+        {"type": "finish-step"},
+        {"type": "abort", "reason": "cancelled"},
+        "[DONE]",
+    ]
+    # Stopped: a reconnect does not bring it back; a second Stop finds nothing.
+    assert (await request("GET", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 204
+    status, _, body = await request("DELETE", f"{server.url}/api/chat/{CHAT}/stream")
+    assert status == 404
+    assert json.loads(body) == {"error": {"type": "not_found_error",
+                                          "message": "This chat has no reply to stop."}}
+
+
+async def test_a_new_message_supersedes_the_running_reply(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any]
+) -> None:
+    # One generation per client: the new message must not be refused for the old one.
+    server = await start_server(fake=fake_anthropic, max_streams_per_client=1, **backend)
+    fake_anthropic.enqueue(Silent(chunks=["first"]), Reply(chunks=["second"]))
+    old = await _post(server, _body(CHAT, "one"))
+    await old.take(4)
+    async with await _post(server, _body(CHAT, "one", "first", "two")) as new:
+        await new.read_all()
+    assert fake_anthropic.requests[0].closed_at is not None
+    assert fake_anthropic.requests[0].closed_at < fake_anthropic.requests[1].opened_at
+    assert [c["delta"] for c in _chunks(new) if c != "[DONE]" and c["type"] == "text-delta"] \
+        == ["second"]
+    assert fake_anthropic.requests[1].body["messages"] == [
+        {"role": "user", "content": "one"}, {"role": "assistant", "content": "first"},
+        {"role": "user", "content": "two"}]
+    await old.read_all()
+    await old.close()
+    assert _chunks(old)[-2:] == [{"type": "abort", "reason": "cancelled"}, "[DONE]"]
+    assert server.app[GENERATIONS].active == 0
+
+
+async def test_a_chat_is_found_from_another_process(
+    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str
+) -> None:
+    a, b = await asyncio.gather(*(
+        processes.sseserver(fake_anthropic, "--redis-url", redis_url) for _ in range(2)))
+    fake_anthropic.enqueue(Reply(chunks=[f"w{i} " for i in range(200)], delay=0.02))
+    first = await _post(a.url, _body())
+    await first.take(5)
+    await first.close()
+    resumed = await open_sse(f"{b.url}/api/chat/{CHAT}/stream")
+    replayed = await resumed.take(5)
+    assert [e.data for e in replayed] == [e.data for e in first.events]
+    started = asyncio.get_running_loop().time()
+    status, _, _ = await request("DELETE", f"{b.url}/api/chat/{CHAT}/stream")
+    assert status == 204
+    closed = await fake_anthropic.wait_closed(0)
+    await resumed.read_all()
+    await resumed.close()
+    print(f"\nStop on another process to the upstream's close: "
+          f"{(closed - started) * 1000:.1f} ms")
+    assert closed - started < 0.25
+    assert _chunks(resumed)[-2:] == [{"type": "abort", "reason": "cancelled"}, "[DONE]"]
+    assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_chat_reply_cut_by_shutdown_ends_with_an_error_chunk(
+    processes: Processes, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await processes.sseserver(fake_anthropic, "--shutdown-grace", "0")
+    fake_anthropic.enqueue(Reply(chunks=[f"t{i} " for i in range(400)], delay=0.025))
+    async with await _post(server.url, _body()) as stream:
+        await stream.take(4)
+        server.signal(signal.SIGTERM)
+        await stream.read_all()
+    assert await server.wait(timeout=10) == 0
+    assert _chunks(stream)[-3:-1] == [{"type": "text-end", "id": "t1"}, {
+        "type": "error", "errorText": "The server is shutting down; try again in a moment."}]
+    assert _chunks(stream)[-1] == "[DONE]"
+    await fake_anthropic.wait_closed(0)
+
+
+def _ui(role: str, *parts: dict[str, Any]) -> dict[str, Any]:
+    return {"id": role[0] + str(len(parts)), "role": role, "parts": list(parts)}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+async def test_what_claude_reads_of_a_ui_history(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic)
+    history = [
+        _ui("user", _text("Find "), _text("news"), {"type": "data-note", "data": {"x": 1}}),
+        _ui("assistant", {"type": "step-start"},
+            {"type": "reasoning", "text": "Let me search."},
+            {"type": "tool-web_search", "toolCallId": "srvtoolu_1", "state": "output-available",
+             "input": {"query": "news"}, "output": [], "providerExecuted": True},
+            _text("Here"), {"type": "source-url", "sourceId": "u", "url": "https://x.test"},
+            _text(" it is."), {"type": "dynamic-tool", "toolName": "t", "toolCallId": "c",
+                               "state": "input-available", "input": {}}),
+        _ui("user", _text("More?")),
+        _ui("assistant", {"type": "step-start"}),  # stopped before its first word
+        _ui("user", _text("Hello?")),
+        _ui("user", _text("Anyone?")),  # the one before was refused (429): sent again
+    ]
+    body = json.dumps({"id": CHAT, "messages": history, "trigger": "regenerate-message",
+                       "messageId": "a2", "max_tokens": 50, "system": "Be brief."}).encode()
+    async with await _post(server, body) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    sent = fake_anthropic.requests[0].body
+    assert sent["messages"] == [
+        {"role": "user", "content": "Find news"},
+        {"role": "assistant", "content": "Here it is."},
+        {"role": "user", "content": "More?\n\nHello?\n\nAnyone?"},
+    ]
+    assert (sent["max_tokens"], sent["system"]) == (50, "Be brief.")
+
+
+def _history(*messages: object) -> bytes:
+    return json.dumps({"id": CHAT, "messages": list(messages),
+                       "trigger": "submit-message"}).encode()
+
+
+BAD_BODIES: Final = [
+    pytest.param(b"{", 400, "The body must be JSON in UTF-8.", id="malformed"),
+    pytest.param(b"\xff", 400, "The body must be JSON in UTF-8.", id="not-utf8"),
+    pytest.param(b"[]", 400, "The body must be a JSON object.", id="not-an-object"),
+    pytest.param(b'{"messages":[]}', 400, "id must be the chat's id: 1 to 128 characters of "
+                 "A-Z a-z 0-9 - _ . ~ (not . or ..).", id="no-chat-id"),
+    pytest.param(_body("a b"), 400, "id must be the chat's id: 1 to 128 characters of "
+                 "A-Z a-z 0-9 - _ . ~ (not . or ..).", id="chat-id-with-a-space"),
+    pytest.param(_body("x" * 129), 400, "id must be the chat's id: 1 to 128 characters of "
+                 "A-Z a-z 0-9 - _ . ~ (not . or ..).", id="chat-id-too-long"),
+    pytest.param(_body(CHAT, trigger="resume-stream"), 400,
+                 "trigger must be 'submit-message' or 'regenerate-message'.", id="trigger"),
+    pytest.param(_body(CHAT, trigger=["submit-message"]), 400,
+                 "trigger must be 'submit-message' or 'regenerate-message'.",
+                 id="trigger-not-a-string"),
+    pytest.param(_body(CHAT, messageId=3), 400, "messageId must be a string.", id="message-id"),
+    pytest.param(json.dumps({"id": CHAT, "messages": []}).encode(), 400,
+                 "messages must be a non-empty list of UI messages.", id="no-messages"),
+    pytest.param(_history("hi"), 400, "messages[0] must be a UI message: an object with id, "
+                 "role and parts.", id="message-not-an-object"),
+    pytest.param(_history({"role": "user", "parts": []}), 400,
+                 "messages[0].id must be a string.", id="message-without-id"),
+    pytest.param(_history({"id": "s", "role": "system", "parts": [_text("Be kind.")]}), 400,
+                 "messages[0]: system messages are not supported; send the system field in "
+                 "the body instead.", id="system-message"),
+    pytest.param(_history({"id": "x", "role": "tool", "parts": []}), 400,
+                 "messages[0].role must be 'user' or 'assistant'.", id="unknown-role"),
+    pytest.param(_history({"id": "x", "role": "user", "parts": "hi"}), 400,
+                 "messages[0].parts must be a list.", id="parts-not-a-list"),
+    pytest.param(_history(_ui("user", {"text": "hi"})), 400,
+                 "messages[0].parts[0] must be an object with a string type.", id="no-type"),
+    pytest.param(_history(_ui("user", {"type": "text", "text": 1})), 400,
+                 "messages[0].parts[0].text must be a string.", id="text-not-a-string"),
+    pytest.param(_history(_ui("user", _text("see"), {"type": "file", "mediaType": "image/png",
+                                                   "url": "data:image/png;base64,AA=="})),
+                 400, "messages[0].parts[1]: file parts (attachments) are not supported by "
+                 "this server; send text parts only.", id="file-part"),
+    pytest.param(_history(_ui("user", {"type": "video", "url": "x"})), 400,
+                 "messages[0].parts[0].type 'video' is not a UI message part type.",
+                 id="unknown-part-type"),
+    pytest.param(_history(_ui("user", {"type": "step-start"})), 400,
+                 "messages[0] has no text.", id="user-message-without-text"),
+    pytest.param(_history(_ui("assistant", _text("Hi")), _ui("user", _text("yo"))), 400,
+                 "The conversation must start with a user message.", id="assistant-first"),
+    pytest.param(_history(_ui("user", _text("yo")), _ui("assistant", _text("Hi"))), 400,
+                 "The last message must be the user's: the reply answers it.",
+                 id="assistant-last"),
+    pytest.param(_body(CHAT, "x" * 201), 413, "messages[0] is longer than 200 characters "
+                 "(with the messages of its role just before it, if any).", id="too-long"),
+    pytest.param(_body(CHAT, "a" * 150, "", "b" * 60), 413, "messages[2] is longer than 200 "
+                 "characters (with the messages of its role just before it, if any).",
+                 id="too-long-once-joined"),
+    pytest.param(_body(CHAT, foo=1), 400, "Unknown field(s): foo.", id="unknown-field"),
+    pytest.param(_body(CHAT, model="gpt-4"), 400, "Unknown model 'gpt-4'; allowed: "
+                 "claude-sonnet-5-5.", id="unknown-model"),
+    pytest.param(_body(CHAT, max_tokens=0), 400, "max_tokens must be an integer from 1 to "
+                 "100.", id="max-tokens"),
+    pytest.param(b'{"id":"c","messages":[' + b'"x",' * 3000 + b'"x"]}', 413,
+                 "Request Entity Too Large",
+                 id="body-too-large"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), BAD_BODIES)
+async def test_bad_bodies_are_refused_and_start_nothing(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    body: bytes, status: int, message: str,
+) -> None:
+    server = await start_server(fake=fake_anthropic, max_message_chars=200, max_tokens=100,
+                                max_body_bytes=4096, models=("claude-sonnet-5-5",))
+    got, headers, answer = await request(
+        "POST", server.url + "/api/chat", data=body,
+        headers={"Content-Type": "application/json"})
+    assert got == status
+    assert headers["Content-Type"].startswith("application/json")
+    error = json.loads(answer)["error"]
+    assert error["message"] == message
+    assert error["type"] == ("invalid_request_error" if status == 400 else "request_too_large")
+    assert server.app[GENERATIONS].active == 0
+    assert fake_anthropic.requests == []
+
+
+async def test_other_refusals(start_server: StartServer) -> None:
+    server = await start_server(access_token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, _, body = await request("POST", server.url + "/api/chat", data=_body())
+    assert status == 401
+    assert json.loads(body)["error"]["type"] == "authentication_error"
+    assert (await request("GET", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 401
+    assert (await request("DELETE", f"{server.url}/api/chat/{CHAT}/stream"))[0] == 401
+    status, _, body = await request("POST", server.url + "/api/chat", data=_body(),
+                                  headers={**auth, "Content-Type": "text/plain"})
+    assert (status, json.loads(body)["error"]["type"]) == (415, "unsupported_media_type")
+    for method in ("GET", "DELETE"):
+        status, _, body = await request(method, f"{server.url}/api/chat/a%20b/stream",
+                                      headers=auth)
+        assert status == 400
+        assert json.loads(body)["error"]["message"] == (
+            "A chat id is 1 to 128 characters of A-Z a-z 0-9 - _ . ~.")
+    status, _, body = await request("DELETE", f"{server.url}/api/chat/unknown/stream",
+                                  headers=auth)
+    assert (status, json.loads(body)["error"]["type"]) == (404, "not_found_error")
+    status, _, _ = await request("HEAD", f"{server.url}/api/chat/{CHAT}/stream", headers=auth)
+    assert status == 405
