@@ -4,7 +4,7 @@ bench/peers/node/package.json names the version and package-lock.json every tran
 one; `npm ci` installs exactly those into .cache/node (gitignored), where
 bench/peers/node_relay.mjs loads the SDK from. A stamp holding the lock's hash makes a
 second install a no-op, and a changed lock a fresh one. `python -m bench.node_sdk` is what
-the bench targets run; the peer's test calls `ensure()` too.
+the bench targets and `make node-deps` (so `make test`) run.
 """
 
 from __future__ import annotations

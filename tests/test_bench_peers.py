@@ -21,7 +21,7 @@ from sseserver.sse import to_json as sse_to_json
 from .fake_anthropic import FakeAnthropic, Reply, count_output_tokens
 from .processes import Processes, server_env
 from .sse_client import open_sse
-from .system_tools import NODE, NPM, require
+from .system_tools import NODE, NPM, missing, require
 
 
 @pytest.mark.parametrize("question", ["Hello", "", "  spaced \n out  ", "ü" * 300])
@@ -50,7 +50,9 @@ async def _relay_peer(peer: str, processes: Processes, fake: FakeAnthropic) -> s
     """Start `peer` pointed at `fake`; its URL once it listens."""
     if peer == "node-relay":
         require(NODE, NPM)
-        await asyncio.to_thread(node_sdk.ensure)
+        if not node_sdk.installed():
+            missing("@anthropic-ai/sdk for the Node relay peer is not installed: run "
+                    "`make node-deps` (python -m bench.node_sdk)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
