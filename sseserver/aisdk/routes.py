@@ -24,6 +24,8 @@ from typing import Final
 from aiohttp import web
 
 from ..errors import BadRequest, NotFound, StoreUnavailable, UnsupportedMediaType
+from ..forwarded import client_address
+from ..guard import guarded
 from ..keys import GENERATIONS, SETTINGS, STORE
 from ..store.base import Cancel
 from .history import CHAT_ID_MAX, chat_request, is_chat_id
@@ -36,6 +38,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/api/chat")
+@guarded
 async def send_messages(request: web.Request) -> web.StreamResponse:
     content_type = request.headers.get("Content-Type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
@@ -45,7 +48,7 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
     running = await store.bound(chat_id)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
         await generations.ended(running, SUPERSEDE_WAIT)
-    stream_id = await generations.start(generation, client=request.remote or "")
+    stream_id = await generations.start(generation, client=client_address(request))
     try:
         replaced = await store.bind(chat_id, stream_id)
     except StoreUnavailable:
@@ -58,6 +61,7 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/chat/{id}/stream", allow_head=False)
+@guarded
 async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
     chat_id = _chat_id(request)
     stream_id = await request.app[STORE].bound(chat_id)
@@ -67,6 +71,7 @@ async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete("/api/chat/{id}/stream")
+@guarded
 async def stop(request: web.Request) -> web.Response:
     """Stop: the reply is cancelled (or was over), and the chat lets go of it, so that a
     reconnect does not bring back a reply the user stopped. What it wrote stays readable
