@@ -17,7 +17,7 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
-from ..config import PromptCache
+from ..option_values import PromptCache
 from .anthropic_events import anthropic_events
 from .anthropic_reply import ReplyReader
 from .base import GenerationRequest, Item, ProviderError, Thinking
