@@ -56,7 +56,7 @@ class Settings:
     max_streams_per_client: int | None = None
     # The proxies whose X-Forwarded-For/-Proto count (forwarded.py); none by default.
     forwarded_allow_ips: tuple[IPNetwork, ...] = ()
-    max_loop_lag_ms: int = 100  # 0 = no admission by event-loop lag
+    max_loop_lag_ms: int = 50  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()

@@ -201,9 +201,12 @@ class Generations:
         return 0 if not client or is_loopback(client) else DEFAULT_PER_CLIENT
 
     def _forget(self, stream_id: str, progress: _Progress) -> None:
-        """The generation is over: its timer, its task and its place in the limits go."""
-        if progress.watchdog is not None:
-            progress.watchdog.stop()
+        """The generation is over: its timer, its task and its place in the limits go.
+        Letting go of the watchdog breaks the task → progress → watchdog → task cycle, so
+        the generation is freed at once, not by a collection of the oldest generation."""
+        watchdog, progress.watchdog = progress.watchdog, None
+        if watchdog is not None:
+            watchdog.stop()
         if self._tasks.pop(stream_id, None) is not None:
             self._count(progress.client, -1)
 
