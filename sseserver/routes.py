@@ -15,9 +15,9 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from .auth import login_with_query_token
-from .bodies import read_body
+from .bodies import read_body, require_json
 from .config import Settings
-from .errors import NotFound, UnsupportedMediaType
+from .errors import NotFound
 from .forwarded import client_address
 from .guard import guarded
 from .ids import is_stream_id
@@ -129,10 +129,7 @@ routes.get("/api/streams/{id}", allow_head=False)(serve_stream)
 @routes.post("/api/streams")
 @guarded
 async def create_stream(request: web.Request) -> web.Response:
-    content_type = request.headers.get("Content-Type", "")
-    # Requiring JSON makes a cross-site form post impossible without a CORS preflight.
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
+    require_json(request)
     budget, settings = request.app[BODY_BUDGET], request.app[SETTINGS]
     async with read_body(request, budget, settings) as body:
         generation = request_from_json(body, settings)

@@ -146,7 +146,7 @@ async def serve_stream(request: web.Request) -> web.StreamResponse:
         replayed, ended = len(first.frames), first.ended
         del first  # not kept for the stream's lifetime
         for data in _writes(pending):
-            await _write(response, data, settings.send_timeout)
+            await write_within(response, data, settings.send_timeout)
             live.bytes_sent += len(data)
             sent += len(data)
         del pending
@@ -174,13 +174,13 @@ async def serve_stream(request: web.Request) -> web.StreamResponse:
             if batch.frames or batch.lost:
                 # Everything ready goes out in as few writes as possible.
                 for data in _writes(_frames(stream_id, start, batch)):
-                    await _write(response, data, settings.send_timeout)
+                    await write_within(response, data, settings.send_timeout)
                     live.bytes_sent += len(data)
                     sent += len(data)
                 live.events_sent += len(batch.frames)
                 start += len(batch.frames)
             elif not batch.ended:
-                await _write(response, PING, settings.send_timeout)
+                await write_within(response, PING, settings.send_timeout)
                 live.bytes_sent += len(PING)
                 sent += len(PING)
             ended = batch.ended
@@ -189,7 +189,7 @@ async def serve_stream(request: web.Request) -> web.StreamResponse:
         ending = "store_unavailable"
         log.warning("subscriber of %s ended: %s", stream_id, exc)
         with contextlib.suppress(SlowSubscriber, ConnectionError):
-            await _write(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
+            await write_within(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
     except SlowSubscriber:
         gone = "slow"
         log.info("dropped slow subscriber of %s after %.0fs of blocked writes",
@@ -279,7 +279,8 @@ def _writes(frames: list[bytes]) -> Iterator[bytes]:
         yield b"".join(group)
 
 
-async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+async def write_within(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+    """One write, or SlowSubscriber when it stays blocked for `timeout` seconds."""
     try:
         async with asyncio.timeout(timeout):
             await response.write(data)

@@ -23,10 +23,11 @@ from typing import Final
 
 from aiohttp import web
 
-from ..errors import BadRequest, NotFound, StoreUnavailable, UnsupportedMediaType
+from ..bodies import read_body, require_json
+from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..forwarded import client_address
 from ..guard import guarded
-from ..keys import GENERATIONS, SETTINGS, STORE
+from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
 from ..store.base import Cancel
 from .history import CHAT_ID_MAX, chat_request, is_chat_id
 from .stream import serve_chat
@@ -40,10 +41,10 @@ routes = web.RouteTableDef()
 @routes.post("/api/chat")
 @guarded
 async def send_messages(request: web.Request) -> web.StreamResponse:
-    content_type = request.headers.get("Content-Type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
-    chat_id, generation = chat_request(await request.read(), request.app[SETTINGS])
+    require_json(request)
+    settings = request.app[SETTINGS]
+    async with read_body(request, request.app[BODY_BUDGET], settings) as body:
+        chat_id, generation = chat_request(body, settings)
     store, generations = request.app[STORE], request.app[GENERATIONS]
     running = await store.bound(chat_id)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
