@@ -190,7 +190,10 @@ class LoadGen:
                 if parser.status != 200:
                     kind = f"http_{parser.status}"
                     stats.errors[kind] += 1
-                    self._finish(check, ok=False)
+                    if check.events:
+                        self._finish(check, ok=False)
+                    else:
+                        stats.failed += 1  # refused before it began: an error, not a wrong stream
                     self._note_refusal(parser)
                     await self._back_off()
                     return conn if parser.keep_alive else None
