@@ -21,7 +21,6 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from .forwarded import client_address
-from .subscriber import EventStreamResponse
 
 # Characters of a path kept in a log line; the rest is cut (a path can be 8 KB).
 MAX_LOGGED_CHARS: Final = 300
@@ -37,6 +36,12 @@ def loggable(text: str, limit: int = MAX_LOGGED_CHARS) -> str:
     if not (text.isascii() and text.isprintable() and '"' not in text and "\\" not in text):
         text = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
     return text + "..." if cut else text
+
+
+
+class EventStreamResponse(StreamResponse):
+    """An SSE response: its access-log line is written when it ends (subscriber.py), not
+    by aiohttp, which writes none for a handler the client's disconnect cancelled."""
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -19,13 +19,12 @@ import jinja2
 from aiohttp import web
 
 from .aisdk import routes as aisdk_routes
-from .auth import require_token
 from .bodies import BodyBudget
 from .config import Settings, load_settings
-from .cors import add_cors_headers, cors_preflight
+from .cors import add_cors_headers
 from .fanout import Fanout
-from .forwarded import resolve_client
 from .generations import Generations
+from .guard import fallback, json_error_bodies
 from .keys import (
     BODY_BUDGET,
     FANOUT,
@@ -38,7 +37,6 @@ from .keys import (
     SUBSCRIBERS,
 )
 from .metrics import Metrics
-from .middleware import json_errors
 from .overload import LoopLag
 from .providers import create_provider
 from .routes import routes
@@ -85,7 +83,7 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     lag.start()
     app[GENERATIONS] = Generations(store, provider, settings, app[METRICS], lag)
     fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
-    app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS])
+    app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS], app[GENERATIONS])
     heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
@@ -115,13 +113,8 @@ def app_from_environment() -> web.Application:
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    # Order matters: JSON errors wrap everything; the client is known before anything may
-    # answer (the access log names it); a CORS preflight is answered before the token is
-    # asked for (browsers send preflights without credentials).
-    app = web.Application(
-        middlewares=[json_errors(resolve_client, cors_preflight, require_token)],
-        client_max_size=settings.max_body_bytes,
-    )
+    # No middleware: every route guards itself (guard.py).
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_total)
@@ -133,11 +126,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app.add_routes(routes)
     app.add_routes(aisdk_routes)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", fallback)  # last: what no route takes
     app[STATIC_ROOT] = root / "static"
     app.cleanup_ctx.append(_lifetime)
     # on_shutdown runs before aiohttp waits for open handlers: ending the generations
     # there lets every SSE handler finish instead of waiting out the shutdown timeout.
     app.on_shutdown.append(_stop_generations)
+    app.on_response_prepare.append(json_error_bodies)
     app.on_response_prepare.append(_add_security_headers)
     app.on_response_prepare.append(add_cors_headers)
     return app

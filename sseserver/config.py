@@ -12,17 +12,18 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
+from . import option_values as values
 from .errors import ConfigError
-
-ProviderName = Literal["auto", "anthropic", "demo"]
-LoopName = Literal["auto", "asyncio", "uvloop"]
-LOOPS: tuple[LoopName, ...] = get_args(LoopName)
-PromptCache = Literal["off", "5m", "1h"]
-PROMPT_CACHES: tuple[PromptCache, ...] = get_args(PromptCache)
-# The API's smallest thinking budget (ThinkingConfigEnabledParam: at least 1,024).
-MIN_THINKING_BUDGET = 1024
+from .option_values import (
+    MAX_HEADERS,
+    MAX_LINE_BYTES,
+    IPNetwork,
+    LoopName,
+    PromptCache,
+    ProviderName,
+)
 
 # A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -31,17 +32,6 @@ ENV_PREFIX = "SSESERVER_"
 # one person with a few tabs. Loopback clients (load tests, a proxy on this host) are not
 # limited by default (docs/operations.md, "Limits and timeouts").
 DEFAULT_PER_CLIENT = 4
-# A request head's bounds besides --max-header-bytes (connections.py): the request line and
-# each header line (aiohttp's own default, nginx's buffer size), and the number of headers
-# (a browser sends about 20). The smallest --max-header-bytes is a browser's head with a
-# few cookies.
-MAX_LINE_BYTES = 8190
-MAX_HEADERS = 100
-MIN_HEADER_BYTES = 4096
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -66,7 +56,7 @@ class Settings:
     max_streams_per_client: int | None = None
     # The proxies whose X-Forwarded-For/-Proto count (forwarded.py); none by default.
     forwarded_allow_ips: tuple[IPNetwork, ...] = ()
-    max_loop_lag_ms: int = 100  # 0 = no admission by event-loop lag
+    max_loop_lag_ms: int = 50  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
@@ -96,41 +86,6 @@ class Settings:
         return self.models if self.model in self.models else (self.model, *self.models)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also refuses NaN
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be more than 0")
-    return value
-
-
-def _header_bytes(text: str) -> int:
-    value = int(text)
-    if value < MIN_HEADER_BYTES:
-        raise ValueError(f"must be at least {MIN_HEADER_BYTES}")
-    return value
-
-
 def is_loopback(host: str) -> bool:
     """Whether an address (or `localhost`) is this machine's loopback; a host name or ""
     (every address) is taken as reachable from elsewhere."""
@@ -142,93 +97,6 @@ def is_loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
     return bool((mapped or address).is_loopback)
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be 0..65535")
-    return value
-
-
-def _redis_url(text: str) -> str:
-    if not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
-    return text
-
-
-def _model_list(text: str) -> tuple[str, ...]:
-    models = tuple(m.strip() for m in text.split(",") if m.strip())
-    if not models:
-        raise ValueError("must name at least one model")
-    return models
-
-
-def _token(text: str) -> str | None:
-    token = text.strip()
-    if not token:
-        return None  # an empty variable means "no token", as for ANTHROPIC_API_KEY
-    if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
-        raise ValueError("must be at least 16 printable ASCII characters without spaces")
-    return token
-
-
-def _origin_list(text: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
-    for origin in origins:
-        # An origin is scheme://host[:port], exactly what a browser sends in Origin.
-        scheme, sep, rest = origin.partition("://")
-        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
-            raise ValueError(f"{origin!r} is not an origin like https://chat.example.com")
-    return origins
-
-
-def _networks(text: str) -> tuple[IPNetwork, ...]:
-    networks = []
-    for item in (i.strip() for i in text.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item))
-        except ValueError as exc:
-            raise ValueError(
-                f"{exc} (give addresses or networks like 10.0.0.0/8; 0.0.0.0/0,::/0 trusts "
-                "every peer)"
-            ) from None
-    return tuple(networks)
-
-
-def _provider(text: str) -> str:
-    if text not in ("auto", "anthropic", "demo"):
-        raise ValueError("must be auto, anthropic or demo")
-    return text
-
-
-def _loop(text: str) -> str:
-    if text not in LOOPS:
-        raise ValueError("must be auto, asyncio or uvloop")
-    return text
-
-
-def _thinking_tokens(text: str) -> int:
-    value = int(text)
-    if value != 0 and value < MIN_THINKING_BUDGET:
-        raise ValueError(f"must be 0 (no thinking) or at least {MIN_THINKING_BUDGET}, "
-                         "the API's smallest thinking budget")
-    return value
-
-
-def _prompt_cache(text: str) -> str:
-    if text not in PROMPT_CACHES:
-        raise ValueError("must be off, 5m or 1h")
-    return text
-
-
-def _log_level(text: str) -> str:
-    level = text.lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be debug, info, warning or error")
-    return level
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,23 +119,23 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", str, "address to listen on"),
-    Option("port", _port, "port to listen on (0 picks a free one)"),
+    Option("port", values.port, "port to listen on (0 picks a free one)"),
     Option(
         "provider",
-        _provider,
+        values.provider,
         "auto = anthropic when ANTHROPIC_API_KEY is set, else demo",
     ),
     Option("model", str, "default model; requests may pick another from --models"),
     Option(
         "models",
-        _model_list,
+        values.model_list,
         "comma list of models a request may ask for",
         shown_default="the default model",
     ),
-    Option("max_tokens", _positive_int, "default and upper bound for a request's max_tokens"),
+    Option("max_tokens", values.positive_int, "default and upper bound for a request's max_tokens"),
     Option(
         "max_thinking_tokens",
-        _thinking_tokens,
+        values.thinking_tokens,
         "largest thinking budget a request may ask for (a budget is at least 1024 and "
         "below the request's max_tokens, which counts thinking too); requests think "
         "adaptively unless they say otherwise; 0 = no thinking",
@@ -275,49 +143,51 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "web_search",
-        _non_negative_int,
+        values.non_negative_int,
         "let requests use Claude's web search, at most N searches per reply (each is "
         "billed); 0 = off",
         metavar="N",
     ),
     Option(
         "prompt_cache",
-        _prompt_cache,
+        values.prompt_cache,
         "cache each request's prompt for the next turn to read: off, 5m or 1h (how long "
         "an entry lives; 1h costs more to write)",
         metavar="TTL",
     ),
-    Option("demo_delay_ms", _non_negative_int, "demo provider: pause before each token (ms)"),
+    Option("demo_delay_ms", values.non_negative_int, "demo provider: pause before each token (ms)"),
     Option(
         "demo_tokens",
-        _positive_int,
+        values.positive_int,
         "demo provider: emit exactly N tokens (for load tests)",
         shown_default="the demo text's length",
     ),
-    Option("heartbeat", _positive_float, "seconds of silence after which ': ping' is written"),
-    Option("retry_ms", _non_negative_int, "the 'retry:' value sent to clients (ms)"),
+    Option(
+        "heartbeat", values.positive_float, "seconds of silence after which ': ping' is written"
+    ),
+    Option("retry_ms", values.non_negative_int, "the 'retry:' value sent to clients (ms)"),
     Option(
         "resume_window",
-        _non_negative_float,
+        values.non_negative_float,
         "seconds a generation waits for a subscriber to come back before its upstream is "
         "cancelled; also how long a finished stream stays resumable",
     ),
     Option(
         "resume_max_mb",
-        _positive_float,
+        values.positive_float,
         "most megabytes of frames kept for finished streams (per process); past it the "
         "oldest finished streams are freed first, and a resume of one gets 204",
         metavar="MB",
     ),
     Option(
         "send_timeout",
-        _positive_float,
+        values.positive_float,
         "seconds a subscriber may block writes before it is dropped",
     ),
-    Option("max_streams", _positive_int, "concurrent generations for the whole process"),
+    Option("max_streams", values.positive_int, "concurrent generations for the whole process"),
     Option(
         "max_streams_per_client",
-        _non_negative_int,
+        values.non_negative_int,
         "concurrent generations per client address, 429 beyond (0 = no limit); when not "
         "set, each address beyond loopback gets this many and loopback ones no limit",
         shown_default=f"{DEFAULT_PER_CLIENT} (loopback: no limit)",
@@ -325,7 +195,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "forwarded_allow_ips",
-        _networks,
+        values.networks,
         "comma list of proxy addresses or networks (127.0.0.1, 10.0.0.0/8) whose "
         "X-Forwarded-For and X-Forwarded-Proto name the client and its scheme, for the "
         "per-client limit, the access log and the cookie's Secure flag; from any other "
@@ -335,7 +205,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_loop_lag_ms",
-        _non_negative_int,
+        values.non_negative_int,
         "refuse new generations (503, Retry-After) while the event loop runs this many ms "
         "behind (the median of the last half second); running streams are never slowed "
         "or cut (0 = off)",
@@ -343,7 +213,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "access_token",
-        _token,
+        values.token,
         "when set, /api/ and /metrics require it: 'Authorization: Bearer TOKEN', or the "
         "cookie that opening /?token=TOKEN sets",
         shown_default="none",
@@ -351,78 +221,78 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "cors_origins",
-        _origin_list,
+        values.origin_list,
         "comma list of origins (https://host[:port]) allowed to call /api/ cross-site",
         shown_default="none (CORS off)",
     ),
     Option(
         "shutdown_grace",
-        _non_negative_float,
+        values.non_negative_float,
         "on SIGTERM/SIGINT, seconds running generations may take to finish before their "
         "streams end with a server_shutdown error",
         metavar="SECONDS",
     ),
-    Option("max_message_chars", _positive_int, "longest accepted message or system prompt"),
-    Option("max_body_bytes", _positive_int, "largest accepted JSON request body"),
+    Option("max_message_chars", values.positive_int, "longest accepted message or system prompt"),
+    Option("max_body_bytes", values.positive_int, "largest accepted JSON request body"),
     Option(
         "max_body_bytes_total",
-        _positive_int,
+        values.positive_int,
         "bytes of request bodies held at once, across all requests; a body that would go "
         "beyond gets 503",
         metavar="BYTES",
     ),
     Option(
         "max_header_bytes",
-        _header_bytes,
+        values.header_bytes,
         "bytes of one request's line and headers together, 431 beyond (and a line stops at "
         f"{MAX_LINE_BYTES} bytes, a head at {MAX_HEADERS} headers)",
         metavar="BYTES",
     ),
     Option(
         "request_timeout",
-        _positive_float,
+        values.positive_float,
         "seconds a client may take to send a request's headers (from connecting, or from "
         "their first byte on a kept-alive connection), and again its body (408)",
         metavar="SECONDS",
     ),
     Option(
         "keepalive_timeout",
-        _positive_float,
+        values.positive_float,
         "seconds an idle connection is kept open between two requests (an SSE response is "
         "not idle)",
         metavar="SECONDS",
     ),
     Option(
         "max_connections",
-        _non_negative_int,
+        values.non_negative_int,
         "open client connections; one beyond gets 503 and is closed",
         shown_default="0 = half the open-files limit",
         metavar="N",
     ),
     Option(
         "upstream_retries",
-        _non_negative_int,
+        values.non_negative_int,
         "times the Anthropic SDK retries a failed request before the first token",
     ),
     Option(
         "redis_url",
-        _redis_url,
+        values.redis_url,
         "keep streams in Redis (redis://host:port/db), so that several processes or hosts "
         "serve any stream",
         shown_default="none: in this process's memory",
     ),
     Option(
         "workers",
-        _positive_int,
+        values.positive_int,
         "worker processes sharing the port (SO_REUSEPORT); more than 1 needs --redis-url",
     ),
     Option(
         "loop",
-        _loop,
+        values.loop,
         "event loop: uvloop (installed with sseserver on Linux and macOS) is faster per "
         "event; auto = uvloop when importable, else asyncio's own",
     ),
-    Option("log_level", _log_level, "debug, info, warning or error"),
+    Option("log_level", values.log_level, "debug, info, warning or error"),
 )
 
 

@@ -8,7 +8,7 @@
       │          ─▶ head over --max-header-bytes, or MAX_HEADERS lines ▶ 431
       │          ─▶ not complete within --request-timeout ────────────▶ closed
       ▼
-    the app (middleware.py) ─▶ response ─▶ idle: closed after --keepalive-timeout
+    the app (guard.py) ─▶ response ─▶ idle: closed after --keepalive-timeout
 
 aiohttp bounds each header line and the number of headers, but not a head's total size,
 so connections sending many long header lines and never finishing hold memory without
@@ -43,11 +43,12 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestPayloadError
 
 from .access_log import AccessLogger
-from .config import MAX_HEADERS, MAX_LINE_BYTES, Settings
+from .config import Settings
 from .descriptors import DescriptorWatch, Every, connection_cap, open_files_limit
 from .errors import BadRequest, HeadersTooLarge, Refused, TooManyConnections, UriTooLong
+from .guard import error_response
 from .keys import METRICS
-from .middleware import error_response
+from .option_values import MAX_HEADERS, MAX_LINE_BYTES
 
 log = logging.getLogger("sseserver.connections")
 

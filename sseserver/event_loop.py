@@ -12,8 +12,8 @@ import asyncio
 import importlib.util
 from collections.abc import Callable, Coroutine
 
-from .config import LOOPS, LoopName
 from .errors import ConfigError
+from .option_values import LOOPS, LoopName
 
 
 def resolved_loop(choice: LoopName) -> LoopName:

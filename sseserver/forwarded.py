@@ -93,7 +93,7 @@ def resolve_client(request: web.Request) -> None:
     trusted = request.app[SETTINGS].forwarded_allow_ips
     if not trusted:
         return None
-    peer = parse_address(request.remote or "")
+    peer = parse_address(peer_address(request))
     if peer is None or not _trusted(peer, trusted):
         return None
     headers = request.headers
@@ -113,7 +113,17 @@ def client_address(request: web.BaseRequest) -> str:
     client: Client | None = request.get(CLIENT)
     if client is not None:
         return client.address
-    return request.remote or ""
+    return peer_address(request)
+
+
+def peer_address(request: web.BaseRequest) -> str:
+    """The TCP peer's address ("" for a Unix socket): what aiohttp's `request.remote`
+    says, read from the connection without that property's per-request cache, which an
+    open stream would hold for its whole life."""
+    peername = request.protocol.peername
+    if isinstance(peername, (list, tuple)):
+        return str(peername[0])
+    return str(peername) if peername else ""
 
 
 def client_secure(request: web.BaseRequest) -> bool:

@@ -65,6 +65,7 @@ class _Progress:
     """What one generation has done so far; ends up in its log line."""
 
     client: str  # the address that started it, for its log line
+    watchdog: _Watchdog | None = None
     started: float = field(default_factory=time.monotonic)
     running: bool = False  # its task has taken its first step
     # Set when its first subscriber attaches, for a generation that waits for one before
@@ -183,13 +184,11 @@ class Generations:
         progress = _Progress(client)
         if wait_for_subscriber:
             progress.subscribed = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._run(stream_id, request, progress),
-                                   name=f"generation {stream_id}")
+        task = asyncio.create_task(self._run(stream_id, request, progress), name="generation")
         # At once, before any await: nobody can join a stream whose id is not out yet.
-        watchdog = _Watchdog(task, progress, self._settings.resume_window)
+        watchdog = progress.watchdog = _Watchdog(task, progress, self._settings.resume_window)
         self._store.watch(stream_id, watchdog.on_signal)
         self._tasks[stream_id] = task
-        task.add_done_callback(lambda _: self._forget(stream_id, client, watchdog))
         self._metrics.started.inc()
         return stream_id
 
@@ -201,10 +200,15 @@ class Generations:
             return configured
         return 0 if not client or is_loopback(client) else DEFAULT_PER_CLIENT
 
-    def _forget(self, stream_id: str, client: str, watchdog: _Watchdog) -> None:
-        watchdog.stop()
-        self._tasks.pop(stream_id, None)
-        self._count(client, -1)
+    def _forget(self, stream_id: str, progress: _Progress) -> None:
+        """The generation is over: its timer, its task and its place in the limits go.
+        Letting go of the watchdog breaks the task → progress → watchdog → task cycle, so
+        the generation is freed at once, not by a collection of the oldest generation."""
+        watchdog, progress.watchdog = progress.watchdog, None
+        if watchdog is not None:
+            watchdog.stop()
+        if self._tasks.pop(stream_id, None) is not None:
+            self._count(progress.client, -1)
 
     def _count(self, client: str, step: int) -> None:
         self._running += step
@@ -246,12 +250,72 @@ class Generations:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A task cancelled before its first step never ran its `finally`.
+        self._tasks.clear()
+        self._running = 0
+        self._per_client.clear()
 
     async def _run(self, stream_id: str, request: GenerationRequest, progress: _Progress) -> None:
+        """The generation: meta, the provider's items as frames, then usage and done (or
+        an error), into the store; always finishing the stream and its log line. One
+        coroutine, so a running generation holds one frame."""
         progress.running = True
         frames = StreamFrames(stream_id)
+        store = self._store
         try:
-            await self._pump(stream_id, request, progress, frames)
+            try:
+                await store.append(stream_id, frames.event("meta", {
+                    "stream": stream_id, "model": request.model, "provider": self._provider.name,
+                }))
+                if progress.subscribed is not None:
+                    await progress.subscribed  # cancelled by the watchdog if nobody comes
+                    progress.subscribed = None
+                progress.called = time.monotonic()
+                items = self._provider.stream(request)
+                try:
+                    async for item in items:
+                        if isinstance(item, str):  # a text delta: nearly every item
+                            if item:
+                                if progress.first_token is None:
+                                    progress.first_token = time.monotonic()
+                                progress.deltas += 1
+                                await store.append(stream_id, frames.message(item))
+                        elif isinstance(item, Usage):
+                            progress.usage = item
+                        else:  # thinking, tool, ... (docs/protocol.md, "Events")
+                            if item.name == "thinking":
+                                progress.deltas += 1  # output too, counted when cancelled
+                            await store.append(stream_id, frames.event(item.name, item.data))
+                finally:
+                    # Closes the upstream request now, also when an append failed, not
+                    # when the iterator is collected.
+                    await items.aclose()
+                progress.ending = "done"
+                await self._append_end(stream_id, frames, progress, progress.usage)
+            except ProviderError as exc:
+                progress.ending = "error"
+                progress.error_type = exc.type
+                error = {"type": exc.type, "message": exc.message}
+                await store.append(stream_id, frames.event("error", error))
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                assert current is not None
+                if progress.ending is None:  # not ours: the server is shutting down
+                    progress.ending = "shutdown"
+                    shutdown = {
+                        "type": "server_shutdown",
+                        "message": "The server is shutting down; try again in a moment.",
+                    }
+                    with contextlib.suppress(StoreUnavailable, StreamLost):
+                        await store.append(stream_id, frames.event("error", shutdown))
+                    raise
+                current.uncancel()  # ours: DELETE, nobody listening, or the stream was taken
+                if progress.ending != "lost":  # a lost one's end was written by its taker
+                    # The input (and its cache share) is known; the output only as deltas.
+                    await self._append_end(stream_id, frames, progress, dataclasses.replace(
+                        progress.usage, output_tokens=progress.deltas,
+                        stop_reason="cancelled", stop_details=None,
+                    ))
         except (StoreUnavailable, StreamLost) as exc:
             progress.ending = "error"
             log.warning("generation %s stopped: the stream store failed: %s", stream_id, exc)
@@ -260,69 +324,15 @@ class Generations:
                 await self._store.finish(stream_id, keep_for=self._settings.resume_window)
             except StoreUnavailable as exc:  # the store ends it later, by itself
                 log.warning("generation %s: could not finish its stream: %s", stream_id, exc)
+            self._forget(stream_id, progress)
             self._log(stream_id, request, progress, frames.count)
 
-    async def _pump(
-        self, stream_id: str, request: GenerationRequest, progress: _Progress,
-        frames: StreamFrames,
-    ) -> None:
-        message = frames.message  # the hot path's; the other events are rare
-        append = self._store.append
-        meta = {"stream": stream_id, "model": request.model, "provider": self._provider.name}
-        await append(stream_id, frames.event("meta", meta))
-        try:
-            if progress.subscribed is not None:
-                await progress.subscribed  # cancelled by the watchdog if nobody comes
-                progress.subscribed = None
-            progress.called = time.monotonic()
-            # aclosing: an append that fails leaves the loop with an exception, and the
-            # upstream request must be closed then too, not when the iterator is collected.
-            async with contextlib.aclosing(self._provider.stream(request)) as items:
-                async for item in items:
-                    if isinstance(item, str):  # a text delta: nearly every item
-                        if item:
-                            if progress.first_token is None:
-                                progress.first_token = time.monotonic()
-                            progress.deltas += 1
-                            await append(stream_id, message(item))
-                    elif isinstance(item, Usage):
-                        progress.usage = item
-                    else:  # thinking, tool, ... (docs/protocol.md, "Events")
-                        if item.name == "thinking":
-                            progress.deltas += 1  # output too, counted when cancelled
-                        await append(stream_id, frames.event(item.name, item.data))
-        except ProviderError as exc:
-            progress.ending = "error"
-            progress.error_type = exc.type
-            error = {"type": exc.type, "message": exc.message}
-            await append(stream_id, frames.event("error", error))
-            return
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            assert current is not None
-            if progress.ending is None:  # not ours: the server is shutting down
-                progress.ending = "shutdown"
-                shutdown = {
-                    "type": "server_shutdown",
-                    "message": "The server is shutting down; try again in a moment.",
-                }
-                with contextlib.suppress(StoreUnavailable, StreamLost):
-                    await append(stream_id, frames.event("error", shutdown))
-                raise
-            current.uncancel()  # ours: DELETE, nobody listening, or the stream was taken
-            if progress.ending == "lost":
-                return  # its end was written by whoever took it
-            # The input (and its cache share) is known; the output only as deltas sent.
-            usage = dataclasses.replace(
-                progress.usage, output_tokens=progress.deltas, stop_reason="cancelled",
-                stop_details=None,
-            )
-        else:
-            progress.ending = "done"
-            usage = progress.usage
+    async def _append_end(self, stream_id: str, frames: StreamFrames, progress: _Progress,
+                          usage: Usage) -> None:
+        """The last two frames of a reply that was not cut off: its usage, then done."""
         progress.usage = usage
-        await append(stream_id, frames.event("usage", usage.wire()))
-        await append(stream_id, frames.event("done", "[DONE]"))
+        await self._store.append(stream_id, frames.event("usage", usage.wire()))
+        await self._store.append(stream_id, frames.event("done", "[DONE]"))
 
     def _log(
         self, stream_id: str, request: GenerationRequest, progress: _Progress, events: int,

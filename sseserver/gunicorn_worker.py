@@ -25,6 +25,7 @@ import os
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 
+from .collector import CollectorSchedule
 from .config import load_settings
 from .connections import SSERunner
 from .descriptors import raise_open_files_limit
@@ -49,6 +50,17 @@ class SSEWorker(GunicornUVLoopWebWorker):
                 f"sseserver.gunicorn_worker.SSEWorker needs an aiohttp Application, got "
                 f"{app!r}; use 'sseserver.app:app_from_environment()'"
             )
+
+        collector = CollectorSchedule()  # as serve() runs it (collector.py)
+
+        async def start_collector(app: web.Application) -> None:
+            collector.start()
+
+        async def stop_collector(app: web.Application) -> None:
+            collector.stop()
+
+        app.on_startup.append(start_collector)
+        app.on_cleanup.append(stop_collector)
 
         async def runner() -> web.AppRunner:
             return SSERunner(

@@ -1,26 +1,32 @@
-"""Typed application keys: what the app holds for the lifetime of the server."""
+"""Typed application keys: what the app holds for the lifetime of the server.
+
+The types are imported for the type checker only, so any module may import its keys
+without an import cycle (the SSE route in subscriber.py reads the generations, say).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .bodies import BodyBudget
-from .config import Settings
-from .fanout import Fanout
-from .generations import Generations
-from .metrics import Metrics
-from .providers import Provider
-from .store.base import StreamStore
-from .subscriber import Subscribers
+if TYPE_CHECKING:
+    from .bodies import BodyBudget
+    from .config import Settings
+    from .fanout import Fanout
+    from .generations import Generations
+    from .metrics import Metrics
+    from .providers import Provider
+    from .store.base import StreamStore
+    from .subscriber import Subscribers
 
-SETTINGS = web.AppKey("settings", Settings)
-PROVIDER = web.AppKey("provider", Provider)
-STORE = web.AppKey("store", StreamStore)
-GENERATIONS = web.AppKey("generations", Generations)
-STATIC_ROOT = web.AppKey("static_root", Path)
-METRICS = web.AppKey("metrics", Metrics)
-FANOUT = web.AppKey("fanout", Fanout)
-SUBSCRIBERS = web.AppKey("subscribers", Subscribers)
-BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
+STORE: web.AppKey[StreamStore] = web.AppKey("store")
+GENERATIONS: web.AppKey[Generations] = web.AppKey("generations")
+STATIC_ROOT: web.AppKey[Path] = web.AppKey("static_root")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+FANOUT: web.AppKey[Fanout] = web.AppKey("fanout")
+SUBSCRIBERS: web.AppKey[Subscribers] = web.AppKey("subscribers")
+BODY_BUDGET: web.AppKey[BodyBudget] = web.AppKey("body_budget")

@@ -48,7 +48,9 @@ UPSTREAM_ERROR_TYPES: Final = frozenset({
 # Time to first token: from tens of ms (demo, cached) to a long "thinking" pause.
 _TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
 # How far behind the event loop runs: from a busy tick to a stall.
-_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_LAG_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5,
+)
 # A whole generation: a cancel after a token up to a long reply.
 _DURATION_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
 

@@ -1,9 +1,10 @@
 """HTTP handlers: the page, the two ways to stream (/api/sse and /api/streams), health,
-metrics.
+metrics, and the fallback for everything else (guard.py).
 
 A request goes: handler → validation → Generations.start (generations.py, which runs the
-provider into the store) → Subscribers.serve (subscriber.py, which replays the store and
-then follows the stream through the fan-out, fanout.py).
+provider into the store) → serve_stream (subscriber.py, which replays the store and then
+follows the stream through the fan-out, fanout.py). Every route but the SSE one is
+`guarded`; the SSE one guards itself, so an open stream holds one coroutine of ours.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from .auth import login_with_query_token
-from .bodies import read_body
+from .bodies import read_body, require_json
 from .config import Settings
-from .errors import BadRequest, NotFound, UnsupportedMediaType
+from .errors import NotFound
 from .forwarded import client_address
+from .guard import guarded
 from .ids import is_stream_id
 from .keys import (
     BODY_BUDGET,
@@ -27,11 +29,11 @@ from .keys import (
     SETTINGS,
     STATIC_ROOT,
     STORE,
-    SUBSCRIBERS,
 )
 from .providers import GenerationRequest
 from .store.base import Cancel
-from .validation import request_from_json, request_from_query, resume_point
+from .subscriber import serve_stream
+from .validation import request_from_json
 
 # What the page is allowed to load: only this origin, and no inline script.
 PAGE_CSP: Final = (
@@ -43,6 +45,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/")
+@guarded
 async def index(request: web.Request) -> web.Response:
     """The page is served without the access token (it holds no secret); `/?token=T`
     sets the access cookie and redirects here (auth.py)."""
@@ -68,6 +71,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 @routes.get("/static/{path:.+}")
+@guarded
 async def static_file(request: web.Request) -> web.FileResponse:
     """The client's JS and CSS. Our own handler (not add_static) so a miss is a JSON 404
     like every other, and nothing outside the static folder can be named."""
@@ -83,6 +87,7 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 
 @routes.get("/healthz")
+@guarded
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     return web.json_response({
@@ -108,31 +113,23 @@ def capabilities(settings: Settings) -> dict[str, Any]:
 
 
 @routes.get("/metrics")
+@guarded
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; behind the access token when one is set."""
     body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-@routes.get("/api/sse", allow_head=False)  # HEAD must not start a generation
-async def simple_stream(request: web.Request) -> web.StreamResponse:
-    """The simple form: one GET starts a generation and streams it. An EventSource that
-    reconnects sends Last-Event-ID, which names the stream, so it resumes that stream
-    instead of starting a second generation."""
-    resume = _resume_point(request)
-    if resume is not None:
-        return await request.app[SUBSCRIBERS].serve(request, *resume, reconnect=True)
-    generation = request_from_query(request.query, request.app[SETTINGS])
-    stream_id = await _start(request, generation)
-    return await request.app[SUBSCRIBERS].serve(request, stream_id, 0, reconnect=False)
+# The simple form (one GET starts a generation and streams it) and a stream by its id; HEAD
+# must not start a generation.
+routes.get("/api/sse", allow_head=False)(serve_stream)
+routes.get("/api/streams/{id}", allow_head=False)(serve_stream)
 
 
 @routes.post("/api/streams")
+@guarded
 async def create_stream(request: web.Request) -> web.Response:
-    content_type = request.headers.get("Content-Type", "")
-    # Requiring JSON makes a cross-site form post impossible without a CORS preflight.
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
+    require_json(request)
     budget, settings = request.app[BODY_BUDGET], request.app[SETTINGS]
     async with read_body(request, budget, settings) as body:
         generation = request_from_json(body, settings)
@@ -144,29 +141,14 @@ async def create_stream(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/streams/{id}", allow_head=False)
-async def get_stream(request: web.Request) -> web.StreamResponse:
-    stream_id = _path_stream_id(request)
-    resume = _resume_point(request)
-    subscribers = request.app[SUBSCRIBERS]
-    if resume is None:
-        return await subscribers.serve(request, stream_id, 0, reconnect=False)
-    if resume[0] != stream_id:
-        raise BadRequest("Last-Event-ID names another stream.")
-    return await subscribers.serve(request, stream_id, resume[1], reconnect=True)
-
-
 @routes.delete("/api/streams/{id}")
+@guarded
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _path_stream_id(request)
     # Idempotent: a stream that has ended is fine too; one never held is a 404.
     if await request.app[GENERATIONS].cancel(stream_id) is Cancel.UNKNOWN:
         raise NotFound
     return web.Response(status=204)
-
-
-def _resume_point(request: web.Request) -> tuple[str, int] | None:
-    return resume_point(request.headers.get("Last-Event-ID"), request.query.get("lastEventId"))
 
 
 def _path_stream_id(request: web.Request) -> str:

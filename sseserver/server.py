@@ -6,7 +6,6 @@ supervisor.py's.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -16,6 +15,7 @@ from types import FrameType
 from aiohttp import web
 
 from .app import create_app
+from .collector import CollectorSchedule
 from .config import Settings
 from .connections import SSERunner
 from .descriptors import raise_open_files_limit
@@ -78,16 +78,14 @@ async def serve(
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
+    collector = CollectorSchedule()
     try:
         site = web.TCPSite(
             runner, settings.host, settings.port, backlog=LISTEN_BACKLOG,
             reuse_port=reuse_port or None,
         )
         await site.start()
-        # Everything made at start-up (modules, the SDK's models and clients) lives until
-        # exit: moving it out of the collector's reach makes each full collection short,
-        # which is where a relay's latency tail came from.
-        gc.freeze()
+        collector.start()  # after start-up, which lives until exit (collector.py)
         if ready is not None:
             ready()
         for address in runner.addresses if ready is None else ():
@@ -103,6 +101,7 @@ async def serve(
     finally:
         # Stops listening, runs on_shutdown (Generations.drain), waits for handlers.
         await runner.cleanup()
+        collector.stop()
     _report_leftover_tasks()
 
 

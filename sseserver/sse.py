@@ -51,7 +51,7 @@ def encode_event(event: str, data_json: str, event_id: str) -> bytes:
     _check_field("id", event_id)
     if "\n" in data_json or "\r" in data_json:
         raise FieldError("SSE data must be JSON without raw line breaks")
-    return _frame(f"id: {event_id}", event, data_json)
+    return _frame(event_id, event, data_json)
 
 
 class StreamFrames:
@@ -59,33 +59,33 @@ class StreamFrames:
     checked once and event names are ours, and `to_json` output has no raw line break, so
     a `message` frame costs one JSON encode and one f-string (the generation's hot path)."""
 
-    __slots__ = ("_id_line", "count")
+    __slots__ = ("count", "stream_id")
 
     def __init__(self, stream_id: str) -> None:
         _check_field("id", stream_id)
-        self._id_line = f"id: {stream_id}:"  # + the index: digits, always a valid id
+        self.stream_id = stream_id  # with ":" and the index, always a valid id
         self.count = 0
 
     def message(self, text: str) -> bytes:
-        frame = _frame(f"{self._id_line}{self.count}", "message", _JSON.encode(text))
+        frame = _frame(f"{self.stream_id}:{self.count}", "message", _JSON.encode(text))
         self.count += 1
         return frame
 
     def event(self, event: str, data: object) -> bytes:
         _check_field("event", event)
-        frame = _frame(f"{self._id_line}{self.count}", event, _JSON.encode(data))
+        frame = _frame(f"{self.stream_id}:{self.count}", event, _JSON.encode(data))
         self.count += 1
         return frame
 
 
-def _frame(id_line: str, event: str, data_json: str) -> bytes:
+def _frame(event_id: str, event: str, data_json: str) -> bytes:
     try:
-        return f"{id_line}\nevent: {event}\ndata: {data_json}\n\n".encode()
+        return f"id: {event_id}\nevent: {event}\ndata: {data_json}\n\n".encode()
     except UnicodeEncodeError:
         # A lone surrogate has no UTF-8 form; as a \uXXXX escape it still reaches
         # JavaScript's JSON.parse as the same string.
         ascii_json = json.dumps(json.loads(data_json), separators=(",", ":"), allow_nan=False)
-        return f"{id_line}\nevent: {event}\ndata: {ascii_json}\n\n".encode()
+        return f"id: {event_id}\nevent: {event}\ndata: {ascii_json}\n\n".encode()
 
 
 def encode_retry(milliseconds: int) -> bytes:

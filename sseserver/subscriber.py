@@ -34,14 +34,20 @@ from typing import Final
 
 from aiohttp import web
 
+from .access_log import EventStreamResponse
 from .config import Settings
 from .errors import BadRequest, NotFound, SlowSubscriber, StoreUnavailable
 from .fanout import Fanout, Follower
-from .ids import event_id
+from .forwarded import client_address
+from .generations import Generations
+from .guard import check, error_answer, note_gone
+from .ids import event_id, is_stream_id
+from .keys import SUBSCRIBERS
 from .metrics import Metrics
 from .sockets import watch_for_half_open
 from .sse import PING, SSE_HEADERS, encode_event, encode_retry, to_json
 from .store.base import Batch, StreamStore
+from .validation import request_from_query, resume_point
 
 log = logging.getLogger("sseserver.subscriber")
 
@@ -68,27 +74,36 @@ _LOST: Final = {
 
 
 class Subscribers:
-    """Serves SSE responses of held streams; one per app."""
+    """What the app's SSE responses share; one per app."""
 
-    def __init__(
-        self, store: StreamStore, fanout: Fanout, settings: Settings, metrics: Metrics
-    ) -> None:
-        self._store = store
-        self._fanout = fanout
-        self._settings = settings
-        self._metrics = metrics
+    def __init__(self, store: StreamStore, fanout: Fanout, settings: Settings,
+                 metrics: Metrics, generations: Generations) -> None:
+        self.store = store
+        self.fanout = fanout
+        self.settings = settings
+        self.metrics = metrics
+        self.generations = generations
         # Set once the server stops: a subscriber cut then is not a client that left.
         self.stopping = False
 
-    async def serve(
-        self, request: web.Request, stream_id: str, start: int, *, reconnect: bool
-    ) -> web.StreamResponse:
-        """Write the stream from frame index `start`. A stream that is not held is a 404,
-        or a 204 for a reconnect (`reconnect`: it came with a Last-Event-ID), and so is one
-        that ended with nothing left to send: 204 tells EventSource to stop reconnecting
-        (docs/protocol.md, "Ids and resume"). A `start` beyond the stream's events is a
-        400: no event of this stream ever had that id."""
-        store, settings, metrics = self._store, self._settings, self._metrics
+
+async def serve_stream(request: web.Request) -> web.StreamResponse:
+    """The route of `GET /api/sse` and `GET /api/streams/{id}`, from the request to the
+    stream's end in one coroutine: it is all an open stream holds of ours (guard.py).
+
+    Writes the stream from the resume point on. A stream that is not held is a 404, or a
+    204 for a reconnect (it came with a Last-Event-ID), and so is one that ended with
+    nothing left to send: 204 tells EventSource to stop reconnecting (docs/protocol.md,
+    "Ids and resume"). A resume point beyond the stream's events is a 400: no event of
+    this stream ever had that id."""
+    started = time.monotonic()
+    subscribers = request.app[SUBSCRIBERS]
+    store, settings, metrics = subscribers.store, subscribers.settings, subscribers.metrics
+    try:
+        answer = check(request)
+        if answer is not None:
+            return answer
+        stream_id, start, reconnect = await _target(request, subscribers)
         first = await store.read(stream_id, start, wait=0)
         if first is None:
             if reconnect:
@@ -102,105 +117,132 @@ class Subscribers:
             return web.Response(status=204)  # ended, and this client has all of it
         if reconnect:
             metrics.resumes.inc()
-        started = time.monotonic()
         response = EventStreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
-        watch_for_half_open(request, settings.send_timeout)
-        live = metrics.live
-        live.subscribers += 1
-        gone: str | None = None  # why the response ended before the stream, if it did
-        ending = "complete"  # how it ended, for its access-log line
-        sent = 0  # body bytes this handler wrote (a follower counts its own)
-        transport = request.transport
-        # Pushed frames are framed as HTTP/1.1 chunks; an HTTP/1.0 response is not chunked,
-        # so such a (rare) client always reads.
-        chunked = response.headers.get("Transfer-Encoding") == "chunked"  # set by prepare()
-        follower = Follower(transport, live) if transport is not None and chunked else None
-        fanout = self._fanout
-        try:
-            await store.join(stream_id)
-            # The first write carries retry: and whatever is already there.
-            pending = [encode_retry(settings.retry_ms), *_frames(stream_id, start, first)]
-            replayed, ended = len(first.frames), first.ended
-            del first  # not kept for the stream's lifetime
-            for data in _writes(pending):
-                await _write(response, data, settings.send_timeout)
-                live.bytes_sent += len(data)
-                sent += len(data)
-            del pending
-            live.events_sent += replayed
-            start += replayed
+    except asyncio.CancelledError:
+        note_gone(request, started)
+        raise
+    except Exception as exc:
+        return error_answer(request, exc)
+    watch_for_half_open(request, settings.send_timeout)
+    live = metrics.live
+    live.subscribers += 1
+    gone: str | None = None  # why the response ended before the stream, if it did
+    ending = "complete"  # how it ended, for its access-log line
+    sent = 0  # body bytes this handler wrote (a follower counts its own)
+    transport = request.transport
+    # Pushed frames are framed as HTTP/1.1 chunks; an HTTP/1.0 response is not chunked,
+    # so such a (rare) client always reads.
+    chunked = response.headers.get("Transfer-Encoding") == "chunked"  # set by prepare()
+    # The headers went out with prepare(); an open stream need not hold them for its life
+    # (docs/performance.md, "Memory per open stream").
+    response.headers.clear()
+    follower = Follower(transport, live) if transport is not None and chunked else None
+    fanout = subscribers.fanout
+    try:
+        await store.join(stream_id)
+        # The first write carries retry: and whatever is already there.
+        pending = [encode_retry(settings.retry_ms), *_frames(stream_id, start, first)]
+        replayed, ended = len(first.frames), first.ended
+        del first  # not kept for the stream's lifetime
+        for data in _writes(pending):
+            await write_within(response, data, settings.send_timeout)
+            live.bytes_sent += len(data)
+            sent += len(data)
+        del pending
+        live.events_sent += replayed
+        start += replayed
+        may_follow = True
+        while not ended:
+            if may_follow and follower is not None and fanout.follow(
+                stream_id, start, follower
+            ):
+                try:
+                    await follower.follow_from(start)
+                finally:
+                    fanout.unfollow(stream_id, follower)
+                start = follower.next_index
+                ended = follower.ended
+                # Otherwise pushes stopped: the store says whether the stream went on,
+                # ended another way, or the socket fell behind; read before following.
+                may_follow = False
+                continue
+            batch = await store.read(stream_id, start, wait=settings.heartbeat)
+            if batch is None:  # freed under us: nothing more will come
+                ending = "freed"
+                break
+            if batch.frames or batch.lost:
+                # Everything ready goes out in as few writes as possible.
+                for data in _writes(_frames(stream_id, start, batch)):
+                    await write_within(response, data, settings.send_timeout)
+                    live.bytes_sent += len(data)
+                    sent += len(data)
+                live.events_sent += len(batch.frames)
+                start += len(batch.frames)
+            elif not batch.ended:
+                await write_within(response, PING, settings.send_timeout)
+                live.bytes_sent += len(PING)
+                sent += len(PING)
+            ended = batch.ended
             may_follow = True
-            while not ended:
-                if may_follow and follower is not None and fanout.follow(
-                    stream_id, start, follower
-                ):
-                    try:
-                        await follower.follow_from(start)
-                    finally:
-                        fanout.unfollow(stream_id, follower)
-                    start = follower.next_index
-                    ended = follower.ended
-                    # Otherwise pushes stopped: the store says whether the stream went on,
-                    # ended another way, or the socket fell behind; read before following.
-                    may_follow = False
-                    continue
-                batch = await store.read(stream_id, start, wait=settings.heartbeat)
-                if batch is None:  # freed under us: nothing more will come
-                    ending = "freed"
-                    break
-                if batch.frames or batch.lost:
-                    # Everything ready goes out in as few writes as possible.
-                    for data in _writes(_frames(stream_id, start, batch)):
-                        await _write(response, data, settings.send_timeout)
-                        live.bytes_sent += len(data)
-                        sent += len(data)
-                    live.events_sent += len(batch.frames)
-                    start += len(batch.frames)
-                elif not batch.ended:
-                    await _write(response, PING, settings.send_timeout)
-                    live.bytes_sent += len(PING)
-                    sent += len(PING)
-                ended = batch.ended
-                may_follow = True
-        except StoreUnavailable as exc:
-            ending = "store_unavailable"
-            log.warning("subscriber of %s ended: %s", stream_id, exc)
-            with contextlib.suppress(SlowSubscriber, ConnectionError):
-                await _write(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
-        except SlowSubscriber:
+    except StoreUnavailable as exc:
+        ending = "store_unavailable"
+        log.warning("subscriber of %s ended: %s", stream_id, exc)
+        with contextlib.suppress(SlowSubscriber, ConnectionError):
+            await write_within(response, STORE_UNAVAILABLE_FRAME, settings.send_timeout)
+    except SlowSubscriber:
+        gone = "slow"
+        log.info("dropped slow subscriber of %s after %.0fs of blocked writes",
+                 stream_id, settings.send_timeout)
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:
+        gone = "client_gone"  # the client went away between two writes
+    except asyncio.CancelledError:
+        # Handler cancellation: the client closed (or vanished), the shared timer
+        # dropped a slow follower, or shutdown cut us off.
+        if subscribers.stopping:
+            gone = "shutdown"
+        elif follower is not None and follower.slow:
             gone = "slow"
-            log.info("dropped slow subscriber of %s after %.0fs of blocked writes",
-                     stream_id, settings.send_timeout)
-            if request.transport is not None:
-                request.transport.abort()
-        except ConnectionError:
-            gone = "client_gone"  # the client went away between two writes
-        except asyncio.CancelledError:
-            # Handler cancellation: the client closed (or vanished), the shared timer
-            # dropped a slow follower, or shutdown cut us off.
-            if self.stopping:
-                gone = "shutdown"
-            elif follower is not None and follower.slow:
-                gone = "slow"
-            else:
-                gone = "client_gone"
-            raise
-        finally:
-            live.subscribers -= 1
-            if gone is not None:
-                metrics.disconnects.labels(gone).inc()
-            # Its access-log line, before any await: a second cancel must not lose it.
-            if follower is not None:
-                sent += follower.sent
-            _log_end(request, sent, time.monotonic() - started, gone or ending)
-            await store.leave(stream_id)
-        return response
+        else:
+            gone = "client_gone"
+        raise
+    except Exception:  # a bug: the response has begun, so it can only end here
+        ending = "error"
+        log.exception("subscriber of %s failed", stream_id)
+    finally:
+        live.subscribers -= 1
+        if gone is not None:
+            metrics.disconnects.labels(gone).inc()
+        # Its access-log line, before any await: a second cancel must not lose it.
+        if follower is not None:
+            sent += follower.sent
+        _log_end(request, sent, time.monotonic() - started, gone or ending)
+        await store.leave(stream_id)
+    return response
 
 
-class EventStreamResponse(web.StreamResponse):
-    """An SSE response: its access-log line is written when it ends (`_log_end`), not by
-    aiohttp, which writes none for a handler the client's disconnect cancelled."""
+async def _target(request: web.Request, subscribers: Subscribers) -> tuple[str, int, bool]:
+    """What the request asks to watch: (stream, first index, whether it resumes). A
+    `GET /api/sse` without a resume point starts its generation here; an EventSource that
+    reconnects to it sends Last-Event-ID, which names the stream, so it resumes that
+    stream instead of starting a second generation."""
+    resume = resume_point(request.headers.get("Last-Event-ID"), request.query.get("lastEventId"))
+    path_id = request.match_info.get("id")
+    if path_id is not None:  # GET /api/streams/{id}
+        if not is_stream_id(path_id):
+            raise NotFound
+        if resume is None:
+            return path_id, 0, False
+        if resume[0] != path_id:
+            raise BadRequest("Last-Event-ID names another stream.")
+        return path_id, resume[1], True
+    if resume is not None:
+        return resume[0], resume[1], True
+    generation = request_from_query(request.query, subscribers.settings)
+    stream_id = await subscribers.generations.start(generation, client=client_address(request))
+    return stream_id, 0, False
 
 
 def _log_end(request: web.Request, sent: int, seconds: float, ended: str) -> None:
@@ -237,7 +279,8 @@ def _writes(frames: list[bytes]) -> Iterator[bytes]:
         yield b"".join(group)
 
 
-async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+async def write_within(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+    """One write, or SlowSubscriber when it stays blocked for `timeout` seconds."""
     try:
         async with asyncio.timeout(timeout):
             await response.write(data)

@@ -7,9 +7,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .config import MIN_THINKING_BUDGET, Settings
+from .config import Settings
 from .errors import BadRequest, TooLarge
 from .ids import parse_event_id
+from .option_values import MIN_THINKING_BUDGET
 from .providers import ChatMessage, GenerationRequest
 from .providers.base import Thinking
 

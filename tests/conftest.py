@@ -17,12 +17,20 @@ from sseserver.app import create_app
 from sseserver.config import Settings
 from sseserver.connections import SSERunner
 
+from .browser import browser, page
 from .fake_anthropic import FakeAnthropic, fake_anthropic
 from .processes import processes
 from .redis_server import RedisServer, require_redis_server
 
 __all__ = [
-    "RunningServer", "StartServer", "fake_anthropic", "processes", "redis_server", "redis_url",
+    "RunningServer",
+    "StartServer",
+    "browser",
+    "fake_anthropic",
+    "page",
+    "processes",
+    "redis_server",
+    "redis_url",
     "start_server",
 ]
 

@@ -18,10 +18,10 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
 from .aisdk_node import NODE_DIR, require_ai_sdk
+from .browser import CHROMIUM_ARGS, TIMEOUT_MS
 from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
 from .system_tools import CHROMIUM, require
-from .test_browser import CHROMIUM_ARGS, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,5 @@
 """The exception tree (errors.py) as a client sees it: each refusal raised in a route of a
-tiny aiohttp app behind the one middleware (middleware.json_errors) answers with its status,
+tiny aiohttp app, guarded as every route of ours is (guard.py), answers with its status,
 its JSON error, its Retry-After, and is counted under its metric label or not at all.
 
 The expected values are the wire contract (docs/protocol.md, "Errors"), written out here,
@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sseserver import errors
+from sseserver.config import Settings
 from sseserver.errors import (
     AtCapacity,
     BadRequest,
@@ -41,9 +42,9 @@ from sseserver.errors import (
     UnsupportedMediaType,
     UriTooLong,
 )
-from sseserver.keys import METRICS
+from sseserver.guard import fallback, guarded
+from sseserver.keys import METRICS, SETTINGS
 from sseserver.metrics import Metrics
-from sseserver.middleware import Check, json_errors
 
 from .metrics_text import parse, value
 
@@ -114,10 +115,13 @@ LABELS = ("capacity", "client_limit", "shutting_down", "overload", "unauthorized
 
 
 def _app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-         *checks: Check) -> web.Application:
-    app = web.Application(middlewares=[json_errors(*checks)])
+         settings: Settings | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings or Settings()
     app[METRICS] = Metrics()
-    app.router.add_get("/", handler)
+    app.router.add_get("/", guarded(handler))
+    app.router.add_post("/api/things", guarded(handler))
+    app.router.add_route("*", r"/{tail:[\s\S]*}", fallback)
     return app
 
 
@@ -243,34 +247,51 @@ async def test_a_client_that_left_is_logged_as_499(aiohttp_client: MakeClient) -
 
 
 async def test_checks_run_in_order_before_the_route(aiohttp_client: MakeClient) -> None:
-    """A check answers (a preflight), refuses (no token), or lets the request on."""
+    """A CORS preflight is answered before the token is asked for; then the token; then
+    the route."""
     seen: list[str] = []
-
-    def answer_options(request: web.Request) -> web.StreamResponse | None:
-        seen.append("first")
-        return web.Response(status=204) if request.method == "OPTIONS" else None
-
-    def refuse_without_header(request: web.Request) -> None:
-        seen.append("second")
-        if "X-Token" not in request.headers:
-            raise Unauthorized
 
     async def handler(request: web.Request) -> web.Response:
         seen.append("route")
         return web.json_response({"ok": True})
 
-    app = _app(handler, answer_options, refuse_without_header)
-    app.router.add_route("OPTIONS", "/", handler)
-    client = await aiohttp_client(app)
-    async with client.options("/") as response:
-        assert response.status == 204
-    assert seen == ["first"]
-    seen.clear()
-    status, _, body = await _get(client)
-    assert status == 401
-    assert body["error"]["type"] == "authentication_error"
-    assert seen == ["first", "second"]
-    seen.clear()
-    async with client.get("/", headers={"X-Token": "t"}) as response:
-        assert await response.json() == {"ok": True}
-    assert seen == ["first", "second", "route"]
+    settings = Settings(access_token="t" * 16, cors_origins=("https://app.example",))
+    client = await aiohttp_client(_app(handler, settings))
+    async with client.options("/api/things", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+    }) as response:
+        assert response.status == 204  # without the token: browsers send none
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    async with client.post("/api/things") as response:
+        assert response.status == 401
+        assert (await response.json())["error"]["type"] == "authentication_error"
+    assert seen == []
+    async with client.post("/api/things", headers={"Authorization": "Bearer " + "t" * 16}) as r:
+        assert await r.json() == {"ok": True}
+    assert seen == ["route"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow", "message"),
+    [
+        ("GET", "/nowhere", 404, None, "No such route."),
+        ("DELETE", "/", 405, "GET,HEAD", "DELETE is not allowed here."),
+        ("GET", "/api/things", 405, "POST", "GET is not allowed here."),
+        ("OPTIONS", "/api/things", 405, "POST", "OPTIONS is not allowed here."),
+    ],
+)
+async def test_what_no_route_takes_is_a_json_404_or_405(
+    aiohttp_client: MakeClient, method: str, path: str, status: int, allow: str | None,
+    message: str,
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        raise AssertionError("no route runs")
+
+    client = await aiohttp_client(_app(handler))
+    async with client.request(method, path) as response:
+        assert response.status == status
+        assert response.headers.get("Allow") == allow
+        assert await response.json() == {"error": {
+            "type": "not_found_error" if status == 404 else "method_not_allowed",
+            "message": message,
+        }}

@@ -19,11 +19,11 @@ from typing import Any, Final
 import pytest
 from playwright.async_api import async_playwright
 
+from .browser import CHROMIUM_ARGS
 from .fake_anthropic import FakeAnthropic, Reply
 from .nginx_server import Nginx, nginx_workdir, running_nginx
 from .processes import Processes
 from .system_tools import CHROMIUM, require
-from .test_browser import CHROMIUM_ARGS
 
 __all__ = ["nginx_workdir"]
 

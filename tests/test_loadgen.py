@@ -279,6 +279,9 @@ async def test_http_errors_are_counted_by_status() -> None:
     finally:
         await runner.cleanup()
     assert report["errors"] == {"http_503": 4}
+    assert report["streams"]["failed"] == 4
+    assert report["verification"]["streams_checked"] == 0  # refused, not served wrongly
+    assert not report["verification"]["ok"]
 
 
 async def test_duration_mode_cuts_streams_at_the_deadline(start_server: StartServer) -> None:

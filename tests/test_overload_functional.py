@@ -4,7 +4,7 @@ admitted keeps its pace and its exact text, on both stores."""
 
 from __future__ import annotations
 
-import math
+import asyncio
 from typing import Any, Final
 
 import aiohttp
@@ -13,10 +13,13 @@ import pytest
 from .metrics_text import Samples, parse, value
 from .processes import Processes, ServerProcess
 
-LIMIT_MS: Final = 50
-# What the lag's p99 may reach beyond the limit: admission reacts to a sustained lag, and
-# the streams admitted just before it did still run their course.
-MARGIN_MS: Final = 200
+LIMIT_MS: Final = 20
+# What the lag's p99 may reach beyond the limit once the connections are open: admission
+# reacts to the median of half a second, and the streams admitted just before it did
+# still run their course.
+MARGIN_MS: Final = 130
+# The first seconds: every connection opening at once, a burst no admission can shed.
+RAMP_SECONDS: Final = 4
 PACE_MS: Final = 20
 TOKENS: Final = 150
 OFFERED: Final = 2500  # connections, each a stream after another for the run
@@ -30,13 +33,20 @@ async def _metrics(server: ServerProcess) -> Samples:
         return parse(await response.text())
 
 
-def _lag_p99_ms(samples: Samples) -> float:
-    """The 99th percentile of the loop-lag histogram, as its bucket's upper bound."""
-    buckets = sorted(
-        (float(dict(labels)["le"]), count) for (name, labels), count in samples.items()
+def _lag_buckets(samples: Samples) -> dict[float, float]:
+    return {
+        float(dict(labels)["le"]): count for (name, labels), count in samples.items()
         if name == "sseserver_event_loop_lag_seconds_bucket"
-    )
+    }
+
+
+def _lag_p99_ms(before: Samples, after: Samples) -> float:
+    """The 99th percentile of the loop-lag samples taken between two scrapes, as the upper
+    bound of its histogram bucket."""
+    start, end = _lag_buckets(before), _lag_buckets(after)
+    buckets = sorted((le, end[le] - start.get(le, 0.0)) for le in end)
     total = buckets[-1][1]
+    assert total > 50, "too few lag samples"
     return next(le for le, count in buckets if count >= 0.99 * total) * 1000
 
 
@@ -52,16 +62,19 @@ async def test_offered_far_too_much_it_sheds_new_streams_and_keeps_the_admitted_
         None, "--demo-delay-ms", str(PACE_MS), "--demo-tokens", str(TOKENS),
         "--max-loop-lag-ms", str(LIMIT_MS), *store,
     )
-    report: dict[str, Any] = await processes.loadgen(
+    load = asyncio.create_task(processes.loadgen(
         server.url, "-c", str(OFFERED), "-d", str(SECONDS), "--mode", "streams",
         "--pace-ms", str(PACE_MS), "--expect-messages", str(TOKENS), "--honor-retry-after",
         "--connect-concurrency", "200", "--server-pid", str(server.pid),
         timeout=SECONDS + 60,
-    )
+    ))
+    await asyncio.sleep(RAMP_SECONDS)
+    opened = await _metrics(server)
+    report: dict[str, Any] = await load
     samples = await _metrics(server)
     refused = value(samples, "sseserver_refused_total", reason="overload")
     started = value(samples, "sseserver_generations_started_total")
-    lag_p99 = _lag_p99_ms(samples)
+    lag_p99 = _lag_p99_ms(opened, samples)
     gap = report["inter_event_ms"]
     print(f"{backend}: {OFFERED} connections offered; {started:.0f} streams admitted, "
           f"{refused:.0f} refused (overload); gap p99 {gap['p99']:.1f} ms (pace {PACE_MS}); "
@@ -69,7 +82,7 @@ async def test_offered_far_too_much_it_sheds_new_streams_and_keeps_the_admitted_
           f"server CPU {report['server']['cpu_pct']:.0f}%")
     assert report["verification"]["ok"], report["verification"]
     assert set(report["errors"]) <= {"http_503"}, report["errors"]  # nothing lost, nothing cut
-    assert report["errors"].get("http_503", 0) == refused > 0
+    # Every refusal the load generator saw was counted (a few more came as its run ended).
+    assert 0 < report["errors"].get("http_503", 0) <= refused
     assert value(samples, "sseserver_generations_finished_total", ended="lost") == 0
     assert lag_p99 <= LIMIT_MS + MARGIN_MS
-    assert not math.isnan(lag_p99)

@@ -17,6 +17,17 @@ from typing import Any, Final
 import pytest
 from playwright.async_api import Browser, Page, Request, ViewportSize, expect
 
+from .browser import (
+    ARTIFACTS,
+    DESKTOP,
+    PHONE,
+    ask,
+    assert_no_horizontal_scroll,
+    checked_page,
+    last_reply,
+    reply_text,
+    wait_status,
+)
 from .conftest import StartServer
 from .fake_anthropic import (
     FakeAnthropic,
@@ -28,18 +39,6 @@ from .fake_anthropic import (
     WebSearchResult,
     web_citation,
     web_result,
-)
-from .test_browser import (
-    ARTIFACTS,
-    DESKTOP,
-    PHONE,
-    ask,
-    assert_no_horizontal_scroll,
-    checked_page,
-    last_reply,
-    launch_chromium,
-    reply_text,
-    wait_status,
 )
 
 pytestmark = pytest.mark.browser
@@ -70,12 +69,6 @@ new MutationObserver(() => {
 }).observe(document, { subtree: true, childList: true, characterData: true,
                        attributes: true });
 """
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -8,14 +8,12 @@ a test on any script error, CSP violation or dialog.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from .browser import ask, checked_page, last_reply, reply_text, wait_status
 from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
-from .test_browser import ask, checked_page, last_reply, launch_chromium, reply_text, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -24,18 +22,6 @@ CODE = (
     'def greet(name):\n\tif not name:\n        return "<nobody> & co"\n\n'
     '    return f"hi {name}"  '
 )
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    async with checked_page(browser) as checked:
-        yield checked
 
 
 def cut(text: str, size: int) -> list[str]:

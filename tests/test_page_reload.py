@@ -9,36 +9,21 @@ with a Retry that asks again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, Request, expect
+from playwright.async_api import Page, Request, expect
 
-from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .test_browser import (
+from .browser import (
     ask,
-    checked_page,
     last_reply,
-    launch_chromium,
     reply_text,
     wait_partial_text,
     wait_status,
 )
+from .conftest import StartServer
+from .fake_anthropic import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    async with checked_page(browser) as checked:
-        yield checked
 
 
 def markdown_chunks(count: int) -> list[str]:

@@ -23,8 +23,11 @@ from typing import Final
 
 from aiohttp import web
 
-from ..errors import BadRequest, NotFound, StoreUnavailable, UnsupportedMediaType
-from ..keys import GENERATIONS, SETTINGS, STORE
+from ..bodies import read_body, require_json
+from ..errors import BadRequest, NotFound, StoreUnavailable
+from ..forwarded import client_address
+from ..guard import guarded
+from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
 from ..store.base import Cancel
 from .history import CHAT_ID_MAX, chat_request, is_chat_id
 from .stream import serve_chat
@@ -36,16 +39,17 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/api/chat")
+@guarded
 async def send_messages(request: web.Request) -> web.StreamResponse:
-    content_type = request.headers.get("Content-Type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
-    chat_id, generation = chat_request(await request.read(), request.app[SETTINGS])
+    require_json(request)
+    settings = request.app[SETTINGS]
+    async with read_body(request, request.app[BODY_BUDGET], settings) as body:
+        chat_id, generation = chat_request(body, settings)
     store, generations = request.app[STORE], request.app[GENERATIONS]
     running = await store.bound(chat_id)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
         await generations.ended(running, SUPERSEDE_WAIT)
-    stream_id = await generations.start(generation, client=request.remote or "")
+    stream_id = await generations.start(generation, client=client_address(request))
     try:
         replaced = await store.bind(chat_id, stream_id)
     except StoreUnavailable:
@@ -58,6 +62,7 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/chat/{id}/stream", allow_head=False)
+@guarded
 async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
     chat_id = _chat_id(request)
     stream_id = await request.app[STORE].bound(chat_id)
@@ -67,6 +72,7 @@ async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete("/api/chat/{id}/stream")
+@guarded
 async def stop(request: web.Request) -> web.Response:
     """Stop: the reply is cancelled (or was over), and the chat lets go of it, so that a
     reconnect does not bring back a reply the user stopped. What it wrote stays readable

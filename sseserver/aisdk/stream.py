@@ -26,7 +26,7 @@ from ..metrics import Live
 from ..sockets import watch_for_half_open
 from ..sse import PING, SSE_HEADERS
 from ..store.base import StreamStore
-from ..subscriber import MAX_WRITE_BYTES
+from ..subscriber import MAX_WRITE_BYTES, write_within
 from .chunks import LOST, UIChunks, chunk
 
 log = logging.getLogger("sseserver.aisdk")
@@ -121,19 +121,11 @@ async def _send(response: web.StreamResponse, frames: list[bytes], timeout: floa
     size = 0
     for frame in frames:
         if group and size + len(frame) > MAX_WRITE_BYTES:
-            await _write(response, b"".join(group), timeout)
+            await write_within(response, b"".join(group), timeout)
             live.bytes_sent += size
             group, size = [], 0
         group.append(frame)
         size += len(frame)
-    await _write(response, b"".join(group), timeout)
+    await write_within(response, b"".join(group), timeout)
     live.bytes_sent += size
     live.events_sent += len(frames) if events is None else events
-
-
-async def _write(response: web.StreamResponse, data: bytes, timeout: float) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            await response.write(data)
-    except TimeoutError:
-        raise SlowSubscriber from None

@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="extra request header, e.g. 'Authorization: Bearer T'")
     p.add_argument("--honor-retry-after", action="store_true",
                    help="after a 429 or 503 with Retry-After, a connection waits that long "
-                        "before its next stream, as a well-behaved client does")
+                        "(and up to as much again, at random) before its next stream, as "
+                        "well-behaved clients do")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop: auto = uvloop when installed, so the load generator "

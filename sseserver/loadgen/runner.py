@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import math
+import random
 import resource
 import time
 from collections.abc import Callable
@@ -189,7 +190,10 @@ class LoadGen:
                 if parser.status != 200:
                     kind = f"http_{parser.status}"
                     stats.errors[kind] += 1
-                    self._finish(check, ok=False)
+                    if check.events:
+                        self._finish(check, ok=False)
+                    else:
+                        stats.failed += 1  # refused before it began: an error, not a wrong stream
                     self._note_refusal(parser)
                     await self._back_off()
                     return conn if parser.keep_alive else None
@@ -253,9 +257,11 @@ class LoadGen:
             self._retry_after = float(retry_after)
 
     async def _back_off(self) -> None:
+        """Retry-After, and up to as much again at random: clients refused together do not
+        come back together."""
         wait, self._retry_after = self._retry_after, 0.0
         if self.o.honor_retry_after and wait > 0:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(wait * (1 + random.random()))
 
     def _finish(self, check: StreamCheck, *, ok: bool) -> None:
         check.finish(ok=ok, expect_events=self.o.expect_events,

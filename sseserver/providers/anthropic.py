@@ -21,7 +21,7 @@ import anthropic
 import httpx2
 from anthropic import AsyncAPIResponse
 
-from ..config import PromptCache
+from ..option_values import PromptCache
 from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
 from .base import GenerationRequest, Item, ProviderError, Thinking

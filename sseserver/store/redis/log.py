@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
-from ..base import Signal, StreamListener
+from ..base import Batch, Signal, StreamListener
 from .scripts import APPEND, StreamKeys
 
 try:
@@ -257,3 +257,21 @@ class LogWriter:
             else:
                 what.settle()
 
+
+def _fields(raw: Any) -> dict[bytes, bytes]:
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def batch_of(entries: Sequence[Any], *, ended_before: bool, held: int) -> Batch:
+    """Entries (frames, then maybe the end) as a Batch. `ended_before`: the stream has
+    ended and nothing was read, so the position is at or past its end."""
+    frames: list[bytes] = []
+    for _, raw in entries:
+        fields = _fields(raw)
+        frame = fields.get(b"f")
+        if frame is None:
+            return Batch(frames, True, lost=fields.get(b"e") == b"lost", held=held)
+        frames.append(frame)
+    return Batch(frames, ended_before and not frames, held=held)

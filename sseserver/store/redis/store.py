@@ -23,7 +23,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
@@ -32,7 +32,7 @@ from ..retention import Retention
 from .connection import HEALTH_TIMEOUT, RedisError, command_client, redacted_url, unavailable
 from .live import LiveReader
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
-from .log import RUNNING_TTL_MS, LogWriter, Owned
+from .log import RUNNING_TTL_MS, LogWriter, Owned, batch_of
 from .names import NamedStreams, Names
 from .presence import Presence
 from .scripts import CANCEL, FORGET, READ, RETIRE, StreamKeys
@@ -273,7 +273,7 @@ class RedisStore(NamedStreams):
         ended, entries, length = reply
         # Event ids given out: every entry but a `done` end (a `lost` end is an event).
         held = int(length) - (ended in (b"done", "done"))
-        return _batch(entries, ended_before=bool(ended), held=held)
+        return batch_of(entries, ended_before=bool(ended), held=held)
 
     # -- control and liveness -----------------------------------------------------
 
@@ -381,22 +381,3 @@ class RedisStore(NamedStreams):
 
 def _keep_ms(keep_for: float) -> int:
     return round(max(keep_for, MIN_KEEP) * 1000)
-
-
-def _fields(raw: Any) -> dict[bytes, bytes]:
-    if isinstance(raw, dict):
-        return raw
-    return dict(zip(raw[::2], raw[1::2], strict=True))
-
-
-def _batch(entries: Sequence[Any], *, ended_before: bool, held: int) -> Batch:
-    """Entries (frames, then maybe the end) as a Batch. `ended_before`: the stream has
-    ended and nothing was read, so the position is at or past its end."""
-    frames: list[bytes] = []
-    for _, raw in entries:
-        fields = _fields(raw)
-        frame = fields.get(b"f")
-        if frame is None:
-            return Batch(frames, True, lost=fields.get(b"e") == b"lost", held=held)
-        frames.append(frame)
-    return Batch(frames, ended_before and not frames, held=held)

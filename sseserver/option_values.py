@@ -1,0 +1,149 @@
+"""The options' kinds of value and how each option's text becomes one (config.py,
+`OPTIONS`): a parser per kind, raising ValueError with the reason, which `load_settings`
+turns into a ConfigError naming the flag or variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal, get_args
+
+ProviderName = Literal["auto", "anthropic", "demo"]
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LOOPS: tuple[LoopName, ...] = get_args(LoopName)
+PromptCache = Literal["off", "5m", "1h"]
+PROMPT_CACHES: tuple[PromptCache, ...] = get_args(PromptCache)
+# The API's smallest thinking budget (ThinkingConfigEnabledParam: at least 1,024).
+MIN_THINKING_BUDGET = 1024
+
+# A request head's bounds besides --max-header-bytes (connections.py): the request line and
+# each header line (aiohttp's own default, nginx's buffer size), and the number of headers
+# (a browser sends about 20). The smallest --max-header-bytes is a browser's head with a
+# few cookies.
+MAX_LINE_BYTES = 8190
+MAX_HEADERS = 100
+MIN_HEADER_BYTES = 4096
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
+def header_bytes(text: str) -> int:
+    value = int(text)
+    if value < MIN_HEADER_BYTES:
+        raise ValueError(f"must be at least {MIN_HEADER_BYTES}")
+    return value
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0..65535")
+    return value
+
+
+def redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text
+
+
+def model_list(text: str) -> tuple[str, ...]:
+    models = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not models:
+        raise ValueError("must name at least one model")
+    return models
+
+
+def token(text: str) -> str | None:
+    token = text.strip()
+    if not token:
+        return None  # an empty variable means "no token", as for ANTHROPIC_API_KEY
+    if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("must be at least 16 printable ASCII characters without spaces")
+    return token
+
+
+def origin_list(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        # An origin is scheme://host[:port], exactly what a browser sends in Origin.
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            raise ValueError(f"{origin!r} is not an origin like https://chat.example.com")
+    return origins
+
+
+def networks(text: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (give addresses or networks like 10.0.0.0/8; 0.0.0.0/0,::/0 trusts "
+                "every peer)"
+            ) from None
+    return tuple(networks)
+
+
+def provider(text: str) -> str:
+    if text not in ("auto", "anthropic", "demo"):
+        raise ValueError("must be auto, anthropic or demo")
+    return text
+
+
+def loop(text: str) -> str:
+    if text not in LOOPS:
+        raise ValueError("must be auto, asyncio or uvloop")
+    return text
+
+
+def thinking_tokens(text: str) -> int:
+    value = int(text)
+    if value != 0 and value < MIN_THINKING_BUDGET:
+        raise ValueError(f"must be 0 (no thinking) or at least {MIN_THINKING_BUDGET}, "
+                         "the API's smallest thinking budget")
+    return value
+
+
+def prompt_cache(text: str) -> str:
+    if text not in PROMPT_CACHES:
+        raise ValueError("must be off, 5m or 1h")
+    return text
+
+
+def log_level(text: str) -> str:
+    level = text.lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warning or error")
+    return level
