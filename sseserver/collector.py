@@ -3,8 +3,8 @@
 A full collection walks every object the collector tracks, and each open stream holds
 dozens (aiohttp's request, parser, transport, task; the generation's task, frames and
 state). With thousands of streams and new ones replacing those that end, the oldest
-generation filled up every second or two and each full collection stopped the event loop
-for over 100 ms: every stream's next frame waited that long (docs/performance.md,
+generation fills up often, and each full collection stops the event loop for as long as it
+walks them all: every stream's next frame waits that long (docs/performance.md,
 "Lateness").
 
 So everything that survives a full collection is frozen (`gc.freeze()`): later full

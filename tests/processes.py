@@ -99,6 +99,14 @@ class ServerProcess:
             return await self.process.wait()
 
 
+def store_options(request: pytest.FixtureRequest, backend: str) -> tuple[str, ...]:
+    """The server's options for a test parametrized by store: the test Redis's URL for
+    "redis", nothing for "memory"."""
+    if backend == "redis":
+        return ("--redis-url", request.getfixturevalue("redis_url"))
+    return ()
+
+
 class Processes:
     """Starts servers; stops every one at the end of the test."""
 

@@ -1,5 +1,7 @@
 """The fan-out (fanout.py): followers, one chunk per frame for all of a stream's followers,
-and the shared timer, on the in-memory store with transports we control."""
+and the shared timer, on the in-memory store with transports we control. The frames a
+stream gets within one step of the event loop go out together in one write right after
+that step, and never twice or out of order, whoever joins, falls behind or ends meanwhile."""
 
 from __future__ import annotations
 
@@ -67,15 +69,21 @@ def _fanout(heartbeat: float = 15, send_timeout: float = 30,
     return Fanout(store or MemoryStore(), settings, Metrics())
 
 
+async def _stream() -> tuple[MemoryStore, Fanout]:
+    """A memory store holding stream "s", and a fan-out over it."""
+    store = MemoryStore()
+    fanout = _fanout(store=store)
+    await store.create("s")
+    return store, fanout
+
+
 def test_http_chunk_frames_bytes_as_one_chunk() -> None:
     assert http_chunk(b": ping\n\n") == b"8\r\n: ping\n\n\r\n"
     assert http_chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"
 
 
 async def test_each_frame_is_one_chunk_written_to_every_follower_of_its_stream() -> None:
-    store = MemoryStore()
-    fanout = _fanout(store=store)
-    await store.create("s")
+    store, fanout = await _stream()
     await store.create("other")
     await store.append("s", b"zero")
     first, second, elsewhere = FakeTransport(), FakeTransport(), FakeTransport()
@@ -92,9 +100,7 @@ async def test_each_frame_is_one_chunk_written_to_every_follower_of_its_stream()
 
 
 async def test_a_follower_that_falls_behind_is_let_go_and_the_stream_unlistened() -> None:
-    store = MemoryStore()
-    fanout = _fanout(store=store)
-    await store.create("s")
+    store, fanout = await _stream()
     transport = FakeTransport()
     follower = _follower(transport)
     waiting = follower.follow_from(0)
@@ -107,9 +113,7 @@ async def test_a_follower_that_falls_behind_is_let_go_and_the_stream_unlistened(
 
 
 async def test_the_end_of_a_stream_reaches_every_follower() -> None:
-    store = MemoryStore()
-    fanout = _fanout(store=store)
-    await store.create("s")
+    store, fanout = await _stream()
     followers = [_follower(FakeTransport()) for _ in range(3)]
     waits = [f.follow_from(0) for f in followers]
     assert all(fanout.follow("s", 0, f) for f in followers)
@@ -119,9 +123,7 @@ async def test_the_end_of_a_stream_reaches_every_follower() -> None:
 
 
 async def test_unfollowing_the_last_follower_stops_the_pushes() -> None:
-    store = MemoryStore()
-    fanout = _fanout(store=store)
-    await store.create("s")
+    store, fanout = await _stream()
     transport = FakeTransport()
     follower = _follower(transport)
     assert fanout.follow("s", 0, follower)
@@ -172,3 +174,70 @@ async def test_a_follower_blocked_for_the_send_timeout_is_dropped() -> None:
     assert follower.slow
     assert transport.writes == []  # never pinged while blocked
 
+
+# held frames: one write per step
+
+
+async def test_frames_of_one_step_share_one_write_right_after_it() -> None:
+    store, fanout = await _stream()
+    transport = FakeTransport()
+    follower = _follower(transport)
+    assert fanout.follow("s", 0, follower)
+    for frame in (b"a", b"b", b"c"):
+        await store.append("s", frame)  # never suspends: one step
+    assert transport.writes == []
+    await asyncio.sleep(0)
+    assert transport.writes == [http_chunk(b"abc")]
+    assert (follower.next_index, follower.live.events_sent) == (3, 3)
+    await store.append("s", b"d")  # the next step's
+    await asyncio.sleep(0)
+    assert transport.writes == [http_chunk(b"abc"), http_chunk(b"d")]
+
+
+async def test_a_follower_joining_mid_step_gets_each_frame_once() -> None:
+    store, fanout = await _stream()
+    early, late = FakeTransport(), FakeTransport()
+    assert fanout.follow("s", 0, _follower(early))
+    for frame in (b"a", b"b"):
+        await store.append("s", frame)
+    # `late` has read frames 0-1 from the store: the held ones are not pushed to it.
+    assert fanout.follow("s", 2, _follower(late))
+    assert early.writes == [http_chunk(b"ab")]
+    await store.append("s", b"c")
+    await asyncio.sleep(0)
+    assert early.writes[1:] == late.writes == [http_chunk(b"c")]
+
+
+async def test_a_follower_that_falls_behind_mid_step_reads_the_held_frames() -> None:
+    store, fanout = await _stream()
+    transport = FakeTransport()
+    follower = _follower(transport)
+    waiting = follower.follow_from(0)
+    assert fanout.follow("s", 0, follower)
+    await store.append("s", b"a")
+    await asyncio.sleep(0)
+    await store.append("s", b"b")
+    await store.append("s", b"c")
+    transport.buffered = FOLLOW_HIGH_WATER + 1
+    await asyncio.wait_for(waiting, 1)
+    assert (transport.writes, follower.next_index) == ([http_chunk(b"a")], 1)
+    batch = await store.read("s", follower.next_index, wait=0)  # as its handler does
+    assert batch is not None
+    assert batch.frames == [b"b", b"c"]
+    # The stream was let go with its last follower; a newcomer at the end is taken.
+    assert fanout.follow("s", 3, _follower(FakeTransport()))
+
+
+async def test_the_end_of_a_stream_comes_after_its_held_frames() -> None:
+    store, fanout = await _stream()
+    transport = FakeTransport()
+    follower = _follower(transport)
+    waiting = follower.follow_from(0)
+    assert fanout.follow("s", 0, follower)
+    for frame in (b"a", b"b"):
+        await store.append("s", frame)
+    await store.finish("s", keep_for=1)
+    assert transport.writes == [http_chunk(b"ab")]
+    assert follower.next_index == 2
+    await asyncio.wait_for(waiting, 1)
+    assert follower.ended  # its handler returns without reading the store: it has it all

@@ -37,6 +37,7 @@ from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.keys import GENERATIONS
 
 from .conftest import RunningServer, StartServer
+from .raw_http import parse_answer
 from .sse_parser import parse_all
 
 TOKEN: Final = "fuzz-token-0123456789abcdef"
@@ -58,25 +59,9 @@ PATHS: Final = [
 
 class Answer:
     def __init__(self, raw: bytes, method: str) -> None:
-        head, _, body = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split(" ")[1])
-        self.headers = {k.lower(): v.strip() for k, _, v in
-                        (line.partition(":") for line in lines[1:])}
+        answer = parse_answer(raw)
+        self.status, self.headers, self.body = answer.status, answer.headers, answer.body
         self.method = method
-        self.body = _dechunk(body) if self.headers.get("transfer-encoding") == "chunked" else body
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2:]
-    return bytes(out)
 
 
 class LogWatch(logging.Handler):

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from .metrics_text import Samples, parse, value
-from .processes import Processes, ServerProcess
+from .processes import Processes, ServerProcess, store_options
 
 LIMIT_MS: Final = 20
 # What the lag's p99 may reach beyond the limit once the connections are open: admission
@@ -55,9 +55,7 @@ def _lag_p99_ms(before: Samples, after: Samples) -> float:
 async def test_offered_far_too_much_it_sheds_new_streams_and_keeps_the_admitted_exact(
     processes: Processes, request: pytest.FixtureRequest, backend: str,
 ) -> None:
-    store: tuple[str, ...] = ()
-    if backend == "redis":
-        store = ("--redis-url", request.getfixturevalue("redis_url"))
+    store = store_options(request, backend)
     server = await processes.sseserver(
         None, "--demo-delay-ms", str(PACE_MS), "--demo-tokens", str(TOKENS),
         "--max-loop-lag-ms", str(LIMIT_MS), *store,

@@ -45,14 +45,14 @@ pytestmark = pytest.mark.browser
 
 DOCS: Final = Path(__file__).resolve().parent.parent / "docs"
 
-SPEC = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
+STANDARD = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 MDN = "https://developer.mozilla.org/en-US/docs/Web/API/EventSource"
 RESULTS = [
-    web_result("HTML Standard: Server-sent events", SPEC, "2 days ago"),
+    web_result("HTML Standard: Server-sent events", STANDARD, "2 days ago"),
     web_result("EventSource - Web APIs | MDN", MDN),
     web_result("RFC 8895", "https://www.rfc-editor.org/rfc/rfc8895.html"),
 ]
-SPEC_CITED = web_citation(SPEC, "HTML Standard: Server-sent events",
+STANDARD_CITED = web_citation(STANDARD, "HTML Standard: Server-sent events",
                           "this specification introduces the EventSource interface")
 MDN_CITED = web_citation(MDN, "EventSource - Web APIs | MDN",
                          "The EventSource interface is web content's interface to SSE")
@@ -154,8 +154,8 @@ async def test_search_results_citations_and_sources(
         Text(["I'll look ", "that up."]),
         ServerToolUse("srvtoolu_01", {"query": "EventSource «spec»"}),
         WebSearchResult("srvtoolu_01", RESULTS),
-        Text(["SSE is defined ", "by the HTML Standard."], citations=[SPEC_CITED]),
-        Text([" Browsers expose it ", "as EventSource."], citations=[MDN_CITED, SPEC_CITED]),
+        Text(["SSE is defined ", "by the HTML Standard."], citations=[STANDARD_CITED]),
+        Text([" Browsers expose it ", "as EventSource."], citations=[MDN_CITED, STANDARD_CITED]),
     ), delay=0.05))
     server = await start_server(fake=fake_anthropic, web_search=3)
     await page.goto(server.url)
@@ -189,15 +189,15 @@ async def test_search_results_citations_and_sources(
     markers = reply.locator(".text-part sup.cite a")
     await expect(markers).to_have_text(["[1]", "[2]", "[1]"])
     assert await markers.evaluate_all("els => els.map(a => [a.href, a.target, a.rel])") == [
-        [url, "_blank", "noopener noreferrer"] for url in (SPEC, MDN, SPEC)
+        [url, "_blank", "noopener noreferrer"] for url in (STANDARD, MDN, STANDARD)
     ]
     cited = await reply.locator(".text-part").last.text_content()
     assert cited is not None
     assert "HTML Standard.[1]" in cited
     assert cited.rstrip().endswith("as EventSource.[2][1]")
     sources = reply.locator(".sources li")
-    await expect(sources.locator("a")).to_have_text([SPEC_CITED["title"], MDN_CITED["title"]])
-    assert await sources.locator("a").evaluate_all("els => els.map(a => a.href)") == [SPEC, MDN]
+    await expect(sources.locator("a")).to_have_text([STANDARD_CITED["title"], MDN_CITED["title"]])
+    assert await sources.locator("a").evaluate_all("els => els.map(a => a.href)") == [STANDARD, MDN]
     await expect(sources.locator("a").first).to_have_attribute("rel", "noopener noreferrer")
     await expect(sources.locator(".domain")).to_have_text(
         ["html.spec.whatwg.org", "developer.mozilla.org"]
@@ -332,7 +332,7 @@ SHOT_REPLY = Reply(blocks=(
     WebSearchResult("srvtoolu_07", RESULTS[:2]),
     Text(["## Server-Sent Events in Python\n\n",
           "A server keeps **one response open** and writes each event as `data:` lines ",
-          "ending with a blank line."], citations=[SPEC_CITED]),
+          "ending with a blank line."], citations=[STANDARD_CITED]),
     Text([" The browser reads them with `EventSource`, and reconnects by itself ",
           "with `Last-Event-ID`."], citations=[MDN_CITED]),
     Text(["\n\n```python\nfrom aiohttp import web\n\n",

@@ -9,7 +9,7 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
-from .processes import Processes, ServerProcess
+from .processes import Processes, ServerProcess, store_options
 from .redis_server import RedisServer
 from .sse_client import open_sse
 
@@ -39,9 +39,7 @@ async def _resume_status(server: ServerProcess, event_id: str) -> int:
 async def test_a_flood_of_short_replies_stays_under_the_cap_and_frees_the_oldest(
     processes: Processes, request: pytest.FixtureRequest, backend: str,
 ) -> None:
-    store: tuple[str, ...] = ()
-    if backend == "redis":
-        store = ("--redis-url", request.getfixturevalue("redis_url"))
+    store = store_options(request, backend)
     server = await processes.sseserver(
         None, "--demo-delay-ms", "0", "--demo-tokens", "1000", "--resume-window", "600",
         "--resume-max-mb", str(CAP_MB), *store,
