@@ -13,7 +13,7 @@ import pytest
 from .metrics_text import Samples, parse, value
 from .processes import Processes, ServerProcess, store_options
 
-LIMIT_MS: Final = 20
+LIMIT_MS: Final = 10
 # What the lag's p99 may reach beyond the limit once the connections are open: admission
 # reacts to the median of half a second, and the streams admitted just before it did
 # still run their course.
