@@ -101,6 +101,7 @@ class StreamFanout:
     The frames a stream gets within one step of the event loop (a relay turns one read of
     the upstream socket into several) are held, and go out together, in one chunk and one
     write, right after that step: a write is a system call, the dearest part of a frame.
+    One callback after the step flushes every stream that got frames in it (`Fanout.hold`).
     Held frames are in the store already, so a follower that joins or falls behind
     meanwhile reads them there: they are flushed before a follower joins, and before the
     stream's end."""
@@ -121,7 +122,7 @@ class StreamFanout:
             held.append(data)
         else:
             self.held = [data]
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.fanout.hold(self)
 
     def flush(self) -> None:
         """Write the held frames to every follower, if any."""
@@ -160,6 +161,7 @@ class Fanout:
         self._live = metrics.live
         self._streams: dict[str, StreamFanout] = {}
         self._members: set[Follower] = set()
+        self._holding: list[StreamFanout] = []  # streams with frames held in this step
 
     def follow(self, stream_id: str, start: int, follower: Follower) -> bool:
         """Push the stream's frames from `start` on to `follower`; False when `start` is
@@ -179,6 +181,18 @@ class Fanout:
         stream.followers.append(follower)
         self._members.add(follower)
         return True
+
+    def hold(self, stream: StreamFanout) -> None:
+        """`stream` holds frames: one callback right after this step flushes every such
+        stream, however many streams got frames in it."""
+        if not self._holding:
+            asyncio.get_running_loop().call_soon(self._flush_held)
+        self._holding.append(stream)
+
+    def _flush_held(self) -> None:
+        streams, self._holding = self._holding, []
+        for stream in streams:
+            stream.flush()  # nothing to do for one flushed meanwhile
 
     def unfollow(self, stream_id: str, follower: Follower) -> None:
         self._members.discard(follower)
