@@ -1,7 +1,7 @@
 """`make bench-redis` (`python -m bench.redis_vs_memory`): the Redis stream store beside the
 in-memory one, same run, same load.
 
-    python -m bench.redis_vs_memory [--streams 50] [--tokens 200]
+    python -m bench.redis_vs_memory [--streams 50] [--flat-tokens 2000] [--tokens 200]
                                     [--paced-streams 20] [--delay-ms 20]
                                     [--scale-streams 1500] [--no-scale]
 
@@ -13,8 +13,9 @@ and `python -m sseserver` once per backend. Then, for each backend, two loads:
   apart (a load well below saturation); per-event latency = arrival at the client -
   departure from the upstream (the same machine's monotonic clock), so it covers
   SDK -> pump -> store -> subscriber -> socket.
-- flat out: --streams concurrent streams with no delay; events/s delivered to the clients,
-  and per second of the server process's CPU (read from /proc), Redis's CPU beside it.
+- flat out: --streams concurrent streams of --flat-tokens deltas with no delay; events/s
+  delivered to the clients, and per second of the server process's CPU (read from /proc,
+  in 10 ms ticks: hence enough events), Redis's CPU beside it.
 
 Then the scale run (docs/performance.md, "Redis"): the demo provider at 200 ms per token,
 100 tokens a reply; one in-memory process with 2 × --scale-streams streams, then two
@@ -236,6 +237,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--flat-tokens", type=int, default=2000)
     parser.add_argument("--paced-streams", type=int, default=20)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--scale-streams", type=int, default=1500,
@@ -269,7 +271,7 @@ def main() -> int:
                 _measure(url, control, 5, 20, 0)  # warm up
                 _, paced = _measure(url, control, args.paced_streams, args.tokens,
                                     args.delay_ms)
-                rate, cpu = _cpu_per_event(url, control, args.streams, args.tokens,
+                rate, cpu = _cpu_per_event(url, control, args.streams, args.flat_tokens,
                                            {"server": ProcStats(server.pid),
                                             "redis": redis_stats})
             finally:
@@ -290,7 +292,7 @@ def main() -> int:
         redis.terminate()
         redis.wait()
         workdir.cleanup()
-    print(f"events/s: {args.streams} streams x {args.tokens} events, flat out; latency: "
+    print(f"events/s: {args.streams} streams x {args.flat_tokens} events, flat out; latency: "
           f"{args.paced_streams} streams x {args.tokens} events, one per {args.delay_ms:g} ms "
           "each, upstream to client")
     print(f"{'backend':8} {'events/s':>10} {'ev/server-CPU-s':>16} {'redis CPU-ms/1k ev':>19} "
