@@ -278,7 +278,7 @@ def main() -> int:
                 server.terminate()
                 server.wait()
             rows.append((backend, rate, 1000 / cpu["server"] if cpu["server"] else 0.0,
-                         cpu["redis"] if extra else 0.0, statistics.median(paced),
+                         cpu["redis"] * 1000 if extra else 0.0, statistics.median(paced),
                          _quantile(paced, 0.99), max(paced)))
         if not args.no_scale:
             scale = _scale(args.scale_streams, redis_port, redis_stats)
