@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
-from typing import Final
 
 from .base import Batch, Cancel, Signal, StreamListener
-from .retention import Retention
-
-# What a kept frame costs beyond its bytes: the bytes object's header and its list slot.
-FRAME_OVERHEAD: Final = sys.getsizeof(b"") + 8
+from .retention import FRAME_OVERHEAD, Retention
 
 
 class _Stream:

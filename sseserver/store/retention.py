@@ -6,8 +6,14 @@ freed here. A reconnect to a freed stream gets 204, as after its window.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
+from typing import Final
+
+# What a kept frame costs beyond its bytes: its bytes object's header and the list slot
+# that holds it. Both stores count a finished stream's frames with it.
+FRAME_OVERHEAD: Final = sys.getsizeof(b"") + 8
 
 
 class Retention:

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Signal, StreamListener
+from ..retention import FRAME_OVERHEAD
 from .scripts import APPEND, StreamKeys
 
 try:
@@ -58,7 +59,7 @@ class Owned:
         self.keys = StreamKeys(prefix, stream_id)
         self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
         self.confirmed = 0
-        self.bytes = 0  # frame bytes appended, for --resume-max-mb
+        self.bytes = 0  # what the frames cost here, for --resume-max-mb
         self.on_signal: Callable[[Signal], None] | None = None  # the owner's, from watch()
         self.local = 0  # subscribers in this process
         self.remote = False  # other processes have subscribers (their B and I messages)
@@ -180,7 +181,7 @@ class LogWriter:
         self._entries.append((owned, len(frames), frame))
         frames.append(frame)
         size = len(frame)
-        owned.bytes += size
+        owned.bytes += size + FRAME_OVERHEAD
         self._bytes += size
         if self._bytes > WRITE_BUFFER_BYTES:
             self._room.clear()
