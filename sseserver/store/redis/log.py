@@ -1,15 +1,17 @@
 """The owner's side of the log: every creation, append and end of this process goes out in
-batches, one round trip per batch, and a generation never waits on Redis before its next
-chunk.
+batches, pipelined on one connection, and a generation never waits on Redis before its
+next chunk.
 
     create/append/end ─▶ entries (in order) ─▶ writer task: one APPEND script call a batch
                                                  │ (XADD each frame at its index, PUBLISH)
-                                                 ▼
+                                                 ▼  answers, in order (answers task)
                  confirmed: the stream's local listener and waiters get each frame
 
-Frames that generations produce while a batch is in flight wait in `entries` and go out
-together in the next one, with their ids fixed at append time, so order and ids stay exact
-however the batches fall. The owner keeps its running streams' frames too, so its own
+Frames that generations produce while the writer sends wait in `entries` and go out
+together in the next batch, with their ids fixed at append time. A batch is sent without
+waiting for the answer to the one before (up to MAX_IN_FLIGHT unanswered): Redis runs a
+connection's commands in order, so order and ids stay exact however the batches fall, and
+a frame waits for one round trip, not for the batch in flight before it too. The owner keeps its running streams' frames too, so its own
 subscribers read and follow them without a round trip; only what Redis has confirmed is
 shown to them, so a frame a subscriber saw can always be read again from the log.
 
@@ -21,6 +23,7 @@ next append raises, and their followers are let go to read the truth from the lo
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -33,10 +36,11 @@ from .scripts import APPEND, StreamKeys
 
 try:
     from redis.asyncio import Redis
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisError, ResponseError
 except ImportError:  # the optional extra; RedisStore() says what to install
     Redis = Any  # type: ignore[assignment,misc]
     RedisError = OSError  # type: ignore[assignment,misc]
+    ResponseError = OSError  # type: ignore[assignment,misc]
 
 log = logging.getLogger("sseserver.redis")
 
@@ -44,6 +48,8 @@ log = logging.getLogger("sseserver.redis")
 WRITE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 # A batch must be confirmed within this long, or its streams fail as unavailable.
 COMMAND_TIMEOUT: Final = 5.0
+# Batches sent and not yet answered, at most.
+MAX_IN_FLIGHT: Final = 8
 # A running stream's keys live this long unless its owner refreshes them (liveness.py).
 RUNNING_TTL_MS: Final = 60_000
 
@@ -138,11 +144,14 @@ Entry = tuple[Owned, int, bytes | _Step]
 
 
 class LogWriter:
-    """The process's one writer of frames and ends, in batches."""
+    """The process's one writer of frames and ends, in batches pipelined on one connection.
+
+    A batch goes out as soon as the previous one is sent, not answered: Redis answers a
+    connection's commands in order, so batches land in order, and a frame waits for at
+    most one round trip of its own, not also for the one in flight before it."""
 
     def __init__(self, redis: Redis, prefix: str, token: str) -> None:
         self._redis = redis
-        self._script = redis.register_script(APPEND)
         self._prefix = prefix
         self._token = token
         self._entries: list[Entry] = []
@@ -152,21 +161,29 @@ class LogWriter:
         self._room.set()
         self._idle = asyncio.Event()  # nothing queued nor in flight
         self._task: asyncio.Task[None] | None = None
+        self._connection: Any = None  # borrowed from the command pool while it works
+        self._sha = ""
+        self._in_flight: collections.deque[list[Entry]] = collections.deque()
+        self._sent = asyncio.Event()  # a batch joined the flight
+        self._landed = asyncio.Event()  # a batch's answer was applied
+        self._answers: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="redis writer")
 
     async def close(self) -> None:
         """Write what is queued (briefly), then stop."""
-        if self._entries:
+        if self._entries or self._in_flight:
             self._wake.set()
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._idle.wait()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, self._answers) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._let_go(OSError("the writer stopped"), self._connection)
 
     async def create(self, owned: Owned) -> None:
         """Register the stream as this process's, and wait until Redis has it."""
@@ -204,17 +221,18 @@ class LogWriter:
         while True:
             if not self._entries:
                 self._wake.clear()
-                self._idle.set()
+                if not self._in_flight:
+                    self._idle.set()
                 await self._wake.wait()
+                continue
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                self._landed.clear()
+                await self._landed.wait()
+                continue
             batch, self._entries = self._entries, []
-            try:
-                await self._flush(batch)
-            finally:
-                self._bytes -= sum(len(w) for _, _, w in batch if isinstance(w, bytes))
-                if self._bytes <= WRITE_BUFFER_BYTES:
-                    self._room.set()
+            await self._send(batch)
 
-    async def _flush(self, batch: list[Entry]) -> None:
+    async def _send(self, batch: list[Entry]) -> None:
         args: list[bytes | str | int] = [self._prefix, self._token, RUNNING_TTL_MS]
         for owned, index, what in batch:
             if isinstance(what, bytes):
@@ -222,10 +240,87 @@ class LogWriter:
             else:
                 kind = "c" if isinstance(what, _Create) else "e"
                 args += (kind, owned.stream_id, index + 1, what.payload)
+        connection = None
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
-                failed: list[Any] = await self._script(args=args)
+                connection = await self._connect()
+                self._in_flight.append(batch)
+                self._sent.set()
+                await connection.send_command("EVALSHA", self._sha, 0, *args)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            if connection is None:
+                self._land(batch, None, exc)
+            else:  # in flight: it fails with the connection
+                await self._let_go(exc, connection)
+
+    async def _connect(self) -> Any:
+        """The writer's connection, with the script loaded, and the task reading its
+        answers."""
+        if self._connection is None:
+            pool: Any = self._redis.connection_pool
+            connection = await pool.get_connection()
+            try:
+                await connection.send_command("SCRIPT", "LOAD", APPEND)
+                sha = await connection.read_response()
+            except BaseException:
+                await connection.disconnect()
+                await pool.release(connection)
+                raise
+            self._sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+            self._connection = connection
+            self._answers = asyncio.create_task(self._read_answers(connection),
+                                                name="redis writer answers")
+        return self._connection
+
+    async def _read_answers(self, connection: Any) -> None:
+        """Each answer, in order, for the oldest batch in flight."""
+        while connection is self._connection:
+            if not self._in_flight:
+                self._sent.clear()
+                await self._sent.wait()
+                continue
+            try:
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    answer = await connection.read_response()
+            except ResponseError as exc:  # that batch's script failed; the connection is fine
+                self._land(self._in_flight.popleft(), None, exc)
+                continue
+            except (RedisError, OSError) as exc:
+                await self._let_go(exc, connection)
+                return
+            self._land(self._in_flight.popleft(), answer, None)
+
+    async def _let_go(self, exc: Exception, connection: Any) -> None:
+        """`connection` broke (or the writer stops): if it is the current one, every batch
+        in flight on it fails, and the next batch takes a fresh connection."""
+        if connection is None or connection is not self._connection:
+            return  # already let go; the batches in flight now are another connection's
+        self._connection = None
+        while self._in_flight:
+            self._land(self._in_flight.popleft(), None, exc)
+        pool: Any = self._redis.connection_pool
+        with contextlib.suppress(Exception):
+            await connection.disconnect()
+        with contextlib.suppress(Exception):
+            await pool.release(connection)
+
+    def _land(self, batch: list[Entry], failed: list[Any] | None,
+              exc: Exception | None) -> None:
+        """A batch's answer: its frames are confirmed to their followers, or its streams
+        fail."""
+        try:
+            self._apply(batch, failed, exc)
+        finally:
+            self._bytes -= sum(len(w) for _, _, w in batch if isinstance(w, bytes))
+            if self._bytes <= WRITE_BUFFER_BYTES:
+                self._room.set()
+            if not self._entries and not self._in_flight:
+                self._idle.set()
+            self._landed.set()
+
+    def _apply(self, batch: list[Entry], failed: list[Any] | None,
+               exc: Exception | None) -> None:
+        if exc is not None or failed is None:
             unavailable = StoreUnavailable(f"redis: {exc or 'no answer'}")
             for owned, _, what in batch:
                 owned.fail(unavailable)
