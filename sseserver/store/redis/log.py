@@ -11,9 +11,11 @@ Frames that generations produce while the writer sends wait in `entries` and go 
 together in the next batch, with their ids fixed at append time. A batch is sent without
 waiting for the answer to the one before (up to MAX_IN_FLIGHT unanswered): Redis runs a
 connection's commands in order, so order and ids stay exact however the batches fall, and
-a frame waits for one round trip, not for the batch in flight before it too. The owner keeps its running streams' frames too, so its own
-subscribers read and follow them without a round trip; only what Redis has confirmed is
-shown to them, so a frame a subscriber saw can always be read again from the log.
+a frame waits for one round trip, not for the batch in flight before it too.
+
+The owner keeps its running streams' frames too, so its own subscribers read and follow
+them without a round trip; only what Redis has confirmed is shown to them, so a frame a
+subscriber saw can always be read again from the log.
 
 The entries wait in memory, bounded in bytes (WRITE_BUFFER_BYTES): past it an append waits
 for the writer to catch up. A batch that fails marks its streams (`Owned.failure`): their
