@@ -79,18 +79,23 @@ async def _assistant_text(page: Page) -> str:
         "el => el.textContent"))
 
 
+async def _ask(page: Page, url: str, prompt: str, *, shown: int) -> None:
+    """Open the page at `url`, send `prompt`, and wait until the reply shows more than
+    `shown` characters."""
+    await page.goto(url)
+    await page.fill("#prompt", prompt)
+    await page.click("#send")
+    await page.wait_for_function(
+        "() => (document.querySelector('#messages li[data-role=assistant]')"
+        f"?.textContent.length ?? 0) > {shown}")
+
 async def test_a_reload_in_the_middle_of_a_reply_resumes_it_exactly(
     start_server: StartServer, fake_anthropic: FakeAnthropic, page_origin: str, page: Page,
     backend: dict[str, object],
 ) -> None:
     server = await start_server(fake=fake_anthropic, cors_origins=(page_origin,), **backend)
     fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.04))
-    await page.goto(f"{page_origin}/?server={server.url}")
-    await page.fill("#prompt", "Tell me")
-    await page.click("#send")
-    await page.wait_for_function(
-        "() => (document.querySelector('#messages li[data-role=assistant]')"
-        "?.textContent.length ?? 0) > 20")
+    await _ask(page, f"{page_origin}/?server={server.url}", "Tell me", shown=20)
     before = await _assistant_text(page)
     message_id = await page.locator('#messages li[data-role="assistant"]').get_attribute(
         "data-id")
@@ -123,12 +128,7 @@ async def test_stop_in_the_page_cancels_the_upstream(
 ) -> None:
     server = await start_server(fake=fake_anthropic, cors_origins=(page_origin,))
     fake_anthropic.enqueue(Reply(chunks=["tok "] * 500, delay=0.02))
-    await page.goto(f"{page_origin}/?server={server.url}")
-    await page.fill("#prompt", "Go on")
-    await page.click("#send")
-    await page.wait_for_function(
-        "() => (document.querySelector('#messages li[data-role=assistant]')"
-        "?.textContent.length ?? 0) > 8")
+    await _ask(page, f"{page_origin}/?server={server.url}", "Go on", shown=8)
     await page.click("#stop")
     await fake_anthropic.wait_closed(0, timeout=2)
     await expect(page.locator("#status")).to_have_text("ready")

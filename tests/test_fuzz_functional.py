@@ -208,6 +208,11 @@ def _auth(use: bool) -> list[tuple[str, bytes]]:
     return [("Authorization", f"Bearer {TOKEN}".encode())] if use else []
 
 
+def _post_headers(auth: bool, content_type: bytes) -> list[tuple[str, bytes]]:
+    """The token if `auth`, and the content type unless it is empty (none sent)."""
+    return [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
+
+
 async def _stream_path(server: RunningServer, path: str) -> str:
     """`STREAM` in a path becomes a real stream's id (one that just ran); `CHAT` names a
     chat that has had a reply."""
@@ -405,7 +410,7 @@ async def test_fuzzed_query_strings(
 async def test_fuzzed_json_bodies(
     server: RunningServer, body: bytes, content_type: bytes, auth: bool
 ) -> None:
-    headers = [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
+    headers = _post_headers(auth, content_type)
     answer = await _raw(server, _request("POST", "/api/streams", headers, body), "POST")
     check(answer, "/api/streams")
     if answer.status == 201:  # a valid body: its stream can be read to the end
@@ -420,7 +425,7 @@ async def test_fuzzed_chat_bodies(
     server: RunningServer, body: bytes, content_type: bytes, auth: bool
 ) -> None:
     """The AI SDK's chat route: its reply, then its reconnect and its Stop."""
-    headers = [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
+    headers = _post_headers(auth, content_type)
     answer = await _raw(server, _request("POST", "/api/chat", headers, body), "POST")
     check(answer, "/api/chat")
     if answer.status == 200:

@@ -182,6 +182,17 @@ def _lines(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == name]
 
 
+async def _access_lines_after_a_drop(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The access lines once the first has come (within 1 s), and a little longer, so a
+    second line for the same request would be seen too."""
+    for _ in range(50):
+        if _lines(caplog, "aiohttp.access"):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    return _lines(caplog, "aiohttp.access")
+
+
 async def test_a_finished_stream_is_logged_once_with_its_bytes(
     start_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -222,12 +233,7 @@ async def test_a_stream_the_client_drops_is_logged_once(
                 received += await response.content.readany()
             response.connection.transport.abort()  # type: ignore[union-attr]
     path = route.split("?")[0]
-    for _ in range(50):
-        if _lines(caplog, "aiohttp.access"):
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
-    access = _lines(caplog, "aiohttp.access")
+    access = await _access_lines_after_a_drop(caplog)
     assert len(access) == 1, access
     match = re.fullmatch(
         rf'127\.0\.0\.1 "GET {re.escape(path)}" 200 [\d.]+ms sse bytes=(\d+) ended=client_gone',
@@ -248,12 +254,7 @@ async def test_a_request_dropped_before_its_answer_is_logged_499(
                          b"x" * 1000)[:-500])  # half the body, then gone
     await asyncio.sleep(0.2)
     writer.transport.abort()
-    for _ in range(50):
-        if _lines(caplog, "aiohttp.access"):
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
-    access = _lines(caplog, "aiohttp.access")
+    access = await _access_lines_after_a_drop(caplog)
     assert len(access) == 1, access
     assert re.fullmatch(r'127\.0\.0\.1 "POST /api/streams" 499 [\d.]+ms', access[0]), access[0]
     with contextlib.suppress(Exception):

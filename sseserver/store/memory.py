@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from .base import Batch, Cancel, Signal, StreamListener
-from .retention import FRAME_OVERHEAD, Retention
+from .retention import Retention, kept_size
 
 
 class _Stream:
@@ -72,9 +72,7 @@ class MemoryStore:
         stream.on_signal = None
         stream.wake()
         _end_listener(stream, final=True)
-        frames = stream.frames
-        size = sum(map(len, frames)) + FRAME_OVERHEAD * len(frames)
-        for freed in self._retention.add(stream_id, size, keep_for):
+        for freed in self._retention.add(stream_id, kept_size(stream.frames), keep_for):
             self._free(freed)
         loop = asyncio.get_running_loop()
         stream.expiry = loop.call_later(keep_for, self._expire, stream_id)

@@ -12,8 +12,13 @@ from collections import OrderedDict
 from typing import Final
 
 # What a kept frame costs beyond its bytes: its bytes object's header and the list slot
-# that holds it. Both stores count a finished stream's frames with it.
+# that holds it.
 FRAME_OVERHEAD: Final = sys.getsizeof(b"") + 8
+
+
+def kept_size(frames: list[bytes]) -> int:
+    """What a finished stream's frames cost while kept, as both stores count it."""
+    return sum(map(len, frames)) + FRAME_OVERHEAD * len(frames)
 
 
 class Retention:

@@ -33,7 +33,6 @@ from typing import Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Signal, StreamListener
-from ..retention import FRAME_OVERHEAD
 from .scripts import APPEND, StreamKeys
 
 try:
@@ -59,7 +58,7 @@ RUNNING_TTL_MS: Final = 60_000
 class Owned:
     """What the owner of a running generation keeps about its stream."""
 
-    __slots__ = ("busy", "bytes", "cancelled", "confirmed", "ended", "failure", "frames",
+    __slots__ = ("busy", "cancelled", "confirmed", "ended", "failure", "frames",
                  "keys", "listener", "local", "on_signal", "remote", "stream_id", "waiters")
 
     def __init__(self, prefix: str, stream_id: str) -> None:
@@ -67,7 +66,6 @@ class Owned:
         self.keys = StreamKeys(prefix, stream_id)
         self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
         self.confirmed = 0
-        self.bytes = 0  # what the frames cost here, for --resume-max-mb
         self.on_signal: Callable[[Signal], None] | None = None  # the owner's, from watch()
         self.local = 0  # subscribers in this process
         self.remote = False  # other processes have subscribers (their B and I messages)
@@ -199,9 +197,7 @@ class LogWriter:
         frames = owned.frames
         self._entries.append((owned, len(frames), frame))
         frames.append(frame)
-        size = len(frame)
-        owned.bytes += size + FRAME_OVERHEAD
-        self._bytes += size
+        self._bytes += len(frame)
         if self._bytes > WRITE_BUFFER_BYTES:
             self._room.clear()
         if not self._wake.is_set():

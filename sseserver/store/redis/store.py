@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Cancel, Signal, StreamListener
-from ..retention import Retention
+from ..retention import Retention, kept_size
 from .connection import HEALTH_TIMEOUT, RedisError, command_client, redacted_url, unavailable
 from .live import LiveReader
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
@@ -179,7 +179,7 @@ class RedisStore(NamedStreams):
             expiry = asyncio.get_running_loop().call_later(
                 keep_for, self._finished.pop, stream_id, None)
             self._finished[stream_id] = (owned, expiry)
-        self._retain(stream_id, owned.bytes, keep_ms / 1000)
+        self._retain(stream_id, kept_size(owned.frames), keep_ms / 1000)
 
     # -- everyone's side ----------------------------------------------------------
 
