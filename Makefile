@@ -6,24 +6,37 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install test lint system-deps node-deps clean bench bench-quick bench-redis \
-	bench-profile bench-memory
+.PHONY: run install test lint lock upgrade system-deps node-deps clean bench bench-quick \
+	bench-redis bench-profile bench-memory
 
-$(STAMP): pyproject.toml
+# What gets installed is locked (requirements/*.txt, hash-pinned, made by `make lock` from
+# pyproject.toml's ranges): `make run` installs the runtime lock only, `make test` adds the
+# test lock, `make bench` the bench lock. Only pip is needed, and sseserver itself goes in
+# editable with the locked hatchling, never a build backend fetched at install time.
+LOCKED := $(PY) -m pip install --quiet --require-hashes --no-deps -r
+
+$(STAMP): requirements/run.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(LOCKED) requirements/run.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+TEST_STAMP := $(VENV)/.installed-test
+
+$(TEST_STAMP): requirements/test.txt $(STAMP)
+	$(LOCKED) requirements/test.txt
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
+# make run ARGS="--web-search 3" passes options through.
 run: $(STAMP)
 	@echo "Starting sseserver: open http://$(HOST):$(PORT) in your browser (Ctrl+C stops it)"
-	$(PY) -m sseserver --host $(HOST) --port $(PORT)
+	$(PY) -m sseserver --host $(HOST) --port $(PORT) $(ARGS)
 
 # System packages for the tests, from Debian (never a downloaded binary): Chromium for the
 # browser tests, redis-server and nginx for the scale-out tests (openssl makes the
@@ -65,7 +78,7 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 # bench/node_sdk.py; the peer's test runs it too.
 BENCH_NODE_STAMP := .cache/node/.installed
 
-$(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock.json $(STAMP)
+$(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock.json $(TEST_STAMP)
 	@if command -v npm >/dev/null; then \
 	  $(PY) -m bench.node_sdk; \
 	else \
@@ -74,15 +87,15 @@ $(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock
 
 node-deps: system-deps $(NODE_STAMP) $(BENCH_NODE_STAMP)
 
-test: $(STAMP) system-deps node-deps
+test: $(TEST_STAMP) system-deps node-deps
 	$(PY) -m pytest
 
 # Performance (docs/performance.md): S1-S5 against sseserver and its peers, server and load pinned
 # to separate cores (taskset). `bench` takes ~20 minutes, `bench-quick` ~2.
 BENCH_STAMP := $(VENV)/.bench-installed
 
-$(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): requirements/bench.txt $(TEST_STAMP)
+	$(LOCKED) requirements/bench.txt
 	touch $(BENCH_STAMP)
 
 # bench.node_sdk installs the Node relay peer's SDK unless it is there, or says what is missing.
@@ -123,7 +136,19 @@ $(TSC_STAMP):
 	  typescript@$(TSC_VERSION) @types/trusted-types@$(TRUSTED_TYPES)
 	touch $(TSC_STAMP)
 
-lint: $(STAMP) $(TSC_STAMP)
+# The locks again from pyproject.toml's ranges, keeping every pin they still allow (after an
+# edit of pyproject.toml), or at the newest versions they allow (upgrade: then the whole
+# suite runs on them). docs/testing.md says when and what to do when it fails.
+lock: $(TEST_STAMP)
+	$(PY) -m requirements.lock
+
+upgrade: $(TEST_STAMP)
+	$(PY) -m requirements.lock --upgrade
+	$(LOCKED) requirements/test.txt
+	touch $(TEST_STAMP)
+	$(MAKE) test
+
+lint: $(TEST_STAMP) $(TSC_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(TSC_DIR)/node_modules/.bin/tsc -p web/jsconfig.json

@@ -14,7 +14,8 @@ from pathlib import Path
 _TABLE_FILE = ("_data", "deprecated_models.py")
 
 
-def _sdk_table() -> Mapping[str, str]:
+def sdk_table() -> Mapping[str, str]:
+    """Model id to its end of life, as the installed SDK lists them (empty if it moved)."""
     spec = importlib.util.find_spec("anthropic")  # finds the package, does not run it
     if spec is None or not spec.submodule_search_locations:
         return {}
@@ -28,8 +29,10 @@ def _sdk_table() -> Mapping[str, str]:
     return table if isinstance(table, dict) else {}
 
 
-def deprecation_warnings(models: Iterable[str]) -> list[str]:
-    table = _sdk_table()
+def deprecation_warnings(
+    models: Iterable[str], table: Mapping[str, str] | None = None
+) -> list[str]:
+    table = sdk_table() if table is None else table
     return [
         f"model {model!r} is deprecated by Anthropic; end of life {table[model]}"
         for model in models

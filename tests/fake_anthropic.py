@@ -25,14 +25,15 @@ Anthropic's prefix caching (``tests/fake_cache.py``): when a request caches some
 usage reports the cache's figures instead of the ``Reply``'s ``input_tokens``.
 
 Authentication: the key is accepted from ``x-api-key`` *or* ``authorization: Bearer``.
-NOTE: the installed SDK (anthropic 2.14) sends ``api_key`` as ``Authorization: Bearer KEY``,
-not ``x-api-key``; use :attr:`RecordedRequest.api_key` to check which key arrived. A missing
-key, a wrong key or a missing ``anthropic-version`` header is answered like Anthropic does
-(401 ``authentication_error`` / 400 ``invalid_request_error``) without consuming a queued
+NOTE: the SDK sends ``api_key`` as ``Authorization: Bearer KEY``, not ``x-api-key``; use
+:attr:`RecordedRequest.api_key` to check which key arrived. A missing key, a wrong key or a
+missing ``anthropic-version`` header is answered like Anthropic does (401
+``authentication_error`` / 400 ``invalid_request_error``) without consuming a queued
 behaviour; so are malformed bodies (400) and unknown paths (404 ``not_found_error``).
 
-What the SDK (anthropic 2.14, httpx2) raises for each behaviour, measured by
-``tests/test_fake_anthropic.py``:
+What each behaviour means to the relay, checked by ``tests/test_fake_anthropic.py`` with the
+locked SDK (which exception class carries it is the SDK's business, and has changed between
+its minor releases):
 
 - ``HttpError(401, "authentication_error")`` -> ``anthropic.AuthenticationError``;
   429 -> ``RateLimitError``; 500 -> ``InternalServerError``; 529 -> ``OverloadedError``
@@ -43,15 +44,8 @@ What the SDK (anthropic 2.14, httpx2) raises for each behaviour, measured by
   ``.status_code == 200`` (the stream's HTTP status), ``.type == "overloaded_error"``
   (the ``error.type`` sent), ``.body == {"type": "error", "error": {...}}``; raised
   while iterating, after the earlier deltas were delivered. Not retried.
-- ``Drop`` on a streamed request -> ``httpx2.RemoteProtocolError`` ("peer closed connection
-  without sending complete message body (incomplete chunked read)"), raised *unwrapped*
-  from the stream iteration after the earlier deltas were delivered: it is NOT an
-  ``anthropic.APIError`` (its ``__cause__`` is ``httpcore2.RemoteProtocolError``), has no
-  ``.type``/``.status_code``, and is not retried. Map it explicitly (e.g. catch
-  ``httpx2.TransportError`` alongside ``anthropic.APIError``). On a non-streamed request,
-  where the drop comes before any response, the SDK raises ``anthropic.APIConnectionError``
-  ("Connection error.", ``__cause__`` ``httpx2.RemoteProtocolError``), retried per
-  ``max_retries``.
+- ``Drop`` -> one of ``UPSTREAM_TRANSPORT_ERRORS`` (providers/anthropic.py), raised after
+  the earlier deltas were delivered, which the relay reports as ``upstream_unavailable``.
 - ``Silent`` -> nothing is raised until the SDK's read timeout; closing the SDK stream
   closes the TCP connection, which the fake records in ``closed_at`` within a few ms.
 

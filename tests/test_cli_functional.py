@@ -11,6 +11,7 @@ import time
 import pytest
 
 from sseserver.config import OPTIONS
+from sseserver.deprecations import sdk_table
 from sseserver.event_loop import resolved_loop
 
 from .processes import Processes
@@ -104,7 +105,11 @@ async def test_bad_settings_exit_2_naming_the_option(
 async def test_deprecated_model_is_warned_about_with_its_end_of_life(
     processes: Processes,
 ) -> None:
-    server = await processes.sseserver(None, "--models", "claude-sonnet-4-5-20250929")
+    """Any model the locked SDK lists: the list changes with its releases. An empty list
+    means the SDK moved its table, which the warning reads from its private path."""
+    table = sdk_table()
+    assert table, "the installed SDK lists no deprecated model where sseserver reads them"
+    model, end_of_life = next(iter(table.items()))
+    server = await processes.sseserver(None, "--models", model)
     assert await server.stop(timeout=10) == 0
-    assert "claude-sonnet-4-5-20250929" in server.log
-    assert "November 30th, 2026" in server.log
+    assert f"model {model!r} is deprecated by Anthropic; end of life {end_of_life}" in server.log

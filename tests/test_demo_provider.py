@@ -124,7 +124,8 @@ def test_a_demo_server_never_imports_the_anthropic_sdk() -> None:
         "Settings; from sseserver.providers import create_provider; "
         "from sseserver.deprecations import deprecation_warnings; "
         "create_app(Settings(provider='demo')); create_provider(Settings(provider='demo')); "
-        "assert deprecation_warnings(['claude-sonnet-4-5-20250929']); "
+        "assert deprecation_warnings(['claude-old'], {'claude-old': 'today'}); "
+        "from sseserver.deprecations import sdk_table; assert sdk_table(); "
         "print('anthropic' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 import anthropic
-import httpx2
 import pydantic
 import pytest
 from anthropic._streaming import SSEDecoder
@@ -28,6 +27,7 @@ from anthropic.types import ErrorResponse, Message, RawMessageStreamEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sseserver.providers.anthropic import UPSTREAM_TRANSPORT_ERRORS, transport_error
 from tests.fake_anthropic import (
     DEFAULT_API_KEY,
     MESSAGES_PATH,
@@ -373,16 +373,20 @@ async def test_mid_stream_error_wire_format(fake: FakeAnthropic) -> None:
     assert error == {"type": "error", "error": {"type": "api_error", "message": "boom"}}
 
 
-async def test_drop_raises_remote_protocol_error(
+async def test_a_drop_is_what_the_relay_reports_as_a_lost_connection(
     fake: FakeAnthropic, client: anthropic.AsyncAnthropic
 ) -> None:
+    """Whatever class the SDK raises a dropped stream as, the relay catches it and calls
+    it a lost connection, and the text before the drop was delivered."""
     fake.enqueue(Drop(chunks=["cut ", "off"]))
     received: list[str] = []
-    with pytest.raises(httpx2.RemoteProtocolError) as caught:
+    with pytest.raises(UPSTREAM_TRANSPORT_ERRORS) as caught:
         await _collect_text(client, received)
 
-    assert not isinstance(caught.value, anthropic.APIError)
-    assert "incomplete chunked read" in str(caught.value)
+    error = transport_error(caught.value)
+    assert (error.type, error.message) == (
+        "upstream_unavailable", "The connection to Claude was lost."
+    )
     assert received == ["cut ", "off"]
     record = fake.requests[0]
     await fake.wait_closed(0, timeout=1.0)
@@ -396,7 +400,7 @@ async def test_drop_of_non_streamed_request_is_a_connection_error(
     fake.enqueue(Drop())
     with pytest.raises(anthropic.APIConnectionError) as caught:
         await client.messages.create(model=MODEL, max_tokens=64, messages=PROMPT)
-    assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)
+    assert transport_error(caught.value).type == "upstream_unavailable"
 
 
 async def test_silent_stream_close_is_detected_within_100ms(
@@ -427,8 +431,10 @@ async def test_silent_stream_hits_the_sdk_read_timeout(fake: FakeAnthropic) -> N
     async with anthropic.AsyncAnthropic(
         api_key=fake.api_key, base_url=fake.base_url, max_retries=0, timeout=0.2
     ) as sdk:
-        with pytest.raises(httpx2.ReadTimeout):
+        with pytest.raises(UPSTREAM_TRANSPORT_ERRORS) as caught:
             await _collect_text(sdk, received)
+    error = transport_error(caught.value)
+    assert (error.type, error.message) == ("upstream_timeout", "Claude did not answer in time.")
     assert received == ["only"]
     await fake.wait_closed(0, timeout=1.0)
 
@@ -596,8 +602,9 @@ async def test_shutdown_cuts_a_silent_stream_promptly() -> None:
         ) as sdk:
             task = asyncio.create_task(consume(sdk))
             await asyncio.wait_for(first_text.wait(), 2.0)
-    with pytest.raises(httpx2.TransportError):  # ReadError or RemoteProtocolError
+    with pytest.raises(UPSTREAM_TRANSPORT_ERRORS) as caught:
         await task
+    assert transport_error(caught.value).type == "upstream_unavailable"
     assert server.requests[0].closed_at is not None
     assert time.monotonic() - started < 1.0
 

@@ -49,6 +49,11 @@ MAX_CONTINUATIONS: Final = 5
 # "What limits the rest").
 BURST_EVENTS: Final = 4
 BURST_PAUSE: Final = 0.002
+# What the SDK raises, or lets through from its transport, when the connection fails or
+# times out: an SDK release may wrap one in the other (transport_error reads either).
+UPSTREAM_TRANSPORT_ERRORS: Final = (
+    anthropic.APIConnectionError, httpx2.TransportError, aiohttp.ClientError,
+)
 # The basic web search tool: every model with web search has it (the later versions add
 # filtering by code execution, which brings blocks of its own).
 WEB_SEARCH_TOOL: Final = "web_search_20250305"
@@ -151,12 +156,8 @@ class AnthropicProvider:
         except anthropic.APIStatusError as exc:
             error_type = exc.type or _TYPE_BY_STATUS.get(exc.status_code, "api_error")
             raise self._safe_error(error_type, exc.api_message or str(exc)) from None
-        except (anthropic.APITimeoutError, httpx2.TimeoutException, aiohttp.ServerTimeoutError):
-            raise ProviderError("upstream_timeout", "Claude did not answer in time.") from None
-        except (anthropic.APIConnectionError, httpx2.TransportError, aiohttp.ClientError):
-            raise ProviderError(
-                "upstream_unavailable", "The connection to Claude was lost."
-            ) from None
+        except UPSTREAM_TRANSPORT_ERRORS as exc:
+            raise transport_error(exc) from None
         yield reader.usage()
 
     def _safe_error(self, error_type: str, message: str) -> ProviderError:
@@ -168,18 +169,38 @@ class AnthropicProvider:
         await self._client.close()
 
 
-def _body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
-    """The response body's chunks, read straight from aiohttp's stream when the SDK's
-    transport is aiohttp's (its own reader goes through four more async iterators per
-    chunk), and the body is not compressed (the SDK's reader would decompress it).
-    The SDK still owns the response: leaving its `async with` closes it."""
+def transport_error(exc: BaseException) -> ProviderError:
+    """What a reader is told when the transport failed. Whichever class an SDK release
+    wraps a failure in (its own `APIConnectionError`, or the transport's exception raised
+    as it is), a timeout anywhere in the chain is a timeout."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, anthropic.APITimeoutError | httpx2.TimeoutException
+                      | aiohttp.ServerTimeoutError | TimeoutError):
+            return ProviderError("upstream_timeout", "Claude did not answer in time.")
+        cause = cause.__cause__
+    return ProviderError("upstream_unavailable", "The connection to Claude was lost.")
+
+
+def aiohttp_body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes] | None:
+    """The response body's chunks straight from aiohttp's stream, or None when the SDK's
+    transport is not aiohttp's or the body is compressed (the SDK's reader decompresses).
+    It reaches into the SDK's private attributes: a test asserts that the locked SDK
+    still takes this path."""
     http = response.http_response
     raw = getattr(getattr(http.stream, "_stream", None), "_aiohttp_response", None)
     if isinstance(raw, aiohttp.ClientResponse) and http.headers.get(
         "content-encoding", "identity"
     ) == "identity":
         return raw.content.iter_any()
-    return response.iter_bytes()
+    return None
+
+
+def _body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
+    """The fast path when it is there (the SDK's own reader goes through four more async
+    iterators per chunk). The SDK still owns the response: leaving its `async with`
+    closes it."""
+    return aiohttp_body(response) or response.iter_bytes()
 
 
 def _thinking(thinking: Thinking) -> dict[str, Any]:
