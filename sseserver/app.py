@@ -43,6 +43,7 @@ from .routes import routes
 from .store.base import StreamStore
 from .store.memory import MemoryStore
 from .subscriber import Subscribers
+from .tools.loop import with_tools
 
 log = logging.getLogger("sseserver")
 
@@ -74,7 +75,7 @@ def create_store(settings: Settings) -> StreamStore:
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     """Provider and generations live as long as the app (shutdown: `_stop_generations`)."""
     settings = app[SETTINGS]
-    provider = create_provider(settings)
+    provider = with_tools(create_provider(settings), settings)
     store = create_store(settings)
     await store.open()  # never fails for want of Redis: /healthz says degraded until it is
     app[PROVIDER] = provider

@@ -24,6 +24,7 @@ from .option_values import (
     PromptCache,
     ProviderName,
 )
+from .tools.definitions import ToolSpec, load_tool_file
 
 # A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -43,6 +44,13 @@ class Settings:
     max_thinking_tokens: int = 10000  # 0: no thinking
     web_search: int = 0  # searches a reply may make; 0: web search off
     prompt_cache: PromptCache = "5m"
+    # The operator's system prompt, before any a request sends; whether requests may.
+    system_prompt: str | None = field(default=None, repr=False)
+    client_system: bool = True
+    # The operator's tools (tools/definitions.py); the demo's two when empty and offline.
+    tools: tuple[ToolSpec, ...] = ()
+    tool_timeout: float = 30.0
+    max_tool_steps: int = 8
     demo_delay_ms: int = 30
     demo_tokens: int | None = None
     heartbeat: float = 15.0
@@ -154,6 +162,43 @@ OPTIONS: tuple[Option, ...] = (
         "cache each request's prompt for the next turn to read: off, 5m or 1h (how long "
         "an entry lives; 1h costs more to write)",
         metavar="TTL",
+    ),
+    Option(
+        "system_prompt",
+        values.prompt_file,
+        "a file whose text is every request's system prompt, placed before any system "
+        "prompt the request sends",
+        shown_default="none",
+        metavar="FILE",
+    ),
+    Option(
+        "client_system",
+        values.on_off,
+        "on: a request may add its own system prompt; off: one that sends one gets 400",
+        shown_default="on",
+        metavar="ON|OFF",
+    ),
+    Option(
+        "tools",
+        load_tool_file,
+        "a JSON file of tool definitions (the Messages API's shape) offered on every "
+        'request; a tool with "handler": "module:function" runs on the server, one '
+        "without is the client's to run (docs/protocol.md, \"Tools\")",
+        shown_default="none (the demo provider: its two example tools)",
+        metavar="FILE",
+    ),
+    Option(
+        "tool_timeout",
+        values.positive_float,
+        "seconds a server-run tool may take; past it the call's result is an error",
+        metavar="SECONDS",
+    ),
+    Option(
+        "max_tool_steps",
+        values.positive_int,
+        "most upstream requests one reply may make while calling server-run tools; past it "
+        "the reply ends with stop_reason tool_use",
+        metavar="N",
     ),
     Option("demo_delay_ms", values.non_negative_int, "demo provider: pause before each token (ms)"),
     Option(

@@ -13,8 +13,6 @@ LoopName = Literal["auto", "asyncio", "uvloop"]
 LOOPS: tuple[LoopName, ...] = get_args(LoopName)
 PromptCache = Literal["off", "5m", "1h"]
 PROMPT_CACHES: tuple[PromptCache, ...] = get_args(PromptCache)
-# The API's smallest thinking budget (ThinkingConfigEnabledParam: at least 1,024).
-MIN_THINKING_BUDGET = 1024
 
 # A request head's bounds besides --max-header-bytes (connections.py): the request line and
 # each header line (aiohttp's own default, nginx's buffer size), and the number of headers
@@ -23,6 +21,9 @@ MIN_THINKING_BUDGET = 1024
 MAX_LINE_BYTES = 8190
 MAX_HEADERS = 100
 MIN_HEADER_BYTES = 4096
+
+# The API's smallest thinking budget (ThinkingConfigEnabledParam: at least 1,024).
+MIN_THINKING_BUDGET = 1024
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -140,6 +141,34 @@ def prompt_cache(text: str) -> str:
     if text not in PROMPT_CACHES:
         raise ValueError("must be off, 5m or 1h")
     return text
+
+
+# The longest system prompt file: well within what the API takes.
+MAX_PROMPT_FILE_BYTES = 256 * 1024
+
+
+def prompt_file(text: str) -> str:
+    """A system prompt from a file: its UTF-8 text, not empty."""
+    try:
+        with open(text, "rb") as file:
+            raw = file.read(MAX_PROMPT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PROMPT_FILE_BYTES:
+        raise ValueError(f"is larger than {MAX_PROMPT_FILE_BYTES} bytes")
+    try:
+        prompt = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
+    if not prompt.strip():
+        raise ValueError("is empty")
+    return prompt
+
+
+def on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise ValueError("must be on or off")
+    return text == "on"
 
 
 def log_level(text: str) -> str:

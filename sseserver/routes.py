@@ -33,6 +33,7 @@ from .keys import (
 from .providers import GenerationRequest
 from .store.base import Cancel
 from .subscriber import serve_stream
+from .tools.loop import offered_tools
 from .validation import request_from_json
 
 # What the page is allowed to load: only this origin, and no inline script.
@@ -102,13 +103,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 def capabilities(settings: Settings) -> dict[str, Any]:
     """What requests may ask for here, so a page shows only the toggles that work
-    (docs/protocol.md, "Thinking, tools and caching"). The thinking bound is the largest
+    (docs/protocol.md, "Thinking, tools and caching"), and which tools a reply may call,
+    so a client knows which ones it must answer. The thinking bound is the largest
     budget a request can use: the operator's, and below the largest max_tokens."""
     thinking = min(settings.max_thinking_tokens, settings.max_tokens - 1)
     return {
         "thinking": {"max_tokens": thinking} if settings.max_thinking_tokens else False,
         "web_search": {"max_uses": settings.web_search} if settings.web_search else False,
         "prompt_cache": settings.prompt_cache,
+        "client_system": settings.client_system,
+        "tools": [
+            {"name": spec.name, "runs": "server" if spec.handler else "client",
+             "needs_approval": spec.needs_approval}
+            for spec in offered_tools(settings)
+        ],
     }
 
 

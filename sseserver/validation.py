@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .config import Settings
+from .content import check_tool_answers, content_blocks
 from .errors import BadRequest, TooLarge
 from .ids import parse_event_id
 from .option_values import MIN_THINKING_BUDGET
 from .providers import ChatMessage, GenerationRequest
 from .providers.base import Thinking
+from .tools.loop import offered_tools
 
 _BODY_KEYS: Final = frozenset(
     {"messages", "model", "system", "max_tokens", "thinking", "web_search"}
@@ -52,11 +54,17 @@ def _max_tokens(value: object, settings: Settings) -> int:
 
 
 def _system(value: object, settings: Settings) -> str | None:
+    """The operator's system prompt (--system-prompt), then the request's own where the
+    operator allows one (--client-system)."""
+    operator = settings.system_prompt
     if value is None or value == "":
-        return None
+        return operator
     if not isinstance(value, str):
         raise BadRequest("system must be a string.")
-    return _within_limit(value, "system", settings)
+    if not settings.client_system:
+        raise BadRequest("This server sets the system prompt itself; leave system out.")
+    _within_limit(value, "system", settings)
+    return f"{operator}\n\n{value}" if operator else value
 
 
 def _is_int(value: object) -> bool:
@@ -160,6 +168,7 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list.")
     parsed: list[ChatMessage] = []
+    tools = {spec.name for spec in offered_tools(settings)}
     for index, item in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(item, dict) or set(item) != _MESSAGE_KEYS:
@@ -171,9 +180,16 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
                 f"{where}.role must be {expected!r}: roles alternate, starting with 'user'."
             )
         content = item["content"]
-        if not isinstance(content, str):
-            raise BadRequest(f"{where}.content must be a string.")
-        parsed.append(ChatMessage(role, _text(content, f"{where}.content", settings)))
+        if isinstance(content, list):
+            parsed.append(ChatMessage(role, content_blocks(
+                content, role, f"{where}.content", tools,
+                lambda text, what: _within_limit(text, what, settings),
+            )))
+        elif isinstance(content, str):
+            parsed.append(ChatMessage(role, _text(content, f"{where}.content", settings)))
+        else:
+            raise BadRequest(f"{where}.content must be a string or a list of content blocks.")
+    check_tool_answers([(m.role, m.content) for m in parsed])
     max_tokens = _max_tokens(data.get("max_tokens"), settings)
     return GenerationRequest(
         messages=tuple(parsed),

@@ -76,11 +76,13 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .fake_blocks import (
+    SIGNATURE,
     Block,
     RedactedThinking,
     ServerToolUse,
     Text,
     Thinking,
+    ToolUse,
     UnknownBlock,
     UnknownEvent,
     WebSearchResult,
@@ -109,6 +111,7 @@ __all__ = [
     "Silent",
     "Text",
     "Thinking",
+    "ToolUse",
     "UnknownBlock",
     "UnknownEvent",
     "WebSearchResult",
@@ -404,8 +407,14 @@ def _validate_extras(body: dict[str, Any]) -> str | None:
         if problem is not None:
             return problem
     for tool in body.get("tools") or ():
+        if isinstance(tool, dict) and tool.get("type", "custom") == "custom":
+            if not isinstance(tool.get("name"), str) or not isinstance(
+                tool.get("input_schema"), dict
+            ) or tool["input_schema"].get("type") != "object":
+                return "tools: a custom tool needs a name and an object input_schema"
+            continue
         if not isinstance(tool, dict) or tool.get("type") != "web_search_20250305":
-            return "tools: this fake knows only web_search_20250305"
+            return "tools: this fake knows only web_search_20250305 and custom tools"
         uses = tool.get("max_uses")
         if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int)
                                  or uses < 1):
@@ -435,7 +444,58 @@ def _validate_body(body: object) -> str | None:
         return "messages: Input should be a valid list"
     if "stream" in body and not isinstance(body["stream"], bool):
         return "stream: Input should be a valid boolean"
-    return _validate_extras(body)
+    return _validate_extras(body) or _validate_tool_turns(body)
+
+
+def _blocks(message: object) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _validate_tool_turns(body: dict[str, Any]) -> str | None:
+    """The API's rules for tool calls and their results: every ``tool_use`` answered by a
+    ``tool_result`` in the next message and nothing else answered; with thinking enabled,
+    the assistant turn that called the tools being answered starts with its thinking block,
+    signature intact."""
+    messages = body["messages"]
+    # Adaptive thinking may skip a turn's thinking; enabled thinking always opens with it.
+    thinking = isinstance(body.get("thinking"), dict) and body["thinking"].get(
+        "type") == "enabled"
+    for index, message in enumerate(messages):
+        calls = [b.get("id") for b in _blocks(message) if b.get("type") == "tool_use"]
+        following = _blocks(messages[index + 1]) if index + 1 < len(messages) else None
+        answered = [
+            b.get("tool_use_id") for b in following or () if b.get("type") == "tool_result"
+        ]
+        if calls and following is not None and sorted(map(str, calls)) != sorted(
+            map(str, answered)
+        ):
+            missing = [c for c in calls if c not in answered]
+            if missing:
+                return (f"messages.{index}: `tool_use` ids were found without `tool_result` "
+                        f"blocks immediately after: {', '.join(map(str, missing))}. Each "
+                        "`tool_use` block must have a corresponding `tool_result` block in "
+                        "the next message.")
+        unexpected = [a for a in answered if a not in calls]
+        if unexpected:
+            return (f"messages.{index + 1}.content.0: unexpected `tool_use_id` found in "
+                    f"`tool_result` blocks: {', '.join(map(str, unexpected))}. Each "
+                    "`tool_result` block must have a corresponding `tool_use` block in the "
+                    "previous message.")
+    last = messages[-2] if len(messages) >= 2 else None
+    if thinking and _blocks(messages[-1]) and any(
+        b.get("type") == "tool_result" for b in _blocks(messages[-1])
+    ) and last is not None:
+        first = (_blocks(last) or [{}])[0]
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            return (f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or "
+                    f"`redacted_thinking`, but found `{first.get('type')}`. When `thinking` "
+                    "is enabled, a final `assistant` message must start with a thinking block "
+                    "(preceeding the lastmost set of `tool_use` and `tool_result` blocks).")
+        if first.get("type") == "thinking" and first.get("signature") != SIGNATURE:
+            return (f"messages.{len(messages) - 2}.content.0: Invalid `signature` in "
+                    "`thinking` block")
+    return None
 
 
 class _TrackingServer(web.Server):

@@ -12,6 +12,8 @@ Every shape here is checked against the installed SDK's own types by
 - ``RedactedThinking``: start holding the whole block (``data``), stop.
 - ``ServerToolUse``: start ``{"type": "server_tool_use", "id", "name", "input": {}}``, one
   ``input_json_delta`` per piece of the input's JSON, stop.
+- ``ToolUse``: a call of one of the request's own tools: start ``{"type": "tool_use", "id",
+  "name", "input": {}}``, one ``input_json_delta`` per piece of the input's JSON, stop.
 - ``WebSearchResult``: start holding the whole result (a list of ``web_search_result`` or a
   ``web_search_tool_result_error``), stop.
 - ``UnknownBlock``: a block type and a delta type the SDK does not know (the API may add
@@ -118,6 +120,25 @@ class ServerToolUse:
 
 
 @dataclass(frozen=True)
+class ToolUse:
+    id: str
+    name: str
+    input: dict[str, Any]
+    pieces: int = 3
+    """The input's JSON is sent in this many ``input_json_delta`` pieces."""
+
+    def content(self) -> dict[str, Any]:
+        return {"type": "tool_use", "id": self.id, "name": self.name, "input": self.input}
+
+    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "start", {"type": "tool_use", "id": self.id, "name": self.name, "input": {}}
+        text = json.dumps(self.input, ensure_ascii=False)
+        size = -(-len(text) // self.pieces)
+        for start in range(0, len(text), size):
+            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+
+
+@dataclass(frozen=True)
 class WebSearchResult:
     tool_use_id: str
     results: Sequence[dict[str, Any]] = ()
@@ -154,7 +175,9 @@ class UnknownEvent:
     name: str = "future_event"
 
 
-Block = Text | Thinking | RedactedThinking | ServerToolUse | WebSearchResult | UnknownBlock
+Block = (
+    Text | Thinking | RedactedThinking | ServerToolUse | ToolUse | WebSearchResult | UnknownBlock
+)
 
 
 def searches(blocks: Sequence[Block | UnknownEvent]) -> int:
@@ -167,7 +190,7 @@ def output_text(blocks: Sequence[Block | UnknownEvent]) -> list[str]:
     for block in blocks:
         if isinstance(block, Text | Thinking):
             written.extend(block.chunks)
-        elif isinstance(block, ServerToolUse):
+        elif isinstance(block, ServerToolUse | ToolUse):
             written.append(json.dumps(block.input))
     return written
 

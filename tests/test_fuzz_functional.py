@@ -303,8 +303,33 @@ nearly_valid = st.fixed_dictionaries(
         "web_search": web_search_values,
     },
 ).map(lambda d: json.dumps(d).encode())
+# Content arrays: blocks of every type a message may hold, nearly right or not at all, and
+# tool calls answered by ids that match, or do not.
+tool_ids = st.sampled_from(["toolu_1", "toolu_2", "bad id", ""]) | any_text
+blocks = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": turn_text | json_values}),
+    st.fixed_dictionaries({"type": st.just("tool_use"), "id": tool_ids,
+                           "name": st.sampled_from(["current_time", "browser_locale", "x"]),
+                           "input": st.just({}) | json_values}),
+    st.fixed_dictionaries({"type": st.just("tool_result"), "tool_use_id": tool_ids},
+                          optional={"content": any_text | json_values,
+                                    "is_error": st.booleans() | json_values}),
+    st.fixed_dictionaries({"type": st.sampled_from(["thinking", "redacted_thinking", "image",
+                                                    "document", "server_tool_use"])},
+                          optional={"thinking": any_text, "signature": any_text,
+                                    "data": any_text, "source": json_values}),
+    json_values,
+)
+content_arrays = st.integers(1, 4).flatmap(
+    lambda n: st.tuples(*[
+        st.fixed_dictionaries({"role": st.just("user" if i % 2 == 0 else "assistant"),
+                               "content": turn_text | st.lists(blocks, max_size=3)})
+        for i in range(n)
+    ]).map(lambda turns: json.dumps({"messages": list(turns)}).encode())
+)
 bodies = st.one_of(
     nearly_valid,
+    content_arrays,
     st.fixed_dictionaries(
         {"messages": messages | json_values},
         optional={

@@ -24,7 +24,7 @@ from anthropic import AsyncAPIResponse
 from ..option_values import PromptCache
 from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
-from .base import GenerationRequest, Item, ProviderError, Thinking
+from .base import Event, GenerationRequest, Item, ProviderError, Thinking, bounds_left
 
 # Anthropic's error type for an HTTP status, when a body does not name one.
 _TYPE_BY_STATUS: Final[dict[int, str]] = {
@@ -79,13 +79,17 @@ class AnthropicProvider:
         params: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                {"role": m.role, "content": m.content if isinstance(m.content, str)
+                 else list(m.content)} for m in request.messages
+            ],
             "thinking": _thinking(request.thinking),
         }
         if request.system:
             params["system"] = request.system
-        if request.web_search:
-            params["tools"] = [_web_search_tool(request.web_search)]
+        tools = _tools(request, request.web_search)
+        if tools:
+            params["tools"] = tools
         if self._cache_control is not None:
             # Automatic caching: the API puts the breakpoint on the request's last block,
             # so everything before it (system, the history, the new message) is the
@@ -97,8 +101,9 @@ class AnthropicProvider:
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
         params = self._params(request)
         # Blocks are kept for a continuation only when one can happen: pause_turn comes
-        # only from server tools, and web search is the one this server turns on.
-        reader = ReplyReader(keep=request.web_search > 0)
+        # only from server tools (web search is the one this server turns on), and a call
+        # of an operator's tool is answered after a `turn` of the kept blocks.
+        reader = ReplyReader(keep=request.web_search > 0 or bool(request.tools))
         on_event = reader.on_event
         create = self._client.messages.with_streaming_response.create
         continuations = 0
@@ -136,18 +141,24 @@ class AnthropicProvider:
                         "upstream_unavailable", "The reply from Claude ended early."
                     )
                 searches_left = request.web_search - reader.searches
+                bounds = bounds_left(request, reader.usage().output_tokens)
                 if (reader.stop_reason != "pause_turn" or continuations == MAX_CONTINUATIONS
-                        or not reader.keep or searches_left < 1):
+                        or not reader.keep or searches_left < 1 or bounds is None):
                     break
                 # Continue the paused turn: the reply so far goes back as the assistant
-                # turn, with what is left of this reply's searches.
+                # turn, with what is left of this reply's searches and tokens.
                 continuations += 1
+                max_tokens, thinking = bounds
                 params = params | {
                     "messages": [*params["messages"][: len(request.messages)],
                                  {"role": "assistant", "content": list(reader.kept)}],
-                    "tools": [_web_search_tool(searches_left)],
+                    "tools": _tools(request, searches_left),
+                    "max_tokens": max_tokens,
+                    "thinking": _thinking(thinking),
                 }
                 reader.next_request()
+            if reader.stop_reason == "tool_use" and request.tools and reader.keep:
+                yield Event("turn", {"role": "assistant", "content": list(reader.kept)})
         except ProviderError as exc:
             raise self._safe_error(exc.type, exc.message) from None
         except (AttributeError, KeyError, TypeError, ValueError):  # a shape not as documented
@@ -211,6 +222,13 @@ def _thinking(thinking: Thinking) -> dict[str, Any]:
     if thinking == "adaptive":
         return {"type": "adaptive", "display": "summarized"}
     return {"type": "enabled", "budget_tokens": thinking, "display": "summarized"}
+
+
+def _tools(request: GenerationRequest, searches: int) -> list[dict[str, Any]]:
+    """The request's `tools`: web search with what is left of its searches, and the
+    operator's own."""
+    web_search = [_web_search_tool(searches)] if searches > 0 else []
+    return [*web_search, *request.tools]
 
 
 def _web_search_tool(max_uses: int) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 `ReplyReader.on_event` takes every event but a text delta (the provider frames those
 itself, the hot path) and returns the items they make, in the shapes of docs/protocol.md,
 "Events": `thinking` per thinking delta, `thinking_hidden` once per thinking block whose
-text is not shown, `tool` once a server tool's input is complete, `tool_result` with titles
-and URLs only, and a text block's `citation`s after its last text. Signatures and encrypted
+text is not shown, an operator's tool call as `tool_start` and `tool_input` deltas, `tool`
+once a tool's input is complete, a web search's `tool_result` with titles and URLs only,
+and a text block's `citation`s after its last text. Signatures and encrypted
 content never become an item. Unknown event, block and delta types make nothing.
 
 A reply may span several upstream requests: a turn that pauses (`pause_turn`) is continued
-by sending what it produced so far back as the assistant turn. With `keep`, the reader keeps
+by sending what it produced so far back as the assistant turn, and so is one that calls
+tools (tools/loop.py), with their results. With `keep`, the reader keeps
 every content block exactly as the API returned it (signatures and encrypted content
 included) for that, up to `MAX_KEPT_BYTES`. Usage is summed over the requests.
 """
@@ -150,6 +152,8 @@ class ReplyReader:
                 return (Event("thinking", thinking),)
         elif kind == "redacted_thinking":
             return (Event("thinking_hidden", {"reason": "redacted"}),)
+        elif kind == "tool_use":  # an operator's tool: its call streams as it forms
+            return (Event("tool_start", {"id": raw["id"], "name": raw["name"]}),)
         elif kind == "server_tool_use":
             self._tool_names[str(raw["id"])] = str(raw["name"])
         elif kind == "web_search_tool_result":
@@ -172,7 +176,10 @@ class ReplyReader:
         if kind == "citations_delta":
             block.citations.append(delta["citation"])
         elif kind == "input_json_delta":
-            block.parts.append(delta["partial_json"])
+            partial = delta["partial_json"]
+            block.parts.append(partial)
+            if block.kind == "tool_use" and partial:
+                return (Event("tool_input", {"id": block.raw["id"], "delta": partial}),)
         elif kind == "signature_delta" and self.keep:
             block.raw["signature"] = delta["signature"]
         return _NOTHING
@@ -194,7 +201,7 @@ class ReplyReader:
                 items = (Event("thinking_hidden", {"reason": "omitted"}),)
             if self.keep:
                 raw["thinking"] = "".join(block.parts)
-        elif block.kind == "server_tool_use":
+        elif block.kind in ("tool_use", "server_tool_use"):
             joined = "".join(block.parts)
             tool_input = json.loads(joined) if joined else raw.get("input") or {}
             if self.keep:

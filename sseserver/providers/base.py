@@ -4,11 +4,14 @@ A provider turns a `GenerationRequest` into an async iterator of items:
 
 - `str`: one text delta (a `message` event). Text is nearly every item of a reply, so it
   stays a plain string: the relay's hot path does no more than frame it.
-- `Event`: any other wire event (`thinking`, `thinking_hidden`, `tool`, `tool_result`,
-  `citation`), already in the shape docs/protocol.md, "Events" gives it.
+- `Event`: any other wire event (`thinking`, `thinking_hidden`, `tool_start`, `tool_input`,
+  `tool`, `tool_result`, `citation`, `turn`), already in the shape docs/protocol.md,
+  "Events" gives it. A provider offered tools (`GenerationRequest.tools`) ends a reply that
+  stops for `tool_use` with a `turn` event: the assistant message exactly as the API
+  returned it, which the tool loop (tools/loop.py) sends back with the tools' results.
 - `Usage`: one as soon as the input is counted, the last one final.
 
-Handlers and the stream registry never know which provider they have. Closing the generator
+Handlers and the stream store never know which provider they have. Closing the generator
 (`aclose()`, or task cancellation) must close the upstream request.
 """
 
@@ -19,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ..errors import ProviderError
+from ..option_values import MIN_THINKING_BUDGET
 
 __all__ = [
-    "ChatMessage", "Event", "GenerationRequest", "Item", "Provider", "ProviderError", "Role",
-    "Thinking", "Usage",
+    "Block", "ChatMessage", "Event", "GenerationRequest", "Item", "Provider", "ProviderError",
+    "Role", "Thinking", "Usage",
 ]
 
 Role = Literal["user", "assistant"]
@@ -30,10 +34,21 @@ Role = Literal["user", "assistant"]
 Thinking = Literal["off", "adaptive"] | int
 
 
+# A content block in the Messages API's own shape, checked by validation.py.
+Block = dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
-    content: str
+    content: str | tuple[Block, ...]
+
+    @property
+    def text(self) -> str:
+        """The message's text: the string, or its text blocks joined."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(b["text"] for b in self.content if b.get("type") == "text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +59,8 @@ class GenerationRequest:
     system: str | None = None
     thinking: Thinking = "off"
     web_search: int = 0  # the most searches this reply may make; 0: no web search
+    # The operator's tool definitions, in the API's shape (tools/definitions.py).
+    tools: tuple[Block, ...] = ()
 
 
 @dataclass(slots=True)
@@ -69,6 +86,19 @@ class Usage:
     # {"type": "refusal", "category", "explanation"} when Claude refused, else None.
     stop_details: dict[str, Any] | None = None
 
+    def plus(self, later: Usage) -> Usage:
+        """This request's usage and a later request's of the same reply, summed; the stop
+        is the later one's."""
+        return Usage(
+            self.input_tokens + later.input_tokens, self.output_tokens + later.output_tokens,
+            later.stop_reason,
+            self.cache_creation_input_tokens + later.cache_creation_input_tokens,
+            self.cache_read_input_tokens + later.cache_read_input_tokens,
+            self.thinking_tokens + later.thinking_tokens,
+            self.web_search_requests + later.web_search_requests,
+            later.stop_details,
+        )
+
     def wire(self) -> dict[str, Any]:
         """The `usage` event's data: every key, always (docs/protocol.md, "Events")."""
         return {
@@ -84,6 +114,21 @@ class Usage:
 
 
 Item = str | Event | Usage
+
+
+def bounds_left(request: GenerationRequest, output_tokens: int) -> tuple[int, Thinking] | None:
+    """A reply's next request's max_tokens and thinking, when the reply has already spent
+    `output_tokens`: a reply's max_tokens bounds the reply, however many requests it takes.
+    None when too little is left to make another."""
+    left = request.max_tokens - output_tokens
+    if left < 1:
+        return None
+    thinking = request.thinking
+    if isinstance(thinking, int) and thinking >= left:
+        if left - 1 < MIN_THINKING_BUDGET:
+            return None
+        thinking = left - 1
+    return left, thinking
 
 
 class Provider(Protocol):

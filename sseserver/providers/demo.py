@@ -3,8 +3,9 @@
 
 A reply shows every kind of event a real one can: a short thinking block (unless the
 request turned thinking off), a pretend web search (when the request asked for one), and
-text with one cited source. With `--demo-tokens N` (load tests) a reply is exactly N
-`message` events and nothing else, so load figures stay comparable.
+text with one cited source. Offered tools, it calls them as demo_tools.py says. With
+`--demo-tokens N` (load tests) a reply is exactly N `message` events and nothing else, so
+load figures stay comparable.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 from .base import Event, GenerationRequest, Item, Usage
+from .demo_tools import demo_tool_items
 
 DEMO_TEXT = (
     "This reply comes from sseserver's built-in demo provider, so no API key was used "
@@ -78,10 +80,21 @@ class DemoProvider:
         self._tokens = tokens
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
-        question = request.messages[-1].content
+        question = request.messages[-1].text
         tokens = demo_tokens(question)
-        prompt_words = sum(len(m.content.split()) for m in request.messages)
+        prompt_words = sum(len(m.text.split()) for m in request.messages)
         yield Usage(input_tokens=prompt_words, output_tokens=0, stop_reason=None)
+        tool_turn = demo_tool_items(request) if self._tokens is None else None
+        if tool_turn is not None:  # a call of a demo tool, or the answer to its result
+            written = 0
+            for item in tool_turn:
+                await asyncio.sleep(self._delay)
+                written += isinstance(item, str)
+                yield item
+                if isinstance(item, Usage):
+                    return
+            yield Usage(prompt_words, written, "end_turn")
+            return
         if self._tokens is not None:  # a load test: N messages, nothing else
             for index in range(self._tokens):
                 # sleep(0) still yields, so a zero-delay demo never starves other streams.

@@ -1,0 +1,171 @@
+"""Content arrays in a request's messages: the Messages API's own blocks, checked as
+strictly as a string message (docs/protocol.md, "Content arrays").
+
+A user message may hold `text` and `tool_result` blocks; an assistant message the blocks a
+`turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, and web search's
+`server_tool_use` and `web_search_tool_result`), which a client sends back as it got them.
+Every `tool_result` must answer a `tool_use` of the assistant message just before it, every
+such `tool_use` must be answered, and the results come first, as the API requires. A call
+of a tool the server does not offer is refused. Each text counts against
+--max-message-chars; the body as a whole against --max-body-bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from typing import Any, Final
+
+from .errors import BadRequest
+from .providers.base import Block, Role
+
+_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+_IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# Per role and type: the fields a block must have, and those it may have besides.
+_FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
+    "user": {
+        "text": (frozenset({"type", "text"}), frozenset()),
+        "tool_result": (frozenset({"type", "tool_use_id"}), frozenset({"content", "is_error"})),
+    },
+    "assistant": {
+        "text": (frozenset({"type", "text"}), frozenset({"citations"})),
+        "thinking": (frozenset({"type", "thinking", "signature"}), frozenset()),
+        "redacted_thinking": (frozenset({"type", "data"}), frozenset()),
+        "tool_use": (frozenset({"type", "id", "name", "input"}), frozenset({"caller"})),
+        "server_tool_use": (frozenset({"type", "id", "name", "input"}), frozenset({"caller"})),
+        "web_search_tool_result": (
+            frozenset({"type", "tool_use_id", "content"}), frozenset({"caller"}),
+        ),
+    },
+}
+TextCheck = Callable[[str, str], str]
+
+
+def content_blocks(
+    value: list[Any], role: Role, where: str, tools: Collection[str], text: TextCheck,
+) -> tuple[Block, ...]:
+    """A message's content array, each block checked; `text(value, where)` checks a text
+    against the size limits; `tools` are the names of the tools a request may call."""
+    if not value:
+        raise BadRequest(f"{where} must not be an empty list.")
+    allowed = _FIELDS[role]
+    blocks: list[Block] = []
+    for index, block in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise BadRequest(f"{at} must be an object with a type.")
+        kind = block["type"]
+        if kind not in allowed:
+            kinds = ", ".join(allowed)
+            raise BadRequest(f"{at}.type {kind[:40]!r} is not allowed in a {role} message; "
+                             f"allowed: {kinds}.")
+        required, optional = allowed[kind]
+        missing = sorted(required - set(block))
+        extra = sorted(set(block) - required - optional)
+        if missing or extra:
+            wrong = f"lacks {', '.join(missing)}" if missing else f"has unknown {extra[0][:40]!r}"
+            raise BadRequest(f"{at} ({kind}) {wrong}.")
+        _check(block, kind, at, tools, text)
+        blocks.append(block)
+    return tuple(blocks)
+
+
+def _check(block: Block, kind: str, at: str, tools: Collection[str], text: TextCheck) -> None:
+    if kind == "text":
+        _string(block, "text", at)
+        text(block["text"], f"{at}.text")
+        if not isinstance(block.get("citations", []), list | None):
+            raise BadRequest(f"{at}.citations must be a list.")
+    elif kind == "thinking":
+        _string(block, "thinking", at)
+        _string(block, "signature", at)
+    elif kind == "redacted_thinking":
+        _string(block, "data", at)
+    elif kind in ("tool_use", "server_tool_use"):
+        _tool_id(block, "id", at)
+        _string(block, "name", at)
+        if kind == "tool_use" and block["name"] not in tools:
+            raise BadRequest(f"{at} calls {block['name'][:64]!r}, which this server does not "
+                             "offer.")
+        if not isinstance(block["input"], dict):
+            raise BadRequest(f"{at}.input must be an object.")
+    elif kind == "web_search_tool_result":
+        _tool_id(block, "tool_use_id", at)
+        if not isinstance(block["content"], list | dict):
+            raise BadRequest(f"{at}.content must be a list or an object.")
+    elif kind == "tool_result":
+        _tool_id(block, "tool_use_id", at)
+        if not isinstance(block.get("is_error", False), bool):
+            raise BadRequest(f"{at}.is_error must be true or false.")
+        _result_content(block.get("content", ""), f"{at}.content", text)
+    if "caller" in block and not isinstance(block["caller"], dict):
+        raise BadRequest(f"{at}.caller must be an object.")
+
+
+def _result_content(content: object, at: str, text: TextCheck) -> None:
+    """A tool_result's content: a string, or a list of text and image blocks."""
+    if isinstance(content, str):
+        if content:
+            text(content, at)
+        return
+    if not isinstance(content, list):
+        raise BadRequest(f"{at} must be a string or a list of text and image blocks.")
+    for index, part in enumerate(content):
+        where = f"{at}[{index}]"
+        if isinstance(part, dict) and part.get("type") == "text" and set(part) == {
+            "type", "text"
+        } and isinstance(part["text"], str):
+            text(part["text"], f"{where}.text")
+        elif not (isinstance(part, dict) and part.get("type") == "image"
+                  and set(part) == {"type", "source"} and _is_image_source(part["source"])):
+            raise BadRequest(f"{where} must be a text block or a base64 image block.")
+
+
+def _is_image_source(source: object) -> bool:
+    return (isinstance(source, dict) and set(source) == {"type", "media_type", "data"}
+            and source["type"] == "base64" and source["media_type"] in _IMAGE_TYPES
+            and isinstance(source["data"], str))
+
+
+def _string(block: Block, key: str, at: str) -> None:
+    if not isinstance(block[key], str):
+        raise BadRequest(f"{at}.{key} must be a string.")
+
+
+def _tool_id(block: Block, key: str, at: str) -> None:
+    if not isinstance(block[key], str) or not _ID.fullmatch(block[key]):
+        raise BadRequest(f"{at}.{key} must be a tool call id (letters, digits, _ and -).")
+
+
+def check_tool_answers(messages: list[tuple[Role, str | tuple[Block, ...]]]) -> None:
+    """Every tool call answered by the next message, with nothing else answered, the
+    results first: what the API would otherwise refuse after the stream has begun."""
+    for index, (role, content) in enumerate(messages):
+        if role != "user":
+            continue
+        blocks = () if isinstance(content, str) else content
+        answered = [b["tool_use_id"] for b in blocks if b["type"] == "tool_result"]
+        previous = messages[index - 1][1] if index else ""
+        calls = [] if isinstance(previous, str) else [
+            b["id"] for b in previous if b["type"] == "tool_use"
+        ]
+        where = f"messages[{index}]"
+        for tool_use_id in answered:
+            if tool_use_id not in calls:
+                before = f"a tool_use of messages[{index - 1}]" if index else "a tool call"
+                raise BadRequest(f"{where}.content has a tool_result for {tool_use_id!r}, "
+                                 f"which is not {before}.")
+        if any(b["type"] == "tool_result" for b in blocks[len(answered):]) or any(
+            b["type"] != "tool_result" for b in blocks[: len(answered)]
+        ):
+            raise BadRequest(f"{where}.content must start with its tool_result blocks.")
+        if len(set(answered)) != len(answered):
+            raise BadRequest(f"{where}.content answers one tool_use twice.")
+        unanswered = [c for c in calls if c not in answered]
+        if unanswered:
+            raise BadRequest(f"{where}.content must answer every tool_use of "
+                             f"messages[{index - 1}]; unanswered: {unanswered[0]!r}.")
+    if messages and messages[-1][0] == "assistant" and not isinstance(messages[-1][1], str) \
+            and any(b["type"] == "tool_use" for b in messages[-1][1]):
+        raise BadRequest(f"messages[{len(messages) - 1}] calls tools: send it with a user "
+                         "message of their tool_result blocks after it.")
