@@ -26,6 +26,7 @@ _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
     "user": {
         "text": (frozenset({"type", "text"}), frozenset()),
         "tool_result": (frozenset({"type", "tool_use_id"}), frozenset({"content", "is_error"})),
+        "tool_approval": (frozenset({"type", "tool_use_id", "approved"}), frozenset({"reason"})),
     },
     "assistant": {
         "text": (frozenset({"type", "text"}), frozenset({"citations"})),
@@ -93,6 +94,13 @@ def _check(block: Block, kind: str, at: str, tools: Collection[str], text: TextC
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["content"], list | dict):
             raise BadRequest(f"{at}.content must be a list or an object.")
+    elif kind == "tool_approval":
+        _tool_id(block, "tool_use_id", at)
+        if not isinstance(block["approved"], bool):
+            raise BadRequest(f"{at}.approved must be true or false.")
+        if "reason" in block:
+            _string(block, "reason", at)
+            text(block["reason"], f"{at}.reason")
     elif kind == "tool_result":
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block.get("is_error", False), bool):
@@ -137,26 +145,46 @@ def _tool_id(block: Block, key: str, at: str) -> None:
         raise BadRequest(f"{at}.{key} must be a tool call id (letters, digits, _ and -).")
 
 
-def check_tool_answers(messages: list[tuple[Role, str | tuple[Block, ...]]]) -> None:
+_ANSWERS: Final = ("tool_result", "tool_approval")
+
+
+def check_tool_answers(
+    messages: list[tuple[Role, str | tuple[Block, ...]]], needs_approval: Collection[str],
+) -> None:
     """Every tool call answered by the next message, with nothing else answered, the
-    results first: what the API would otherwise refuse after the stream has begun."""
+    results first: what the API would otherwise refuse after the stream has begun. A call
+    of a tool that needs approval may be answered by the user's `tool_approval`, in the
+    last message only (the server then runs or denies it, and streams its result)."""
+    last = len(messages) - 1
     for index, (role, content) in enumerate(messages):
         if role != "user":
             continue
         blocks = () if isinstance(content, str) else content
-        answered = [b["tool_use_id"] for b in blocks if b["type"] == "tool_result"]
+        answered = [b["tool_use_id"] for b in blocks if b["type"] in _ANSWERS]
         previous = messages[index - 1][1] if index else ""
-        calls = [] if isinstance(previous, str) else [
-            b["id"] for b in previous if b["type"] == "tool_use"
-        ]
+        called = {} if isinstance(previous, str) else {
+            b["id"]: b["name"] for b in previous if b["type"] == "tool_use"
+        }
+        calls = list(called)
         where = f"messages[{index}]"
+        for position, block in enumerate(blocks):
+            if block["type"] != "tool_approval":
+                continue
+            if index != last:
+                raise BadRequest(f"{where}.content[{position}]: only the last message may "
+                                 "hold tool_approval blocks; send the tool_result that was "
+                                 "streamed instead.")
+            name = called.get(block["tool_use_id"])
+            if name is not None and name not in needs_approval:
+                raise BadRequest(f"{where}.content[{position}] approves a call of {name!r}, "
+                                 "which needs no approval.")
         for tool_use_id in answered:
             if tool_use_id not in calls:
                 before = f"a tool_use of messages[{index - 1}]" if index else "a tool call"
                 raise BadRequest(f"{where}.content has a tool_result for {tool_use_id!r}, "
                                  f"which is not {before}.")
-        if any(b["type"] == "tool_result" for b in blocks[len(answered):]) or any(
-            b["type"] != "tool_result" for b in blocks[: len(answered)]
+        if any(b["type"] in _ANSWERS for b in blocks[len(answered):]) or any(
+            b["type"] not in _ANSWERS for b in blocks[: len(answered)]
         ):
             raise BadRequest(f"{where}.content must start with its tool_result blocks.")
         if len(set(answered)) != len(answered):

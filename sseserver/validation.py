@@ -168,7 +168,8 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list.")
     parsed: list[ChatMessage] = []
-    tools = {spec.name for spec in offered_tools(settings)}
+    offered = offered_tools(settings)
+    tools = {spec.name for spec in offered}
     for index, item in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(item, dict) or set(item) != _MESSAGE_KEYS:
@@ -189,7 +190,8 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
             parsed.append(ChatMessage(role, _text(content, f"{where}.content", settings)))
         else:
             raise BadRequest(f"{where}.content must be a string or a list of content blocks.")
-    check_tool_answers([(m.role, m.content) for m in parsed])
+    check_tool_answers([(m.role, m.content) for m in parsed],
+                       {spec.name for spec in offered if spec.needs_approval})
     max_tokens = _max_tokens(data.get("max_tokens"), settings)
     return GenerationRequest(
         messages=tuple(parsed),

@@ -271,7 +271,7 @@ async def test_a_client_tool_ends_the_reply_with_its_turn_and_the_client_continu
          "messages[2].content[0].is_error must be true or false."),
         ([{"type": "tool_use", "id": "toolu_x", "name": "locate", "input": {}}],
          "messages[2].content[0].type 'tool_use' is not allowed in a user message; allowed: "
-         "text, tool_result."),
+         "text, tool_result, tool_approval."),
     ],
     ids=["forged-id", "unanswered", "results-not-first", "bad-content", "bad-is-error",
          "user-tool-use"],
@@ -354,3 +354,55 @@ async def test_the_demo_runs_its_server_tool_and_hands_its_client_tool_over(
         {"name": "current_time", "runs": "server", "needs_approval": False},
         {"name": "browser_locale", "runs": "client", "needs_approval": False},
     ]
+
+
+@pytest.mark.parametrize(
+    ("approval", "result", "runs"),
+    [({"approved": True}, {"content": "answer to life: 42"}, [{"q": "life"}]),
+     ({"approved": False, "reason": "not now"},
+      {"content": "The user denied this tool call. Reason: not now", "is_error": True}, [])],
+    ids=["approved", "denied"],
+)
+async def test_a_tool_that_needs_approval_waits_for_the_users_decision(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    approval: dict[str, Any], result: dict[str, Any], runs: list[dict[str, Any]],
+) -> None:
+    tools = tool_specs([{"name": "lookup", "input_schema": SCHEMA, "needs_approval": True,
+                         "handler": "tests.tool_handlers:lookup"}])
+    server = await start_server(fake=fake_anthropic, tools=tools)
+    fake_anthropic.enqueue(_calls("lookup"), ANSWER)
+    status, body = await _post(server.url, {"messages": [USER]})
+    async with await open_sse(server.url + body["url"]) as first:
+        await first.read_all()
+    turn = _data(first, "turn")[0]
+    assert turn.pop("needs_approval") == ["toolu_01"]
+    assert RUNS.inputs == []  # nothing runs before the user decides
+
+    decision = {"role": "user", "content": [
+        {"type": "tool_approval", "tool_use_id": "toolu_01"} | approval]}
+    status, body = await _post(server.url, {"messages": [USER, turn, decision]})
+    assert status == 201, body
+    async with await open_sse(server.url + body["url"]) as second:
+        await second.read_all()
+    assert _data(second, "tool_result") == [
+        {"tool_use_id": "toolu_01", "name": "lookup"} | result
+    ]
+    assert second.text == "The answer is 42."
+    assert RUNS.inputs == runs
+    assert fake_anthropic.requests[1].body["messages"][2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_01"} | result
+    ]}
+
+
+async def test_an_approval_of_a_tool_that_needs_none_is_refused(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+) -> None:
+    server = await start_server(fake=fake_anthropic, tools=_tools(lookup="lookup"))
+    turn = {"role": "assistant", "content": _calls("lookup").content()}
+    decision = {"role": "user", "content": [
+        {"type": "tool_approval", "tool_use_id": "toolu_01", "approved": True}]}
+    status, body = await _post(server.url, {"messages": [USER, turn, decision]})
+    assert (status, body["error"]["message"]) == (
+        400, "messages[2].content[0] approves a call of 'lookup', which needs no approval."
+    )
+    assert (fake_anthropic.request_count, RUNS.inputs) == (0, [])

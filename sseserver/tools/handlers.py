@@ -27,6 +27,7 @@ FAILED: Final = "The tool failed."
 TIMED_OUT: Final = "The tool did not answer in time."
 WRONG_SHAPE: Final = "The tool returned a result this server cannot send."
 TOO_LARGE: Final = "The tool's result was too large to send."
+DENIED: Final = "The user denied this tool call."
 
 
 @dataclass(frozen=True, slots=True)

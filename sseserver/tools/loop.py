@@ -36,7 +36,7 @@ from ..providers.base import (
 )
 from .definitions import Handler, ToolSpec, handlers
 from .demo import DEMO_TOOLS
-from .handlers import ToolCall, ToolOutcome, run_calls
+from .handlers import DENIED, ToolCall, ToolOutcome, run_calls
 
 log = logging.getLogger("sseserver.tools")
 
@@ -49,12 +49,19 @@ class ToolLoop:
         self._inner = inner
         self._definitions = tuple(spec.definition for spec in specs)
         self._handlers: Mapping[str, Handler] = handlers(specs)
+        self._approval = frozenset(spec.name for spec in specs if spec.needs_approval)
         self._timeout = timeout
         self._max_steps = max_steps
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
-        request = dataclasses.replace(request, tools=self._definitions)
         messages = list(request.messages)
+        if _approvals(messages[-1]):
+            # The user's decisions on the calls that needed them: run what was approved.
+            outcomes = await self._decide(messages[-2], messages[-1])
+            for outcome in outcomes:
+                yield Event("tool_result", outcome.event())
+            messages[-1] = _answered(messages[-1], outcomes)
+        request = dataclasses.replace(request, tools=self._definitions, messages=tuple(messages))
         spent = Usage(0, 0, None)  # the reply's finished requests
         step_request = request
         for step in range(1, self._max_steps + 1):
@@ -76,7 +83,7 @@ class ToolLoop:
                 return
             content: list[Block] = turn["content"]
             calls = _calls(content)
-            server = [call for call in calls if call.name in self._handlers]
+            server = [c for c in calls if c.name in self._handlers and c.name not in self._approval]
             client_side = len(server) < len(calls)
             spent = spent.plus(last)
             bounds = bounds_left(request, spent.output_tokens)
@@ -88,7 +95,8 @@ class ToolLoop:
             for outcome in outcomes:
                 yield Event("tool_result", outcome.event())
             if client_side or bounds is None:
-                yield Event("turn", _client_turn(content, outcomes))
+                waiting = [c.id for c in calls if c.name in self._approval]
+                yield Event("turn", _client_turn(content, outcomes, waiting))
                 return
             messages += [
                 ChatMessage("assistant", tuple(content)),
@@ -99,8 +107,44 @@ class ToolLoop:
                 request, messages=tuple(messages), max_tokens=max_tokens, thinking=thinking,
             )
 
+    async def _decide(self, turn: ChatMessage, answer: ChatMessage) -> list[ToolOutcome]:
+        """A `tool_approval` block per call that needed one (validation.py checked them):
+        an approved call is run, a denied one answered as denied."""
+        calls = {call.id: call for call in _calls(_blocks(turn))}
+        approved: list[ToolCall] = []
+        denied: dict[str, ToolOutcome] = {}
+        for block in _approvals(answer):
+            call = calls[block["tool_use_id"]]
+            if block["approved"]:
+                approved.append(call)
+            else:
+                reason = block.get("reason")
+                denied[call.id] = ToolOutcome(
+                    call, DENIED + (f" Reason: {reason}" if reason else ""), is_error=True,
+                )
+        ran = await run_calls(approved, dict(self._handlers), self._timeout)
+        outcomes = {outcome.call.id: outcome for outcome in ran} | denied
+        return [outcomes[block["tool_use_id"]] for block in _approvals(answer)]
+
     async def close(self) -> None:
         await self._inner.close()
+
+
+def _blocks(message: ChatMessage) -> list[Block]:
+    return [] if isinstance(message.content, str) else list(message.content)
+
+
+def _approvals(message: ChatMessage) -> list[Block]:
+    return [block for block in _blocks(message) if block["type"] == "tool_approval"]
+
+
+def _answered(message: ChatMessage, outcomes: list[ToolOutcome]) -> ChatMessage:
+    """The message with each `tool_approval` replaced by its call's `tool_result`."""
+    results = {outcome.call.id: outcome.block() for outcome in outcomes}
+    return ChatMessage(message.role, tuple(
+        results[b["tool_use_id"]] if b["type"] == "tool_approval" else b
+        for b in _blocks(message)
+    ))
 
 
 def _calls(content: list[Block]) -> list[ToolCall]:
@@ -110,12 +154,17 @@ def _calls(content: list[Block]) -> list[ToolCall]:
     ]
 
 
-def _client_turn(content: list[Block], outcomes: list[ToolOutcome]) -> dict[str, Any]:
-    """The `turn` event's data: the message to send back, and the results of the server's
-    calls in it, which the client's next message carries with its own."""
+def _client_turn(
+    content: list[Block], outcomes: list[ToolOutcome], waiting: list[str]
+) -> dict[str, Any]:
+    """The `turn` event's data: the message to send back, the results of the server's calls
+    in it, which the client's next message carries with its own, and the calls that wait
+    for the user's approval."""
     data: dict[str, Any] = {"role": "assistant", "content": content}
     if outcomes:
         data["tool_results"] = [outcome.block() for outcome in outcomes]
+    if waiting:
+        data["needs_approval"] = waiting
     return data
 
 
