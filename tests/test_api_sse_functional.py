@@ -190,6 +190,32 @@ async def test_a_long_upstream_error_message_is_cut_to_300_characters(
     assert error["message"].endswith(",073,074,")  # 75 of the 100 four-character items
 
 
+async def test_a_silent_upstream_ends_in_upstream_timeout_after_upstream_timeout(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """An upstream that sends some text, then nothing (not even its pings), is given up
+    after `--upstream-timeout` seconds of silence: the reader gets `upstream_timeout`
+    instead of waiting out the SDK's ten minutes, and the upstream request is closed
+    (docs/protocol.md, "Errors"; docs/operations.md, "Limits and timeouts")."""
+    timeout = 0.5
+    server = await start_server(fake=fake_anthropic, upstream_timeout=timeout, heartbeat=60)
+    fake_anthropic.enqueue(Silent(chunks=["thinking ", "hard"]))
+    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+        await stream.take(3)  # meta and the two deltas
+        silent_since = time.monotonic()
+        events = await stream.read_all(timeout=5)
+        waited = time.monotonic() - silent_since
+    print(f"upstream_timeout {waited:.2f} s after the upstream fell silent "
+          f"(--upstream-timeout {timeout})")
+    assert stream.types() == ["meta", "message", "message", "error"]
+    assert json.loads(events[-1].data) == {
+        "type": "upstream_timeout", "message": "Claude did not answer in time."
+    }
+    # Not before the timeout; after it, within a margin for a shared machine.
+    assert timeout * 0.9 <= waited < timeout + 2
+    await fake_anthropic.wait_closed(0, timeout=2)
+
+
 async def test_upstream_unreachable_is_upstream_unavailable(start_server: StartServer) -> None:
     server = await start_server(
         provider="anthropic", anthropic_api_key="sk-ant-unused",

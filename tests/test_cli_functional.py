@@ -92,6 +92,8 @@ async def test_help_lists_every_option_with_its_variable_and_default(
         ([], {"SSESERVER_HEARTBEAT": "-1"}, "SSESERVER_HEARTBEAT='-1'"),
         (["--provider", "anthropic"], {}, "ANTHROPIC_API_KEY"),
         (["--loop", "trio"], {}, "--loop='trio': must be auto, asyncio or uvloop"),
+        (["--upstream-timeout", "inf"], {},
+         "--upstream-timeout='inf': must be more than 0 and finite"),
     ],
 )
 async def test_bad_settings_exit_2_naming_the_option(
