@@ -393,3 +393,28 @@ async def test_a_lost_end_counts_as_an_event(redis_url: str) -> None:
     finally:
         await reader.close()
 
+
+async def test_redis_keeps_a_finished_stream_at_least_its_minimum_keep_time(
+    redis_url: str,
+) -> None:
+    """With `--resume-window 0` a finished stream still stays in Redis for MIN_KEEP, so a
+    reader that just saw the end of its last batch can read its last frames (protocol.md,
+    "Routes": at least 0.25 s with Redis)."""
+    from sseserver.store.redis import RedisStore
+
+    store = RedisStore(redis_url, resume_window=0, prefix=f"t{secrets.token_hex(4)}:")
+    await store.open()
+    try:
+        await store.create("s")
+        await store.append("s", b"last")
+        finishing = time.monotonic()
+        await store.finish("s", keep_for=0)
+        batch = await store.read("s", 0, wait=0)
+        assert batch is not None
+        assert (batch.frames, batch.ended) == ([b"last"], True)
+        await until(_freed(store, "s"), what="the stream freed after the minimum keep")
+        kept = time.monotonic() - finishing
+        print(f"a stream finished with keep_for=0 was kept {kept * 1000:.0f} ms")
+        assert kept >= 0.25 - CLOCK_SLACK
+    finally:
+        await store.close()

@@ -82,6 +82,11 @@ async def test_last_event_id_query_parameter_and_header_precedence(
                               headers={"Last-Event-ID": fifth_id}) as both:
         await both.read_all()
     assert _signature(both) == _signature(full)[6:]
+    # An empty header wins too: no resume point, so the stream from its start.
+    async with await open_sse(f"{server.url}{url}?lastEventId={third_id}",
+                              headers={"Last-Event-ID": ""}) as empty:
+        await empty.read_all()
+    assert _signature(empty) == _signature(full)
     assert len(fake_anthropic.requests) == 1
 
 
