@@ -33,6 +33,12 @@ ENV_PREFIX = "SSESERVER_"
 # one person with a few tabs. Loopback clients (load tests, a proxy on this host) are not
 # limited by default (docs/operations.md, "Limits and timeouts").
 DEFAULT_PER_CLIENT = 4
+# Seconds the upstream may send nothing at all (its pings count) before a reply ends with
+# upstream_timeout: twice the minute after which proxies commonly cut an idle connection,
+# a silence a healthy stream does not keep, and far below the SDK's own ten minutes, for
+# which a stalled upstream would otherwise hold a generation (docs/operations.md,
+# "Options").
+DEFAULT_UPSTREAM_TIMEOUT = 120.0
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -77,6 +83,7 @@ class Settings:
     keepalive_timeout: float = 75.0
     max_connections: int = 0  # 0: half the open-files limit (connections.py)
     upstream_retries: int = 2
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     # None: streams in this process's memory. repr=False: the URL may hold a password.
     redis_url: str | None = field(default=None, repr=False)
     workers: int = 1
@@ -318,6 +325,14 @@ OPTIONS: tuple[Option, ...] = (
         "upstream_retries",
         values.non_negative_int,
         "times the Anthropic SDK retries a failed request before the first token",
+    ),
+    Option(
+        "upstream_timeout",
+        values.finite_positive_float,
+        "seconds the Anthropic API may send nothing (before the reply, or between two of "
+        "its events) before the reply ends with an upstream_timeout error; also the "
+        "limit for sending the request",
+        metavar="SECONDS",
     ),
     Option(
         "redis_url",

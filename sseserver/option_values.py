@@ -56,6 +56,15 @@ def positive_float(text: str) -> float:
     return value
 
 
+def finite_positive_float(text: str) -> float:
+    """A timeout handed to a library's timer: more than 0 and finite, since "inf" would
+    mean no timeout at all, which is what the option exists to prevent."""
+    value = float(text)
+    if not 0 < value < float("inf"):  # also refuses NaN
+        raise ValueError("must be more than 0 and finite")
+    return value
+
+
 def header_bytes(text: str) -> int:
     value = int(text)
     if value < MIN_HEADER_BYTES:

@@ -46,6 +46,8 @@ its minor releases):
   while iterating, after the earlier deltas were delivered. Not retried.
 - ``Drop`` -> one of ``UPSTREAM_TRANSPORT_ERRORS`` (providers/anthropic.py), raised after
   the earlier deltas were delivered, which the relay reports as ``upstream_unavailable``.
+- ``EndsEarly`` -> nothing is raised: the body just ends; the relay itself notices that
+  ``message_stop`` never came and reports ``upstream_unavailable``.
 - ``Silent`` -> nothing is raised until the SDK's read timeout; closing the SDK stream
   closes the TCP connection, which the fake records in ``closed_at`` within a few ms.
 
@@ -238,7 +240,15 @@ class Silent:
     chunks: Sequence[str] = ()
 
 
-Behaviour = Reply | HttpError | MidStreamError | Drop | Silent
+@dataclass(frozen=True)
+class EndsEarly:
+    """Some deltas, then a clean end of the body (its terminating chunk): no
+    ``message_delta``, no ``message_stop``, as a proxy that gives up may end it."""
+
+    chunks: Sequence[str] = ()
+
+
+Behaviour = Reply | HttpError | MidStreamError | Drop | Silent | EndsEarly
 
 
 @dataclass
@@ -676,7 +686,7 @@ class FakeAnthropic:
         self,
         request: web.BaseRequest,
         record: RecordedRequest,
-        behaviour: Reply | MidStreamError | Drop | Silent,
+        behaviour: Reply | MidStreamError | Drop | Silent | EndsEarly,
     ) -> web.StreamResponse:
         """Serve a behaviour as Anthropic's SSE event sequence, flushing each frame."""
         response = web.StreamResponse(status=200)
@@ -722,6 +732,10 @@ class FakeAnthropic:
             return response
         if isinstance(behaviour, Silent):
             await _hold_until_closed(record)
+            return response
+        if isinstance(behaviour, EndsEarly):
+            await response.write_eof()
+            record.completed_at = time.monotonic()
             return response
 
         delta: dict[str, Any] = {"stop_reason": behaviour.stop_reason, "stop_sequence": None}
@@ -776,9 +790,14 @@ class FakeAnthropic:
         self,
         request: web.BaseRequest,
         record: RecordedRequest,
-        behaviour: Reply | MidStreamError | Drop | Silent,
+        behaviour: Reply | MidStreamError | Drop | Silent | EndsEarly,
     ) -> web.StreamResponse:
         """Answer a non-streaming request: a whole Message, or the behaviour's failure."""
+        if isinstance(behaviour, EndsEarly):  # a JSON body cut short, ended cleanly
+            record.status = 200
+            record.completed_at = time.monotonic()
+            return web.Response(text='{"id": "msg_', content_type="application/json",
+                                headers={"request-id": record.request_id})
         if isinstance(behaviour, Drop):
             await _abort_after_flush(request)
             await _hold_until_closed(record)

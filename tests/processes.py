@@ -207,3 +207,16 @@ async def wait_healthy(url: str, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not become healthy")
             await asyncio.sleep(0.1)
+
+
+async def gunicorn_url(server: ServerProcess, timeout: float = 60) -> str:
+    """The address of a gunicorn started with `--bind 127.0.0.1:0`, from its log
+    ("Listening at: URL (pid)"): the kernel picks the port as gunicorn binds it, so no
+    other process can take it between a choice and the bind."""
+    deadline = time.monotonic() + timeout
+    while not (found := re.findall(r"Listening at: (http://127\.0\.0\.1:\d+) ", server.log)):
+        assert server.process.returncode is None, server.log
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gunicorn printed no address: {server.log[-2000:]}")
+        await asyncio.sleep(0.05)
+    return str(found[0])

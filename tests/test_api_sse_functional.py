@@ -10,7 +10,15 @@ import aiohttp
 import pytest
 
 from .conftest import StartServer
-from .fake_anthropic import Drop, FakeAnthropic, HttpError, MidStreamError, Reply, Silent
+from .fake_anthropic import (
+    Drop,
+    EndsEarly,
+    FakeAnthropic,
+    HttpError,
+    MidStreamError,
+    Reply,
+    Silent,
+)
 from .sse_client import open_sse
 
 # Each chunk is one upstream text delta and must arrive as exactly one `message` event.
@@ -136,6 +144,76 @@ async def test_upstream_failure_ends_in_one_error_event(
         await stream.read_all()
     assert stream.types()[-2:] == ["usage", "done"]
     assert stream.text == "fine again"
+
+
+async def test_a_reply_that_ends_before_message_stop_ends_in_an_error_not_a_success(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """A body that ends cleanly (no transport error, nothing for the SDK to raise) but
+    before `message_stop` is a truncated reply: its reader must not take it for a whole
+    one, so it ends with `error`, never `usage` and `done` (docs/protocol.md, "Errors")."""
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(EndsEarly(chunks=["Cut ", "short"]))
+    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+        events = await stream.read_all()
+    assert stream.types() == ["meta", "message", "message", "error"]
+    assert stream.text == "Cut short"
+    assert json.loads(events[-1].data) == {
+        "type": "upstream_unavailable", "message": "The reply from Claude ended early."
+    }
+    assert fake_anthropic.requests[0].completed_at is not None  # the fake ended it cleanly
+
+
+# 400 characters, each position readable: the cut's place shows in the text itself.
+LONG_MESSAGE = "".join(f"{i:03d}," for i in range(100))
+
+
+@pytest.mark.parametrize("behaviour", [
+    pytest.param(HttpError(400, "invalid_request_error", message=LONG_MESSAGE), id="http"),
+    pytest.param(MidStreamError(message=LONG_MESSAGE), id="mid-stream"),
+])
+async def test_a_long_upstream_error_message_is_cut_to_300_characters(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+    behaviour: HttpError | MidStreamError,
+) -> None:
+    """The upstream's own message reaches the reader, but no more of it than 300
+    characters: an error event stays small whatever the API sends (docs/protocol.md,
+    "Errors")."""
+    assert len(LONG_MESSAGE) == 400
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(behaviour)
+    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+        events = await stream.read_all()
+    error = json.loads(events[-1].data)
+    assert error["type"] == behaviour.error_type
+    assert error["message"] == LONG_MESSAGE[:300]
+    assert error["message"].endswith(",073,074,")  # 75 of the 100 four-character items
+
+
+async def test_a_silent_upstream_ends_in_upstream_timeout_after_upstream_timeout(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """An upstream that sends some text, then nothing (not even its pings), is given up
+    after `--upstream-timeout` seconds of silence: the reader gets `upstream_timeout`
+    instead of waiting out the SDK's ten minutes, and the upstream request is closed
+    (docs/protocol.md, "Errors"; docs/operations.md, "Limits and timeouts")."""
+    timeout = 0.5
+    server = await start_server(fake=fake_anthropic, upstream_timeout=timeout, heartbeat=60)
+    fake_anthropic.enqueue(Silent(chunks=["thinking ", "hard"]))
+    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+        await stream.take(3)  # meta and the two deltas
+        silent_since = time.monotonic()
+        events = await stream.read_all(timeout=5)
+        waited = time.monotonic() - silent_since
+    print(f"upstream_timeout {waited:.2f} s after the upstream fell silent "
+          f"(--upstream-timeout {timeout})")
+    assert stream.types() == ["meta", "message", "message", "error"]
+    assert json.loads(events[-1].data) == {
+        "type": "upstream_timeout", "message": "Claude did not answer in time."
+    }
+    # Not before the timeout; after it, within a margin for a shared machine.
+    assert timeout * 0.9 <= waited < timeout + 2
+    await fake_anthropic.wait_closed(0, timeout=2)
 
 
 async def test_upstream_unreachable_is_upstream_unavailable(start_server: StartServer) -> None:

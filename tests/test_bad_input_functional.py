@@ -181,6 +181,35 @@ async def test_post_streams_requires_json_content_type(
     await _assert_nothing_changed(server, fake_anthropic)
 
 
+async def test_a_json_content_type_in_capitals_is_accepted(
+    server: RunningServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """A media type is case-insensitive (RFC 9110, 8.3.1): `APPLICATION/JSON` is JSON and
+    starts a stream, as protocol.md's "Requests" says."""
+    fake_anthropic.enqueue(Reply(chunks=["ok"]))
+    status, _, body = await _request(server, "POST", "/api/streams", body=_body(messages=[USER]),
+                                     headers={"Content-Type": "APPLICATION/JSON"})
+    assert status == 201, body
+    assert json.loads(body)["url"].startswith("/api/streams/")
+
+
+@pytest.mark.parametrize(("last_event_id", "message"), [
+    pytest.param("garbage", "Last-Event-ID is not an event id of this server.", id="garbage"),
+    pytest.param("other:3", "Last-Event-ID names another stream.", id="other-stream"),
+])
+async def test_a_resume_point_that_cannot_resume_this_stream_says_why(
+    server: RunningServer, fake_anthropic: FakeAnthropic, last_event_id: str, message: str
+) -> None:
+    """The two 400s of a stream's resume point are told apart by their message
+    (protocol.md, "Ids and resume")."""
+    status, headers, body = await _request(server, "GET", "/api/streams/abc",
+                                           headers={"Last-Event-ID": last_event_id})
+    assert status == 400
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"error": {"type": "invalid_request_error", "message": message}}
+    await _assert_nothing_changed(server, fake_anthropic)
+
+
 async def test_assistant_prefill_and_multi_turn_are_accepted(
     server: RunningServer, fake_anthropic: FakeAnthropic
 ) -> None:

@@ -94,6 +94,8 @@ async def test_help_lists_every_option_with_its_variable_and_default(
         (["--loop", "trio"], {}, "--loop='trio': must be auto, asyncio or uvloop"),
         (["--tools", "/nonexistent/tools.json"], {},
          "--tools='/nonexistent/tools.json': cannot be read: No such file or directory"),
+        (["--upstream-timeout", "inf"], {},
+         "--upstream-timeout='inf': must be more than 0 and finite"),
     ],
 )
 async def test_bad_settings_exit_2_naming_the_option(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sseserver.config import Settings, load_settings, resolved_provider
@@ -23,6 +25,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.max_thinking_tokens, settings.web_search, settings.prompt_cache) == (
         10000, 0, "5m"
     )
+    # A silent upstream ends a reply after two minutes, not after the SDK's ten.
+    assert (settings.upstream_retries, settings.upstream_timeout) == (2, 120)
 
 
 def test_flags_win_over_environment_which_wins_over_defaults() -> None:
@@ -55,10 +59,15 @@ def test_models_list_always_allows_the_default() -> None:
         ([], {"SSESERVER_WEB_SEARCH": "-2"}, "SSESERVER_WEB_SEARCH"),
         ([], {"SSESERVER_WEB_SEARCH": "on"}, "SSESERVER_WEB_SEARCH"),
         (["--prompt-cache", "10m"], {}, "--prompt-cache"),
+        (["--upstream-timeout", "0"], {}, "--upstream-timeout='0': must be more than 0"),
+        (["--upstream-timeout", "inf"], {}, "--upstream-timeout='inf': must be more than 0 and"),
+        (["--upstream-timeout", "nan"], {}, "--upstream-timeout='nan'"),
+        ([], {"SSESERVER_UPSTREAM_TIMEOUT": "-1"}, "SSESERVER_UPSTREAM_TIMEOUT='-1'"),
+        ([], {"SSESERVER_UPSTREAM_TIMEOUT": "2m"}, "SSESERVER_UPSTREAM_TIMEOUT='2m'"),
     ],
 )
 def test_bad_values_name_their_option(argv: list[str], env: dict[str, str], named: str) -> None:
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
         load_settings(argv, env)
 
 

@@ -5,6 +5,7 @@ gives."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,9 +13,10 @@ from pathlib import Path
 import aiohttp
 
 from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .processes import Processes, server_env, wait_healthy
-from .redis_server import RedisServer, free_port
+from .processes import Processes, gunicorn_url, server_env, wait_healthy
+from .redis_server import RedisServer
 from .sse_client import open_sse
+from .waiting import until
 
 
 def _workers(pid: int) -> list[int]:
@@ -22,6 +24,11 @@ def _workers(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(child) for child in text.split()
             if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def _access_pids(log: str) -> set[int]:
+    """The pids in the access-log lines of a `--workers` server's log."""
+    return {int(pid) for pid in re.findall(r" INFO \[(\d+)\] aiohttp\.access: ", log)}
 
 
 def _alive(pids: list[int]) -> bool:
@@ -69,6 +76,17 @@ async def test_workers_share_one_port_and_every_stream(
                 break
     assert text == "".join(words)
     assert len(fake_anthropic.requests) == 1
+    # Both workers took connections: the kernel spreads new connections by their
+    # addresses' hash, so 20 more make one worker taking them all a one-in-a-million
+    # chance. Each access-log line names its worker's pid.
+    for _ in range(20):
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True)
+        ) as session, session.get(server.url + "/healthz") as response:
+            assert response.status == 200
+    served = await until(lambda: _access_pids(server.log) == set(workers),
+                         what=f"access lines from both workers {workers}")
+    print(f"both workers served connections (seen after {served:.2f} s)")
     started = time.monotonic()
     assert await server.stop() == 0
     assert time.monotonic() - started < 10
@@ -80,16 +98,15 @@ async def test_gunicorn_with_sseworker_cancels_on_disconnect(
 ) -> None:
     """The README's gunicorn command. A client leaving while the upstream is silent is
     noticed at once (handler cancellation): with --resume-window 0 the upstream closes."""
-    port = free_port()
     env = server_env(fake_anthropic, SSESERVER_REDIS_URL=redis_url, SSESERVER_RESUME_WINDOW="0",
                      SSESERVER_PROVIDER="anthropic", SSESERVER_UPSTREAM_RETRIES="0")
     server = await processes.spawn(
         [sys.executable, "-m", "gunicorn", "sseserver.app:app_from_environment()",
          "--worker-class", "sseserver.gunicorn_worker.SSEWorker", "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "--no-control-socket"],
+         "--bind", "127.0.0.1:0", "--no-control-socket"],
         env,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = await gunicorn_url(server)
     await wait_healthy(url, timeout=60)
     fake_anthropic.enqueue(Silent(chunks=["thinking", " about it"]))
     stream = await open_sse(url + "/api/sse?message=hi")

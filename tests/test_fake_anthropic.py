@@ -32,6 +32,7 @@ from tests.fake_anthropic import (
     DEFAULT_API_KEY,
     MESSAGES_PATH,
     Drop,
+    EndsEarly,
     FakeAnthropic,
     HttpError,
     MidStreamError,
@@ -371,6 +372,22 @@ async def test_mid_stream_error_wire_format(fake: FakeAnthropic) -> None:
     assert names == [*EXPECTED_ORDER, "content_block_delta", "error"]
     error = json.loads(events[-1][2])
     assert error == {"type": "error", "error": {"type": "api_error", "message": "boom"}}
+
+
+async def test_a_reply_that_ends_early_is_a_clean_end_the_sdk_raises_nothing_for(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    """The body ends with its terminating chunk after the deltas: no error for the SDK to
+    raise, and no message_stop, which only the relay's own check notices."""
+    fake.enqueue(EndsEarly(chunks=["cut ", "short"]))
+    response, events = await _raw_events(fake)
+    assert response.status == 200
+    assert [name for _, name, _ in events] == [*EXPECTED_ORDER, *["content_block_delta"] * 2]
+    fake.enqueue(EndsEarly(chunks=["again"]))
+    received: list[str] = []
+    await _collect_text(client, received)  # the SDK sees a stream that simply ended
+    assert received == ["again"]
+    assert fake.requests[1].completed_at is not None
 
 
 async def test_a_drop_is_what_the_relay_reports_as_a_lost_connection(

@@ -14,9 +14,8 @@ from typing import Final
 
 import pytest
 
-from .processes import Processes, ServerProcess, server_env, wait_healthy
+from .processes import Processes, ServerProcess, gunicorn_url, server_env, wait_healthy
 from .raw_http import exchange, host_port, request
-from .redis_server import free_port
 
 TOKEN: Final = "flood-token-0123456789abcdef"
 MIB: Final = 1024 * 1024
@@ -181,18 +180,17 @@ async def test_running_out_of_descriptors_is_logged(processes: Processes, loop: 
 async def test_gunicorn_workers_apply_the_same_bounds(processes: Processes) -> None:
     """SSEWorker serves through the same runner: SSESERVER_REQUEST_TIMEOUT closes a silent
     connection, SSESERVER_MAX_HEADER_BYTES refuses a large head with the JSON 431."""
-    port = free_port()
     env = server_env(SSESERVER_PROVIDER="demo", SSESERVER_REQUEST_TIMEOUT="1",
                      SSESERVER_MAX_HEADER_BYTES="8192")
-    await processes.spawn(
+    server = await processes.spawn(
         [sys.executable, "-m", "gunicorn", "sseserver.app:app_from_environment()",
          "--worker-class", "sseserver.gunicorn_worker.SSEWorker", "--workers", "1",
-         "--bind", f"127.0.0.1:{port}", "--no-control-socket"],
+         "--bind", "127.0.0.1:0", "--no-control-socket"],
         env,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = await gunicorn_url(server)
     await wait_healthy(url, timeout=60)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(*host_port(url))
     try:
         started = time.monotonic()
         async with asyncio.timeout(5):

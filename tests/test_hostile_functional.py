@@ -26,6 +26,7 @@ from sseserver.keys import GENERATIONS
 from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
 from .raw_http import exchange, host_port, parse_answer, request
+from .waiting import until
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 MIB = 1024 * 1024
@@ -162,7 +163,9 @@ async def test_requests_that_used_to_end_in_a_500_get_a_clean_4xx(
     assert answer.status == status, answer
     assert answer.error()["type"] == error_type
     assert answer.headers["x-content-type-options"] == "nosniff"
-    await asyncio.sleep(0.1)  # the access-log line comes after the answer is sent
+    # The access-log line comes after the answer is sent.
+    await until(lambda: any(r.name == "aiohttp.access" for r in caplog.records),
+                what="the access-log line")
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert all(r.exc_info is None for r in caplog.records)
     access = [r for r in caplog.records if r.name == "aiohttp.access"]
@@ -316,9 +319,12 @@ async def test_connections_beyond_max_connections_get_503(
     assert answer.headers["retry-after"] == "5"
     assert any("turning connections away: 3 open" in r.getMessage() for r in caplog.records)
     held.pop()[1].close()
-    await asyncio.sleep(0.1)
-    answer = await exchange(server.url, request("GET", "/healthz"))
-    assert answer.status == 200
+
+    async def served() -> bool:
+        return (await exchange(server.url, request("GET", "/healthz"))).status == 200
+
+    # The server sees the close a moment later; then the freed slot serves again.
+    await until(served, what="a connection served once one of the 3 closed")
     for _, writer in held:
         writer.close()
 

@@ -26,6 +26,7 @@ from .http_client import request as http_request
 from .processes import Processes, ServerProcess, wait_healthy
 from .raw_http import exchange, host_port, request
 from .sse_client import open_sse
+from .waiting import until
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 
@@ -183,12 +184,9 @@ def _lines(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
 
 
 async def _access_lines_after_a_drop(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The access lines once the first has come (within 1 s), and a little longer, so a
-    second line for the same request would be seen too."""
-    for _ in range(50):
-        if _lines(caplog, "aiohttp.access"):
-            break
-        await asyncio.sleep(0.02)
+    """The access lines once the first has come (it is written after the answer, or the
+    drop), and a little longer, so a second line for the same request would be seen too."""
+    await until(lambda: bool(_lines(caplog, "aiohttp.access")), what="an access-log line")
     await asyncio.sleep(0.1)
     return _lines(caplog, "aiohttp.access")
 
@@ -200,9 +198,8 @@ async def test_a_finished_stream_is_logged_once_with_its_bytes(
     caplog.set_level(logging.INFO)
     answer = await exchange(server.url, request("GET", "/api/sse?message=hi"))
     assert answer.status == 200
-    await asyncio.sleep(0.1)
-    access = _lines(caplog, "aiohttp.access")
-    assert len(access) == 1
+    access = await _access_lines_after_a_drop(caplog)
+    assert len(access) == 1, access
     assert re.fullmatch(
         rf'127\.0\.0\.1 "GET /api/sse" 200 [\d.]+ms sse bytes={len(answer.body)} ended=complete',
         access[0],

@@ -6,6 +6,7 @@ through unbuffered and let a resume land on either process."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,9 +63,15 @@ async def test_frames_pass_through_nginx_unbuffered(
     assert bytes(proxied.raw) == bytes(direct.raw)
     # Only the events that were live for both (the first few may be a replay for one).
     lags = sorted((at_proxied[i] - at_direct[i]) * 1000 for i in list(at_direct)[5:])
+    p90 = lags[math.ceil(0.9 * len(lags)) - 1]  # nearest rank
     print(f"through nginx vs direct, per event: median {lags[len(lags) // 2]:.1f} ms, "
-          f"max {lags[-1]:.1f} ms over {len(lags)} events")
-    assert lags[-1] < 20
+          f"p90 {p90:.1f} ms, max {lags[-1]:.1f} ms over {len(lags)} events")
+    # Buffering would hold nearly every event back (until a buffer fills or the stream
+    # ends); a busy machine delays a few. So 9 events in 10 within 20 ms, the margin a
+    # shared machine's scheduling needs, and none held back as long as the 50 ms between
+    # two events.
+    assert p90 < 20
+    assert lags[-1] < 50
 
 
 async def test_resume_through_nginx_lands_on_the_other_upstream(

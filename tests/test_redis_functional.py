@@ -14,8 +14,10 @@ import pytest
 
 from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
+from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
 from .processes import Processes, ServerProcess
+from .redis_server import RedisServer
 from .sse_client import open_sse
 
 WORDS = [f"word{i} " for i in range(40)]
@@ -158,3 +160,35 @@ async def test_owner_killed_mid_generation_its_subscribers_get_an_error(
         b.url + url, headers={"Last-Event-ID": events[-1].last_event_id}
     ) as response:
         assert response.status == 204
+
+
+async def test_a_reconnect_after_redis_lost_the_stream_gets_204(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, redis_server: RedisServer,
+    redis_url: str,
+) -> None:
+    """Redis may lose a finished stream's keys (a restart without persistence, an
+    eviction) long before its window ends: a reconnect naming it, on a process that
+    did not generate it (the generating one keeps its own copy), then gets 204, so
+    EventSource stops, and no second generation is started (protocol.md, "204 No
+    Content": "or its store lost it")."""
+    a = await start_server(fake=fake_anthropic, redis_url=redis_url, resume_window=60)
+    b = await start_server(fake=fake_anthropic, redis_url=redis_url, resume_window=60)
+    fake_anthropic.enqueue(Reply(chunks=WORDS[:4]))
+    async with await open_sse(f"{a.url}/api/sse?message=hi") as stream:
+        await stream.read_all()
+    assert stream.types()[-1] == "done"
+    resume = {"Last-Event-ID": stream.events[1].last_event_id}  # events 2.. are missed
+    stream_url = "/api/streams/" + stream.last_id.split(":")[0]
+    async with aiohttp.ClientSession() as session, session.get(
+        b.url + stream_url, headers=resume
+    ) as response:
+        assert response.status == 200  # held in Redis: the rest is replayed
+        await response.read()
+    assert redis_server.command(b"FLUSHALL") == b"+OK\r\n"
+    for url in ("/api/sse?message=hi", stream_url):
+        async with aiohttp.ClientSession() as session, session.get(
+            b.url + url, headers=resume
+        ) as response:
+            assert response.status == 204, await response.text()
+            assert await response.read() == b""
+    assert len(fake_anthropic.requests) == 1

@@ -20,6 +20,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import aiohttp
@@ -30,11 +31,13 @@ from sseserver.providers.demo import demo_tokens
 from .metrics_text import parse, value
 from .processes import Processes
 from .sse_parser import SSEEvent, SSEParser
+from .waiting import until
 
 GENERATIONS: Final = 10_000
 WARM_UP: Final = 300
 CONCURRENCY: Final = 48
 TOKENS: Final = 8
+RESUME_WINDOW: Final = 2
 # Growth allowed after the warm-up: a leak of a few kilobytes per generation crosses it.
 RSS_BOUND: Final = 32 * 1024 * 1024
 SEED: Final = 20261126
@@ -143,6 +146,23 @@ async def run(client: Client, count: int, start: int, rng: random.Random) -> Non
     await asyncio.gather(*[worker(random.Random(rng.random())) for _ in range(CONCURRENCY)])
 
 
+async def _last_stream_freed(base: str) -> Callable[[], Awaitable[bool]]:
+    """Runs one more generation, after every other has ended, and returns the check that
+    its stream is freed: streams are freed in the order they finished, so once this
+    one is, every finished stream is."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/api/sse?message=last") as response:
+            events = SSEParser().feed(await response.read())
+        assert events[-1].type == "done"
+        url = base + "/api/streams/" + json.loads(events[0].data)["stream"]
+
+    async def freed() -> bool:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status == 404
+
+    return freed
+
+
 async def server_figures(base: str) -> dict[str, float]:
     """Scrape /metrics on a connection of its own, once nothing is active any more."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
@@ -170,7 +190,8 @@ async def server_figures(base: str) -> dict[str, float]:
 async def test_soak_10000_generations_leave_nothing_behind(processes: Processes) -> None:
     rng = random.Random(SEED)
     server = await processes.sseserver(
-        None, "--demo-delay-ms", "0", "--demo-tokens", str(TOKENS), "--resume-window", "2",
+        None, "--demo-delay-ms", "0", "--demo-tokens", str(TOKENS),
+        "--resume-window", str(RESUME_WINDOW),
         "--log-level", "warning",
     )
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
@@ -185,7 +206,9 @@ async def test_soak_10000_generations_leave_nothing_behind(processes: Processes)
         client = Client(server.url, session)
         await run(client, GENERATIONS, WARM_UP, rng)
     elapsed = time.monotonic() - started
-    await asyncio.sleep(2.5)  # past --resume-window: every finished stream is freed
+    await server_figures(server.url)  # once no generation runs any more
+    await until(await _last_stream_freed(server.url), within=RESUME_WINDOW + 10,
+                what="the last finished stream freed after --resume-window")
     after = await server_figures(server.url)
 
     rss_growth = after["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]
@@ -207,7 +230,7 @@ async def test_soak_10000_generations_leave_nothing_behind(processes: Processes)
     assert client.failures == [], client.failures[:10]
     assert sum(client.done.values()) == GENERATIONS
     assert after["sseserver_generations_started_total"] - before[
-        "sseserver_generations_started_total"] == GENERATIONS
+        "sseserver_generations_started_total"] == GENERATIONS + 1  # and the last one
     assert after["sseserver_generations_active"] == 0
     assert after["sseserver_subscribers_active"] == 0
     assert after["sseserver_asyncio_tasks"] == before["sseserver_asyncio_tasks"]

@@ -17,6 +17,7 @@ import pytest
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply
 from .sse_client import SSEStream, open_sse
+from .waiting import until
 
 WORDS = [f"word{i} " for i in range(40)]
 
@@ -81,6 +82,11 @@ async def test_last_event_id_query_parameter_and_header_precedence(
                               headers={"Last-Event-ID": fifth_id}) as both:
         await both.read_all()
     assert _signature(both) == _signature(full)[6:]
+    # An empty header wins too: no resume point, so the stream from its start.
+    async with await open_sse(f"{server.url}{url}?lastEventId={third_id}",
+                              headers={"Last-Event-ID": ""}) as empty:
+        await empty.read_all()
+    assert _signature(empty) == _signature(full)
     assert len(fake_anthropic.requests) == 1
 
 
@@ -111,9 +117,14 @@ async def test_a_finished_stream_is_freed_after_the_window(
     async with await open_sse(server.url + url) as again:  # still held: full replay
         await again.read_all()
     assert _signature(again) == _signature(stream)
-    await asyncio.sleep(0.5)
-    async with aiohttp.ClientSession() as session, session.get(server.url + url) as response:
-        assert response.status == 404
+
+    async def freed() -> bool:
+        async with aiohttp.ClientSession() as session, session.get(
+            server.url + url
+        ) as response:
+            return response.status == 404
+
+    await until(freed, what="404 once the window is over")
     async with aiohttp.ClientSession() as session, session.get(
         server.url + url, headers={"Last-Event-ID": stream.events[1].last_event_id}
     ) as response:

@@ -291,6 +291,7 @@ def test_thinking_and_web_search_accepted(
         pytest.param(None, "abc:4", ("abc", 5), id="query"),
         pytest.param("abc:0", None, ("abc", 1), id="after-the-first"),
         pytest.param("abc:4", "xyz:9", ("abc", 5), id="header-wins"),
+        pytest.param("", "abc:4", None, id="empty-header-hides-the-query"),
     ],
 )
 def test_resume_point_accepted(

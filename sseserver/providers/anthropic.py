@@ -57,6 +57,8 @@ UPSTREAM_TRANSPORT_ERRORS: Final = (
 # The basic web search tool: every model with web search has it (the later versions add
 # filtering by code execution, which brings blocks of its own).
 WEB_SEARCH_TOOL: Final = "web_search_20250305"
+# The SDK's own connect timeout; a shorter --upstream-timeout bounds it too.
+CONNECT_TIMEOUT: Final = 5.0
 
 
 class AnthropicProvider:
@@ -64,14 +66,21 @@ class AnthropicProvider:
 
     def __init__(
         self, api_key: str, base_url: str | None = None, max_retries: int = 2,
-        prompt_cache: PromptCache = "5m",
+        prompt_cache: PromptCache = "5m", timeout: float = 600.0,
     ) -> None:
+        """`timeout` bounds each wait on the upstream: connecting (at most CONNECT_TIMEOUT),
+        sending the request, its answer, and each read of the body. The SDK's aiohttp
+        transport makes the read bound aiohttp's `sock_read`, which its connection
+        protocol applies to every socket read, the body's included, so the chunks read
+        straight from aiohttp's stream (`aiohttp_body`) are bounded as the SDK's are; it
+        costs no timer of ours per read."""
         self._api_key = api_key
         self._cache_control = (
             None if prompt_cache == "off" else {"type": "ephemeral", "ttl": prompt_cache}
         )
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=max_retries,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             http_client=anthropic.DefaultAioHttpClient(),
         )
 
