@@ -57,9 +57,14 @@ def server_argv(stack: str, scenario: Scenario, port: int,
     """The command line and working directory of `stack`'s server for `scenario`."""
     demo = ["--demo-delay-ms", f"{scenario.delay_ms:g}", "--demo-tokens", str(scenario.tokens)]
     if stack == "sseserver" or stack in variants:
-        argv = [PY, "-m", "sseserver", "--port", str(port)]
+        # A variant runs on its own venv's Python when it has one (another SDK, say).
+        own = variants[stack] / ".venv" / "bin" / "python" if stack in variants else None
+        python = str(own) if own is not None and own.exists() else PY
+        argv = [python, "-m", "sseserver", "--port", str(port)]
         argv += ["--provider", "anthropic", *RELAY_FEATURES] if scenario.upstream else [
             "--provider", "demo"]
+        if scenario.tool_calls:
+            argv += ["--tools", str(ROOT / "bench" / "tools.json")]
         cwd = variants.get(stack, ROOT)
         return argv + ([] if scenario.upstream else demo), cwd
     return [*PEERS[stack], "--port", str(port), *demo], ROOT
@@ -107,17 +112,20 @@ def started(argv: list[str], core: str, env: dict[str, str], log: Path,
 
 
 @contextlib.contextmanager
-def fake_upstream(scenario: Scenario, env: dict[str, str],
-                  log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The tests' fake Anthropic API on the load core, serving `scenario`'s reply; `env`
-    gains what points a server (sseserver's anthropic provider, a relay peer) at it."""
+def fake_upstream(scenario: Scenario, env: dict[str, str], log: Path,
+                  stats: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The tests' fake Anthropic API on the load core, serving `scenario`'s reply (after
+    its tool calls, timed into `stats` at exit); `env` gains what points a server
+    (sseserver's anthropic provider, a relay peer) at it."""
     # Imported here: the fake's module loads pytest and aiohttp, which only relay points need.
     from tests.fake_anthropic import DEFAULT_API_KEY
 
     port = free_port()
+    tools = ["--tool-calls", str(scenario.tool_calls), "--stats-file", str(stats)] \
+        if scenario.tool_calls and stats is not None else []
     with started([PY, "-m", "tests.fake_anthropic", "--port", str(port),
                   "--chunks", str(scenario.tokens), "--chunk-text", UPSTREAM_CHUNK,
-                  "--delay-ms", f"{scenario.delay_ms:g}"], LOAD_CORE, env, log) as fake:
+                  "--delay-ms", f"{scenario.delay_ms:g}", *tools], LOAD_CORE, env, log) as fake:
         wait_listening(port, fake)
         env |= {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
                 "ANTHROPIC_API_KEY": DEFAULT_API_KEY}

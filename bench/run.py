@@ -1,4 +1,4 @@
-"""`make bench` (`python -m bench.run`): the scenarios S1–S5 and R (bench/scenarios.py)
+"""`make bench` (`python -m bench.run`): the scenarios S1–S6 and R (bench/scenarios.py)
 against sseserver and, in the same run, against minimal peers on aiohttp, aiohttp-sse,
 sse-starlette and the naive SDK relay (bench/peers/), with `python -m sseserver.loadgen`
 as the load.
@@ -68,9 +68,11 @@ class Bench:
         log = self.logs / f"{scenario.key}-{stack}-{rep}.log"
         with contextlib.ExitStack() as stack_ctx:
             upstream_pid: int | None = None
+            stats = self.logs / f"{scenario.key}-{stack}-{rep}-upstream.json"
             if scenario.upstream:
                 fake = stack_ctx.enter_context(fake_upstream(
-                    scenario, env, self.logs / f"{scenario.key}-{stack}-{rep}-upstream.log"))
+                    scenario, env, self.logs / f"{scenario.key}-{stack}-{rep}-upstream.log",
+                    stats))
                 upstream_pid = fake.pid
             port = free_port()
             argv, cwd = server_argv(stack, scenario, port, self.variants)
@@ -106,6 +108,8 @@ class Bench:
             "steal_pct": 100 * (busy1[c0 + "_steal"] - busy0[c0 + "_steal"]) / wall,
             "upstream_cpu_pct": 100 * (up1 - up0) / wall if upstream_pid else None,
         }
+        if stats.exists():  # the fake's own figures, written as it stopped
+            result["bench"] |= json.loads(stats.read_text())
         return result
 
     def run(self, selected: Sequence[Scenario]) -> None:
@@ -131,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="", help="comma list, e.g. S1,S5a (default all)")
     parser.add_argument("--stacks", default="", help="comma list to restrict the stacks")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
-                        help="also run `python -m sseserver` from DIR (a modified copy) as NAME")
+                        help="also run `python -m sseserver` from DIR (a modified copy) as NAME, "
+                        "on DIR/.venv/bin/python when DIR has one")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts",
                         help="folder for the JSON results, the table and the logs")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""What `make bench` measures: the scenarios (S1–S5, R), the columns each one reports, and
+"""What `make bench` measures: the scenarios (S1–S6, R), the columns each one reports, and
 the targets sseserver is judged against.
 
 A scenario is data: the stacks it runs, the workload each server is started with (the
@@ -38,6 +38,7 @@ class Scenario:
     upstream: bool = False  # the anthropic provider against the fake Anthropic API
     timeout: float = 300.0
     with_variants: bool = True  # also run each `--variant` copy of sseserver
+    tool_calls: int = 0  # each reply first calls a no-op server tool this many times
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -93,6 +94,15 @@ def scenarios(quick: bool) -> list[Scenario]:
                  expect_messages=300),
             ("ev_per_cpu_s", "events_per_s", "cpu_pct", "ttfe_p99", "loadgen_pct"),
             upstream=True,
+        ),
+        Scenario(
+            "S6", "tool loop: fake Anthropic API, 3 no-op server tool calls then 100 deltas "
+            "10 ms apart, 50 connections",
+            ("sseserver",), 10, 100,
+            load(connections=50, duration=5 if q else 12, warmup=1 if q else 2,
+                 expect_messages=100),
+            ("ev_per_cpu_s", "events_per_s", "cpu_pct", "tool_gap_p50", "tool_gap_p99"),
+            upstream=True, tool_calls=3,
         ),
         Scenario(
             "S5d", "relay, light load: 20 connections, 100 deltas 20 ms apart",
@@ -169,6 +179,9 @@ COLUMNS: Final[dict[str, Column]] = {
     "loadgen_pct": Column("loadgen CPU %", _path("loadgen", "cpu_pct"), "{:.0f}"),
     "completed": Column("completed", _completed, "{:.0f}"),
     "resumes": Column("resumes", _path("streams", "resumes"), "{:.0f}"),
+    # From the fake upstream: a tool_use reply's end to its continuation's arrival.
+    "tool_gap_p50": Column("tool gap p50 ms", _path("bench", "tool_gap_p50_ms"), "{:.2f}"),
+    "tool_gap_p99": Column("tool gap p99 ms", _path("bench", "tool_gap_p99_ms"), "{:.2f}"),
 }
 
 

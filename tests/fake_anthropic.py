@@ -71,6 +71,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -545,6 +546,13 @@ class FakeAnthropic:
         """Requests to /v1/messages so far (``requests`` may keep fewer)."""
         self.cache = PromptCache()
         """The prompt cache requests read and write (set ``cache.min_tokens`` to taste)."""
+        self.tool_calls = 0
+        """With no behaviour queued, a conversation that has answered fewer than this many
+        tool calls is answered by one more call of ``tool_name`` (the bench's S6)."""
+        self.tool_name = "noop"
+        self.tool_gaps: deque[float] = deque(maxlen=100_000)
+        """Seconds from the end of each tool_use reply to the continuation's arrival."""
+        self._tool_use_done: dict[str, float] = {}
         self._queue: deque[Behaviour] = deque()
         self._open: dict[web.RequestHandler, list[RecordedRequest]] = {}
         self._arrived = asyncio.Condition()
@@ -653,7 +661,7 @@ class FakeAnthropic:
         if problem is not None:
             return self._refuse(record, 400, "invalid_request_error", problem)
 
-        behaviour = self._queue.popleft() if self._queue else self.default_reply
+        behaviour = self._queue.popleft() if self._queue else self._default(record.body)
         record.behaviour = behaviour
         if not isinstance(behaviour, HttpError):
             record.cache = self.cache.use(record.body)
@@ -673,6 +681,23 @@ class FakeAnthropic:
         if record.body.get("stream") is True:
             return await self._stream(request, record, behaviour)
         return await self._answer_whole(request, record, behaviour)
+
+    def _default(self, body: dict[str, Any]) -> Behaviour:
+        """The default reply, or a call of ``tool_name`` while the conversation has answered
+        fewer than ``tool_calls``; a continuation's arrival is timed against the end of the
+        reply whose call it answers."""
+        if not self.tool_calls:
+            return self.default_reply
+        answered = [b.get("tool_use_id") for m in body["messages"] for b in _blocks(m)
+                    if b.get("type") == "tool_result"]
+        if answered:
+            done = self._tool_use_done.pop(str(answered[-1]), None)
+            if done is not None:
+                self.tool_gaps.append(time.monotonic() - done)
+        if len(answered) >= self.tool_calls:
+            return self.default_reply
+        return Reply(blocks=(ToolUse(_new_id("toolu_"), self.tool_name, {"n": len(answered)}),),
+                     stop_reason="tool_use")
 
     def _refuse(
         self, record: RecordedRequest, status: int, error_type: str, message: str
@@ -748,6 +773,10 @@ class FakeAnthropic:
         await response.write(sse_frame("message_stop", {"type": "message_stop"}))
         await response.write_eof()
         record.completed_at = time.monotonic()
+        if self.tool_calls:
+            for block in behaviour.content_blocks:
+                if isinstance(block, ToolUse):
+                    self._tool_use_done[block.id] = record.completed_at
         return response
 
     async def _write_blocks(
@@ -906,8 +935,8 @@ async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
         yield fake
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    """Serve ``default_reply`` until SIGTERM or SIGINT."""
+async def _serve(args: argparse.Namespace) -> list[float]:
+    """Serve ``default_reply`` until SIGTERM or SIGINT; the tool-call gaps, in ms."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -919,7 +948,9 @@ async def _serve(args: argparse.Namespace) -> None:
         )
         print(fake.base_url, flush=True)
         fake.max_recorded = 1000  # a long load run must not grow memory without bound
+        fake.tool_calls = args.tool_calls
         await stop.wait()
+        return sorted(1000 * gap for gap in fake.tool_gaps)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -931,8 +962,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=5, help="deltas per reply")
     parser.add_argument("--chunk-text", default="word ", help="text of each delta")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep before each delta")
+    parser.add_argument("--tool-calls", type=int, default=0,
+                        help="each conversation first calls the tool 'noop' this many times")
+    parser.add_argument("--stats-file", help="at exit, write the tool-call gaps' p50/p99 here")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args))
+    gaps = asyncio.run(_serve(args))
+    if args.stats_file:
+        stats = {"tool_gaps": len(gaps)} | ({
+            "tool_gap_p50_ms": gaps[len(gaps) // 2],
+            "tool_gap_p99_ms": gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))],
+        } if gaps else {})
+        Path(args.stats_file).write_text(json.dumps(stats))
     return 0
 
 

@@ -53,8 +53,3 @@ async def slow(tool_input: dict[str, Any]) -> str:
 async def broken(tool_input: dict[str, Any]) -> str:
     RUNS.inputs.append(tool_input)
     raise RuntimeError("secret internal detail /etc/passwd")
-
-
-def noop(tool_input: dict[str, Any]) -> str:
-    """For the bench: the cheapest handler there is."""
-    return "ok"
