@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -55,6 +56,8 @@ log = logging.getLogger("sseserver.generations")
 
 Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown", "lost"]
 
+# What an unknown block's type may be to become a metric label (else "other").
+_TYPE_NAME: Final = re.compile(r"[a-z0-9_]{1,64}")
 # A generation started by POST /api/streams waits at least this long for its first
 # subscriber, even with --resume-window 0 (which is about subscribers that left).
 FIRST_SUBSCRIBER_GRACE: Final = 5.0
@@ -149,6 +152,7 @@ class Generations:
         self._lag = lag
         self._metrics = metrics if metrics is not None else Metrics()
         self._metrics.count_generations(lambda: len(self._tasks))
+        self._warned_types: set[str] = set()
 
     @property
     def active(self) -> int:
@@ -285,6 +289,8 @@ class Generations:
                         else:  # thinking, tool, ... (docs/protocol.md, "Events")
                             if item.name == "thinking":
                                 progress.deltas += 1  # output too, counted when cancelled
+                            elif item.name == "block":
+                                self._unknown_block(item.data)
                             await store.append(stream_id, frames.event(item.name, item.data))
                 finally:
                     # Closes the upstream request now, also when an append failed, not
@@ -326,6 +332,18 @@ class Generations:
                 log.warning("generation %s: could not finish its stream: %s", stream_id, exc)
             self._forget(stream_id, progress)
             self._log(stream_id, request, progress, frames.count)
+
+    def _unknown_block(self, data: object) -> None:
+        """A block or delta type this server does not know reached a reader as a generic
+        `block` event: counted by type, and said once per type per process."""
+        kind = data.get("type") if isinstance(data, dict) else None
+        name = kind if isinstance(kind, str) and _TYPE_NAME.fullmatch(kind) else "other"
+        self._metrics.unknown_blocks.labels(name).inc()
+        if name not in self._warned_types:
+            self._warned_types.add(name)
+            log.warning("Claude sent a content %s of a type this server does not know: %s; "
+                        "readers get it as a generic block event",
+                        data.get("kind") if isinstance(data, dict) else "block", name)
 
     async def _append_end(self, stream_id: str, frames: StreamFrames, progress: _Progress,
                           usage: Usage) -> None:
