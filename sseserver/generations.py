@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from .access_log import loggable
 from .config import DEFAULT_PER_CLIENT, Settings, is_loopback
 from .errors import (
     AtCapacity,
@@ -366,7 +367,8 @@ class Generations:
             "generation id=%s client=%s provider=%s model=%s ttft=%s events=%d "
             "input_tokens=%d cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms "
             "ended=%s",
-            stream_id, progress.client or "-", self._provider.name, request.model,
+            stream_id, loggable(progress.client) or "-", self._provider.name,
+            loggable(request.model),
             f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
             usage.input_tokens, usage.cache_creation_input_tokens,
             usage.cache_read_input_tokens, output_tokens, duration * 1000, progress.ending,

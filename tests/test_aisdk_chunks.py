@@ -140,6 +140,26 @@ def test_a_citation_without_a_url_is_skipped() -> None:
     assert not [c for c in got if c["type"] == "source-url"]
 
 
+def test_only_http_urls_reach_the_client() -> None:
+    """The page links only http(s) URLs; an AI SDK client may link whatever it gets, so a
+    `javascript:` or `data:` URL in a citation or a search result never reaches it."""
+    tool = {"id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}
+    result = {"tool_use_id": "srvtoolu_1", "name": "web_search", "results": [
+        {"url": "javascript:alert(1)", "title": "x", "page_age": None},
+        {"url": "HTTPS://example.com/a", "title": "A", "page_age": None},
+        {"url": "data:text/html,<script>", "title": "y", "page_age": None},
+    ]}
+    got = _map(META, ("tool", tool), ("tool_result", result), ("message", "x"),
+               ("citation", {"url": "JavaScript:alert(2)", "title": "T", "cited_text": "c"}),
+               ("citation", {"url": "http://example.com/b", "title": "B", "cited_text": "d"}),
+               ("usage", USAGE))
+    [output] = [c for c in got if c["type"] == "tool-output-available"]
+    assert [r["url"] for r in output["output"]] == ["HTTPS://example.com/a"]
+    assert [c["url"] for c in got if c["type"] == "source-url"] == ["http://example.com/b"]
+    [end] = [c for c in got if c["type"] == "text-end"]
+    assert [c["source"]["url"] for c in end["citations"]] == ["http://example.com/b"]
+
+
 def test_stop_reasons_become_finish_reasons() -> None:
     cases = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
              "model_context_window_exceeded": "length", "refusal": "content-filter",

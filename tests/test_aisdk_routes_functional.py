@@ -11,8 +11,10 @@ import signal
 from typing import Any, Final
 
 import pytest
+import redis.asyncio
 
-from sseserver.keys import GENERATIONS
+from sseserver.keys import GENERATIONS, STORE
+from sseserver.store.redis.store import RedisStore
 
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply, Silent
@@ -191,6 +193,40 @@ async def test_a_new_message_supersedes_the_running_reply(
     await old.close()
     assert _chunks(old)[-2:] == [{"type": "abort", "reason": "cancelled"}, "[DONE]"]
     assert server.app[GENERATIONS].active == 0
+
+
+async def test_a_reply_that_ends_at_once_leaves_its_chat_name_to_expire(
+    start_server: StartServer, redis_url: str
+) -> None:
+    """A reply that ended during its chat's bind (a Redis round trip) was taken for running
+    after its end: its name was kept at the running time to live and refreshed for ever.
+    Each name of a finished chat must expire with its stream, after the resume window."""
+    server = await start_server(redis_url=redis_url, demo_delay_ms=0, demo_tokens=2,
+                                resume_window=2.0)
+
+    async def chat(n: int) -> None:
+        # The client leaves at once, so no response delivers the end and lets go of the
+        # name: the stream's end alone must give it its time to live.
+        async with await _post(server, _body(f"brief-{n}")) as stream:
+            assert stream.status == 200
+
+    await asyncio.gather(*(chat(n) for n in range(40)))
+    for _ in range(500):  # each reply is two tokens
+        if server.app[GENERATIONS].active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert server.app[GENERATIONS].active == 0
+    store = server.app[STORE]
+    assert isinstance(store, RedisStore)
+    assert store._names.owned == {}  # what the owner refreshes
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        names = [key async for key in client.scan_iter(match="*name:brief-*")]
+        ttls = {key: await client.pttl(key) for key in names}
+    finally:
+        await client.aclose()
+    assert len(names) == 40
+    assert all(0 < ttl <= 2000 for ttl in ttls.values()), sorted(ttls.values())[-5:]
 
 
 async def test_a_chat_is_found_from_another_process(

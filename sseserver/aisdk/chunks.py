@@ -21,7 +21,7 @@ Any other event is skipped, as an AI SDK client would skip a chunk it does not k
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from ..sse import to_json
 
@@ -165,9 +165,10 @@ class UIChunks:
 
     def _citation(self, data: dict[str, Any], out: list[bytes]) -> None:
         """A citation of the text part just written (it arrives after that part's last
-        delta); one without a URL (a document's) has no source-url form and is skipped."""
+        delta); one without an http(s) URL (a document's) has no source-url form and is
+        skipped."""
         url = data.get("url")
-        if not isinstance(url, str):
+        if not _is_web_url(url):
             return
         source: dict[str, Any] = {"type": "source", "sourceType": "url", "id": url, "url": url}
         if data.get("title") is not None:
@@ -190,7 +191,14 @@ class UIChunks:
                               "errorText": str(code), "providerExecuted": True}))
             return
         # The shape @ai-sdk/anthropic gives web search results, less their encrypted content.
+        # Only http(s) URLs, as the page links only those: a client may not check.
         results = [{"type": "web_search_result", "url": r.get("url"), "title": r.get("title"),
-                    "pageAge": r.get("page_age")} for r in data.get("results") or []]
+                    "pageAge": r.get("page_age")} for r in data.get("results") or []
+                   if _is_web_url(r.get("url"))]
         out.append(chunk({"type": "tool-output-available", "toolCallId": call,
                           "output": results, "providerExecuted": True}))
+
+
+def _is_web_url(url: object) -> TypeGuard[str]:
+    """An http(s) URL: what a client may put in a link (no `javascript:` or `data:`)."""
+    return isinstance(url, str) and url[:8].lower().startswith(("http://", "https://"))

@@ -49,7 +49,11 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
     running = await store.bound(chat_id)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
         await generations.ended(running, SUPERSEDE_WAIT)
-    stream_id = await generations.start(generation, client=client_address(request))
+    # The upstream is called once the response below subscribes, after the bind: a reply
+    # that ended during the bind's round trip would be bound after its end, for good.
+    stream_id = await generations.start(
+        generation, client=client_address(request), wait_for_subscriber=True
+    )
     try:
         replaced = await store.bind(chat_id, stream_id)
     except StoreUnavailable:
