@@ -10,12 +10,13 @@ Also writes screenshots of the demo's two tools at desktop and phone width to ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, Request, expect
+from playwright.async_api import Browser, Locator, Page, Request, Route, expect
 
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
@@ -111,10 +112,10 @@ async def panel_state(panel: Locator) -> dict[str, Any]:
 
 
 async def text_parts(reply: Locator) -> list[str]:
-    """The reply's text parts as shown (each its blocks' text), in order: the text before
-    a tool call and the text after it are two."""
+    """The reply's text parts as shown (each its paragraphs' text joined by "|"), in order:
+    the text before a tool call and the text after it are two."""
     texts = await reply.locator(".text-part").evaluate_all(
-        "parts => parts.map(p => [...p.children].map(c => c.textContent).join('|'))")
+        "parts => parts.map(p => [...p.querySelectorAll('p')].map(c => c.textContent).join('|'))")
     assert isinstance(texts, list)
     return texts
 
@@ -130,6 +131,8 @@ def assistant(content: object) -> dict[str, Any]:
 async def test_the_demo_tools_are_answered_shown_and_folded(
     page: Page, start_server: StartServer
 ) -> None:
+    """`make run` with no key shows both kinds of tool: the server's in one stream, the
+    page's answered and continued by itself, each in a panel that folds at its result."""
     server = await start_server(demo_delay_ms=20)
     await page.goto(server.url)
     sent = post_bodies(page)
@@ -206,6 +209,8 @@ async def test_the_demo_tools_are_answered_shown_and_folded(
 async def test_a_tool_the_page_does_not_implement_gets_an_error_result_and_the_reply_goes_on(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
+    """An operator may offer a client tool this page does not know: an error result lets
+    Claude go on instead of the reply ending at the call."""
     call = ToolUse("toolu_m1", "mystery", {"q": "<b>x</b>"})
     calls = Reply(blocks=(Text(["Let me try. "]), call), stop_reason="tool_use")
     fake_anthropic.enqueue(calls, Reply(chunks=["It failed, ", "sorry."]), Reply(chunks=["Ok."]))
@@ -242,6 +247,8 @@ async def test_a_tool_the_page_does_not_implement_gets_an_error_result_and_the_r
 async def test_a_call_that_waits_for_approval_is_denied_and_the_reply_goes_on(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
+    """The page does not ask for approval: it denies, the server answers the call as denied
+    without running it, and later requests carry that result, not the denial."""
     calls = Reply(blocks=(ToolUse("toolu_a1", "lookup", {"q": "life"}),), stop_reason="tool_use")
     fake_anthropic.enqueue(calls, Reply(chunks=["As you wish."]), Reply(chunks=["Ok."]))
     server = await start_server(fake=fake_anthropic,
@@ -279,6 +286,8 @@ async def test_a_call_that_waits_for_approval_is_denied_and_the_reply_goes_on(
 async def test_a_reload_mid_tool_call_rebuilds_its_panel_once_and_the_conversation_goes_on(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
+    """A reload replays the saved events, then resumes after the last one: no part of the
+    panel twice, and the turns it saved still go out as content arrays."""
     tool_input = {"q": "where the reader is, in as many words as it takes"}
     call = ToolUse("toolu_r1", "browser_locale", tool_input, pieces=8)
     calls = Reply(blocks=(Text(["Asking ", "your browser. "]), call), stop_reason="tool_use",
@@ -331,3 +340,46 @@ async def test_a_reload_mid_tool_call_rebuilds_its_panel_once_and_the_conversati
     assert fake_anthropic.requests[2].body["messages"] == [
         user("Where am I?"), *tool_turn, assistant("You are in Paris."), user("Thanks"),
     ]
+
+
+async def test_a_reload_before_the_continuation_started_sends_it_again(
+    page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
+) -> None:
+    """The page forgets the continuation's stream until the server answers its POST; a
+    reload in between sends the same continuation again rather than losing the reply."""
+    calls = Reply(blocks=(Text(["Asking. "]), ToolUse("toolu_h1", "browser_locale", {})),
+                  stop_reason="tool_use")
+    fake_anthropic.enqueue(calls, Reply(chunks=["You are ", "in Paris."]))
+    server = await start_server(fake=fake_anthropic, tools=client_tools("browser_locale"))
+    held: list[Route] = []
+    holding = asyncio.Event()
+
+    async def hold_first_continuation(route: Route) -> None:
+        """The continuation's first POST never reaches the server: the page is reloaded
+        while it waits for the answer."""
+        body = route.request.post_data_json if route.request.method == "POST" else None
+        if isinstance(body, dict) and len(body["messages"]) == 3 and not held:
+            held.append(route)
+            holding.set()
+            return
+        await route.continue_()
+
+    await page.route("**/api/streams", hold_first_continuation)
+    await page.goto(server.url)
+    sent = post_bodies(page)
+    await ask(page, "Where am I?")
+    await asyncio.wait_for(holding.wait(), 10)
+    await page.reload()
+
+    reply = last_reply(page)
+    await wait_status(reply, "done")
+    await expect(page.locator(".tool-call")).to_have_count(1)
+    assert (await panel_state(reply.locator(".tool-call")))["sections"][1] == [
+        "Result · answered by this page", LOCALE]
+    assert await text_parts(reply) == ["Asking. ", "You are in Paris."]
+    continuation = [user("Where am I?"), assistant(calls.content()),
+                    user([{"type": "tool_result", "tool_use_id": "toolu_h1", "content": LOCALE}])]
+    assert [body["messages"] for body in sent] == [[user("Where am I?")], continuation,
+                                                   continuation]
+    assert fake_anthropic.request_count == 2
+    assert fake_anthropic.requests[1].body["messages"] == continuation

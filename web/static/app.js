@@ -218,6 +218,14 @@ async function continueWithTools(turn) {
   try {
     created = await createStream(request);
   } catch (error) {
+    if (leaving) {
+      // The page is going away, which aborts the POST: the next load sends it again.
+      setTimeout(() => {
+        leaving = false;
+        if (!turn.finished && !turn.url) void continueWithTools(turn);
+      }, STAYED_MS);
+      return;
+    }
     const shown = error instanceof ApiError
       ? { type: error.type, message: error.message }
       : { type: "client_error", message: String(error) };
