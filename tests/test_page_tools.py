@@ -37,6 +37,9 @@ from .tool_handlers import RUNS
 pytestmark = pytest.mark.browser
 
 SCHEMA: Final = {"type": "object", "properties": {"q": {"type": "string"}}}
+# A 1x1 PNG.
+DOT_PNG: Final = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9"
+                  "awAAAABJRU5ErkJggg==")
 LOCALE: Final = "Languages: fr-FR. Time zone: Europe/Paris."
 DEMO_CLOSING: Final = ("That is what the demo's tool returned; Claude would now use it "
                        "in its answer.")
@@ -118,6 +121,16 @@ async def text_parts(reply: Locator) -> list[str]:
         "parts => parts.map(p => [...p.querySelectorAll('p')].map(c => c.textContent).join('|'))")
     assert isinstance(texts, list)
     return texts
+
+
+def picture(tool_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """A server-run tool's result with text, an image, and an image whose data is not
+    base64 (which the server passes on: the page must not put it in a URL)."""
+    def image(data: str) -> dict[str, Any]:
+        return {"type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    return [{"type": "text", "text": f"A {tool_input['q']}"}, image(DOT_PNG),
+            image('x" onerror="alert(1)')]
 
 
 def user(content: object) -> dict[str, Any]:
@@ -383,3 +396,29 @@ async def test_a_reload_before_the_continuation_started_sends_it_again(
                                                    continuation]
     assert fake_anthropic.request_count == 2
     assert fake_anthropic.requests[1].body["messages"] == continuation
+
+
+async def test_an_image_result_is_a_thumbnail_only_when_it_is_base64(
+    page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
+) -> None:
+    """A tool's result is untrusted: its image data goes into a data: URL only when it is
+    base64 of a raster type, so nothing else can be loaded or injected."""
+    tools = tool_specs([{"name": "picture", "description": "draws", "input_schema": SCHEMA,
+                         "handler": "tests.test_page_tools:picture"}])
+    fake_anthropic.enqueue(
+        Reply(blocks=(ToolUse("toolu_p1", "picture", {"q": "dot"}),), stop_reason="tool_use"),
+        Reply(chunks=["Here it is."]))
+    server = await start_server(fake=fake_anthropic, tools=tools)
+    await page.goto(server.url)
+    await ask(page, "Draw a dot")
+    reply = last_reply(page)
+    await wait_status(reply, "done")
+    panel = reply.locator(".tool-call")
+    assert (await panel_state(panel))["sections"][1] == [
+        "Result", "A dot||(image block not shown)"]
+    image = panel.locator("img")
+    await expect(image).to_have_count(1)
+    assert await image.get_attribute("src") == f"data:image/png;base64,{DOT_PNG}"
+    assert await image.get_attribute("alt") == "An image from picture"
+    # Loaded under the page's CSP (img-src data:).
+    assert await image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 1
