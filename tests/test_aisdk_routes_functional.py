@@ -512,6 +512,9 @@ BAD_TOOL_HISTORIES: Final = [
                  "messages[1].parts[1].input must be an object (the call's input).", id="input"),
     pytest.param(_last_assistant(_tool("lookup", "toolu_1", "finished")),
                  "messages[1].parts[1].state must be a tool part's state.", id="state"),
+    # Found by the fuzz test: a state that is not a string was looked up in a set (a 500).
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", {"x": 1})),  # type: ignore[arg-type]
+                 "messages[1].parts[1].state must be a tool part's state.", id="state-object"),
     pytest.param(_last_assistant({"type": "dynamic-tool", "toolCallId": "toolu_1",
                                   "state": "output-available", "input": {}, "output": 1}),
                  "messages[1].parts[1].toolName must be a string.", id="dynamic-name"),

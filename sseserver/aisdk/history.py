@@ -266,10 +266,10 @@ def _tool_call(part: dict[str, Any], kind: str, at: str) -> tuple[Block, Block] 
     if not isinstance(name, str):
         raise BadRequest(f"{at}.toolName must be a string.")
     state = part.get("state")
+    if not isinstance(state, str) or state not in ANSWERED | PENDING:
+        raise BadRequest(f"{at}.state must be a tool part's state.")
     if name in SERVER_TOOL_NAMES or state in PENDING:
         return None
-    if state not in ANSWERED:
-        raise BadRequest(f"{at}.state must be a tool part's state.")
     call_id, tool_input = part.get("toolCallId"), part.get("input")
     if not isinstance(call_id, str):
         raise BadRequest(f"{at}.toolCallId must be a string.")
