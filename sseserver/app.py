@@ -40,9 +40,9 @@ from .metrics import Metrics
 from .overload import LoopLag
 from .providers import create_provider
 from .routes import routes
+from .serving import Subscribers
 from .store.base import StreamStore
 from .store.memory import MemoryStore
-from .subscriber import Subscribers
 
 log = logging.getLogger("sseserver")
 

@@ -10,8 +10,8 @@ No middleware on purpose: an aiohttp app with any middleware wraps every handler
 more coroutines (the middleware's and aiohttp's own), and an open stream would hold both
 for its whole life (docs/performance.md, "Memory per open stream"). Ordinary routes are
 wrapped by `guarded`, whose frame lasts as long as the request; the SSE route
-(subscriber.py) calls `check` and `error_answer` itself, so an open stream holds one
-coroutine of ours.
+(subscriber.py, served by serving.py) calls `check` and `error_answer` itself, so an open
+stream holds one coroutine of ours.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ _HTTP_TYPES: Final[dict[int, str]] = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Set on a request once its 499 line is written: a route that is guarded and also serves a
+# stream (the AI SDK's chat) passes two guards, and a request gets one line.
+_GONE_LOGGED: Final = web.RequestKey("gone_logged", bool)
 
 
 def error_response(status: int, type: str, message: str,
@@ -121,9 +125,10 @@ async def json_error_bodies(request: web.Request, response: web.StreamResponse) 
 def note_gone(request: web.Request, started: float) -> None:
     """The client left (handler cancellation) or the server is stopping before any answer
     began: aiohttp logs no line for a cancelled handler, so this is its one line. An SSE
-    response that had begun logs its own (subscriber.py)."""
+    response that had begun logs its own (serving.py)."""
     logger = access_logger(request)
-    if logger is not None and request.writer.output_size == 0:
+    if logger is not None and request.writer.output_size == 0 and _GONE_LOGGED not in request:
+        request[_GONE_LOGGED] = True
         logger.gone(request, time.monotonic() - started)
 
 

@@ -2,9 +2,10 @@
 metrics, and the fallback for everything else (guard.py).
 
 A request goes: handler → validation → Generations.start (generations.py, which runs the
-provider into the store) → serve_stream (subscriber.py, which replays the store and then
-follows the stream through the fan-out, fanout.py). Every route but the SSE one is
-`guarded`; the SSE one guards itself, so an open stream holds one coroutine of ours.
+provider into the store) → serve_stream (subscriber.py, run by serving.py, which replays
+the store and then follows the stream through the fan-out, fanout.py). Every route but the
+SSE one is `guarded`; the SSE one guards itself, so an open stream holds one coroutine of
+ours.
 """
 
 from __future__ import annotations
