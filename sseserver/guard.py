@@ -62,6 +62,18 @@ def error_response(status: int, type: str, message: str,
     )
 
 
+def _http_error(request: web.Request, status: int, reason: str = "") -> tuple[str, str]:
+    """The error type and message of an HTTP error that is not one of our refusals: a
+    missing route (404), a method a path does not take (405), or one of aiohttp's own."""
+    if status == 404:
+        message = "No such route."
+    elif status == 405:
+        message = f"{request.method} is not allowed here."
+    else:
+        message = reason
+    return _HTTP_TYPES.get(status, "api_error"), message
+
+
 def refusal_response(request: web.Request, refusal: Refused) -> web.Response:
     """The JSON answer for a refusal, counted under its metric label when it has one."""
     if refusal.label is not None:
@@ -95,12 +107,7 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
         if exc.status < 400:
             raise exc
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        message = {
-            404: "No such route.", 405: f"{request.method} is not allowed here."
-        }.get(exc.status, exc.reason)
-        return error_response(
-            exc.status, _HTTP_TYPES.get(exc.status, "api_error"), message, headers
-        )
+        return error_response(exc.status, *_http_error(request, exc.status, exc.reason), headers)
     if isinstance(exc, ConnectionError):
         return web.Response(status=CLIENT_CLOSED_REQUEST)
     log.error("unexpected error in %s %s", request.method, loggable(request.path),
@@ -113,13 +120,9 @@ async def json_error_bodies(request: web.Request, response: web.StreamResponse) 
     itself (a request its router cannot place, such as a CONNECT) gets the JSON body every
     other error has."""
     if isinstance(response, web.HTTPException) and response.status >= 400:
-        message = {
-            404: "No such route.", 405: f"{request.method} is not allowed here."
-        }.get(response.status, response.reason)
+        type, message = _http_error(request, response.status, response.reason)
         response.content_type = "application/json"
-        response.text = json.dumps({"error": {
-            "type": _HTTP_TYPES.get(response.status, "api_error"), "message": message,
-        }})
+        response.text = json.dumps({"error": {"type": type, "message": message}})
 
 
 def note_gone(request: web.Request, started: float) -> None:
@@ -163,7 +166,6 @@ async def fallback(request: web.Request) -> web.StreamResponse:
             _, methods = await resource.resolve(request)
             allowed |= methods
     if allowed:
-        return error_response(405, "method_not_allowed",
-                              f"{request.method} is not allowed here.",
+        return error_response(405, *_http_error(request, 405),
                               {"Allow": ",".join(sorted(allowed))})
-    return error_response(404, "not_found_error", "No such route.")
+    return error_response(404, *_http_error(request, 404))
