@@ -8,7 +8,7 @@ A provider turns a `GenerationRequest` into an async iterator of items:
   `citation`), already in the shape docs/protocol.md, "Events" gives it.
 - `Usage`: one as soon as the input is counted, the last one final.
 
-Handlers and the stream registry never know which provider they have. Closing the generator
+Handlers, generations and the store never know which provider they have. Closing the generator
 (`aclose()`, or task cancellation) must close the upstream request.
 """
 
