@@ -23,9 +23,9 @@ from typing import Final
 
 from aiohttp import web
 
+from .app_keys import SETTINGS
 from .errors import Unauthorized
 from .forwarded import client_secure
-from .keys import SETTINGS
 
 COOKIE_NAME: Final = "sseserver_access"
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600  # a month; a new token (restart) invalidates it

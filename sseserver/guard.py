@@ -27,11 +27,11 @@ from typing import Final
 from aiohttp import web
 
 from .access_log import access_logger, loggable
+from .app_keys import METRICS
 from .auth import require_token
 from .cors import cors_preflight
 from .errors import Refused, ServerError, StoreDown, StoreUnavailable
 from .forwarded import resolve_client
-from .keys import METRICS
 
 log = logging.getLogger("sseserver.errors")
 

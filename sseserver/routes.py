@@ -15,14 +15,7 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
-from .auth import login_with_query_token
-from .bodies import read_body, require_json
-from .config import Settings
-from .errors import NotFound
-from .forwarded import client_address
-from .guard import guarded
-from .ids import is_stream_id
-from .keys import (
+from .app_keys import (
     BODY_BUDGET,
     GENERATIONS,
     METRICS,
@@ -31,6 +24,13 @@ from .keys import (
     STATIC_ROOT,
     STORE,
 )
+from .auth import login_with_query_token
+from .bodies import read_body, require_json
+from .config import Settings
+from .errors import NotFound
+from .forwarded import client_address
+from .guard import guarded
+from .ids import is_stream_id
 from .providers import GenerationRequest
 from .store.base import Cancel
 from .subscriber import serve_stream

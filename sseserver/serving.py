@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 from aiohttp import web
 
 from .access_log import EventStreamResponse, access_logger
+from .app_keys import SUBSCRIBERS
 from .errors import SlowSubscriber, StoreUnavailable
 from .fanout import Fanout, Follower
 from .guard import error_answer, note_gone
-from .keys import SUBSCRIBERS
 from .metrics import Live
 from .sockets import watch_for_half_open
 from .sse import PING, encode_retry

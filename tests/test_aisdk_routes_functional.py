@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import pytest
 
-from sseserver.keys import GENERATIONS
+from sseserver.app_keys import GENERATIONS
 
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply, Silent
