@@ -7,10 +7,10 @@ log line (docs/operations.md, "Logs").
     127.0.0.1 "POST /api/streams" 499 3.1ms              the client left before an answer
 
 The client is the TCP peer, or the address a trusted proxy forwarded (forwarded.py). An
-SSE response is logged when it ends, by its subscriber (subscriber.py, through
-`stream_ended`), with the bytes it sent and how it ended, also when the client's
-disconnect cancelled it (aiohttp logs only responses whose handler returned). A request
-whose handler was cancelled before any answer began is logged by the middleware as 499.
+SSE response (ours or the AI SDK chat's) is logged when it ends, by serving.py through
+`stream_ended`, with the bytes it sent and how it ended, also when the client's disconnect
+cancelled it (aiohttp logs only responses whose handler returned). A request whose handler
+was cancelled before any answer began is logged as 499 by guard.py (`note_gone`).
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ def loggable(text: str, limit: int = MAX_LOGGED_CHARS) -> str:
 
 
 class EventStreamResponse(StreamResponse):
-    """An SSE response: its access-log line is written when it ends (subscriber.py), not
+    """An SSE response: its access-log line is written when it ends (serving.py), not
     by aiohttp, which writes none for a handler the client's disconnect cancelled."""
 
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         if isinstance(response, EventStreamResponse):
-            return  # logged when it ended, by its subscriber (stream_ended)
+            return  # logged when it ended, by serving.py (stream_ended)
         self.logger.info(
             '%s "%s %s" %d %.1fms', loggable(client_address(request) or "-"),
             loggable(request.method), loggable(request.path), response.status, time * 1000,

@@ -19,13 +19,7 @@ import jinja2
 from aiohttp import web
 
 from .aisdk import routes as aisdk_routes
-from .bodies import BodyBudget
-from .config import Settings, load_settings
-from .cors import add_cors_headers
-from .fanout import Fanout
-from .generations import Generations
-from .guard import fallback, json_error_bodies
-from .keys import (
+from .app_keys import (
     BODY_BUDGET,
     FANOUT,
     GENERATIONS,
@@ -36,13 +30,19 @@ from .keys import (
     STORE,
     SUBSCRIBERS,
 )
+from .bodies import BodyBudget
+from .config import Settings, load_settings
+from .cors import add_cors_headers
+from .fanout import Fanout
+from .generations import Generations
+from .guard import fallback, json_error_bodies
 from .metrics import Metrics
 from .overload import LoopLag
 from .providers import create_provider
 from .routes import routes
+from .serving import Subscribers
 from .store.base import StreamStore
 from .store.memory import MemoryStore
-from .subscriber import Subscribers
 from .tools.loop import with_tools
 
 log = logging.getLogger("sseserver")

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .app_keys import SETTINGS
 from .errors import Forbidden, Unauthorized
 from .forwarded import client_secure
-from .keys import SETTINGS
 
 COOKIE_NAME: Final = "sseserver_access"
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600  # a month; a new token (restart) invalidates it

@@ -18,9 +18,9 @@
           ├── BodiesFull (503)  ├── TooManyConnections (503)
           └── StoreDown (503)
 
-A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
-one middleware (middleware.py) maps any of them the same way and counts those with a
-metric label. This module imports nothing of ours: every layer can raise from here.
+A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so
+guard.py turns any of them into its answer the same way and counts those with a metric
+label. This module imports nothing of ours: every layer can raise from here.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-# How a generation ended (as in its log line, streams/generations.py).
+# How a generation ended (as in its log line, generations.py).
 ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown", "lost")
 # Why a subscriber's response ended before its stream did.
 DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")

@@ -2,9 +2,10 @@
 metrics, and the fallback for everything else (guard.py).
 
 A request goes: handler → validation → Generations.start (generations.py, which runs the
-provider into the store) → serve_stream (subscriber.py, which replays the store and then
-follows the stream through the fan-out, fanout.py). Every route but the SSE one is
-`guarded`; the SSE one guards itself, so an open stream holds one coroutine of ours.
+provider into the store) → serve_stream (subscriber.py, run by serving.py, which replays
+the store and then follows the stream through the fan-out, fanout.py). Every route but the
+SSE one is `guarded`; the SSE one guards itself, so an open stream holds one coroutine of
+ours.
 """
 
 from __future__ import annotations
@@ -14,14 +15,7 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
-from .auth import login_with_query_token
-from .bodies import read_body, require_json
-from .config import Settings
-from .errors import NotFound
-from .forwarded import client_address
-from .guard import guarded
-from .ids import is_stream_id
-from .keys import (
+from .app_keys import (
     BODY_BUDGET,
     GENERATIONS,
     METRICS,
@@ -30,6 +24,13 @@ from .keys import (
     STATIC_ROOT,
     STORE,
 )
+from .auth import login_with_query_token
+from .bodies import read_body, require_json
+from .config import Settings
+from .errors import NotFound
+from .forwarded import client_address
+from .guard import guarded
+from .ids import is_stream_id
 from .providers import GenerationRequest
 from .store.base import Cancel
 from .subscriber import serve_stream

@@ -15,10 +15,10 @@ from types import FrameType
 from aiohttp import web
 
 from .app import create_app
-from .collector import CollectorSchedule
 from .config import Settings
 from .connections import SSERunner
-from .descriptors import raise_open_files_limit
+from .gc_schedule import CollectorSchedule
+from .open_files import raise_open_files_limit
 
 log = logging.getLogger("sseserver")
 
@@ -85,7 +85,7 @@ async def serve(
             reuse_port=reuse_port or None,
         )
         await site.start()
-        collector.start()  # after start-up, which lives until exit (collector.py)
+        collector.start()  # after start-up, which lives until exit (gc_schedule.py)
         if ready is not None:
             ready()
         for address in runner.addresses if ready is None else ():

@@ -13,7 +13,7 @@ from typing import Any, Final
 import pytest
 import redis.asyncio
 
-from sseserver.keys import GENERATIONS, STORE
+from sseserver.app_keys import GENERATIONS, STORE
 from sseserver.store.redis.store import RedisStore
 from sseserver.tools.definitions import ToolSpec, tool_specs
 

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from sseserver.app_keys import SETTINGS
 from sseserver.auth import (
     COOKIE_NAME,
     cookie_value,
@@ -22,7 +23,6 @@ from sseserver.auth import (
 )
 from sseserver.config import Settings
 from sseserver.errors import Unauthorized
-from sseserver.keys import SETTINGS
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sseserver import errors
+from sseserver.app_keys import METRICS, SETTINGS
 from sseserver.config import Settings
 from sseserver.errors import (
     AtCapacity,
@@ -43,7 +44,6 @@ from sseserver.errors import (
     UriTooLong,
 )
 from sseserver.guard import fallback, guarded
-from sseserver.keys import METRICS, SETTINGS
 from sseserver.metrics import Metrics
 
 from .metrics_text import parse, value

@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
-from sseserver.keys import GENERATIONS
 from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer

@@ -33,8 +33,8 @@ from aiohttp import web
 from sseserver import subscriber
 from sseserver.access_log import AccessLogger
 from sseserver.app import create_app
+from sseserver.app_keys import METRICS
 from sseserver.config import Settings
-from sseserver.keys import METRICS
 
 from .fake_anthropic import FakeAnthropic, Silent
 from .metrics_text import parse, value

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
-from sseserver.keys import GENERATIONS
 
 from .conftest import StartServer
 from .fake_anthropic import FakeAnthropic, Reply
@@ -443,7 +443,7 @@ async def test_request_bodies_held_at_once_are_bounded(start_server: StartServer
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(head + payload[:900_000])
         partial.append((reader, writer))
-    from sseserver.keys import BODY_BUDGET  # here: the module imports on older code too
+    from sseserver.app_keys import BODY_BUDGET  # here: the module imports on older code too
 
     budget = server.app[BODY_BUDGET]
     for _ in range(100):

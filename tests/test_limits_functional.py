@@ -142,7 +142,7 @@ async def test_shutting_down_refuses_new_generations_with_503(
 ) -> None:
     """During the shutdown grace, a request already on an open connection may still
     arrive: it gets 503 and a Retry-After, while the running generation goes on."""
-    from sseserver.keys import GENERATIONS
+    from sseserver.app_keys import GENERATIONS
 
     server = await start_server(fake=fake_anthropic)
     fake_anthropic.enqueue(Reply(chunks=["x "] * 30, delay=0.02))

@@ -270,6 +270,56 @@ async def test_a_stream_the_client_drops_is_logged_once(
     assert int(match[1]) >= len(received)
 
 
+CHAT_BODY: Final = json.dumps({
+    "id": "chat-logged", "trigger": "submit-message",
+    "messages": [{"id": "m0", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+}).encode()
+
+
+async def test_a_chat_reply_is_logged_once_with_its_bytes(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The AI SDK's chat route is an SSE response too: its line says what it sent and how
+    it ended, like ours."""
+    server = await start_server(demo_tokens=5)
+    caplog.set_level(logging.INFO)
+    answer = await exchange(server.url, request(
+        "POST", "/api/chat", [("Content-Type", b"application/json")], CHAT_BODY))
+    assert answer.status == 200
+    assert answer.body.endswith(b"data: [DONE]\n\n")
+    access = await _access_lines_after_a_drop(caplog)
+    assert len(access) == 1, access
+    assert re.fullmatch(
+        rf'127\.0\.0\.1 "POST /api/chat" 200 [\d.]+ms sse bytes={len(answer.body)} '
+        r"ended=complete",
+        access[0],
+    ), access[0]
+
+
+async def test_a_chat_reply_the_client_drops_is_logged_once(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves a chat reply cancels its handler; aiohttp logs nothing for a
+    cancelled handler, so the response logs its own line."""
+    server = await start_server(demo_delay_ms=50, demo_tokens=100)
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/chat", data=CHAT_BODY, headers={"Content-Type": "application/json"}
+    ) as response:
+        received = b""
+        while received.count(b'"type":"text-delta"') < 3:
+            received += await response.content.readany()
+        response.connection.transport.abort()  # type: ignore[union-attr]
+    access = await _access_lines_after_a_drop(caplog)
+    assert len(access) == 1, access
+    match = re.fullmatch(
+        r'127\.0\.0\.1 "POST /api/chat" 200 [\d.]+ms sse bytes=(\d+) ended=client_gone',
+        access[0],
+    )
+    assert match, access[0]
+    assert int(match[1]) >= len(received)
+
+
 async def test_a_request_dropped_before_its_answer_is_logged_499(
     start_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:

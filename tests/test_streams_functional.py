@@ -210,7 +210,7 @@ async def test_a_subscriber_coming_back_within_the_window_keeps_the_generation(
 async def test_slow_subscriber_is_dropped_and_others_are_not_slowed(
     start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sseserver.subscriber import WRITE_BUFFER_CAP
+    from sseserver.serving import WRITE_BUFFER_CAP
 
     caplog.set_level(logging.INFO, logger="sseserver.subscriber")
     server = await start_server(fake=fake_anthropic, send_timeout=1, resume_window=5)

@@ -23,11 +23,11 @@ from typing import Final
 
 from aiohttp import web
 
+from ..app_keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
 from ..bodies import read_body, require_json
 from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..forwarded import client_address
 from ..guard import guarded
-from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
 from ..store.base import Cancel
 from ..tools.loop import offered_tools
 from .chunks import ToolRoles, UIChunks

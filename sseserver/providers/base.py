@@ -11,7 +11,8 @@ A provider turns a `GenerationRequest` into an async iterator of items:
   returned it, which the tool loop (tools/loop.py) sends back with the tools' results.
 - `Usage`: one as soon as the input is counted, the last one final.
 
-Handlers and the stream store never know which provider they have. Closing the generator
+Handlers, generations and the store never know which provider they have. Closing the
+generator
 (`aclose()`, or task cancellation) must close the upstream request.
 """
 

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from .generations import Generations
     from .metrics import Metrics
     from .providers import Provider
+    from .serving import Subscribers
     from .store.base import StreamStore
-    from .subscriber import Subscribers
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
