@@ -4,6 +4,7 @@ workers, supervisor.py) and print its URL. Running and stopping it is `server.py
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from .event_loop import resolved_loop, run
 from .server import configure_logging, serve
 from .supervisor import run_workers
 
-__all__ = ["configure_logging", "exposure_warning", "main"]
+__all__ = ["configure_logging", "exposure_warning", "listen_error", "main"]
 
 log = logging.getLogger("sseserver")
 
@@ -32,6 +33,21 @@ def exposure_warning(settings: Settings) -> str | None:
         "--access-token: anyone who can reach this port can spend your API key. Set "
         "--access-token (SSESERVER_ACCESS_TOKEN) before exposing it."
     )
+
+
+def listen_error(settings: Settings, exc: OSError) -> str:
+    """One line that names the port and what to do; the errno's own words say neither."""
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {settings.port} is already in use on {settings.host} (another "
+                "sseserver, or `make run`?): stop that process, or pick another port with "
+                "--port N (--port 0 picks a free one)")
+    if exc.errno == errno.EACCES:
+        return (f"no permission to listen on {where}: ports below 1024 need privileges; "
+                "pick another with --port N")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {settings.host} is not an address of this machine"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sseserver: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"sseserver: cannot listen on {settings.host}:{settings.port}: {exc}",
-              file=sys.stderr)
+        print(f"sseserver: {listen_error(settings, exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -113,3 +113,19 @@ async def test_deprecated_model_is_warned_about_with_its_end_of_life(
     server = await processes.sseserver(None, "--models", model)
     assert await server.stop(timeout=10) == 0
     assert f"model {model!r} is deprecated by Anthropic; end of life {end_of_life}" in server.log
+
+
+async def test_a_port_in_use_is_one_line_naming_it_and_what_to_do(processes: Processes) -> None:
+    """Started next to `make run`, the bind fails: the user reads which port and what to do,
+    not the errno's wording with a tuple of the address."""
+    held = await processes.sseserver(None)
+    port = held.url.rsplit(":", 1)[1]
+    code, _, stderr = await processes.command("--port", port)
+    assert code == 1
+    errors = [line for line in stderr.splitlines() if line.startswith("sseserver:")]
+    assert errors == [
+        f"sseserver: port {port} is already in use on 127.0.0.1 (another sseserver, or "
+        "`make run`?): stop that process, or pick another port with --port N (--port 0 "
+        "picks a free one)"
+    ]
+    assert "Traceback" not in stderr

@@ -62,6 +62,30 @@ def test_bad_values_name_their_option(argv: list[str], env: dict[str, str], name
         load_settings(argv, env)
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--web-search", "yes"], {}, "--web-search='yes': must be a whole number, 0 or more"),
+        (["--max-tokens", "many"], {}, "--max-tokens='many': must be a whole number, at least 1"),
+        (["--port", "http"], {}, "--port='http': must be a whole number, 0..65535"),
+        (["--heartbeat", "soon"], {}, "--heartbeat='soon': must be a number more than 0"),
+        ([], {"SSESERVER_RESUME_WINDOW": "10s"},
+         "SSESERVER_RESUME_WINDOW='10s': must be a number, 0 or more"),
+        (["--max-thinking-tokens", "lots"], {},
+         "--max-thinking-tokens='lots': must be 0 (no thinking) or a whole number, at least 1024"),
+        (["--max-header-bytes", "8k"], {},
+         "--max-header-bytes='8k': must be a whole number of bytes, at least 4096"),
+    ],
+)
+def test_a_value_that_is_not_a_number_says_what_the_option_accepts(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    """Python's own "invalid literal for int()" names neither the option nor what it takes."""
+    with pytest.raises(ConfigError) as error:
+        load_settings(argv, env)
+    assert str(error.value) == message
+
+
 def test_provider_auto_follows_the_api_key_and_the_key_stays_out_of_repr() -> None:
     assert resolved_provider(load_settings([], {})) == "demo"
     settings = load_settings([], {"ANTHROPIC_API_KEY": "sk-ant-secret"})
