@@ -69,6 +69,7 @@ class Settings:
     keepalive_timeout: float = 75.0
     max_connections: int = 0  # 0: half the open-files limit (connections.py)
     upstream_retries: int = 2
+    upstream_timeout: float = 600.0
     # None: streams in this process's memory. repr=False: the URL may hold a password.
     redis_url: str | None = field(default=None, repr=False)
     workers: int = 1
@@ -273,6 +274,14 @@ OPTIONS: tuple[Option, ...] = (
         "upstream_retries",
         values.non_negative_int,
         "times the Anthropic SDK retries a failed request before the first token",
+    ),
+    Option(
+        "upstream_timeout",
+        values.positive_float,
+        "seconds the Anthropic API may stay silent (before its answer, or between two "
+        "reads of it) before the reply fails with upstream_timeout; connecting gets at "
+        "most 5",
+        metavar="SECONDS",
     ),
     Option(
         "redis_url",

@@ -46,12 +46,15 @@ class ProviderError(SSEServerError):
 
     `type` keeps Anthropic's error type where there is one (`overloaded_error`, ...),
     else `upstream_unavailable` or `upstream_timeout` (docs/protocol.md, "Errors").
+    `kind` names a transport failure's cause (`refused`, `dns`, `tls`, `timeout`, ...)
+    for the log and /healthz; it is not sent.
     """
 
-    def __init__(self, type: str, message: str) -> None:
+    def __init__(self, type: str, message: str, *, kind: str | None = None) -> None:
         super().__init__(f"{type}: {message}")
         self.type = type
         self.message = message
+        self.kind = kind
 
 
 class StoreError(SSEServerError):

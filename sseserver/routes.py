@@ -31,6 +31,7 @@ from .keys import (
     STORE,
 )
 from .providers import GenerationRequest
+from .providers.reachability import Reachability
 from .store.base import Cancel
 from .subscriber import serve_stream
 from .validation import request_from_json
@@ -90,14 +91,23 @@ async def static_file(request: web.Request) -> web.FileResponse:
 @guarded
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    return web.json_response({
-        # degraded: the stream store (Redis) does not answer; new streams get 503.
-        "status": "ok" if await store.healthy() else "degraded",
-        "provider": request.app[PROVIDER].name,
+    provider = request.app[PROVIDER]
+    # degraded: the stream store (Redis) does not answer, and new streams get 503; or the
+    # latest upstream requests could not reach Claude's API.
+    reason = None if await store.healthy() else "the stream store does not answer"
+    reachability = getattr(provider, "reachability", None)
+    if reason is None and isinstance(reachability, Reachability):
+        reason = reachability.problem()
+    body: dict[str, Any] = {
+        "status": "ok" if reason is None else "degraded",
+        "provider": provider.name,
         "active_streams": request.app[GENERATIONS].active,
         "backend": store.backend,
         "capabilities": capabilities(request.app[SETTINGS]),
-    })
+    }
+    if reason is not None:
+        body["reason"] = reason
+    return web.json_response(body)
 
 
 def capabilities(settings: Settings) -> dict[str, Any]:

@@ -36,4 +36,5 @@ def create_provider(settings: Settings) -> Provider:
         base_url=settings.anthropic_base_url,
         max_retries=settings.upstream_retries,
         prompt_cache=settings.prompt_cache,
+        timeout=settings.upstream_timeout,
     )
