@@ -104,8 +104,8 @@ class Unauthorized(Refused):
     type = "authentication_error"
     label = "unauthorized"
     default_message = (
-        "This server needs its access token: open /?token=TOKEN once in this browser, "
-        "or send 'Authorization: Bearer TOKEN'."
+        "This server needs its access token: sign in on the page (or open /?token=TOKEN "
+        "once in this browser), or send 'Authorization: Bearer TOKEN'."
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
-from .auth import login_with_query_token
+from .auth import WRONG_COOKIE, access_state, login_with_query_token, sign_in
 from .bodies import read_body, require_json
 from .config import Settings
 from .errors import NotFound
@@ -49,10 +49,12 @@ routes = web.RouteTableDef()
 @guarded
 async def index(request: web.Request) -> web.Response:
     """The page is served without the access token (it holds no secret); `/?token=T`
-    sets the access cookie and redirects here (auth.py)."""
+    sets the access cookie and redirects here (auth.py); after a wrong one, the page's
+    sign-in form says so."""
     login = login_with_query_token(request)
     if login is not None:
         return login
+    access = access_state(request)
     settings = request.app[SETTINGS]
     provider = request.app[PROVIDER]
     response = aiohttp_jinja2.render_template(
@@ -65,10 +67,23 @@ async def index(request: web.Request) -> web.Response:
             "models": list(settings.allowed_models),
             "max_tokens": settings.max_tokens,
             "static_url": "/static",
+            "access": access,
         },
     )
+    if WRONG_COOKIE in request.cookies:
+        response.del_cookie(WRONG_COOKIE, path="/")
     response.headers["Content-Security-Policy"] = PAGE_CSP
     return response
+
+
+@routes.post("/login")
+@guarded
+async def login(request: web.Request) -> web.Response:
+    """The page's sign-in form: `{"token": T}` as JSON (a cross-site form cannot send it
+    without a preflight) → 204 and the access cookie, or 401 "Wrong token"."""
+    require_json(request)
+    async with read_body(request, request.app[BODY_BUDGET], request.app[SETTINGS]) as body:
+        return sign_in(request, body)
 
 
 @routes.get("/static/{path:.+}")
