@@ -324,3 +324,37 @@ async def test_options_the_server_forbids_are_hidden_and_not_sent(
     await wait_status(last_reply(page), "done")
     assert "system" not in sent[0]
     assert "thinking" not in sent[0]
+
+
+# ---- a demo worth showing ----
+
+
+async def test_the_demo_shows_code_a_table_and_a_citation_for_different_questions(
+    page: Page, start_server: StartServer
+) -> None:
+    """What the README's screenshot shows, offline: each question gets its own reply."""
+    server = await start_server(web_search=3)  # the demo provider
+    await page.goto(server.url)
+    await page.locator(".options summary").click()
+    await page.locator("#web-search").check()
+    await ask(page, "Show me some Python code")
+    code = last_reply(page)
+    await wait_status(code, "done")
+    await expect(code.locator(".code-block")).to_have_count(2)
+    await expect(code.locator(".code-block .copy-code").first).to_have_text("Copy")
+    await expect(code.locator("table")).to_have_count(0)
+
+    await ask(page, "Compare SSE and WebSocket in a table")
+    table = last_reply(page)
+    await wait_status(table, "done")
+    await expect(table.locator("table th")).to_have_count(4)
+    await expect(table.locator("table tbody tr")).to_have_count(5)
+    await expect(table.locator(".code-block")).to_have_count(0)
+
+    await ask(page, "Search for where SSE is defined")
+    cited = last_reply(page)
+    await wait_status(cited, "done")
+    await expect(cited.locator(".tool")).to_contain_text("Server-Sent Events standard")
+    await expect(cited.locator(".sources li")).to_have_count(2)
+    await expect(cited.locator("sup.cite")).to_have_count(2)
+    await expect(cited.locator("table")).to_have_count(0)
