@@ -9,7 +9,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .config import Settings, is_loopback, load_settings, resolved_provider
+from .config import (
+    Settings,
+    is_loopback,
+    load_settings,
+    resolved_provider,
+    secrets_on_command_line,
+)
 from .deprecations import deprecation_warnings
 from .errors import ConfigError
 from .event_loop import resolved_loop, run
@@ -31,7 +37,7 @@ def exposure_warning(settings: Settings) -> str | None:
     return (
         f"!!! listening on {settings.host} with the anthropic provider and no "
         "--access-token: anyone who can reach this port can spend your API key. Set "
-        "--access-token (SSESERVER_ACCESS_TOKEN) before exposing it."
+        "--access-token-file (or SSESERVER_ACCESS_TOKEN) before exposing it."
     )
 
 
@@ -51,8 +57,9 @@ def listen_error(settings: Settings, exc: OSError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        settings = load_settings(argv)
     except ConfigError as exc:
         print(f"sseserver: {exc}", file=sys.stderr)
         return 2
@@ -62,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.forwarded_allow_ips:
         log.info("client address and scheme from X-Forwarded-For/-Proto when the peer is "
                  "in %s", ", ".join(map(str, settings.forwarded_allow_ips)))
+    for flag in secrets_on_command_line(argv):
+        log.warning("%s was given on the command line, where any user of this machine can "
+                    "read it (ps, /proc): use %s-file or the variable instead", flag, flag)
     exposure = exposure_warning(settings)
     if exposure is not None:
         log.warning("%s", exposure)
