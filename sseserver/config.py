@@ -131,6 +131,16 @@ class Option:
     def env(self) -> str:
         return ENV_PREFIX + self.field.upper()
 
+    @property
+    def file_flag(self) -> str:
+        """A secret's file option: the value read from a file, not from the command line
+        that any local user can read with `ps`."""
+        return self.flag + "-file"
+
+    @property
+    def file_env(self) -> str:
+        return self.env + "_FILE"
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", str, "address to listen on"),
@@ -340,6 +350,7 @@ OPTIONS: tuple[Option, ...] = (
         "keep streams in Redis (redis://host:port/db), so that several processes or hosts "
         "serve any stream",
         shown_default="none: in this process's memory",
+        secret=True,
     ),
     Option(
         "workers",
@@ -387,7 +398,55 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"{option.help} [env {option.env}; default: {default}]",
         )
+        if option.secret:
+            parser.add_argument(
+                option.file_flag,
+                dest=option.field + "_file",
+                metavar="PATH",
+                default=None,
+                help=f"read {option.flag} from this file, where `ps` cannot see it (a "
+                     f"trailing newline is ignored) [env {option.file_env}]",
+            )
     return parser
+
+
+def secrets_on_command_line(argv: Sequence[str]) -> list[str]:
+    """The secret options given a value on the command line: any local user can read a
+    process's arguments (`ps`), so the start-up log warns about each."""
+    flags = [option.flag for option in OPTIONS if option.secret]
+    return [flag for flag in flags
+            if any(arg == flag or arg.startswith(flag + "=") for arg in argv)]
+
+
+def _read_secret(path: str) -> str:
+    """A secret file's content, without its trailing newline (what `echo` or an editor
+    adds); an OSError says why it cannot be read."""
+    with open(path, encoding="utf-8") as file:
+        return file.read().rstrip("\r\n")
+
+
+def _raw_value(option: Option, args: argparse.Namespace,
+               environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """An option's text and where it came from: its flag, else its variable (for a
+    secret, each either as the value or as a file that holds it), else None."""
+    flag_file = getattr(args, option.field + "_file", None)
+    env_file = environ.get(option.file_env) if option.secret else None
+    levels = (
+        ((option.flag, getattr(args, option.field)), (option.file_flag, flag_file)),
+        ((option.env, environ.get(option.env)), (option.file_env, env_file)),
+    )
+    for (source, value), (file_source, path) in levels:
+        if value is not None and path is not None:
+            raise ConfigError(f"give {source} or {file_source}, not both")
+        if value is not None:
+            return value, source
+        if path is not None:
+            try:
+                return _read_secret(path), f"{file_source}={path!r}"
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ConfigError(f"{file_source}={path!r}: cannot read it: {why}") from None
+    return None, option.flag
 
 
 def _show(value: object) -> str:
@@ -404,18 +463,15 @@ def load_settings(
     args = build_parser().parse_args(list(argv or ()))
     values: dict[str, Any] = {}
     for option in OPTIONS:
-        raw: str | None = getattr(args, option.field)
-        source = option.flag
-        if raw is None:
-            raw = environ.get(option.env)
-            source = option.env
+        raw, source = _raw_value(option, args, environ)
         if raw is None:
             continue
         try:
             values[option.field] = option.parse(raw)
         except ValueError as exc:
             shown = "(hidden)" if option.secret else repr(raw)
-            raise ConfigError(f"{source}={shown}: {exc}") from None
+            where = source if "=" in source else f"{source}={shown}"  # a file names itself
+            raise ConfigError(f"{where}: {exc}") from None
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
     settings = Settings(**values)

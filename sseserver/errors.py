@@ -46,12 +46,15 @@ class ProviderError(SSEServerError):
 
     `type` keeps Anthropic's error type where there is one (`overloaded_error`, ...),
     else `upstream_unavailable` or `upstream_timeout` (docs/protocol.md, "Errors").
+    `kind` names a transport failure's cause (`refused`, `dns`, `tls`, `timeout`, ...)
+    for the log and /healthz; it is not sent.
     """
 
-    def __init__(self, type: str, message: str) -> None:
+    def __init__(self, type: str, message: str, *, kind: str | None = None) -> None:
         super().__init__(f"{type}: {message}")
         self.type = type
         self.message = message
+        self.kind = kind
 
 
 class StoreError(SSEServerError):
@@ -101,8 +104,8 @@ class Unauthorized(Refused):
     type = "authentication_error"
     label = "unauthorized"
     default_message = (
-        "This server needs its access token: open /?token=TOKEN once in this browser, "
-        "or send 'Authorization: Bearer TOKEN'."
+        "This server needs its access token: sign in on the page (or open /?token=TOKEN "
+        "once in this browser), or send 'Authorization: Bearer TOKEN'."
     )
 
 

@@ -56,6 +56,8 @@ from .store.base import Cancel, Signal, StreamStore
 log = logging.getLogger("sseserver.generations")
 
 Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown", "lost"]
+# Why a stream ended with stop_reason "cancelled": its `usage` says so in `cancel_reason`.
+CANCEL_REASONS: Final[dict[Ending, str]] = {"cancelled": "deleted", "client_gone": "no_reader"}
 
 # What an unknown block's type may be to become a metric label (else "other").
 _TYPE_NAME: Final = re.compile(r"[a-z0-9_]{1,64}")
@@ -322,7 +324,7 @@ class Generations:
                     await self._append_end(stream_id, frames, progress, dataclasses.replace(
                         progress.usage, output_tokens=progress.deltas,
                         stop_reason="cancelled", stop_details=None,
-                    ))
+                    ), CANCEL_REASONS.get(progress.ending))
         except (StoreUnavailable, StreamLost) as exc:
             progress.ending = "error"
             log.warning("generation %s stopped: the stream store failed: %s", stream_id, exc)
@@ -347,10 +349,14 @@ class Generations:
                         data.get("kind") if isinstance(data, dict) else "block", name)
 
     async def _append_end(self, stream_id: str, frames: StreamFrames, progress: _Progress,
-                          usage: Usage) -> None:
-        """The last two frames of a reply that was not cut off: its usage, then done."""
+                          usage: Usage, cancel_reason: str | None = None) -> None:
+        """The last two frames of a reply that was not cut off: its usage (with why it was
+        cancelled, when it was), then done."""
         progress.usage = usage
-        await self._store.append(stream_id, frames.event("usage", usage.wire()))
+        wire = usage.wire()
+        if cancel_reason is not None:
+            wire["cancel_reason"] = cancel_reason
+        await self._store.append(stream_id, frames.event("usage", wire))
         await self._store.append(stream_id, frames.event("done", "[DONE]"))
 
     def _log(
@@ -366,12 +372,13 @@ class Generations:
         log.info(
             "generation id=%s client=%s provider=%s model=%s ttft=%s events=%d "
             "input_tokens=%d cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms "
-            "ended=%s",
+            "ended=%s%s",
             stream_id, loggable(progress.client) or "-", self._provider.name,
             loggable(request.model),
             f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
             usage.input_tokens, usage.cache_creation_input_tokens,
             usage.cache_read_input_tokens, output_tokens, duration * 1000, progress.ending,
+            _cancel_note(progress),
         )
         self._metrics.generation_finished(
             progress.ending or "error", ttft=ttft, duration=duration,
@@ -379,3 +386,14 @@ class Generations:
             input_tokens=(usage.input_tokens, usage.cache_creation_input_tokens,
                           usage.cache_read_input_tokens),
         )
+
+
+def _cancel_note(progress: _Progress) -> str:
+    """The log line's ` cancel_reason=…` for a cancelled generation: a POSTed stream that
+    nobody opened says so, rather than reading as any other cancel."""
+    reason = CANCEL_REASONS.get(progress.ending) if progress.ending else None
+    if reason is None:
+        return ""
+    if progress.ending == "client_gone" and progress.subscribed is not None:
+        return f" cancel_reason={reason} (nobody opened the stream)"
+    return f" cancel_reason={reason}"

@@ -28,29 +28,45 @@ MIN_THINKING_BUDGET = 1024
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _int(text: str, accepts: str) -> int:
+    """A whole number, or a ValueError that says what the option accepts (Python's own
+    message names neither)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be {accepts}") from None
+
+
+def _float(text: str, accepts: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be {accepts}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a whole number, at least 1")
     if value < 1:
         raise ValueError("must be at least 1")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a whole number, 0 or more")
     if value < 0:
         raise ValueError("must be 0 or more")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _float(text, "a number, 0 or more")
     if not value >= 0:  # also refuses NaN
         raise ValueError("must be 0 or more")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = _float(text, "a number more than 0")
     if not value > 0:
         raise ValueError("must be more than 0")
     return value
@@ -66,14 +82,14 @@ def finite_positive_float(text: str) -> float:
 
 
 def header_bytes(text: str) -> int:
-    value = int(text)
+    value = _int(text, f"a whole number of bytes, at least {MIN_HEADER_BYTES}")
     if value < MIN_HEADER_BYTES:
         raise ValueError(f"must be at least {MIN_HEADER_BYTES}")
     return value
 
 
 def port(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a whole number, 0..65535")
     if not 0 <= value <= 65535:
         raise ValueError("must be 0..65535")
     return value
@@ -139,7 +155,7 @@ def loop(text: str) -> str:
 
 
 def thinking_tokens(text: str) -> int:
-    value = int(text)
+    value = _int(text, f"0 (no thinking) or a whole number, at least {MIN_THINKING_BUDGET}")
     if value != 0 and value < MIN_THINKING_BUDGET:
         raise ValueError(f"must be 0 (no thinking) or at least {MIN_THINKING_BUDGET}, "
                          "the API's smallest thinking budget")

@@ -24,7 +24,7 @@ from .app_keys import (
     STATIC_ROOT,
     STORE,
 )
-from .auth import login_with_query_token
+from .auth import WRONG_COOKIE, access_state, login_with_query_token, sign_in
 from .bodies import read_body, require_json
 from .config import Settings
 from .errors import NotFound
@@ -32,6 +32,7 @@ from .forwarded import client_address
 from .guard import guarded
 from .ids import is_stream_id
 from .providers import GenerationRequest
+from .providers.reachability import Reachability
 from .store.base import Cancel
 from .subscriber import serve_stream
 from .tools.loop import offered_tools
@@ -50,10 +51,12 @@ routes = web.RouteTableDef()
 @guarded
 async def index(request: web.Request) -> web.Response:
     """The page is served without the access token (it holds no secret); `/?token=T`
-    sets the access cookie and redirects here (auth.py)."""
+    sets the access cookie and redirects here (auth.py); after a wrong one, the page's
+    sign-in form says so."""
     login = login_with_query_token(request)
     if login is not None:
         return login
+    access = access_state(request)
     settings = request.app[SETTINGS]
     provider = request.app[PROVIDER]
     response = aiohttp_jinja2.render_template(
@@ -66,10 +69,23 @@ async def index(request: web.Request) -> web.Response:
             "models": list(settings.allowed_models),
             "max_tokens": settings.max_tokens,
             "static_url": "/static",
+            "access": access,
         },
     )
+    if WRONG_COOKIE in request.cookies:
+        response.del_cookie(WRONG_COOKIE, path="/")
     response.headers["Content-Security-Policy"] = PAGE_CSP
     return response
+
+
+@routes.post("/login")
+@guarded
+async def login(request: web.Request) -> web.Response:
+    """The page's sign-in form: `{"token": T}` as JSON (a cross-site form cannot send it
+    without a preflight) → 204 and the access cookie, or 401 "Wrong token"."""
+    require_json(request)
+    async with read_body(request, request.app[BODY_BUDGET], request.app[SETTINGS]) as body:
+        return sign_in(request, body)
 
 
 @routes.get("/static/{path:.+}")
@@ -92,14 +108,23 @@ async def static_file(request: web.Request) -> web.FileResponse:
 @guarded
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    return web.json_response({
-        # degraded: the stream store (Redis) does not answer; new streams get 503.
-        "status": "ok" if await store.healthy() else "degraded",
-        "provider": request.app[PROVIDER].name,
+    provider = request.app[PROVIDER]
+    # degraded: the stream store (Redis) does not answer, and new streams get 503; or the
+    # latest upstream requests could not reach Claude's API.
+    reason = None if await store.healthy() else "the stream store does not answer"
+    reachability = getattr(provider, "reachability", None)
+    if reason is None and isinstance(reachability, Reachability):
+        reason = reachability.problem()
+    body: dict[str, Any] = {
+        "status": "ok" if reason is None else "degraded",
+        "provider": provider.name,
         "active_streams": request.app[GENERATIONS].active,
         "backend": store.backend,
         "capabilities": capabilities(request.app[SETTINGS]),
-    })
+    }
+    if reason is not None:
+        body["reason"] = reason
+    return web.json_response(body)
 
 
 def capabilities(settings: Settings) -> dict[str, Any]:

@@ -55,7 +55,7 @@ PATHS: Final = [
     "/", "/healthz", "/metrics", "/api/sse", "/api/streams", "/api/streams/abc",
     "/api/streams/STREAM", "/static/app.js", "/static/../pyproject.toml", "/api/", "/nope",
     "/api/chat", "/api/chat/CHAT/stream", "/api/chat/never/stream", "/api/chat/a%20b/stream",
-    "/api/chat/%2E%2E/stream",
+    "/api/chat/%2E%2E/stream", "/login",
 ]
 
 
@@ -444,6 +444,18 @@ async def test_fuzzed_json_bodies(
         url = json.loads(answer.body)["url"]
         stream = await _raw(server, _request("GET", url, _auth(True)), "GET")
         check(stream, url)
+
+
+@FUZZ
+@given(body=bodies, content_type=content_types, auth=authed)
+async def test_fuzzed_sign_in_bodies(
+    server: RunningServer, body: bytes, content_type: bytes, auth: bool
+) -> None:
+    headers = _post_headers(auth, content_type)
+    answer = await _raw(server, _request("POST", "/login", headers, body), "POST")
+    check(answer, "/login")
+    assert answer.status in (204, 400, 401, 413, 415)
+    assert ("set-cookie" in answer.headers) == (answer.status == 204)
 
 
 @FUZZ

@@ -363,12 +363,13 @@ async def test_a_post_nobody_subscribes_to_never_calls_the_upstream(
             body = await response.text()
     assert body.count("event: message") == 0
     assert '"output_tokens":0,"stop_reason":"cancelled"' in body
+    assert '"cancel_reason":"no_reader"}' in body  # why, in the stream itself
     assert body.endswith('event: done\ndata: "[DONE]"\n\n')
     lines = [r.getMessage() for r in caplog.records if r.name == "sseserver.generations"]
     assert len(lines) == 1
     assert "ttft=- events=3 " in lines[0]
     assert " output_tokens=0 " in lines[0]
-    assert lines[0].endswith("ended=client_gone")
+    assert lines[0].endswith("ended=client_gone cancel_reason=no_reader (nobody opened the stream)")
 
 
 async def test_the_first_subscriber_starts_the_upstream(

@@ -165,6 +165,7 @@ async def test_delete_cancels_the_upstream_within_100ms(
     assert stream.types()[-2:] == ["usage", "done"]
     usage = json.loads(stream.events[-2].data)
     assert usage["stop_reason"] == "cancelled"
+    assert usage["cancel_reason"] == "deleted"
     assert usage["output_tokens"] == stream.types().count("message")
     assert await _delete(server, url) == 204  # idempotent once ended
 
@@ -187,6 +188,12 @@ async def test_last_subscriber_gone_cancels_after_the_resume_window(
         assert after < 0.1
     else:
         assert window - 0.5 <= after <= window + 0.5
+        # Kept for the window: its end says why it was cancelled.
+        async with await open_sse(server.url + "/api/sse?message=hi",
+                                  headers={"Last-Event-ID": stream.last_id}) as rest:
+            await rest.read_all()
+        usage = json.loads(rest.events[-2].data)
+        assert (usage["stop_reason"], usage["cancel_reason"]) == ("cancelled", "no_reader")
 
 
 async def test_a_subscriber_coming_back_within_the_window_keeps_the_generation(

@@ -35,6 +35,6 @@ def create_provider(settings: Settings) -> Provider:
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
         max_retries=settings.upstream_retries,
-        timeout=settings.upstream_timeout,
         prompt_cache=settings.prompt_cache,
+        timeout=settings.upstream_timeout,
     )

@@ -13,6 +13,8 @@ connection to the Messages API is closed and no more tokens are generated or bil
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Final
 
@@ -25,6 +27,7 @@ from ..option_values import PromptCache
 from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
 from .base import Event, GenerationRequest, Item, ProviderError, Thinking, bounds_left
+from .reachability import Reachability
 
 # Anthropic's error type for an HTTP status, when a body does not name one.
 _TYPE_BY_STATUS: Final[dict[int, str]] = {
@@ -54,11 +57,11 @@ BURST_PAUSE: Final = 0.002
 UPSTREAM_TRANSPORT_ERRORS: Final = (
     anthropic.APIConnectionError, httpx2.TransportError, aiohttp.ClientError,
 )
+# Connecting gets at most this long, whatever --upstream-timeout (the SDK's own default).
+CONNECT_TIMEOUT: Final = 5.0
 # The basic web search tool: every model with web search has it (the later versions add
 # filtering by code execution, which brings blocks of its own).
 WEB_SEARCH_TOOL: Final = "web_search_20250305"
-# The SDK's own connect timeout; a shorter --upstream-timeout bounds it too.
-CONNECT_TIMEOUT: Final = 5.0
 
 
 class AnthropicProvider:
@@ -83,6 +86,9 @@ class AnthropicProvider:
             timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             http_client=anthropic.DefaultAioHttpClient(),
         )
+        url = self._client.base_url
+        self.host = url.host if url.port is None else f"{url.host}:{url.port}"
+        self.reachability = Reachability(self.host)
 
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -124,6 +130,7 @@ class AnthropicProvider:
                 feed = EventReader(fast_text=not keeping).feed
                 # Leaving this block (a cancel included) closes this upstream request.
                 async with create(stream=True, **params) as response:
+                    self.reachability.answered()
                     async for chunk in _body(response):
                         events = feed(chunk)
                         for event in events:
@@ -174,10 +181,14 @@ class AnthropicProvider:
             unreadable = "Claude sent an event this server cannot read."
             raise ProviderError("api_error", unreadable) from None
         except anthropic.APIStatusError as exc:
+            self.reachability.answered()
             error_type = exc.type or _TYPE_BY_STATUS.get(exc.status_code, "api_error")
             raise self._safe_error(error_type, exc.api_message or str(exc)) from None
         except UPSTREAM_TRANSPORT_ERRORS as exc:
-            raise transport_error(exc) from None
+            error = transport_error(exc, self.host)
+            if error.kind is not None and error.kind != "lost":
+                self.reachability.failed(error.kind, error.message)
+            raise error from None
         yield reader.usage()
 
     def _safe_error(self, error_type: str, message: str) -> ProviderError:
@@ -189,17 +200,61 @@ class AnthropicProvider:
         await self._client.close()
 
 
-def transport_error(exc: BaseException) -> ProviderError:
-    """What a reader is told when the transport failed. Whichever class an SDK release
-    wraps a failure in (its own `APIConnectionError`, or the transport's exception raised
-    as it is), a timeout anywhere in the chain is a timeout."""
+def transport_error(exc: BaseException, host: str | None = None) -> ProviderError:
+    """What a reader is told when the transport failed, naming the cause found anywhere in
+    the `__cause__` chain (an SDK release may wrap the transport's exception in its own
+    `APIConnectionError`, or raise it as it is): a timeout, a name that does not resolve, a
+    TLS handshake that failed, a refused or reset connection, a host that cannot be
+    reached; else the connection was lost mid-reply. `kind` says which, for the log and
+    /healthz. `host` is the API's host (and port); without it, the one the transport
+    names, if any."""
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, anthropic.APITimeoutError | httpx2.TimeoutException
-                      | aiohttp.ServerTimeoutError | TimeoutError):
-            return ProviderError("upstream_timeout", "Claude did not answer in time.")
-        cause = cause.__cause__
-    return ProviderError("upstream_unavailable", "The connection to Claude was lost.")
+    while cause is not None and len(chain) < 16:
+        chain.append(cause)
+        if isinstance(cause, aiohttp.ClientConnectorError) and cause.__cause__ is None:
+            cause = cause.os_error  # aiohttp keeps the socket's error here, not as a cause
+        else:
+            cause = cause.__cause__
+    for link in chain:
+        if isinstance(link, aiohttp.ClientConnectorError) and host is None:
+            host = link.host if link.port in (80, 443) else f"{link.host}:{link.port}"
+    where = host or "Claude's API"
+
+    def first(*kinds: type[BaseException]) -> BaseException | None:
+        return next((link for link in chain if isinstance(link, kinds)), None)
+
+    def unreachable(kind: str, why: str) -> ProviderError:
+        return ProviderError("upstream_unavailable", f"Could not connect to {where}: {why}.",
+                             kind=kind)
+
+    if first(aiohttp.ConnectionTimeoutError, httpx2.ConnectTimeout) is not None:
+        return ProviderError("upstream_timeout",
+                             f"Could not connect to {where}: it did not answer in time.",
+                             kind="connect_timeout")
+    if first(anthropic.APITimeoutError, httpx2.TimeoutException, aiohttp.ServerTimeoutError,
+             TimeoutError) is not None:
+        message = ("Claude did not answer in time." if host is None
+                   else f"Claude did not answer in time: {host} sent nothing for too long.")
+        return ProviderError("upstream_timeout", message, kind="timeout")
+    if first(aiohttp.ClientConnectorDNSError, socket.gaierror) is not None:
+        return unreachable("dns", "its name does not resolve (DNS)")
+    tls = first(ssl.SSLError, aiohttp.ClientSSLError)
+    if tls is not None:
+        reasons = (getattr(link, "reason", None) for link in chain
+                   if isinstance(link, ssl.SSLError))
+        reason = str(next((r for r in reasons if r), None) or type(tls).__name__)
+        return unreachable("tls", f"the TLS handshake failed ({reason.replace('_', ' ').lower()})")
+    if first(ConnectionRefusedError) is not None:
+        return unreachable("refused", "the connection was refused")
+    if first(ConnectionResetError) is not None:
+        return ProviderError("upstream_unavailable", f"The connection to {where} was reset.",
+                             kind="reset")
+    connector = first(aiohttp.ClientConnectorError)
+    if isinstance(connector, aiohttp.ClientConnectorError):
+        why = connector.os_error.strerror or "the host cannot be reached"
+        return unreachable("unreachable", why[:1].lower() + why[1:])
+    return ProviderError("upstream_unavailable", "The connection to Claude was lost.", kind="lost")
 
 
 def aiohttp_body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes] | None:

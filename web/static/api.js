@@ -37,6 +37,7 @@ const STREAMS_URL = "/api/streams";
  * @property {{max_tokens: number} | false} thinking
  * @property {{max_uses: number} | false} web_search
  * @property {string} [prompt_cache]
+ * @property {boolean} [client_system] false when the server refuses a client's system prompt
  */
 
 /**
@@ -99,6 +100,7 @@ export async function fetchCapabilities() {
       thinking: typeof capabilities.thinking === "object" && capabilities.thinking ? capabilities.thinking : false,
       web_search: typeof capabilities.web_search === "object" && capabilities.web_search ? capabilities.web_search : false,
       prompt_cache: capabilities.prompt_cache,
+      client_system: capabilities.client_system !== false,
     };
   } catch {
     return null;

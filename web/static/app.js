@@ -12,7 +12,8 @@
 import { ApiError, cancelStream, createStream, fetchCapabilities } from "./api.js";
 import { Conversation } from "./history.js";
 import { ReplyMetrics } from "./metrics.js";
-import { ChatStore, load } from "./storage.js";
+import { ChatStore, load, loadDraft, saveDraft } from "./storage.js";
+import { initialSignIn, SignIn } from "./signin.js";
 import { openStream, resumeUrl } from "./stream.js";
 import { Turn } from "./turn.js";
 import { find, TranscriptView } from "./view.js";
@@ -62,7 +63,10 @@ const liveStatus = find(body, "#live-status", HTMLElement);
 /** The server's default and upper bound for max_tokens (data-* on <body>: no inline script). */
 const maxTokens = Number.parseInt(body.dataset.maxTokens ?? "", 10) || null;
 
-const transcript = new TranscriptView(find(body, "#transcript", HTMLElement));
+const transcript = new TranscriptView(
+  find(body, "#transcript", HTMLElement),
+  find(body, "#jump-latest", HTMLButtonElement),
+);
 const conversation = new Conversation();
 /** @type {Turn | null} the reply being streamed */
 let active = null;
@@ -71,6 +75,10 @@ const store = new ChatStore(() => active?.toActive() ?? null);
 let capabilities = null;
 /** Set by beforeunload: the page is probably going away. */
 let leaving = false;
+const signIn = new SignIn(find(body, "#sign-in", HTMLFormElement), () => {
+  announce("Signed in.");
+  prompt.focus();
+});
 
 /** @param {string} text */
 function announce(text) {
@@ -94,7 +102,7 @@ function buildRequest(question) {
   const request = { messages: conversation.messagesWith(question) };
   if (modelPicker instanceof HTMLSelectElement) request.model = modelPicker.value;
   const system = systemInput.value.trim();
-  if (system) request.system = system;
+  if (system && !isHidden(systemInput)) request.system = system;
   if (maxTokensInput.value !== "" && maxTokensInput.value !== String(maxTokens)) {
     if (!maxTokensInput.checkValidity()) {
       const options = maxTokensInput.closest("details");
@@ -110,13 +118,25 @@ function buildRequest(question) {
 }
 
 /**
- * Ask `question`: show it, start a generation, stream its reply.
- * @param {string} question
+ * Whether an option is hidden (the server does not allow it), itself or in a hidden parent.
+ * @param {HTMLElement} element
  */
-async function ask(question) {
+function isHidden(element) {
+  return element.closest("[hidden]") !== null;
+}
+
+/**
+ * Ask `question`: show it, start a generation, stream its reply. The composer's draft is
+ * emptied only once the server has accepted the request; `replacing` is a failed turn
+ * that this one takes the place of (Retry).
+ * @param {string} question
+ * @param {{fromComposer?: boolean, replacing?: Turn}} [how]
+ */
+async function ask(question, how = {}) {
   if (active || question.trim() === "") return;
   const request = buildRequest(question);
   if (!request) return;
+  if (how.replacing) dropTurn(how.replacing);
 
   const focusOnRetry = document.activeElement?.classList.contains("retry");
   transcript.hideRetries();
@@ -135,6 +155,7 @@ async function ask(question) {
       ? { type: error.type, message: error.message }
       : { type: "client_error", message: String(error) };
     finish(turn, "error", shown);
+    if (error instanceof ApiError && error.status === 401) signIn.show("Sign in, then Retry.");
     return;
   }
   if (turn.finished) {
@@ -144,8 +165,26 @@ async function ask(question) {
   }
   turn.id = created.id;
   turn.url = created.url;
+  if (how.fromComposer && prompt.value === question) clearDraft();
   store.saveNow();
   follow(turn, created.url);
+}
+
+/**
+ * Remove a finished turn from the page and from storage (the latest one: only it has
+ * Retry). A failed turn was never part of the conversation sent onwards.
+ * @param {Turn} turn
+ */
+function dropTurn(turn) {
+  turn.userTurn.remove();
+  turn.reply.node.remove();
+  store.removeLast();
+}
+
+function clearDraft() {
+  prompt.value = "";
+  saveDraft("");
+  autosize();
 }
 
 /**
@@ -252,7 +291,7 @@ async function continueWithTools(turn) {
 function showOutcome(turn, outcome, error, canRetry) {
   const { reply } = turn;
   const usage = turn.record.usage;
-  const retry = canRetry ? () => void ask(turn.question) : null;
+  const retry = canRetry ? () => void ask(turn.question, { replacing: turn }) : null;
   if (outcome === "error" || outcome === "interrupted") {
     reply.setStatus(outcome);
     reply.showError(error ?? INTERRUPTED, retry);
@@ -381,10 +420,39 @@ function submitPrompt() {
   if (active) return; // one reply at a time; the draft stays in the box
   const question = prompt.value;
   if (question.trim() === "") return;
-  prompt.value = "";
-  autosize();
+  if (signIn.shown) {
+    signIn.show("Sign in first: your message stays in the box.");
+    return;
+  }
   prompt.focus();
-  void ask(question);
+  void ask(question, { fromComposer: true });
+}
+
+const BANNER_KEY = "sseserver.demoBannerDismissed";
+
+/** The demo banner goes for good once dismissed (this browser remembers it). */
+function dismissableBanner() {
+  const banner = document.getElementById("demo-banner");
+  if (!banner) return;
+  let store = null;
+  try {
+    store = window.localStorage;
+  } catch {
+    // No storage: the banner can still be dismissed for this page.
+  }
+  if (store?.getItem(BANNER_KEY) === "1") {
+    banner.remove();
+    return;
+  }
+  find(banner, "#dismiss-banner", HTMLButtonElement).addEventListener("click", () => {
+    banner.remove();
+    try {
+      store?.setItem(BANNER_KEY, "1");
+    } catch {
+      // Storage full: dismissed for this page only.
+    }
+    prompt.focus();
+  });
 }
 
 function autosize() {
@@ -402,6 +470,21 @@ async function showToggles() {
   find(body, "#thinking-option", HTMLElement).hidden = !capabilities?.thinking;
   find(body, "#web-search-option", HTMLElement).hidden = !capabilities?.web_search;
   thinkingToggle.checked = Boolean(capabilities?.thinking);
+  hideForbidden(capabilities);
+}
+
+/**
+ * Hide every option whose capability the server reports as false (`data-capability`
+ * names it); an absent capability is allowed.
+ * @param {Capabilities | null} reported
+ */
+function hideForbidden(reported) {
+  /** @type {Record<string, unknown>} */
+  const allowed = reported ? { ...reported } : {};
+  for (const option of body.querySelectorAll("[data-capability]")) {
+    const name = option instanceof HTMLElement ? option.dataset.capability : undefined;
+    if (name && allowed[name] === false && option instanceof HTMLElement) option.hidden = true;
+  }
 }
 
 form.addEventListener("submit", (event) => {
@@ -418,7 +501,10 @@ prompt.addEventListener("keydown", (event) => {
     stop();
   }
 });
-prompt.addEventListener("input", autosize);
+prompt.addEventListener("input", () => {
+  autosize();
+  saveDraft(prompt.value);
+});
 
 stopButton.addEventListener("click", stop);
 
@@ -443,6 +529,11 @@ document.addEventListener("visibilitychange", () => {
 });
 
 setBusy(false);
+const asked = initialSignIn(body);
+if (asked !== null) signIn.show(asked);
+dismissableBanner();
 restore();
+prompt.value = loadDraft();
+autosize();
 void showToggles();
-prompt.focus();
+if (!signIn.shown) prompt.focus();

@@ -47,6 +47,23 @@ function storage() {
   }
 }
 
+const DRAFT_KEY = "sseserver.draft";
+
+/** @returns {string} the composer's text as it was when the page went away */
+export function loadDraft() {
+  return storage()?.getItem(DRAFT_KEY) ?? "";
+}
+
+/** @param {string} text the composer's text, kept until the server accepts it */
+export function saveDraft(text) {
+  try {
+    if (text) storage()?.setItem(DRAFT_KEY, text);
+    else storage()?.removeItem(DRAFT_KEY);
+  } catch {
+    // Storage full: the draft is still in the box.
+  }
+}
+
 /** @returns {Saved} */
 export function load() {
   const empty = { turns: [], active: null };
@@ -81,6 +98,12 @@ export class ChatStore {
 
   clear() {
     this.turns = [];
+    this.saveNow();
+  }
+
+  /** Forget the latest finished turn (a failed one that Retry replaces). */
+  removeLast() {
+    this.turns.pop();
     this.saveNow();
   }
 
