@@ -73,6 +73,11 @@ def chat_request(body: bytes, settings: Settings) -> tuple[str, GenerationReques
     return chat_id, request_from_data({"messages": turns, **options}, settings)
 
 
+def chat_generation(chat: tuple[str, GenerationRequest]) -> GenerationRequest:
+    """What `chat_request`'s answer asks to generate."""
+    return chat[1]
+
+
 def conversation(messages: object, settings: Settings) -> list[dict[str, str]]:
     """UI messages as alternating {role, content} turns, starting and ending with the user."""
     if not isinstance(messages, list) or not messages:

@@ -23,13 +23,14 @@ from typing import Final
 
 from aiohttp import web
 
-from ..bodies import read_body, require_json
+from ..bodies import require_json
 from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..forwarded import client_address
 from ..guard import guarded
-from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
+from ..keys import GENERATIONS, STORE
 from ..store.base import Cancel
-from .history import CHAT_ID_MAX, chat_request, is_chat_id
+from ..uploads import read_request
+from .history import CHAT_ID_MAX, chat_generation, chat_request, is_chat_id
 from .stream import serve_chat
 
 # A superseded reply is waited for this long at most, so that its slot is free again.
@@ -42,9 +43,7 @@ routes = web.RouteTableDef()
 @guarded
 async def send_messages(request: web.Request) -> web.StreamResponse:
     require_json(request)
-    settings = request.app[SETTINGS]
-    async with read_body(request, request.app[BODY_BUDGET], settings) as body:
-        chat_id, generation = chat_request(body, settings)
+    chat_id, generation = await read_request(request, chat_request, chat_generation)
     store, generations = request.app[STORE], request.app[GENERATIONS]
     running = await store.bound(chat_id)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
