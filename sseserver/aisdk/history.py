@@ -12,8 +12,10 @@ What becomes of a UI message's parts:
   `reasoning`, `reasoning-file`, `source-url`, `source-document`, `custom`, tool parts
   (`tool-*`, `dynamic-tool`) and data parts (`data-*`, which the AI SDK's own
   `convertToModelMessages` leaves out too).
-- `file` and `steering-message` are refused (400): they carry what the user sent, which
-  this server cannot pass on, and dropping it would change the question silently.
+- `file` parts of a user message become image and document blocks before its text
+  (files.py); in an assistant message they are refused (400).
+- `steering-message` is refused (400): it carries what the user sent, which this server
+  cannot pass on, and dropping it would change the question silently.
 - Any other type is refused (400).
 
 An assistant message with no text (a reply stopped before its first word) is left out, and
@@ -29,7 +31,9 @@ from typing import Any, Final, TypeGuard
 from ..config import Settings
 from ..errors import BadRequest, TooLarge
 from ..providers import GenerationRequest
+from ..providers.base import Block
 from ..validation import json_body, request_from_data
+from .files import file_block
 
 CHAT_KEYS: Final = frozenset({"id", "messages", "trigger", "messageId"})
 TRIGGERS: Final = frozenset({"submit-message", "regenerate-message"})
@@ -42,7 +46,6 @@ IGNORED_PARTS: Final = frozenset({
     "dynamic-tool",
 })
 REFUSED_PARTS: Final = {
-    "file": "file parts (attachments) are not supported by this server",
     "steering-message": "steering messages are not supported by this server",
 }
 
@@ -78,22 +81,29 @@ def chat_generation(chat: tuple[str, GenerationRequest]) -> GenerationRequest:
     return chat[1]
 
 
-def conversation(messages: object, settings: Settings) -> list[dict[str, str]]:
+def conversation(messages: object, settings: Settings) -> list[dict[str, Any]]:
     """UI messages as alternating {role, content} turns, starting and ending with the user."""
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list of UI messages.")
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
+    files: dict[int, list[Block]] = {}  # a turn's files, by its index
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
-        role, text = _message(message, where)
+        sent: list[Block] = []
+        role, text = _message(message, where, sent)
         if not text.strip():
-            if role == "assistant":
+            if sent:
+                text = ""  # a message of files alone
+            elif role == "assistant":
                 continue  # stopped before its first word
-            raise BadRequest(f"{where} has no text.")
+            else:
+                raise BadRequest(f"{where} has no text.")
         if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += "\n\n" + text
+            turns[-1]["content"] = "\n\n".join(t for t in (turns[-1]["content"], text) if t)
         else:
             turns.append({"role": role, "content": text})
+        if sent:
+            files.setdefault(len(turns) - 1, []).extend(sent)
         if len(turns[-1]["content"]) > settings.max_message_chars:
             raise TooLarge(f"{where} is longer than {settings.max_message_chars} characters"
                            " (with the messages of its role just before it, if any).")
@@ -101,11 +111,19 @@ def conversation(messages: object, settings: Settings) -> list[dict[str, str]]:
         raise BadRequest("The conversation must start with a user message.")
     if turns[-1]["role"] != "user":
         raise BadRequest("The last message must be the user's: the reply answers it.")
+    for index, blocks in files.items():
+        turns[index]["content"] = with_files(blocks, turns[index]["content"])
     return turns
 
 
-def _message(message: object, where: str) -> tuple[str, str]:
-    """A UI message's role and text."""
+def with_files(files: list[Block], text: str) -> list[Block]:
+    """A user turn's content: its files, then its text (when it has some), as the API
+    advises."""
+    return [*files, {"type": "text", "text": text}] if text.strip() else files
+
+
+def _message(message: object, where: str, files: list[Block]) -> tuple[str, str]:
+    """A UI message's role and text; its file parts are appended to `files`."""
     if not isinstance(message, dict):
         raise BadRequest(f"{where} must be a UI message: an object with id, role and parts.")
     if not isinstance(message.get("id"), str):
@@ -130,6 +148,10 @@ def _message(message: object, where: str) -> tuple[str, str]:
             if not isinstance(text, str):
                 raise BadRequest(f"{at}.text must be a string.")
             texts.append(text)
+        elif kind == "file":
+            if role != "user":
+                raise BadRequest(f"{at}: file parts are supported in user messages only.")
+            files.append(file_block(part, at))
         elif kind in REFUSED_PARTS:
             raise BadRequest(f"{at}: {REFUSED_PARTS[kind]}; send text parts only.")
         elif kind not in IGNORED_PARTS and not kind.startswith(("tool-", "data-")):

@@ -16,14 +16,20 @@
 //   stop       send TEXT, then Stop as the README wires it: DELETE on the chat's stream
 //              and chat.stop(), once some text has arrived
 // Every scenario ends with the reconnect route's status (the SDK's GET), read once more.
+// With AISDK_FILES naming a JSON file of FileUIParts ({type: 'file', mediaType, url,
+// filename}), the message is sent with them, as useChat sends an attached file.
 
 import { Chat } from '@ai-sdk/react';
 import { DefaultChatTransport } from 'ai';
+import { readFileSync } from 'node:fs';
 
 const [scenario, base, text = 'Hello', body] = process.argv.slice(2);
 const api = `${base}/api/chat`;
 const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
+const files = process.env.AISDK_FILES
+  ? JSON.parse(readFileSync(process.env.AISDK_FILES, 'utf8'))
+  : undefined;
 
 // The connection is cut as a network would: the socket is closed (the server sees the
 // client go) and the response body fails with the TypeError browsers give.
@@ -94,7 +100,7 @@ async function main() {
   const result = { scenario };
 
   if (scenario === 'stop') {
-    const sent = chat.sendMessage({ text });
+    const sent = chat.sendMessage({ text, files });
     await until(() => assistantText(chat).length >= STOP_AFTER_CHARS, 'some text');
     // The README's Stop: the DELETE cancels the reply upstream, stop() ends the reading.
     result.stoppedAtNs = process.hrtime.bigint().toString();
@@ -105,7 +111,7 @@ async function main() {
     result.deleteStatus = deleted.status;
     await sent;
   } else {
-    await chat.sendMessage({ text });
+    await chat.sendMessage({ text, files });
     if (scenario === 'reconnect' || scenario === 'late') {
       result.afterCut = { status: chat.status, text: assistantText(chat),
                           messageId: chat.messages.at(-1)?.id };
