@@ -24,6 +24,7 @@ from .app_keys import (
     FANOUT,
     GENERATIONS,
     METRICS,
+    PARSER,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
@@ -44,6 +45,7 @@ from .serving import Subscribers
 from .store.base import StreamStore
 from .store.memory import MemoryStore
 from .tools.loop import with_tools
+from .uploads import BodyParser
 
 log = logging.getLogger("sseserver")
 
@@ -86,8 +88,10 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
     app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS], app[GENERATIONS])
     heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
+    app[PARSER] = BodyParser(settings)
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
+    app[PARSER].close()
     lag.stop()
     heartbeats.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -115,7 +119,7 @@ def app_from_environment() -> web.Application:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     # No middleware: every route guards itself (guard.py).
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_upload_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_total)

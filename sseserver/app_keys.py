@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .providers import Provider
     from .serving import Subscribers
     from .store.base import StreamStore
+    from .uploads import BodyParser
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
@@ -30,3 +31,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 FANOUT: web.AppKey[Fanout] = web.AppKey("fanout")
 SUBSCRIBERS: web.AppKey[Subscribers] = web.AppKey("subscribers")
 BODY_BUDGET: web.AppKey[BodyBudget] = web.AppKey("body_budget")
+PARSER: web.AppKey[BodyParser] = web.AppKey("parser")

@@ -72,12 +72,12 @@ def require_known_encoding(request: web.Request) -> None:
 
 @contextlib.asynccontextmanager
 async def read_body(
-    request: web.Request, budget: BodyBudget, settings: Settings
+    request: web.Request, budget: BodyBudget, settings: Settings, limit: int | None = None,
 ) -> AsyncIterator[bytes]:
     """The whole body, counted against `budget` until the block ends (its parsing
-    included), or a refusal."""
+    included), or a refusal; at most `limit` bytes (--max-body-bytes when None)."""
     require_known_encoding(request)
-    limit = settings.max_body_bytes
+    limit = settings.max_body_bytes if limit is None else limit
     too_large = TooLarge(f"The body is larger than {limit} bytes.")
     if request.content_length is not None and request.content_length > limit:
         raise too_large

@@ -77,6 +77,10 @@ class Settings:
     shutdown_grace: float = 10.0
     max_message_chars: int = 32000
     max_body_bytes: int = 1024 * 1024
+    # A body with images or documents (docs/protocol.md, "Attachments").
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_attachment_bytes: int = 32 * 1024 * 1024
+    document_citations: bool = True
     max_body_bytes_total: int = 64 * 1024 * 1024
     max_header_bytes: int = 32 * 1024
     request_timeout: float = 15.0
@@ -295,7 +299,32 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
     ),
     Option("max_message_chars", values.positive_int, "longest accepted message or system prompt"),
-    Option("max_body_bytes", values.positive_int, "largest accepted JSON request body"),
+    Option(
+        "max_body_bytes",
+        values.positive_int,
+        "largest accepted JSON request body without images or documents",
+    ),
+    Option(
+        "max_upload_bytes",
+        values.positive_int,
+        "largest accepted JSON request body that holds images or documents (base64 "
+        "makes a file a third larger); at least --max-body-bytes",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_attachment_bytes",
+        values.positive_int,
+        "largest image or document a request may hold, decoded",
+        metavar="BYTES",
+    ),
+    Option(
+        "document_citations",
+        values.on_off,
+        "on: documents are sent with citations enabled, and Claude's citations of them "
+        "become citation events; off: they are sent without",
+        shown_default="on",
+        metavar="ON|OFF",
+    ),
     Option(
         "max_body_bytes_total",
         values.positive_int,
@@ -475,6 +504,12 @@ def load_settings(
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
     settings = Settings(**values)
+    if settings.max_upload_bytes < settings.max_body_bytes:
+        raise ConfigError(
+            f"--max-upload-bytes {settings.max_upload_bytes} is less than --max-body-bytes "
+            f"{settings.max_body_bytes}: a body with attachments may be at least as large "
+            "as one without"
+        )
     if settings.workers > 1 and settings.redis_url is None:
         # Each process would hold its own streams: a reconnect landing on another
         # worker would find nothing, and DELETE would miss the generation.

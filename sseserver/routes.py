@@ -24,6 +24,7 @@ from .app_keys import (
     STATIC_ROOT,
     STORE,
 )
+from .attachments import DOCUMENT_TYPES, IMAGE_TYPES, MAX_ATTACHMENTS
 from .auth import WRONG_COOKIE, access_state, login_with_query_token, sign_in
 from .bodies import read_body, require_json
 from .config import Settings
@@ -36,6 +37,7 @@ from .providers.reachability import Reachability
 from .store.base import Cancel
 from .subscriber import serve_stream
 from .tools.loop import offered_tools
+from .uploads import read_request
 from .validation import request_from_json
 
 # What the page is allowed to load: only this origin, and no inline script.
@@ -143,6 +145,15 @@ def capabilities(settings: Settings) -> dict[str, Any]:
              "needs_approval": spec.needs_approval}
             for spec in offered_tools(settings)
         ],
+        # A page refuses a file over these before uploading it (protocol.md, "Attachments").
+        "attachments": {
+            "max_bytes": settings.max_attachment_bytes,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_count": MAX_ATTACHMENTS,
+            "image_types": list(IMAGE_TYPES),
+            "document_types": list(DOCUMENT_TYPES),
+            "citations": settings.document_citations,
+        },
     }
 
 
@@ -164,9 +175,7 @@ routes.get("/api/streams/{id}", allow_head=False)(serve_stream)
 @guarded
 async def create_stream(request: web.Request) -> web.Response:
     require_json(request)
-    budget, settings = request.app[BODY_BUDGET], request.app[SETTINGS]
-    async with read_body(request, budget, settings) as body:
-        generation = request_from_json(body, settings)
+    generation = await read_request(request, request_from_json, _itself)
     # Nothing is asked of the upstream until the stream's first subscriber comes.
     stream_id = await _start(request, generation, wait_for_subscriber=True)
     url = f"/api/streams/{stream_id}"
@@ -183,6 +192,10 @@ async def delete_stream(request: web.Request) -> web.Response:
     if await request.app[GENERATIONS].cancel(stream_id) is Cancel.UNKNOWN:
         raise NotFound
     return web.Response(status=204)
+
+
+def _itself(generation: GenerationRequest) -> GenerationRequest:
+    return generation
 
 
 def _path_stream_id(request: web.Request) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ CLIENT: Final = NODE_DIR / "aisdk_client.mjs"
 # The versions this suite was written against; package.json pins them exactly.
 AI_VERSION: Final = "7.0.173"
 AI_REACT_VERSION: Final = "4.0.177"
+LINE_LIMIT: Final = 64 * 1024 * 1024
 
 
 def require_ai_sdk() -> str:
@@ -39,14 +41,18 @@ class NodeClient:
 
     @classmethod
     async def start(cls, scenario: str, base_url: str, text: str,
-                    body: dict[str, Any] | None = None) -> NodeClient:
-        """`body`: what the transport adds to each request's body (our request options)."""
+                    body: dict[str, Any] | None = None,
+                    files: Path | None = None) -> NodeClient:
+        """`body`: what the transport adds to each request's body (our request options);
+        `files`: a JSON file of FileUIParts the message is sent with."""
         node = require_ai_sdk()
         extra = [json.dumps(body)] if body is not None else []
+        env = {**os.environ, "AISDK_FILES": str(files)} if files is not None else None
         process = await asyncio.create_subprocess_exec(
-            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR,
+            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            limit=LINE_LIMIT,  # a result line holds the messages, data: URLs of files too
         )
         return cls(process)
 
@@ -73,9 +79,10 @@ class NodeClient:
 
 
 async def run_client(scenario: str, base_url: str, text: str,
-                     body: dict[str, Any] | None = None) -> dict[str, Any]:
+                     body: dict[str, Any] | None = None,
+                     files: Path | None = None) -> dict[str, Any]:
     """Run a scenario to its end; its one result line."""
-    client = await NodeClient.start(scenario, base_url, text, body)
+    client = await NodeClient.start(scenario, base_url, text, body, files)
     try:
         return await client.line()
     finally:

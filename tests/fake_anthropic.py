@@ -18,7 +18,11 @@ and block, delta and event types the SDK does not know): ``tests/fake_blocks.py`
 JSON is compact and UTF-8 (non-ASCII characters are not escaped).
 
 Requests are checked like the API checks them, ``thinking`` (budget at least 1,024 and
-below ``max_tokens``), the web search tool and ``cache_control`` included. Each is
+below ``max_tokens``), the web search tool, ``cache_control``, and image and document
+blocks (``tests/fake_files.py``: media types, base64 that decodes to a file of that type,
+``citations``, at most 100 images) included. A request that holds documents and has no
+behaviour queued is answered with text citing each of them (``char_location`` for a text
+document, ``page_location`` for a PDF), as the API answers with citations enabled. Each is
 recorded (``requests``, counted in ``request_count``) with its ``cache_control`` and
 ``thinking``, and what it read from and wrote to the fake's prompt cache, which models
 Anthropic's prefix caching (``tests/fake_cache.py``): when a request caches something, its
@@ -96,6 +100,7 @@ from .fake_blocks import (
     web_result,
 )
 from .fake_cache import CacheUse, PromptCache
+from .fake_files import cited_blocks, documents, fingerprints, validate_files
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -131,6 +136,7 @@ DEFAULT_API_KEY: Final = "sk-ant-api03-fAkEtEsTkEy0000sseserver0000fAkEtEsTkEy00
 """The key a fake started without one accepts (shaped like a real key, obviously not one)."""
 
 MESSAGES_PATH: Final = "/v1/messages"
+MAX_BODY_BYTES: Final = 128 * 1024 * 1024
 
 # Anthropic's usual wording for each error type, used when a test gives no message.
 _DEFAULT_MESSAGES: Final[Mapping[str, str]] = {
@@ -298,6 +304,11 @@ class RecordedRequest:
         return self.body.get("thinking")
 
     @property
+    def files(self) -> list[tuple[str, str, str]]:
+        """(kind, media type, SHA-256 of the bytes) of each image and document sent."""
+        return fingerprints(self.body)
+
+    @property
     def api_key(self) -> str | None:
         """The key the client sent, from ``x-api-key`` or ``authorization: Bearer``."""
         return _presented_key(self.headers)
@@ -455,7 +466,7 @@ def _validate_body(body: object) -> str | None:
         return "messages: Input should be a valid list"
     if "stream" in body and not isinstance(body["stream"], bool):
         return "stream: Input should be a valid boolean"
-    return _validate_extras(body) or _validate_tool_turns(body)
+    return _validate_extras(body) or validate_files(body) or _validate_tool_turns(body)
 
 
 def _blocks(message: object) -> list[dict[str, Any]]:
@@ -521,8 +532,17 @@ class _TrackingServer(web.Server):
         handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
         on_lost: Callable[[web.RequestHandler], None],
     ) -> None:
-        super().__init__(handler, handler_cancellation=True)
+        super().__init__(handler, handler_cancellation=True, request_factory=self._request)
         self._on_lost = on_lost
+
+    def _request(
+        self, message: Any, payload: Any, protocol: web.RequestHandler, writer: Any,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """A request whose body may be as large as the API's own bound (32 MB) and more,
+        so that an oversized one reaches the checks rather than aiohttp's 413."""
+        return web.BaseRequest(message, payload, protocol, writer, task, self._loop,
+                               client_max_size=MAX_BODY_BYTES)
 
     def connection_lost(
         self, handler: web.RequestHandler, exc: BaseException | None = None
@@ -686,6 +706,8 @@ class FakeAnthropic:
         """The default reply, or a call of ``tool_name`` while the conversation has answered
         fewer than ``tool_calls``; a continuation's arrival is timed against the end of the
         reply whose call it answers."""
+        if documents(body):
+            return Reply(blocks=cited_blocks(body))
         if not self.tool_calls:
             return self.default_reply
         answered = [b.get("tool_use_id") for m in body["messages"] for b in _blocks(m)

@@ -28,6 +28,7 @@ from .fake_blocks import (
     web_result,
 )
 from .processes import Processes, ServerProcess, processes
+from .sample_files import PDF_SENTENCE, b64, pdf, png, sha256
 from .sse_client import open_sse
 
 __all__ = ["processes"]
@@ -376,3 +377,41 @@ async def test_a_tool_that_needs_approval_runs_only_once_approved(
             {"type": "tool_use", "id": "toolu_g1", "name": "guarded", "input": {"q": "x"}}]},
         {"role": "user", "content": [outcome]},
     ]
+async def test_an_image_and_a_pdf_reach_claude_and_the_pdf_is_cited(
+    server: ServerProcess, fake_anthropic: FakeAnthropic, tmp_path: Path,
+) -> None:
+    """useChat's file parts (data: URLs, as it makes them of a FileList) reach the API byte
+    for byte as image and document blocks; the document's citation comes back as a
+    source-document part and on the text part (protocol.md, "The AI SDK's chat route")."""
+    image, document = png(24, 24), pdf(50_000)
+    files = tmp_path / "files.json"
+    files.write_text(json.dumps([
+        {"type": "file", "mediaType": "image/png", "filename": "board.png",
+         "url": f"data:image/png;base64,{b64(image)}"},
+        {"type": "file", "mediaType": "application/pdf", "filename": "Lease.pdf",
+         "url": f"data:application/pdf;base64,{b64(document)}"},
+    ]))
+    result = await run_client("reply", server.url, "When is rent due?", files=files)
+    assert (result["status"], result["errors"]) == ("ready", [])
+    [sent] = fake_anthropic.requests
+    assert sent.files == [("image", "image/png", sha256(image)),
+                          ("document", "application/pdf", sha256(document))]
+    content = sent.body["messages"][0]["content"]
+    assert content[1]["title"] == "Lease.pdf"
+    assert content[2] == {"type": "text", "text": "When is rent due?"}
+    user = result["messages"][0]
+    assert [p["type"] for p in user["parts"]] == ["file", "file", "text"]
+    parts = _assistant(result)["parts"]
+    assert isinstance(parts, list)
+    assert {"type": "source-document", "sourceId": "doc-0", "mediaType": "application/pdf",
+            "title": "Lease.pdf"} in parts
+    assert _text(_assistant(result)) == ("I read 1 document(s).\n"
+                                          "From Lease.pdf: see the cited passage.\n")
+    # The same reply as the native stream (its id is the message's): the page range too.
+    stream = await open_sse(server.url + f"/api/streams/{_assistant(result)['id']}")
+    async with stream:
+        await stream.read_all()
+    cited = [json.loads(e.data) for e in stream.events if e.type == "citation"]
+    assert cited == [{"url": None, "title": "Lease.pdf", "cited_text": PDF_SENTENCE,
+                      "type": "page_location", "document_index": 0,
+                      "start_page_number": 1, "end_page_number": 2}]

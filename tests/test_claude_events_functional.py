@@ -276,19 +276,25 @@ async def _get_health(server: RunningServer) -> dict[str, Any]:
 # The demo's two example tools, offered unless it writes --demo-tokens load replies.
 DEMO_TOOLS = [{"name": "current_time", "runs": "server", "needs_approval": False},
               {"name": "browser_locale", "runs": "client", "needs_approval": False}]
+ATTACHMENTS = {
+    "max_bytes": 32 * 1024 * 1024, "max_upload_bytes": 64 * 1024 * 1024, "max_count": 100,
+    "image_types": ["image/jpeg", "image/png", "image/gif", "image/webp"],
+    "document_types": ["application/pdf", "text/plain"], "citations": True,
+}
 
 
 @pytest.mark.parametrize(
     ("settings", "capabilities"),
     [
         ({}, {"thinking": {"max_tokens": 1023}, "web_search": False, "prompt_cache": "5m",
-              "client_system": True, "tools": DEMO_TOOLS}),
+              "client_system": True, "tools": DEMO_TOOLS, "attachments": ATTACHMENTS}),
         ({"max_tokens": 16000, "web_search": 5, "prompt_cache": "1h", "client_system": False},
          {"thinking": {"max_tokens": 10000}, "web_search": {"max_uses": 5},
-          "prompt_cache": "1h", "client_system": False, "tools": DEMO_TOOLS}),
+          "prompt_cache": "1h", "client_system": False, "tools": DEMO_TOOLS,
+          "attachments": ATTACHMENTS}),
         ({"max_thinking_tokens": 0, "prompt_cache": "off", "demo_tokens": 5},
          {"thinking": False, "web_search": False, "prompt_cache": "off",
-          "client_system": True, "tools": []}),
+          "client_system": True, "tools": [], "attachments": ATTACHMENTS}),
     ],
 )
 async def test_healthz_says_what_requests_may_ask_for(

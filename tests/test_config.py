@@ -209,3 +209,31 @@ def test_secrets_on_the_command_line_are_found_in_either_form() -> None:
     argv = ["--port", "0", "--access-token=abc", "--redis-url", "redis://h"]
     assert secrets_on_command_line(argv) == ["--access-token", "--redis-url"]
     assert secrets_on_command_line(["--access-token-file", "/run/token"]) == []
+
+
+def test_attachment_options_defaults_and_parsing() -> None:
+    """A file of up to 32 MiB decoded (the API's request bound), a body with files of up to
+    64 MiB (a file's base64 is a third larger), documents cited (docs/protocol.md,
+    "Attachments")."""
+    defaults = load_settings([], {})
+    assert (defaults.max_attachment_bytes, defaults.max_upload_bytes) == (32 * 2**20, 64 * 2**20)
+    assert (defaults.max_body_bytes, defaults.document_citations) == (2**20, True)
+    settings = load_settings(["--max-attachment-bytes", "1000", "--document-citations", "off"],
+                             {"SSESERVER_MAX_UPLOAD_BYTES": "2000000"})
+    assert (settings.max_attachment_bytes, settings.max_upload_bytes) == (1000, 2_000_000)
+    assert settings.document_citations is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--max-attachment-bytes", "0"], "--max-attachment-bytes='0': must be at least 1"),
+        (["--max-upload-bytes", "1.5"], "--max-upload-bytes='1.5'"),
+        (["--document-citations", "yes"], "--document-citations='yes': must be on or off"),
+        (["--max-upload-bytes", "1000", "--max-body-bytes", "2000"],
+         "--max-upload-bytes 1000 is less than --max-body-bytes 2000"),
+    ],
+)
+def test_bad_attachment_options_name_the_flag(argv: list[str], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_settings(argv, {})

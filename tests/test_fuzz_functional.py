@@ -39,6 +39,7 @@ from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
 from .raw_http import parse_answer
+from .sample_files import b64, gif, pdf, png
 from .sse_parser import parse_all
 from .tool_handlers import RUNS
 
@@ -394,6 +395,57 @@ chat_bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=600),
 )
+# Images and documents (docs/protocol.md, "Attachments"): real files and ones that lie
+# about their type, base64 cut, padded wrongly or with foreign characters, sources of
+# every kind with every media type, URLs of every scheme.
+FILES: Final = [png(), gif(), pdf(), b"\xff\xd8\xff\xe0" + bytes(12), b"RIFF\0\0\0\0WEBPVP8 ",
+                b"", b"%PDF", b"not a file"]
+file_data = st.one_of(
+    st.sampled_from(FILES).map(b64),
+    st.tuples(st.sampled_from(FILES).map(b64), st.integers(0, 60), any_text).map(
+        lambda t: t[0][:t[1]] + t[2] + t[0][t[1]:]),
+    st.sampled_from(FILES).map(lambda f: b64(f).rstrip("=")),
+    any_text,
+    json_values,
+)
+media_types = st.sampled_from(["image/png", "image/gif", "image/jpeg", "image/webp",
+                               "application/pdf", "text/plain", "image/bmp", ""]) | json_values
+sources = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["base64", "text", "url", "content", ""]),
+                           "media_type": media_types, "data": file_data}),
+    st.fixed_dictionaries({"type": st.sampled_from(["url", "base64"]), "url": st.sampled_from(
+        ["https://example.com/a.png", "http://example.com/a.pdf", "https://", "ftp://x/y",
+         "https://a.example/x y", "javascript:alert(1)"]) | any_text}),
+    json_values,
+)
+attachments = st.fixed_dictionaries(
+    {"type": st.sampled_from(["image", "document"]), "source": sources},
+    optional={"title": any_text | json_values, "context": any_text | json_values,
+              "citations": json_values, "cache_control": json_values},
+)
+attachment_bodies = st.integers(1, 3).flatmap(
+    lambda n: st.tuples(*[
+        st.fixed_dictionaries({
+            "role": st.just("user" if i % 2 == 0 else "assistant"),
+            "content": turn_text | st.lists(attachments | st.fixed_dictionaries(
+                {"type": st.just("text"), "text": turn_text}), min_size=1, max_size=4)})
+        for i in range(n)
+    ]).map(lambda turns: json.dumps({"messages": list(turns)}).encode())
+)
+file_parts = st.fixed_dictionaries(
+    {"type": st.just("file"), "mediaType": media_types,
+     "url": st.one_of(file_data.map(lambda d: f"data:image/png;base64,{d}"),
+                      st.sampled_from(FILES).map(lambda f: f"data:application/pdf;base64,"
+                                                            f"{b64(f)}"),
+                      st.sampled_from(["https://example.com/a.png", "http://x/y.pdf",
+                                       "data:,hello", "data:text/plain;base64,aGk="]),
+                      any_text)},
+    optional={"filename": any_text | json_values},
+)
+file_chats = st.lists(file_parts | st.fixed_dictionaries(
+    {"type": st.just("text"), "text": turn_text}), min_size=1, max_size=3).map(
+    lambda parts: json.dumps({"id": "c3", "messages": [
+        {"id": "m0", "role": "user", "parts": parts}]}).encode())
 content_types = st.sampled_from(
     [b"application/json", b"application/json; charset=utf-8", b"APPLICATION/JSON",
      b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x",
@@ -456,6 +508,26 @@ async def test_fuzzed_sign_in_bodies(
     check(answer, "/login")
     assert answer.status in (204, 400, 401, 413, 415)
     assert ("set-cookie" in answer.headers) == (answer.status == 204)
+
+
+@given(body=attachment_bodies)
+async def test_fuzzed_attachments(server: RunningServer, body: bytes) -> None:
+    """Images and documents nearly right or not at all: a JSON 4xx, or a stream."""
+    headers = _post_headers(True, b"application/json")
+    answer = await _raw(server, _request("POST", "/api/streams", headers, body), "POST")
+    check(answer, "/api/streams")
+    if answer.status == 201:
+        url = json.loads(answer.body)["url"]
+        check(await _raw(server, _request("GET", url, _auth(True)), "GET"), url)
+
+
+@FUZZ
+@given(body=file_chats)
+async def test_fuzzed_file_parts(server: RunningServer, body: bytes) -> None:
+    """The AI SDK's file parts, nearly right or not at all: a JSON 4xx, or a stream."""
+    headers = _post_headers(True, b"application/json")
+    check(await _raw(server, _request("POST", "/api/chat", headers, body), "POST"),
+          "/api/chat")
 
 
 @FUZZ

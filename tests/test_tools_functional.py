@@ -271,7 +271,7 @@ async def test_a_client_tool_ends_the_reply_with_its_turn_and_the_client_continu
          "messages[2].content[0].is_error must be true or false."),
         ([{"type": "tool_use", "id": "toolu_x", "name": "locate", "input": {}}],
          "messages[2].content[0].type 'tool_use' is not allowed in a user message; allowed: "
-         "text, tool_result, tool_approval."),
+         "text, image, document, tool_result, tool_approval."),
     ],
     ids=["forged-id", "unanswered", "results-not-first", "bad-content", "bad-is-error",
          "user-tool-use"],

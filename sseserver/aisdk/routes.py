@@ -23,15 +23,16 @@ from typing import Final
 
 from aiohttp import web
 
-from ..app_keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
-from ..bodies import read_body, require_json
+from ..app_keys import GENERATIONS, SETTINGS, STORE
+from ..bodies import require_json
 from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..forwarded import client_address
 from ..guard import guarded
 from ..store.base import Cancel
 from ..tools.loop import offered_tools
+from ..uploads import read_request
 from .chunks import ToolRoles, UIChunks
-from .history import CHAT_ID_MAX, chat_request, is_chat_id
+from .history import CHAT_ID_MAX, chat_generation, chat_request, is_chat_id
 from .stream import serve_chat
 
 # A superseded reply is waited for this long at most, so that its slot is free again.
@@ -44,9 +45,7 @@ routes = web.RouteTableDef()
 @guarded
 async def send_messages(request: web.Request) -> web.StreamResponse:
     require_json(request)
-    settings = request.app[SETTINGS]
-    async with read_body(request, request.app[BODY_BUDGET], settings) as body:
-        turn = chat_request(body, settings)
+    turn = await read_request(request, chat_request, chat_generation)
     chat_id = turn.chat_id
     store, generations = request.app[STORE], request.app[GENERATIONS]
     running = await store.bound(chat_id)

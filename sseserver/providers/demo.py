@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .base import Event, GenerationRequest, Item, Usage
+from .demo_files import demo_file_items
 from .demo_tools import demo_tool_items
 
 DEMO_TEXT = (
@@ -244,7 +245,9 @@ class DemoProvider:
         prompt_words = sum(len(m.text.split()) for m in request.messages)
         yield Usage(input_tokens=prompt_words, output_tokens=0, stop_reason=None)
         tool_turn = demo_tool_items(request) if self._tokens is None else None
-        if tool_turn is not None:  # a call of a demo tool, or the answer to its result
+        if tool_turn is None and self._tokens is None:
+            tool_turn = demo_file_items(request)  # an answer naming the attachments
+        if tool_turn is not None:  # a tool's call or result, or attachments
             written = 0
             for item in tool_turn:
                 await asyncio.sleep(self._delay)
