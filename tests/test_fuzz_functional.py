@@ -510,6 +510,7 @@ async def test_fuzzed_sign_in_bodies(
     assert ("set-cookie" in answer.headers) == (answer.status == 204)
 
 
+@FUZZ
 @given(body=attachment_bodies)
 async def test_fuzzed_attachments(server: RunningServer, body: bytes) -> None:
     """Images and documents nearly right or not at all: a JSON 4xx, or a stream."""

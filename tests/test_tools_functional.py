@@ -173,9 +173,12 @@ async def test_the_fake_refuses_a_continuation_without_its_thinking_block(
 @pytest.mark.parametrize(
     ("handler", "settings", "content", "logged"),
     [("broken", {}, "The tool failed.", "tool lookup (toolu_01) failed: RuntimeError"),
+     ("bad_image", {}, "The tool returned a result this server cannot send.",
+      "tool lookup (toolu_01) returned a list that is not text and image blocks (an image's "
+      "data is base64 of its type)"),
      ("slow", {"tool_timeout": 0.2}, "The tool did not answer in time.",
       "tool lookup (toolu_01) timed out after 0.2s")],
-    ids=["raises", "times-out"],
+    ids=["raises", "bad-image", "times-out"],
 )
 async def test_a_failing_handler_becomes_an_error_result_and_the_reply_goes_on(
     start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,

@@ -64,3 +64,10 @@ def recorded(tool_input: dict[str, Any]) -> str:
     with open(os.environ["RECORDED_RUNS"], "a", encoding="utf-8") as runs:
         runs.write(json.dumps(tool_input) + "\n")
     return f"done: {tool_input.get('q')}"
+
+
+def bad_image(tool_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """An image whose data is not base64 of a PNG: the API would refuse the continuation."""
+    RUNS.inputs.append(tool_input)
+    return [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": 'x" onerror="alert(1)'}}]
