@@ -31,6 +31,7 @@ from .auth import require_token
 from .cors import cors_preflight
 from .errors import Refused, ServerError, StoreDown, StoreUnavailable
 from .forwarded import resolve_client
+from .identity import require_user
 from .keys import METRICS
 
 log = logging.getLogger("sseserver.errors")
@@ -137,6 +138,7 @@ def guarded(route: Handler) -> Handler:
             answer = check(request)
             if answer is not None:
                 return answer
+            await require_user(request)
             return await route(request)
         except asyncio.CancelledError:
             note_gone(request, started)

@@ -14,6 +14,7 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
+from . import identity
 from .auth import login_with_query_token
 from .bodies import read_body, require_json
 from .config import Settings
@@ -23,13 +24,16 @@ from .guard import guarded
 from .ids import is_stream_id
 from .keys import (
     BODY_BUDGET,
+    BUDGETS,
     GENERATIONS,
     METRICS,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
     STORE,
+    VERIFIER,
 )
+from .ownership import may_stop
 from .providers import GenerationRequest
 from .store.base import Cancel
 from .subscriber import serve_stream
@@ -51,6 +55,9 @@ async def index(request: web.Request) -> web.Response:
     """The page is served without the access token (it holds no secret); `/?token=T`
     sets the access cookie and redirects here (auth.py)."""
     login = login_with_query_token(request)
+    verifier = request.app.get(VERIFIER)
+    if login is None and verifier is not None:  # users: the token is a JWT
+        login = await identity.login(request, verifier)
     if login is not None:
         return login
     settings = request.app[SETTINGS]
@@ -153,10 +160,26 @@ async def create_stream(request: web.Request) -> web.Response:
 @guarded
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _path_stream_id(request)
+    if not await may_stop(request, request.app[STORE], stream_id):
+        raise NotFound  # another user's: as if it were not held (ownership.py)
     # Idempotent: a stream that has ended is fine too; one never held is a 404.
     if await request.app[GENERATIONS].cancel(stream_id) is Cancel.UNKNOWN:
         raise NotFound
     return web.Response(status=204)
+
+
+@routes.get("/api/usage")
+@guarded
+async def usage(request: web.Request) -> web.Response:
+    """The caller's tokens in this budget window and what is left (budgets.py)."""
+    budgets = request.app.get(BUDGETS)
+    user = identity.request_user(request)
+    if budgets is None or user is None:
+        raise NotFound(
+            "This server has no users; usage is counted per user (--jwt-jwks-url or "
+            "--jwt-secret-file)."
+        )
+    return web.json_response(await budgets.usage(user), headers={"Cache-Control": "no-store"})
 
 
 def _path_stream_id(request: web.Request) -> str:
@@ -172,5 +195,6 @@ async def _start(
     """Start a generation, or refuse with the limit's status. The client is the peer
     address, or the one a trusted proxy forwarded (forwarded.py)."""
     return await request.app[GENERATIONS].start(
-        generation, client=client_address(request), wait_for_subscriber=wait_for_subscriber
+        generation, client=client_address(request), user=identity.request_user(request),
+        wait_for_subscriber=wait_for_subscriber,
     )

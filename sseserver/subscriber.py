@@ -41,9 +41,11 @@ from .fanout import Fanout, Follower
 from .forwarded import client_address
 from .generations import Generations
 from .guard import check, error_answer, note_gone
+from .identity import request_user, require_user
 from .ids import event_id, is_stream_id
 from .keys import SUBSCRIBERS
 from .metrics import Metrics
+from .ownership import may_read
 from .sockets import watch_for_half_open
 from .sse import PING, SSE_HEADERS, encode_event, encode_retry, to_json
 from .store.base import Batch, StreamStore
@@ -103,8 +105,11 @@ async def serve_stream(request: web.Request) -> web.StreamResponse:
         answer = check(request)
         if answer is not None:
             return answer
+        await require_user(request)
         stream_id, start, reconnect = await _target(request, subscribers)
         first = await store.read(stream_id, start, wait=0)
+        if first is not None and not await may_read(request, store, stream_id):
+            first = None  # another user's: as if it were not held (ownership.py)
         if first is None:
             if reconnect:
                 return web.Response(status=204)
@@ -241,7 +246,9 @@ async def _target(request: web.Request, subscribers: Subscribers) -> tuple[str, 
     if resume is not None:
         return resume[0], resume[1], True
     generation = request_from_query(request.query, subscribers.settings)
-    stream_id = await subscribers.generations.start(generation, client=client_address(request))
+    stream_id = await subscribers.generations.start(
+        generation, client=client_address(request), user=request_user(request)
+    )
     return stream_id, 0, False
 
 

@@ -27,7 +27,9 @@ from ..bodies import read_body, require_json
 from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..forwarded import client_address
 from ..guard import guarded
+from ..identity import request_user
 from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
+from ..ownership import chat_name
 from ..store.base import Cancel
 from .history import CHAT_ID_MAX, chat_request, is_chat_id
 from .stream import serve_chat
@@ -46,29 +48,31 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
     async with read_body(request, request.app[BODY_BUDGET], settings) as body:
         chat_id, generation = chat_request(body, settings)
     store, generations = request.app[STORE], request.app[GENERATIONS]
-    running = await store.bound(chat_id)
+    name = chat_name(request, chat_id)
+    running = await store.bound(name)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
         await generations.ended(running, SUPERSEDE_WAIT)
-    stream_id = await generations.start(generation, client=client_address(request))
+    stream_id = await generations.start(generation, client=client_address(request),
+                                        user=request_user(request))
     try:
-        replaced = await store.bind(chat_id, stream_id)
+        replaced = await store.bind(name, stream_id)
     except StoreUnavailable:
         with contextlib.suppress(StoreUnavailable):  # nobody could find it: stop it
             await generations.cancel(stream_id)
         raise
     if replaced is not None and replaced != running:  # a message sent at the same time
         await generations.cancel(replaced)
-    return await serve_chat(request, chat_id, stream_id, resumed=False)
+    return await serve_chat(request, name, stream_id, resumed=False)
 
 
 @routes.get("/api/chat/{id}/stream", allow_head=False)
 @guarded
 async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
-    chat_id = _chat_id(request)
-    stream_id = await request.app[STORE].bound(chat_id)
+    name = chat_name(request, _chat_id(request))
+    stream_id = await request.app[STORE].bound(name)
     if stream_id is None:
         return web.Response(status=204)  # the transport's "nothing to resume"
-    return await serve_chat(request, chat_id, stream_id, resumed=True)
+    return await serve_chat(request, name, stream_id, resumed=True)
 
 
 @routes.delete("/api/chat/{id}/stream")
@@ -77,13 +81,13 @@ async def stop(request: web.Request) -> web.Response:
     """Stop: the reply is cancelled (or was over), and the chat lets go of it, so that a
     reconnect does not bring back a reply the user stopped. What it wrote stays readable
     at GET /api/streams/{its message id} until the resume window ends."""
-    chat_id = _chat_id(request)
+    name = chat_name(request, _chat_id(request))
     store = request.app[STORE]
-    stream_id = await store.bound(chat_id)
+    stream_id = await store.bound(name)
     if stream_id is None:
         raise NotFound("This chat has no reply to stop.")
     await request.app[GENERATIONS].cancel(stream_id)
-    await store.unbind(chat_id, stream_id)
+    await store.unbind(name, stream_id)
     return web.Response(status=204)
 
 
