@@ -143,6 +143,8 @@ class Verifier:
                 return user
             del self._verified[token]
             raise _challenge(TokenExpired())
+        if not token.isascii():  # a JWT is base64url and dots; a header may hold any byte
+            raise _challenge(InvalidToken("The token is not a JWT."))
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

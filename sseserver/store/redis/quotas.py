@@ -120,9 +120,10 @@ class RedisQuotas:
         self._reserve = redis.register_script(RESERVE)
         self._tally = redis.register_script(TALLY)
         self._settle = redis.register_script(SETTLE)
-        # Slots whose release has not reached Redis yet; sent with the next change.
+        # Slots whose release has not reached Redis yet, and the task sending them, by key:
+        # a take of that key waits for it, so a slot just given back counts as free.
         self._owed: collections.Counter[str] = collections.Counter()
-        self._background: set[asyncio.Task[None]] = set()
+        self._releasing: dict[str, asyncio.Task[None]] = {}
 
     def _slots(self, key: str) -> str:
         return f"{self._prefix}slots:{key}"
@@ -131,7 +132,11 @@ class RedisQuotas:
         return f"{self._prefix}budget:{window}:{user}"
 
     async def take_slot(self, key: str, limit: int) -> bool:
-        await self._pay_owed()
+        releasing = self._releasing.get(key)
+        if releasing is not None:
+            await asyncio.shield(releasing)
+        if self._owed[key]:  # a release Redis did not take before: its turn first
+            await self._release(key)
         async with unavailable():
             taken = await self._take(keys=[self._slots(key)],
                                      args=[self._token, self._prefix, limit, SLOTS_TTL_MS])
@@ -139,18 +144,20 @@ class RedisQuotas:
 
     def give_slot(self, key: str) -> None:
         self._owed[key] += 1
-        task = asyncio.create_task(self._pay_owed(), name="redis slot release")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if key not in self._releasing:
+            task = asyncio.create_task(self._release(key), name="redis slot release")
+            self._releasing[key] = task
+            task.add_done_callback(lambda _: self._releasing.pop(key, None))
 
-    async def _pay_owed(self) -> None:
-        while self._owed:
-            key, count = self._owed.popitem()
+    async def _release(self, key: str) -> None:
+        """Send what is owed for `key`; what Redis does not take stays owed (our lease
+        keeps it counted meanwhile) for the next take or release of the key."""
+        while count := self._owed.pop(key, 0):
             try:
                 async with unavailable():
                     await self._give(keys=[self._slots(key)], args=[self._token, count])
             except StoreUnavailable as exc:
-                self._owed[key] += count  # our lease keeps them counted meanwhile
+                self._owed[key] += count
                 log.debug("redis: could not release %d slot(s): %s", count, exc)
                 return
 
