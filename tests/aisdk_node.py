@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,12 +40,14 @@ class NodeClient:
 
     @classmethod
     async def start(cls, scenario: str, base_url: str, text: str,
-                    body: dict[str, Any] | None = None) -> NodeClient:
-        """`body`: what the transport adds to each request's body (our request options)."""
+                    body: dict[str, Any] | None = None, bearer: str | None = None) -> NodeClient:
+        """`body`: what the transport adds to each request's body (our request options);
+        `bearer`: a user's token, which the transport sends with its `headers` option."""
         node = require_ai_sdk()
         extra = [json.dumps(body)] if body is not None else []
+        env = dict(os.environ) | ({"AISDK_BEARER": bearer} if bearer is not None else {})
         process = await asyncio.create_subprocess_exec(
-            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR,
+            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -73,9 +76,10 @@ class NodeClient:
 
 
 async def run_client(scenario: str, base_url: str, text: str,
-                     body: dict[str, Any] | None = None) -> dict[str, Any]:
+                     body: dict[str, Any] | None = None,
+                     bearer: str | None = None) -> dict[str, Any]:
     """Run a scenario to its end; its one result line."""
-    client = await NodeClient.start(scenario, base_url, text, body)
+    client = await NodeClient.start(scenario, base_url, text, body, bearer)
     try:
         return await client.line()
     finally:

@@ -16,12 +16,17 @@
 //   stop       send TEXT, then Stop as the README wires it: DELETE on the chat's stream
 //              and chat.stop(), once some text has arrived
 // Every scenario ends with the reconnect route's status (the SDK's GET), read once more.
+//
+// With AISDK_BEARER in the environment (a user's token), the transport sends it with its
+// `headers` option, which its reconnect sends too, and Stop's DELETE adds it itself.
 
 import { Chat } from '@ai-sdk/react';
 import { DefaultChatTransport } from 'ai';
 
 const [scenario, base, text = 'Hello', body] = process.argv.slice(2);
 const api = `${base}/api/chat`;
+const bearer = process.env.AISDK_BEARER;
+const headers = bearer ? { Authorization: `Bearer ${bearer}` } : undefined;
 const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
 
@@ -84,6 +89,7 @@ async function main() {
     id: `chat-${scenario}-${process.pid}`,
     transport: new DefaultChatTransport({
       api,
+      headers,
       body: body ? JSON.parse(body) : undefined,
       fetch: scenario === 'reconnect' || scenario === 'late' ? cuttingFetch(cut) : undefined,
     }),
@@ -99,7 +105,7 @@ async function main() {
     // The README's Stop: the DELETE cancels the reply upstream, stop() ends the reading.
     result.stoppedAtNs = process.hrtime.bigint().toString();
     const [deleted] = await Promise.all([
-      fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { method: 'DELETE' }),
+      fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { method: 'DELETE', headers }),
       chat.stop(),
     ]);
     result.deleteStatus = deleted.status;
@@ -121,7 +127,7 @@ async function main() {
   result.finishes = finishes;
   result.errors = errors;
   // The transport's reconnect once more, as a page that loads with `resume` would.
-  const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`);
+  const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { headers });
   result.resumeAfterEnd = again.status;
   await chat.resumeStream();
   result.messagesAfterResume = chat.messages.length;
