@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from . import identity
 from .node_sdk import NODE_RELAY
-from .scenarios import Scenario
+from .scenarios import USERS_STACK, Scenario
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 PY: Final = sys.executable
@@ -56,6 +57,11 @@ def server_argv(stack: str, scenario: Scenario, port: int,
                 variants: dict[str, Path]) -> tuple[list[str], Path]:
     """The command line and working directory of `stack`'s server for `scenario`."""
     demo = ["--demo-delay-ms", f"{scenario.delay_ms:g}", "--demo-tokens", str(scenario.tokens)]
+    if stack == USERS_STACK:
+        argv, cwd = server_argv("sseserver", scenario, port, variants)
+        users = ["--jwt-secret-file", str(identity.secret_file()),
+                 "--jwt-audience", identity.AUDIENCE, "--max-streams-per-client", "0"]
+        return [*argv, *users], cwd
     if stack == "sseserver" or stack in variants:
         # A variant runs on its own venv's Python when it has one (another SDK, say).
         own = variants[stack] / ".venv" / "bin" / "python" if stack in variants else None
@@ -68,6 +74,13 @@ def server_argv(stack: str, scenario: Scenario, port: int,
         cwd = variants.get(stack, ROOT)
         return argv + ([] if scenario.upstream else demo), cwd
     return [*PEERS[stack], "--port", str(port), *demo], ROOT
+
+
+def load_argv(stack: str) -> list[str]:
+    """What the stack's load sends besides the scenario's: a user's token for users."""
+    if stack == USERS_STACK:
+        return ["-H", f"Authorization: Bearer {identity.token()}"]
+    return []
 
 
 def free_port() -> int:

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report
+from . import identity, report
 from .processes import (
     LOAD_CORE,
     PY,
@@ -46,6 +46,7 @@ from .processes import (
     core_busy,
     fake_upstream,
     free_port,
+    load_argv,
     process_cpu,
     raise_nofile_limit,
     server_argv,
@@ -85,7 +86,7 @@ class Bench:
             t0 = time.monotonic()
             done = subprocess.run(
                 ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
-                 f"http://127.0.0.1:{port}", *scenario.load, "--json",
+                 f"http://127.0.0.1:{port}", *scenario.load, *load_argv(stack), "--json",
                  "--server-pid", str(server.pid)],
                 cwd=ROOT, env=env, capture_output=True, timeout=scenario.timeout, check=False,
             )
@@ -171,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = time.monotonic()
     title = report.header(args.quick, bench.repeats, SERVER_CORE, LOAD_CORE)
     print(title, flush=True)
+    if any(s.key == "S1" for s in selected):
+        print(identity.report(), flush=True)  # beside S1 with users on and off
     try:
         bench.run(selected)
     finally:

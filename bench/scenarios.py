@@ -23,6 +23,8 @@ Results = dict[str, dict[str, list[Report]]]
 """Reports by scenario key, then by stack, one per repeat."""
 
 DEMO_STACKS: Final = ("sseserver", "raw-aiohttp", "aiohttp-sse", "sse-starlette")
+# sseserver with users: every stream sends a token and is verified (bench/identity.py).
+USERS_STACK: Final = "sseserver-users"
 RELAY_STACKS: Final = ("sseserver", "naive-relay", "node-relay")
 
 
@@ -56,7 +58,7 @@ def scenarios(quick: bool) -> list[Scenario]:
     return [
         Scenario(
             "S1", "throughput: demo, no delay, 1000 events per stream, 50 connections looping",
-            DEMO_STACKS, 0, 1000,
+            (DEMO_STACKS[0], USERS_STACK, *DEMO_STACKS[1:]), 0, 1000,
             load(connections=50, duration=4 if q else 10, warmup=1 if q else 2,
                  expect_messages=1000),
             ("ev_per_cpu_s", "events_per_s", "cpu_pct", "ttfe_p99", "gap_p99", "loadgen_pct"),

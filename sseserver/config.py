@@ -39,6 +39,9 @@ DEFAULT_PER_CLIENT = 4
 # which a stalled upstream would otherwise hold a generation (docs/operations.md,
 # "Options").
 DEFAULT_UPSTREAM_TIMEOUT = 120.0
+# A JWKS is fetched again for an unknown key id at most this often, so tokens with made-up
+# key ids cannot turn the server into a flood against the identity provider.
+JWKS_MIN_REFRESH = 30.0
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -73,6 +76,17 @@ class Settings:
     max_loop_lag_ms: int = 50  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
+    # Users (identity.py): keys that sign their tokens, and what a token must say.
+    jwt_jwks_url: str | None = None
+    jwt_secret_file: bytes | None = field(default=None, repr=False)  # the secret itself
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_user_claim: str = "sub"
+    # Not an option: the JWKS refresh bound (JWKS_MIN_REFRESH); tests shorten it.
+    jwks_min_refresh: float = JWKS_MIN_REFRESH
+    # Tokens per user per window (budgets.py); 0: no budget unless a token carries one.
+    budget_tokens: int = 0
+    budget_window: float = 86400.0
     cors_origins: tuple[str, ...] = ()
     shutdown_grace: float = 10.0
     max_message_chars: int = 32000
@@ -96,6 +110,11 @@ class Settings:
     # Read from the Anthropic SDK's own variables; repr=False keeps the key out of any log.
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
+
+    @property
+    def users(self) -> bool:
+        """Whether requests are made by users named in verified tokens (identity.py)."""
+        return self.jwt_jwks_url is not None or self.jwt_secret_file is not None
 
     @property
     def allowed_models(self) -> tuple[str, ...]:
@@ -284,6 +303,59 @@ OPTIONS: tuple[Option, ...] = (
         "cookie that opening /?token=TOKEN sets",
         shown_default="none",
         secret=True,
+    ),
+    Option(
+        "jwt_jwks_url",
+        values.jwks_url,
+        "users: verify their tokens (RS256, ES256, EdDSA) with the keys of this JWKS, "
+        "fetched again for an unknown key id (at most every 30 s); /api/ then needs a "
+        "token, and streams belong to the user who started them",
+        shown_default="none",
+        metavar="URL",
+    ),
+    Option(
+        "jwt_secret_file",
+        values.secret_file,
+        "users: verify their tokens (HS256) with the secret in this file (at least 32 "
+        "bytes; a final line end is not part of it)",
+        shown_default="none",
+        secret=True,
+        metavar="FILE",
+    ),
+    Option(
+        "jwt_audience",
+        values.optional_text,
+        "the aud a user's token must name (a token with an aud is refused without it)",
+        shown_default="none",
+        metavar="AUD",
+    ),
+    Option(
+        "jwt_issuer",
+        values.optional_text,
+        "the iss a user's token must name",
+        shown_default="none",
+        metavar="ISS",
+    ),
+    Option(
+        "jwt_user_claim",
+        values.claim_name,
+        "the claim of a user's token that names the user",
+        metavar="CLAIM",
+    ),
+    Option(
+        "budget_tokens",
+        values.non_negative_int,
+        "tokens each user may spend per --budget-window (input and output; cache reads at "
+        "a tenth), 429 beyond; a token's sse:budget claim overrides it; needs users "
+        "(0 = none)",
+        metavar="N",
+    ),
+    Option(
+        "budget_window",
+        values.duration,
+        "the budget's window, aligned to UTC midnight for 1d: 1d, 12h, 30m or seconds",
+        shown_default="1d",
+        metavar="DURATION",
     ),
     Option(
         "cors_origins",
@@ -509,6 +581,15 @@ def load_settings(
             f"--max-upload-bytes {settings.max_upload_bytes} is less than --max-body-bytes "
             f"{settings.max_body_bytes}: a body with attachments may be at least as large "
             "as one without"
+        )
+    if settings.users and settings.access_token is not None:
+        raise ConfigError(
+            "--access-token is the single-user mode: leave it out with --jwt-jwks-url or "
+            "--jwt-secret-file, whose tokens name each user"
+        )
+    if settings.budget_tokens and not settings.users:
+        raise ConfigError(
+            "--budget-tokens counts per user: it needs --jwt-jwks-url or --jwt-secret-file"
         )
     if settings.workers > 1 and settings.redis_url is None:
         # Each process would hold its own streams: a reconnect landing on another

@@ -32,6 +32,7 @@ from .auth import require_token
 from .cors import cors_preflight
 from .errors import Refused, ServerError, StoreDown, StoreUnavailable
 from .forwarded import resolve_client
+from .identity import require_user
 
 log = logging.getLogger("sseserver.errors")
 
@@ -145,6 +146,7 @@ def guarded(route: Handler) -> Handler:
             answer = check(request)
             if answer is not None:
                 return answer
+            await require_user(request)
             return await route(request)
         except asyncio.CancelledError:
             note_gone(request, started)

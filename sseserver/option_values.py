@@ -201,3 +201,62 @@ def log_level(text: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError("must be debug, info, warning or error")
     return level
+
+
+# An HS256 key at least as long as the hash's output (RFC 7518, 3.2).
+MIN_JWT_SECRET_BYTES = 32
+MAX_JWT_SECRET_BYTES = 4096
+
+
+def jwks_url(text: str) -> str:
+    if not text.startswith(("https://", "http://")) or len(text) <= len("http://"):
+        raise ValueError("must be an https:// (or http://) URL")
+    return text
+
+
+def secret_file(text: str) -> bytes:
+    """An HS256 secret from a file: its bytes, without the line end an editor or `echo`
+    adds; never from argv, where `ps` shows it."""
+    try:
+        with open(text, "rb") as file:
+            raw = file.read(MAX_JWT_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_JWT_SECRET_BYTES:
+        raise ValueError(f"is larger than {MAX_JWT_SECRET_BYTES} bytes")
+    secret = raw.rstrip(b"\r\n")
+    if len(secret) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(f"must hold at least {MIN_JWT_SECRET_BYTES} bytes of secret")
+    return secret
+
+
+def claim_name(text: str) -> str:
+    name = text.strip()
+    if not name or not name.isprintable() or len(name) > 256:
+        raise ValueError("must be a claim name (1 to 256 printable characters)")
+    return name
+
+
+def optional_text(text: str) -> str | None:
+    """An audience or issuer: compared exactly; an empty value means none."""
+    value = text.strip()
+    if value and not value.isprintable():
+        raise ValueError("must be printable text")
+    return value or None
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds, or a number with s, m, h or d: `1d`, `12h`, `30m`, `3600`."""
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError("must be a duration such as 1d, 12h, 30m or 3600 (seconds)") from None
+    if not 60 <= seconds <= 366 * 86400:
+        raise ValueError("must be from 1 minute to 366 days")
+    return seconds

@@ -15,14 +15,17 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
+from . import identity
 from .app_keys import (
     BODY_BUDGET,
+    BUDGETS,
     GENERATIONS,
     METRICS,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
     STORE,
+    VERIFIER,
 )
 from .attachments import DOCUMENT_TYPES, IMAGE_TYPES, MAX_ATTACHMENTS
 from .auth import WRONG_COOKIE, access_state, login_with_query_token, sign_in
@@ -32,6 +35,7 @@ from .errors import NotFound
 from .forwarded import client_address
 from .guard import guarded
 from .ids import is_stream_id
+from .ownership import may_stop
 from .providers import GenerationRequest
 from .providers.reachability import Reachability
 from .store.base import Cancel
@@ -56,6 +60,9 @@ async def index(request: web.Request) -> web.Response:
     sets the access cookie and redirects here (auth.py); after a wrong one, the page's
     sign-in form says so."""
     login = login_with_query_token(request)
+    verifier = request.app.get(VERIFIER)
+    if login is None and verifier is not None:  # users: the token is a JWT
+        login = await identity.login(request, verifier)
     if login is not None:
         return login
     access = access_state(request)
@@ -188,6 +195,8 @@ async def create_stream(request: web.Request) -> web.Response:
 @guarded
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _path_stream_id(request)
+    if not await may_stop(request, request.app[STORE], stream_id):
+        raise NotFound  # another user's: as if it were not held (ownership.py)
     # Idempotent: a stream that has ended is fine too; one never held is a 404.
     if await request.app[GENERATIONS].cancel(stream_id) is Cancel.UNKNOWN:
         raise NotFound
@@ -196,6 +205,20 @@ async def delete_stream(request: web.Request) -> web.Response:
 
 def _itself(generation: GenerationRequest) -> GenerationRequest:
     return generation
+
+
+@routes.get("/api/usage")
+@guarded
+async def usage(request: web.Request) -> web.Response:
+    """The caller's tokens in this budget window and what is left (budgets.py)."""
+    budgets = request.app.get(BUDGETS)
+    user = identity.request_user(request)
+    if budgets is None or user is None:
+        raise NotFound(
+            "This server has no users; usage is counted per user (--jwt-jwks-url or "
+            "--jwt-secret-file)."
+        )
+    return web.json_response(await budgets.usage(user), headers={"Cache-Control": "no-store"})
 
 
 def _path_stream_id(request: web.Request) -> str:
@@ -211,5 +234,6 @@ async def _start(
     """Start a generation, or refuse with the limit's status. The client is the peer
     address, or the one a trusted proxy forwarded (forwarded.py)."""
     return await request.app[GENERATIONS].start(
-        generation, client=client_address(request), wait_for_subscriber=wait_for_subscriber
+        generation, client=client_address(request), user=identity.request_user(request),
+        wait_for_subscriber=wait_for_subscriber,
     )

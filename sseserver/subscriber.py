@@ -28,7 +28,9 @@ from aiohttp import web
 from .errors import BadRequest, NotFound
 from .forwarded import client_address
 from .guard import check
+from .identity import request_user, require_user
 from .ids import event_id, is_stream_id
+from .ownership import may_read
 from .serving import STORE_UNAVAILABLE, Opened, Subscribers, serve
 from .sse import SSE_HEADERS, encode_event, to_json
 from .store.base import Batch, StreamStore
@@ -66,8 +68,12 @@ class EventStream:
         answer = check(request)
         if answer is not None:
             return answer
+        await require_user(request)
         stream_id, start, reconnect = await _target(request, subscribers)
-        first = await subscribers.store.read(stream_id, start, wait=0)
+        store = subscribers.store
+        first = await store.read(stream_id, start, wait=0)
+        if first is not None and not await may_read(request, store, stream_id):
+            first = None  # another user's: as if it were not held (ownership.py)
         if first is None:
             if reconnect:
                 return web.Response(status=204)
@@ -116,5 +122,7 @@ async def _target(request: web.Request, subscribers: Subscribers) -> tuple[str, 
     if resume is not None:
         return resume[0], resume[1], True
     generation = request_from_query(request.query, subscribers.settings)
-    stream_id = await subscribers.generations.start(generation, client=client_address(request))
+    stream_id = await subscribers.generations.start(
+        generation, client=client_address(request), user=request_user(request)
+    )
     return stream_id, 0, False

@@ -41,13 +41,15 @@ class NodeClient:
 
     @classmethod
     async def start(cls, scenario: str, base_url: str, text: str,
-                    body: dict[str, Any] | None = None,
-                    files: Path | None = None) -> NodeClient:
+                    body: dict[str, Any] | None = None, files: Path | None = None,
+                    bearer: str | None = None) -> NodeClient:
         """`body`: what the transport adds to each request's body (our request options);
-        `files`: a JSON file of FileUIParts the message is sent with."""
+        `files`: a JSON file of FileUIParts the message is sent with; `bearer`: a user's
+        token, which the transport sends with its `headers` option."""
         node = require_ai_sdk()
         extra = [json.dumps(body)] if body is not None else []
-        env = {**os.environ, "AISDK_FILES": str(files)} if files is not None else None
+        env = dict(os.environ) | ({"AISDK_FILES": str(files)} if files is not None else {}) \
+            | ({"AISDK_BEARER": bearer} if bearer is not None else {})
         process = await asyncio.create_subprocess_exec(
             node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -80,9 +82,9 @@ class NodeClient:
 
 async def run_client(scenario: str, base_url: str, text: str,
                      body: dict[str, Any] | None = None,
-                     files: Path | None = None) -> dict[str, Any]:
+                     files: Path | None = None, bearer: str | None = None) -> dict[str, Any]:
     """Run a scenario to its end; its one result line."""
-    client = await NodeClient.start(scenario, base_url, text, body, files)
+    client = await NodeClient.start(scenario, base_url, text, body, files, bearer)
     try:
         return await client.line()
     finally:

@@ -566,6 +566,9 @@ class FakeAnthropic:
         """Requests to /v1/messages so far (``requests`` may keep fewer)."""
         self.cache = PromptCache()
         """The prompt cache requests read and write (set ``cache.min_tokens`` to taste)."""
+        self.usages: list[dict[str, Any]] = []
+        """The final usage of every reply the fake finished, as it sent it: its own count
+        of the tokens it billed."""
         self.tool_calls = 0
         """With no behaviour queued, a conversation that has answered fewer than this many
         tool calls is answered by one more call of ``tool_name`` (the bench's S6)."""
@@ -788,9 +791,10 @@ class FakeAnthropic:
         delta: dict[str, Any] = {"stop_reason": behaviour.stop_reason, "stop_sequence": None}
         if behaviour.stop_details is not None:
             delta["stop_details"] = behaviour.stop_details
+        final = _final_usage(behaviour, record.cache)
+        self.usages.append(final)
         await response.write(sse_frame("message_delta", {
-            "type": "message_delta", "delta": delta,
-            "usage": _final_usage(behaviour, record.cache),
+            "type": "message_delta", "delta": delta, "usage": final,
         }))
         await response.write(sse_frame("message_stop", {"type": "message_stop"}))
         await response.write_eof()
@@ -868,6 +872,7 @@ class FakeAnthropic:
         usage = _start_usage(behaviour.input_tokens, record.cache) | _final_usage(
             behaviour, record.cache
         )
+        self.usages.append(usage)
         message = {
             "id": _new_id("msg_"),
             "type": "message",

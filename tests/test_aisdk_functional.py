@@ -27,11 +27,12 @@ from .fake_blocks import (
     web_citation,
     web_result,
 )
+from .jwt_issuer import AUDIENCE, claims, hs256, secret_file
 from .processes import Processes, ServerProcess, processes
 from .sample_files import PDF_SENTENCE, b64, pdf, png, sha256
 from .sse_client import open_sse
 
-__all__ = ["processes"]
+__all__ = ["processes", "secret_file"]
 
 # JSON's special characters, a line break, non-ASCII and an emoji: what a splice of raw
 # JSON into the chunks would get wrong first.
@@ -415,3 +416,30 @@ async def test_an_image_and_a_pdf_reach_claude_and_the_pdf_is_cited(
     assert cited == [{"url": None, "title": "Lease.pdf", "cited_text": PDF_SENTENCE,
                       "type": "page_location", "document_index": 0,
                       "start_page_number": 1, "end_page_number": 2}]
+async def test_the_transport_s_headers_option_carries_a_user_s_token(
+    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str, secret_file: Path,
+) -> None:
+    """With users (docs/operations.md, "Users"), `DefaultChatTransport({headers})` sends
+    the token with every request, its reconnect included, and Stop's DELETE adds it: a
+    reply cut mid-way resumes whole, as the user's own. Without it, the SDK reports our
+    401 as its error."""
+    require_ai_sdk()
+    server = await processes.sseserver(
+        fake_anthropic, "--redis-url", redis_url, "--jwt-secret-file", str(secret_file),
+        "--jwt-audience", AUDIENCE, "--resume-window", "5")
+    token = hs256(claims("sdk-user"))
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.03))
+    result = await run_client("reconnect", server.url, "hi", bearer=token)
+    # The only error is the cut itself; the reconnect, with the token, resumed it whole.
+    assert (result["status"], result["errors"]) == ("ready", ["network error"])
+    assert _assistant(result)["parts"] == [
+        {"type": "step-start"}, {"type": "text", "text": FULL, "state": "done"}]
+    assert len(fake_anthropic.requests) == 1
+    assert result["resumeAfterEnd"] == 204
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.03))
+    stopped = await run_client("stop", server.url, "hi", bearer=token)
+    assert stopped["deleteStatus"] == 204
+    refused = await run_client("reply", server.url, "hi")
+    assert refused["status"] == "error"
+    assert json.loads(refused["errors"][0])["error"]["type"] == "token_missing"
+    assert len(fake_anthropic.requests) == 2

@@ -209,7 +209,9 @@ async def test_a_silent_upstream_ends_in_upstream_timeout_after_upstream_timeout
           f"(--upstream-timeout {timeout})")
     assert stream.types() == ["meta", "message", "message", "error"]
     assert json.loads(events[-1].data) == {
-        "type": "upstream_timeout", "message": "Claude did not answer in time."
+        "type": "upstream_timeout",
+        "message": f"Claude did not answer in time: 127.0.0.1:{fake_anthropic.port} sent "
+                   "nothing for too long.",
     }
     # Not before the timeout; after it, within a margin for a shared machine.
     assert timeout * 0.9 <= waited < timeout + 2

@@ -237,3 +237,58 @@ def test_attachment_options_defaults_and_parsing() -> None:
 def test_bad_attachment_options_name_the_flag(argv: list[str], named: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(named)):
         load_settings(argv, {})
+
+
+def test_user_options_from_flags_and_environment(tmp_path: Path) -> None:
+    """Users' options (docs/operations.md, "Users"): the secret is read from its file
+    without the final line end, and never shows in a repr."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x" * 40 + b"\n")
+    settings = load_settings(
+        ["--jwt-secret-file", str(secret), "--jwt-audience", "api", "--budget-tokens", "500",
+         "--budget-window", "12h"],
+        {"SSESERVER_JWT_ISSUER": "https://id.example", "SSESERVER_JWT_USER_CLAIM": "email",
+         "SSESERVER_JWT_JWKS_URL": "https://id.example/.well-known/jwks.json"},
+    )
+    assert settings.jwt_secret_file == b"x" * 40
+    assert settings.users
+    assert (settings.jwt_audience, settings.jwt_issuer, settings.jwt_user_claim) == (
+        "api", "https://id.example", "email")
+    assert settings.jwt_jwks_url == "https://id.example/.well-known/jwks.json"
+    assert (settings.budget_tokens, settings.budget_window) == (500, 43200)
+    assert "xxxx" not in repr(settings)
+    defaults = load_settings([], {})
+    assert not defaults.users
+    assert (defaults.jwt_user_claim, defaults.budget_tokens, defaults.budget_window) == (
+        "sub", 0, 86400)
+    assert defaults.jwks_min_refresh == 30
+    assert load_settings(["--budget-window", "90"], {}).budget_window == 90
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--jwt-jwks-url", "ftp://id.example/jwks"], "--jwt-jwks-url='ftp://id.example/jwks'"),
+        (["--jwt-secret-file", "/nonexistent/secret"], "--jwt-secret-file=(hidden): cannot be"),
+        (["--jwt-user-claim", " "], "--jwt-user-claim"),
+        (["--budget-tokens", "-1"], "--budget-tokens='-1'"),
+        (["--budget-window", "1w"], "--budget-window='1w': must be a duration"),
+        (["--budget-window", "30s"], "--budget-window='30s': must be from 1 minute"),
+        (["--budget-tokens", "100"], "--budget-tokens counts per user"),
+        (["--jwt-jwks-url", "https://id.example/jwks", "--access-token", "t" * 20],
+         "--access-token is the single-user mode"),
+    ],
+)
+def test_bad_user_options_name_the_flag(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(argv, {})
+    assert message in str(caught.value)
+
+
+def test_a_short_secret_is_refused_and_not_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"short-secret\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(["--jwt-secret-file", str(secret)], {})
+    assert "must hold at least 32 bytes" in str(caught.value)
+    assert "short-secret" not in str(caught.value)

@@ -38,6 +38,7 @@ from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
+from .jwt_issuer import AUDIENCE, SECRET, claims, hs256
 from .raw_http import parse_answer
 from .sample_files import b64, gif, pdf, png
 from .sse_parser import parse_all
@@ -56,7 +57,7 @@ PATHS: Final = [
     "/", "/healthz", "/metrics", "/api/sse", "/api/streams", "/api/streams/abc",
     "/api/streams/STREAM", "/static/app.js", "/static/../pyproject.toml", "/api/", "/nope",
     "/api/chat", "/api/chat/CHAT/stream", "/api/chat/never/stream", "/api/chat/a%20b/stream",
-    "/api/chat/%2E%2E/stream", "/login",
+    "/api/chat/%2E%2E/stream", "/login", "/api/usage",
 ]
 
 
@@ -800,3 +801,72 @@ async def test_fuzzed_static_names(server: RunningServer, name: str, method: str
     answer = await _raw(server, _request(method, "/static/" + name, []), method)
     check(answer, "/static/")
     assert answer.status in (200, 400, 404, 414, 431), answer.status
+
+
+@pytest.fixture
+async def users_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
+    """As `server`, with users (HS256 tokens) and a budget instead of the access token."""
+    running = await start_server(
+        demo_delay_ms=0, demo_tokens=3, resume_window=2, max_body_bytes=4096,
+        jwt_secret_file=SECRET, jwt_audience=AUDIENCE, budget_tokens=100_000,
+        max_streams_per_client=0,
+    )
+    baseline = len(asyncio.all_tasks())
+    LOGS.attach()
+    try:
+        yield running
+        await _assert_settled(running, baseline)
+    finally:
+        LOGS.detach()
+        LOGS.records.clear()
+
+
+def _jwt_parts() -> st.SearchStrategy[bytes]:
+    """Tokens that are almost right: a good one cut, padded, re-signed or recombined
+    with fuzzed parts, and any bytes."""
+    good = hs256(claims("fuzzer")).encode()
+    header, payload, signature = good.split(b".")
+    part = st.one_of(st.sampled_from([header, payload, signature, b"", b"e30", b"bnVsbA"]),
+                     st.binary(max_size=60))
+    return st.one_of(
+        st.just(good),
+        st.tuples(part, part, part).map(lambda p: b".".join(p)),
+        st.integers(0, len(good)).map(lambda n: good[:n]),
+        header_bytes,
+    )
+
+
+@FUZZ
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    path=st.sampled_from(["/api/usage", "/api/sse?message=hi", "/api/streams",
+                          "/api/streams/STREAM", "/metrics", "/?token=", "/api/chat/c/stream"]),
+    token=_jwt_parts(),
+    where=st.sampled_from(["bearer", "cookie", "query"]),
+)
+async def test_fuzzed_user_tokens(
+    users_server: RunningServer, method: str, path: str, token: bytes, where: str,
+) -> None:
+    """Whatever a token holds, the answer is a JSON error (401 with its challenge), a
+    stream or the route's own content; never a 500."""
+    if "STREAM" in path:  # a stream of the token's own user, when the token is good
+        created = await _raw(users_server, _request(
+            "POST", "/api/streams", [("Authorization", f"Bearer {hs256(claims('fuzzer'))}"
+                                      .encode()), ("Content-Type", b"application/json")],
+            b'{"messages":[{"role":"user","content":"hi"}]}'), "POST")
+        assert created.status == 201
+        path = path.replace("STREAM", json.loads(created.body)["id"])
+    headers: list[tuple[str, bytes]] = []
+    if where == "bearer":
+        headers.append(("Authorization", b"Bearer " + token))
+    elif where == "cookie":
+        headers.append(("Cookie", b"sseserver_token=" + token))
+    elif path.endswith("?token="):
+        path += quote(token, safe="")
+    if method == "POST":
+        headers.append(("Content-Type", b"application/json"))
+    body = b'{"messages": [{"role": "user", "content": "hi"}]}' if method == "POST" else b""
+    answer = await _raw(users_server, _request(method, path, headers, body), method)
+    check(answer, path)
+    if answer.status == 401:
+        assert answer.headers["www-authenticate"].startswith('Bearer realm="sseserver"')

@@ -147,7 +147,7 @@ async def test_a_forwarded_address_cannot_forge_generation_log_fields(
         assert line.isascii(), line
         assert line.isprintable(), line
     [generation] = [line for line in log.splitlines() if " generation id=" in line]
-    assert " client=fe80::1 provider=demo " in generation, generation
+    assert " client=fe80::1 user=- provider=demo " in generation, generation
     for field in ("provider=", "model=", "ended="):
         assert generation.count(field) == 1, generation
     assert "evil" not in log

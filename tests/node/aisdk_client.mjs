@@ -26,6 +26,9 @@
 // and reports the body of each POST the transport made. With AISDK_FILES naming a JSON
 // file of FileUIParts ({type: 'file', mediaType, url, filename}), the message is sent
 // with them, as useChat sends an attached file.
+//
+// With AISDK_BEARER in the environment (a user's token), the transport sends it with its
+// `headers` option, which its reconnect sends too, and Stop's DELETE adds it itself.
 
 import { Chat } from '@ai-sdk/react';
 import {
@@ -37,6 +40,8 @@ import { readFileSync } from 'node:fs';
 
 const [scenario, base, text = 'Hello', body] = process.argv.slice(2);
 const api = `${base}/api/chat`;
+const bearer = process.env.AISDK_BEARER;
+const headers = bearer ? { Authorization: `Bearer ${bearer}` } : undefined;
 const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
 // What the app's client tools answer.
@@ -120,6 +125,7 @@ async function main() {
     id: `chat-${scenario}-${process.pid}`,
     transport: new DefaultChatTransport({
       api,
+      headers,
       body: body ? JSON.parse(body) : undefined,
       fetch: recordingFetch(
         sent, scenario === 'reconnect' || scenario === 'late' ? cuttingFetch(cut) : fetch),
@@ -145,7 +151,7 @@ async function main() {
     // The README's Stop: the DELETE cancels the reply upstream, stop() ends the reading.
     result.stoppedAtNs = process.hrtime.bigint().toString();
     const [deleted] = await Promise.all([
-      fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { method: 'DELETE' }),
+      fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { method: 'DELETE', headers }),
       chat.stop(),
     ]);
     result.deleteStatus = deleted.status;
@@ -180,7 +186,7 @@ async function main() {
   result.sent = sent;
   result.toolCalls = toolCalls;
   // The transport's reconnect once more, as a page that loads with `resume` would.
-  const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`);
+  const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { headers });
   result.resumeAfterEnd = again.status;
   await chat.resumeStream();
   result.messagesAfterResume = chat.messages.length;

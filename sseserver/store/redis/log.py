@@ -59,10 +59,12 @@ class Owned:
     """What the owner of a running generation keeps about its stream."""
 
     __slots__ = ("busy", "cancelled", "confirmed", "ended", "failure", "frames",
-                 "keys", "listener", "local", "on_signal", "remote", "stream_id", "waiters")
+                 "keys", "listener", "local", "on_signal", "owner", "remote", "stream_id",
+                 "waiters")
 
-    def __init__(self, prefix: str, stream_id: str) -> None:
+    def __init__(self, prefix: str, stream_id: str, owner: str = "") -> None:
         self.stream_id = stream_id
+        self.owner = owner  # the user who started it ("" for none), in its meta too
         self.keys = StreamKeys(prefix, stream_id)
         self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
         self.confirmed = 0
@@ -187,7 +189,7 @@ class LogWriter:
 
     async def create(self, owned: Owned) -> None:
         """Register the stream as this process's, and wait until Redis has it."""
-        create = _Create("")
+        create = _Create(owned.owner)
         self._entries.append((owned, 0, create))
         self._wake.set()
         await create.done

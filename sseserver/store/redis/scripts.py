@@ -4,7 +4,8 @@ Keys of one generation (they share a `{hash tag}`, so they sit in one slot):
 
     <p>{id}:log    a Redis Stream: frame i is entry `0-(i+1)` (field `f`); the end is one
                    more entry (field `e` = done | lost)
-    <p>{id}:meta   hash: owner (the generating process's token), ended, cancel
+    <p>{id}:meta   hash: owner (the generating process's token), ended, cancel, and
+                   user (who started it, when the server has users)
     <p>{id}:subs   set: tokens of the processes that have subscribers attached
     <p>{id}:live   pub/sub channel: `f<i>:<frame>` for each frame, `e<i>:<reason>` at the end
 
@@ -48,12 +49,12 @@ return {state[2] or '', redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '+', 'COU
         redis.call('XLEN', KEYS[1])}
 """
 
-# One flush of the process's writer: creations, frames and ends of any number of streams,
-# in order. An entry is (kind, stream id, sequence, payload): kind `c` creates the stream
-# for this process; `f` adds frame `payload` as entry 0-<sequence> and publishes it; `e`
-# ends the stream there if it is still ours (payload `<done|lost>:<keep ms>`). Returns the
-# failures only, as (entry number, code) pairs: `lost` (someone else wrote the end there),
-# `gone` (the keys vanished).
+# One flush of the process's writer: creations, frames and ends of any number of streams, in order.
+# An entry is (kind, stream id, sequence, payload): kind `c` creates the stream for this process
+# (payload: the user who started it, or empty); `f` adds frame `payload` as entry 0-<sequence> and
+# publishes it; `e` ends the stream there if it is still ours (payload `<done|lost>:<keep ms>`).
+# Returns the failures only, as (entry number, code) pairs: `lost` (someone else wrote the end
+# there), `gone` (the keys vanished).
 APPEND: Final = """
 -- ARGV: prefix, token, running ttl ms, then entries of 4
 local prefix, token, running_ms = ARGV[1], ARGV[2], ARGV[3]
@@ -71,6 +72,7 @@ for i = 4, #ARGV, 4 do
     failed[#failed + 1] = skip[sid]
   elseif kind == 'c' then
     redis.call('HSET', base .. 'meta', 'owner', token)
+    if payload ~= '' then redis.call('HSET', base .. 'meta', 'user', payload) end
     redis.call('PEXPIRE', base .. 'meta', running_ms)
     redis.call('SADD', owns, sid)
   elseif kind == 'f' then

@@ -141,10 +141,10 @@ class RedisStore(NamedStreams):
 
     # -- the owner's side ---------------------------------------------------------
 
-    async def create(self, stream_id: str) -> None:
+    async def create(self, stream_id: str, owner: str = "") -> None:
         if not self._serving():
             raise StoreUnavailable("redis: not connected")
-        owned = Owned(self._prefix, stream_id)
+        owned = Owned(self._prefix, stream_id, owner)
         await self._writer.create(owned)
         self._owned[stream_id] = owned
 
@@ -182,6 +182,34 @@ class RedisStore(NamedStreams):
         self._retain(stream_id, kept_size(owned.frames), keep_ms / 1000)
 
     # -- everyone's side ----------------------------------------------------------
+
+    async def owner(self, stream_id: str) -> str | None:
+        owned = self._owned.get(stream_id)
+        if owned is None:
+            finished = self._finished.get(stream_id)
+            owned = finished[0] if finished is not None else None
+        if owned is not None:
+            return owned.owner
+        keys = StreamKeys(self._prefix, stream_id)
+        async with unavailable():
+            process, user = await self._redis.hmget(keys.meta, "owner", "user")
+        if process is None:
+            return None
+        return user.decode() if user is not None else ""
+
+    @property
+    def redis(self) -> Any:
+        """The command pool, for what the fleet shares besides streams (quotas.py)."""
+        return self._redis
+
+    @property
+    def token(self) -> str:
+        """This process's token: its lease is `<prefix>proc:<token>` (liveness.py)."""
+        return self._token
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
 
     async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
         batch = self._read_owned(stream_id, start) or await self._read_range(stream_id, start)
