@@ -173,10 +173,10 @@ async def serve(request: web.Request, framing: Framing) -> web.StreamResponse:
                     break
                 # Otherwise pushes stopped: the store says whether the stream went on,
                 # ended another way, or the socket fell behind; read before following.
-            batch = await store.read(stream_id, start, wait=settings.heartbeat)
-            if batch is None:  # freed under us: nothing more will come
+            next_batch = await store.read(stream_id, start, wait=settings.heartbeat)
+            if next_batch is None:  # gone before its end reached this client: say so
                 ending = "freed"
-                break
+            batch = vanished(start) if next_batch is None else next_batch
             if not (batch.frames or batch.lost or batch.ended):  # --heartbeat of silence
                 sent += await _write(response, PING, settings.send_timeout, live)
     except StoreUnavailable as exc:
@@ -251,3 +251,12 @@ async def write_within(response: web.StreamResponse, data: bytes, timeout: float
             await response.write(data)
     except TimeoutError:
         raise SlowSubscriber from None
+
+
+def vanished(start: int) -> Batch:
+    """What a reader that has begun is told of a stream no longer held before it had the
+    end: an end lost at its position. The store lost it (Redis failed over to a replica
+    that had not received it, or restarted without its data), or freed it while this
+    reader was behind; either way a response must not stop without its end
+    (docs/protocol.md, "Error events"), and the reconnect that follows gets 204."""
+    return Batch([], True, lost=True, held=start)

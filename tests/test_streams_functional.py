@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sseserver.app_keys import FANOUT, STORE
+
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply
 from .sse_client import SSEStream, open_sse
@@ -324,3 +326,33 @@ async def test_an_http_1_0_client_gets_the_whole_stream_unchunked(
     events = parse_all(body)
     assert "".join(json.loads(e.data) for e in events if e.type == "message") == "".join(WORDS)
     assert events[-1].type == "done"
+
+
+async def test_a_stream_the_store_no_longer_holds_mid_read_ends_with_generation_lost(
+    start_server: StartServer,
+) -> None:
+    """A response never stops without its end (docs/protocol.md, "Error events"): when the
+    store answers a reader that has begun that it no longer holds the stream (Redis lost
+    it in a failover or a restart, or retention freed it while the reader was behind), the
+    reader gets `generation_lost` at its position, not a response that just stops."""
+    server = await start_server(demo_delay_ms=50, demo_tokens=40)
+    store = server.app[STORE]
+    # A reader that reads the store (one behind, or on HTTP/1.0) rather than being pushed to.
+    server.app[FANOUT].follow = lambda *args: False  # type: ignore[method-assign]
+    async with await open_sse(server.url + "/api/sse?message=hi") as stream:
+        await stream.take(4)
+        real_read = store.read
+
+        async def forgotten(stream_id: str, start: int, wait: float) -> None:
+            return None
+
+        store.read = forgotten  # type: ignore[method-assign]
+        try:
+            await stream.read_all(timeout=5)
+        finally:
+            store.read = real_read  # type: ignore[method-assign]
+    last = stream.events[-1]
+    assert last.type == "error"
+    assert json.loads(last.data)["type"] == "generation_lost"
+    index = int(last.last_event_id.rsplit(":", 1)[1])
+    assert index == len(stream.events) - 1  # the next id after the last frame it had
