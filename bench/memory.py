@@ -34,7 +34,7 @@ from bench.peers.common import PeerOptions
 from bench.peers.raw_aiohttp import make_app as raw_app
 from sseserver.app import create_app
 from sseserver.config import Settings
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 from .processes import free_port
 

@@ -131,12 +131,12 @@ def fake_upstream(scenario: Scenario, env: dict[str, str], log: Path,
     its tool calls, timed into `stats` at exit); `env` gains what points a server
     (sseserver's anthropic provider, a relay peer) at it."""
     # Imported here: the fake's module loads pytest and aiohttp, which only relay points need.
-    from tests.fake_anthropic import DEFAULT_API_KEY
+    from tests.support.fake_anthropic import DEFAULT_API_KEY
 
     port = free_port()
     tools = ["--tool-calls", str(scenario.tool_calls), "--stats-file", str(stats)] \
         if scenario.tool_calls and stats is not None else []
-    with started([PY, "-m", "tests.fake_anthropic", "--port", str(port),
+    with started([PY, "-m", "tests.support.fake_anthropic", "--port", str(port),
                   "--chunks", str(scenario.tokens), "--chunk-text", UPSTREAM_CHUNK,
                   "--delay-ms", f"{scenario.delay_ms:g}", *tools], LOAD_CORE, env, log) as fake:
         wait_listening(port, fake)

@@ -49,8 +49,8 @@ import aiohttp
 
 from sseserver.loadgen.decoder import SseDecoder
 from sseserver.loadgen.stats import ProcStats
-from tests.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
-from tests.processes import server_env
+from tests.support.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
+from tests.support.processes import server_env
 
 from .processes import free_port
 

@@ -1,5 +1,6 @@
 """Shared fixtures: the fake Anthropic API, the real app served on 127.0.0.1 in the test's
-event loop, server processes (tests/processes.py) and Redis (tests/redis_server.py)."""
+event loop, server processes (tests/support/processes.py) and Redis
+(tests/support/redis_server.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from sseserver.app import create_app
 from sseserver.config import Settings
 from sseserver.connections import SSERunner
 
-from .browser import browser, page
-from .fake_anthropic import FakeAnthropic, fake_anthropic
-from .processes import processes
-from .redis_server import RedisServer, require_redis_server
+from .support.browser import browser, page
+from .support.fake_anthropic import FakeAnthropic, fake_anthropic
+from .support.processes import processes
+from .support.redis_server import RedisServer, require_redis_server
 
 __all__ = [
     "RunningServer",

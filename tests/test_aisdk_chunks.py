@@ -266,9 +266,9 @@ def _map_with(chunks: UIChunks, *events: tuple[str, Any]) -> list[Any]:
 def test_tool_roles_come_from_the_tool_definitions() -> None:
     specs = tool_specs([
         {"name": "lookup", "input_schema": {"type": "object"},
-         "handler": "tests.tool_handlers:lookup"},
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
-         "handler": "tests.tool_handlers:lookup"},
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "locate", "input_schema": {"type": "object"}},
     ])
     assert ToolRoles.of(specs) == ROLES

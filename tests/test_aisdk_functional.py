@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from .aisdk_node import NodeClient, require_ai_sdk, run_client
-from .fake_anthropic import FakeAnthropic, Reply
-from .fake_blocks import (
+from .support.aisdk_node import NodeClient, require_ai_sdk, run_client
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.fake_blocks import (
     SIGNATURE,
     RedactedThinking,
     ServerToolUse,
@@ -27,10 +27,10 @@ from .fake_blocks import (
     web_citation,
     web_result,
 )
-from .jwt_issuer import AUDIENCE, claims, hs256, secret_file
-from .processes import Processes, ServerProcess, processes
-from .sample_files import PDF_SENTENCE, b64, pdf, png, sha256
-from .sse_client import open_sse
+from .support.jwt_issuer import AUDIENCE, claims, hs256, secret_file
+from .support.processes import Processes, ServerProcess, processes
+from .support.sample_files import PDF_SENTENCE, b64, pdf, png, sha256
+from .support.sse_client import open_sse
 
 __all__ = ["processes", "secret_file"]
 
@@ -226,9 +226,9 @@ async def test_a_cut_during_a_searched_reply_resumes_it_whole(
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 TOOLS = [
     {"name": "lookup", "description": "Looks a question up.", "input_schema": SCHEMA,
-     "handler": "tests.tool_handlers:recorded"},
+     "handler": "tests.support.tool_handlers:recorded"},
     {"name": "guarded", "description": "Acts, once the user agrees.", "input_schema": SCHEMA,
-     "needs_approval": True, "handler": "tests.tool_handlers:recorded"},
+     "needs_approval": True, "handler": "tests.support.tool_handlers:recorded"},
     {"name": "locate", "description": "The user's locale, from the browser.",
      "input_schema": {"type": "object", "properties": {}}},
 ]
@@ -238,7 +238,7 @@ LOCATION = {"locale": "fr-FR", "timeZone": "Europe/Paris"}
 
 @pytest.fixture
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The file tests.tool_handlers:recorded writes each run to, in the server process."""
+    """The file tests.support.tool_handlers:recorded writes each run to, in the server process."""
     path = tmp_path / "runs.jsonl"
     path.touch()
     monkeypatch.setenv("RECORDED_RUNS", str(path))

@@ -18,12 +18,12 @@ from sseserver.store.redis.store import RedisStore
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .http_client import request
-from .metrics_text import parse, value
-from .processes import Processes, processes
-from .sse_client import SSEStream, open_sse
-from .tool_handlers import RUNS
+from .support.fake_anthropic import FakeAnthropic, Reply, Silent
+from .support.http_client import request
+from .support.metrics_text import parse, value
+from .support.processes import Processes, processes
+from .support.sse_client import SSEStream, open_sse
+from .support.tool_handlers import RUNS
 
 __all__ = ["processes"]
 
@@ -443,9 +443,10 @@ TOOL_SCHEMA: Final = {"type": "object", "properties": {"q": {"type": "string"}}}
 
 def _tool_specs() -> tuple[ToolSpec, ...]:
     return tool_specs([
-        {"name": "lookup", "input_schema": TOOL_SCHEMA, "handler": "tests.tool_handlers:lookup"},
+        {"name": "lookup", "input_schema": TOOL_SCHEMA,
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "guarded", "input_schema": TOOL_SCHEMA, "needs_approval": True,
-         "handler": "tests.tool_handlers:lookup"},
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "locate", "input_schema": {"type": "object"}},
     ])
 

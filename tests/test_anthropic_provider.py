@@ -17,7 +17,7 @@ from sseserver.providers.anthropic import (
     aiohttp_body,
     transport_error,
 )
-from tests.fake_anthropic import FakeAnthropic, Reply, Silent, running_fake_anthropic
+from tests.support.fake_anthropic import FakeAnthropic, Reply, Silent, running_fake_anthropic
 
 
 async def test_the_relay_reads_the_body_straight_from_aiohttp() -> None:

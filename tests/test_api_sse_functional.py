@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from .conftest import StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     Drop,
     EndsEarly,
     FakeAnthropic,
@@ -19,7 +19,7 @@ from .fake_anthropic import (
     Reply,
     Silent,
 )
-from .sse_client import open_sse
+from .support.sse_client import open_sse
 
 # Each chunk is one upstream text delta and must arrive as exactly one `message` event.
 TRICKY_CHUNKS = [

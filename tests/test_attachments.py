@@ -17,7 +17,7 @@ from sseserver.config import Settings
 from sseserver.errors import Refused
 from sseserver.validation import request_from_json
 
-from .sample_files import b64, document, gif, image, pdf, png, text_document
+from .support.sample_files import b64, document, gif, image, pdf, png, text_document
 
 SETTINGS = dataclasses.replace(Settings(), max_attachment_bytes=4096, max_message_chars=100)
 PNG = png()

@@ -17,9 +17,9 @@ import pytest
 from sseserver.app_keys import GENERATIONS, PARSER
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic
-from .http_client import Answer
-from .sample_files import (
+from .support.fake_anthropic import FakeAnthropic
+from .support.http_client import Answer
+from .support.sample_files import (
     PDF_SENTENCE,
     document,
     gif,
@@ -29,7 +29,7 @@ from .sample_files import (
     sha256,
     text_document,
 )
-from .sse_client import SSEStream, open_sse
+from .support.sse_client import SSEStream, open_sse
 
 MIB = 1024 * 1024
 PNG = png(16, 16)

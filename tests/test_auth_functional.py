@@ -17,10 +17,10 @@ from sseserver.auth import COOKIE_NAME, WRONG_COOKIE, cookie_value
 from sseserver.config import Settings
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .http_client import request
-from .processes import Processes
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.http_client import request
+from .support.processes import Processes
+from .support.sse_client import open_sse
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 

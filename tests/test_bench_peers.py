@@ -18,10 +18,10 @@ from sseserver.providers import demo
 from sseserver.sse import encode_event
 from sseserver.sse import to_json as sse_to_json
 
-from .fake_anthropic import FakeAnthropic, Reply, count_output_tokens
-from .processes import Processes, server_env
-from .sse_client import open_sse
-from .system_tools import NODE, NPM, missing, require
+from .support.fake_anthropic import FakeAnthropic, Reply, count_output_tokens
+from .support.processes import Processes, server_env
+from .support.sse_client import open_sse
+from .support.system_tools import NODE, NPM, missing, require
 
 
 @pytest.mark.parametrize("question", ["Hello", "", "  spaced \n out  ", "ü" * 300])

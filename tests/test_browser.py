@@ -3,7 +3,7 @@
 Each test starts the app in-process (``start_server``) with the anthropic provider pointed
 at the fake Anthropic API, so the page goes through the whole real path: POST /api/streams,
 EventSource on the answered URL, the server's SSE frames, the SDK talking to the fake.
-Chromium and the page's helpers are tests/browser.py's. Screenshots land in ``artifacts/``
+Chromium and the page's helpers are tests/support/browser.py's. Screenshots land in ``artifacts/``
 (git-ignored).
 """
 
@@ -21,7 +21,8 @@ from playwright.async_api import (
     expect,
 )
 
-from .browser import (
+from .conftest import RunningServer, StartServer
+from .support.browser import (
     PHONE,
     TIMEOUT_MS,
     ask,
@@ -33,8 +34,7 @@ from .browser import (
     wait_partial_text,
     wait_status,
 )
-from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, HttpError, Reply, Silent, count_output_tokens
+from .support.fake_anthropic import FakeAnthropic, HttpError, Reply, Silent, count_output_tokens
 
 pytestmark = pytest.mark.browser
 

@@ -17,10 +17,10 @@ import pytest
 from sseserver.budgets import CACHE_READ_DIVISOR
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic
-from .http_client import request as http
-from .jwt_issuer import AUDIENCE, SECRET, bearer, claims, hs256
-from .metrics_text import parse, value
+from .support.fake_anthropic import FakeAnthropic
+from .support.http_client import request as http
+from .support.jwt_issuer import AUDIENCE, SECRET, bearer, claims, hs256
+from .support.metrics_text import parse, value
 
 MAX_TOKENS = 50
 ALICE = bearer(hs256(claims("alice")))

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     Block,
     FakeAnthropic,
     RedactedThinking,
@@ -30,9 +30,16 @@ from .fake_anthropic import (
     web_citation,
     web_result,
 )
-from .fake_blocks import ENCRYPTED, REDACTED, SIGNATURE, output_text, searches, thinking_text
-from .metrics_text import value
-from .sse_client import open_sse
+from .support.fake_blocks import (
+    ENCRYPTED,
+    REDACTED,
+    SIGNATURE,
+    output_text,
+    searches,
+    thinking_text,
+)
+from .support.metrics_text import value
+from .support.sse_client import open_sse
 from .test_api_sse_functional import TRICKY_CHUNKS
 from .test_metrics_functional import scrape
 

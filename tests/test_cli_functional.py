@@ -15,9 +15,9 @@ from sseserver.config import OPTIONS
 from sseserver.deprecations import sdk_table
 from sseserver.event_loop import resolved_loop
 
-from .processes import Processes
-from .sse_parser import parse_all
-from .system_tools import CURL, require
+from .support.processes import Processes
+from .support.sse_parser import parse_all
+from .support.system_tools import CURL, require
 
 # `auto` is uvloop (test_auto_loop_is_uvloop_when_installed): every other process test
 # runs it, so these also run asyncio's loop.

@@ -55,7 +55,7 @@ from sseserver.errors import (
 from sseserver.guard import fallback, guarded
 from sseserver.metrics import Metrics
 
-from .metrics_text import parse, value
+from .support.metrics_text import parse, value
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]

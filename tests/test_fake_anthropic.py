@@ -2,7 +2,7 @@
 
 Why: every other test trusts the fake to behave like Anthropic's API. These tests check
 its wire format against the SDK's own pydantic types, and pin down what the SDK raises
-for each failure, so the mapping written in ``tests/fake_anthropic.py`` stays true.
+for each failure, so the mapping written in ``tests/support/fake_anthropic.py`` stays true.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sseserver.providers.anthropic import UPSTREAM_TRANSPORT_ERRORS, transport_error
-from tests.fake_anthropic import (
+from tests.support.fake_anthropic import (
     DEFAULT_API_KEY,
     MESSAGES_PATH,
     Drop,
@@ -641,7 +641,7 @@ async def test_runs_as_its_own_process() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fake_anthropic",
+        "tests.support.fake_anthropic",
         "--port",
         "0",
         "--chunks",

@@ -1,4 +1,4 @@
-"""The fake API's images and documents (tests/fake_files.py) are faithful: what the SDK
+"""The fake API's images and documents (tests/support/fake_files.py) are faithful: what the SDK
 sends for them is accepted, what the API refuses is refused with a 400 that names the
 block, and a request with documents is answered with citations the SDK's own types
 declare, so tests through the fake prove something about the real API."""
@@ -13,9 +13,19 @@ import aiohttp
 import anthropic
 import pytest
 
-from tests.fake_anthropic import MESSAGES_PATH, FakeAnthropic, running_fake_anthropic
+from tests.support.fake_anthropic import MESSAGES_PATH, FakeAnthropic, running_fake_anthropic
 
-from .sample_files import PDF_SENTENCE, b64, document, gif, image, pdf, png, sha256, text_document
+from .support.sample_files import (
+    PDF_SENTENCE,
+    b64,
+    document,
+    gif,
+    image,
+    pdf,
+    png,
+    sha256,
+    text_document,
+)
 from .test_fake_content import EVENTS, _assert_declared, _raw_events, assert_message_param
 
 MODEL = "claude-sonnet-5-5"

@@ -15,8 +15,8 @@ import aiohttp
 
 from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
-from .jwt_issuer import AUDIENCE, bearer, claims, hs256, secret_file
-from .processes import Processes, ServerProcess
+from .support.jwt_issuer import AUDIENCE, bearer, claims, hs256, secret_file
+from .support.processes import Processes, ServerProcess
 
 __all__ = ["secret_file"]
 

@@ -38,11 +38,11 @@ from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
-from .jwt_issuer import AUDIENCE, SECRET, claims, hs256
-from .raw_http import parse_answer
-from .sample_files import b64, gif, pdf, png
-from .sse_parser import parse_all
-from .tool_handlers import RUNS
+from .support.jwt_issuer import AUDIENCE, SECRET, claims, hs256
+from .support.raw_http import parse_answer
+from .support.sample_files import b64, gif, pdf, png
+from .support.sse_parser import parse_all
+from .support.tool_handlers import RUNS
 
 TOKEN: Final = "fuzz-token-0123456789abcdef"
 FUZZ: Final = settings(
@@ -589,15 +589,15 @@ tool_chats = st.tuples(
 @pytest.fixture
 async def tool_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
     """As `server`, offering a server-run tool, one that needs approval (both run by
-    tests.tool_handlers:lookup, which counts its runs) and a client-run one."""
+    tests.support.tool_handlers:lookup, which counts its runs) and a client-run one."""
     RUNS.reset()
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
         max_body_bytes=4096, access_token=TOKEN, tools=tool_specs([
             {"name": "lookup", "input_schema": {"type": "object"},
-             "handler": "tests.tool_handlers:lookup"},
+             "handler": "tests.support.tool_handlers:lookup"},
             {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
-             "handler": "tests.tool_handlers:lookup"},
+             "handler": "tests.support.tool_handlers:lookup"},
             {"name": "locate", "input_schema": {"type": "object"}},
         ]),
     )

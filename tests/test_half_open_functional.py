@@ -36,9 +36,9 @@ from sseserver.app import create_app
 from sseserver.app_keys import METRICS
 from sseserver.config import Settings
 
-from .fake_anthropic import FakeAnthropic, Silent
-from .metrics_text import parse, value
-from .system_tools import IP, TC, require, require_root
+from .support.fake_anthropic import FakeAnthropic, Silent
+from .support.metrics_text import parse, value
+from .support.system_tools import IP, TC, require, require_root
 
 NAMESPACE: Final = f"sseserver-t{os.getpid()}"
 HOST_END: Final = "sseA"

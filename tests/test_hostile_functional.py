@@ -24,9 +24,9 @@ from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .raw_http import exchange, host_port, parse_answer, request
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.raw_http import exchange, host_port, parse_answer, request
+from .support.waiting import until
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 MIB = 1024 * 1024

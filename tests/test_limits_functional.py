@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply, Silent
+from .support.sse_client import open_sse
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 

@@ -24,7 +24,7 @@ from sseserver.loadgen.report import percentiles
 from sseserver.loadgen.stats import Stats
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.fake_anthropic import FakeAnthropic, Reply
 
 Event = tuple[bytes | None, bytes, bytes]
 

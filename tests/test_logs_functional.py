@@ -21,12 +21,12 @@ import pytest
 from sseserver.__main__ import configure_logging
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .http_client import request as http_request
-from .processes import Processes, ServerProcess, wait_healthy
-from .raw_http import exchange, host_port, request
-from .sse_client import open_sse
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.http_client import request as http_request
+from .support.processes import Processes, ServerProcess, wait_healthy
+from .support.raw_http import exchange, host_port, request
+from .support.sse_client import open_sse
+from .support.waiting import until
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from .conftest import StartServer
-from .http_client import Answer
-from .http_client import request as http
-from .jwt_issuer import AUDIENCE, SECRET, bearer, claims, hs256, secret_file
-from .processes import Processes
-from .sse_client import SSEStream, open_sse
+from .support.http_client import Answer
+from .support.http_client import request as http
+from .support.jwt_issuer import AUDIENCE, SECRET, bearer, claims, hs256, secret_file
+from .support.processes import Processes
+from .support.sse_client import SSEStream, open_sse
 
 __all__ = ["secret_file"]
 

@@ -17,7 +17,8 @@ from typing import Any, Final
 import pytest
 from playwright.async_api import Browser, Page, Request, ViewportSize, expect
 
-from .browser import (
+from .conftest import StartServer
+from .support.browser import (
     ARTIFACTS,
     DESKTOP,
     PHONE,
@@ -28,8 +29,7 @@ from .browser import (
     reply_text,
     wait_status,
 )
-from .conftest import StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     FakeAnthropic,
     RedactedThinking,
     Reply,

@@ -15,10 +15,18 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, Request, Route, expect
 
-from .browser import PHONE, TIMEOUT_MS, ask, checked_page, last_reply, reply_text, wait_status
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, HttpError, Reply, count_output_tokens
-from .fake_blocks import Text, web_citation
+from .support.browser import (
+    PHONE,
+    TIMEOUT_MS,
+    ask,
+    checked_page,
+    last_reply,
+    reply_text,
+    wait_status,
+)
+from .support.fake_anthropic import FakeAnthropic, HttpError, Reply, count_output_tokens
+from .support.fake_blocks import Text, web_citation
 
 pytestmark = pytest.mark.browser
 

@@ -20,7 +20,8 @@ from playwright.async_api import Browser, Locator, Page, Request, Route, expect
 
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
-from .browser import (
+from .conftest import StartServer
+from .support.browser import (
     DESKTOP,
     PHONE,
     ask,
@@ -30,9 +31,8 @@ from .browser import (
     save_screenshot,
     wait_status,
 )
-from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Text, ToolUse
-from .tool_handlers import RUNS
+from .support.fake_anthropic import FakeAnthropic, Reply, Text, ToolUse
+from .support.tool_handlers import RUNS
 
 pytestmark = pytest.mark.browser
 
@@ -92,7 +92,7 @@ def client_tools(*names: str, needs_approval: bool = False) -> tuple[ToolSpec, .
     """Tools the client runs (no handler), as --tools would offer them."""
     return tool_specs([
         {"name": name, "description": f"{name} things", "input_schema": SCHEMA}
-        | ({"handler": "tests.tool_handlers:lookup", "needs_approval": True}
+        | ({"handler": "tests.support.tool_handlers:lookup", "needs_approval": True}
            if needs_approval else {})
         for name in names
     ])

@@ -14,7 +14,7 @@ import pytest
 from sseserver.providers import anthropic_reply
 
 from .conftest import StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     FakeAnthropic,
     Reply,
     ServerToolUse,
@@ -25,8 +25,8 @@ from .fake_anthropic import (
     web_citation,
     web_result,
 )
-from .fake_blocks import output_text
-from .sse_client import open_sse
+from .support.fake_blocks import output_text
+from .support.sse_client import open_sse
 from .test_fake_content import assert_message_param
 
 SOURCE = "https://example.org/page"

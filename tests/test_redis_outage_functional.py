@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .redis_server import RedisServer, require_redis_server
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.redis_server import RedisServer, require_redis_server
+from .support.sse_client import open_sse
 
 
 @pytest.fixture

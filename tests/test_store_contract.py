@@ -13,7 +13,7 @@ import pytest
 from sseserver.store.base import Batch, Cancel, Signal, StreamStore
 from sseserver.store.memory import MemoryStore
 
-from .waiting import until
+from .support.waiting import until
 
 # How much earlier than asked a timer may seem to fire, measured on time.monotonic():
 # Redis counts expiry in whole milliseconds on a clock of its own.

@@ -17,9 +17,9 @@ import pytest
 from sseserver.app_keys import FANOUT, STORE
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .sse_client import SSEStream, open_sse
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.sse_client import SSEStream, open_sse
+from .support.waiting import until
 
 WORDS = [f"word{i} " for i in range(40)]
 
@@ -311,7 +311,7 @@ async def test_an_http_1_0_client_gets_the_whole_stream_unchunked(
 ) -> None:
     """Pushed frames are HTTP/1.1 chunks; an HTTP/1.0 response has no chunking, so such a
     client is served by reading (ApacheBench and some proxies still speak 1.0)."""
-    from .sse_parser import parse_all
+    from .support.sse_parser import parse_all
 
     server = await start_server(fake=fake_anthropic)
     fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.002))

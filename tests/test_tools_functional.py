@@ -17,22 +17,29 @@ import pytest
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Text, Thinking, ToolUse, count_output_tokens
-from .fake_blocks import output_text
-from .sse_client import SSEStream, open_sse
+from .support.fake_anthropic import (
+    FakeAnthropic,
+    Reply,
+    Text,
+    Thinking,
+    ToolUse,
+    count_output_tokens,
+)
+from .support.fake_blocks import output_text
+from .support.sse_client import SSEStream, open_sse
+from .support.tool_handlers import RUNS
 from .test_fake_content import assert_message_param
-from .tool_handlers import RUNS
 
 USER = {"role": "user", "content": "What is the answer?"}
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 
 
 def _tools(**handlers: str | None) -> tuple[ToolSpec, ...]:
-    """One tool per keyword: its name, and its handler in tests.tool_handlers (None: the
+    """One tool per keyword: its name, and its handler in tests.support.tool_handlers (None: the
     client runs it)."""
     return tool_specs([
         {"name": name, "description": f"{name} things", "input_schema": SCHEMA}
-        | ({"handler": f"tests.tool_handlers:{handler}"} if handler else {})
+        | ({"handler": f"tests.support.tool_handlers:{handler}"} if handler else {})
         for name, handler in handlers.items()
     ])
 
@@ -371,7 +378,7 @@ async def test_a_tool_that_needs_approval_waits_for_the_users_decision(
     approval: dict[str, Any], result: dict[str, Any], runs: list[dict[str, Any]],
 ) -> None:
     tools = tool_specs([{"name": "lookup", "input_schema": SCHEMA, "needs_approval": True,
-                         "handler": "tests.tool_handlers:lookup"}])
+                         "handler": "tests.support.tool_handlers:lookup"}])
     server = await start_server(fake=fake_anthropic, tools=tools)
     fake_anthropic.enqueue(_calls("lookup"), ANSWER)
     status, body = await _post(server.url, {"messages": [USER]})

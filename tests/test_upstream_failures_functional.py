@@ -24,8 +24,8 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.sse_client import open_sse
 
 Mode = Literal["reset", "stall", "plain", "forward"]
 KEY = "sk-ant-upstream-failures-test-key"

@@ -24,8 +24,8 @@ from sseserver.config import JWKS_MIN_REFRESH, Settings
 from sseserver.identity import COOKIE_NAME
 
 from .conftest import RunningServer, StartServer
-from .http_client import request
-from .jwt_issuer import (
+from .support.http_client import request
+from .support.jwt_issuer import (
     AUDIENCE,
     ISSUER,
     SECRET,
@@ -38,8 +38,8 @@ from .jwt_issuer import (
     rsa_key,
     signed,
 )
-from .metrics_text import parse, value
-from .sse_client import open_sse
+from .support.metrics_text import parse, value
+from .support.sse_client import open_sse
 
 __all__ = ["jwks"]
 

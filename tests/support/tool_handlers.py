@@ -1,4 +1,4 @@
-"""Tool handlers for the tests, named in tool files as "tests.tool_handlers:NAME". Each run
+"""Tool handlers for the tests, named in tool files as "tests.support.tool_handlers:NAME". Each run
 is recorded here, in the server's process (the tests that use them run the app in-process),
 so a test can count runs and see a cancellation; `recorded` writes its runs to a file, for
 tests that run `python -m sseserver`."""

@@ -1,7 +1,7 @@
 """A private redis-server for the tests: Debian's package on a free 127.0.0.1 port, with no
 persistence, stopped (and restartable on the same port) by the test that owns it.
 
-A missing redis-server follows the rule of tests/system_tools.py: a skip locally, naming
+A missing redis-server follows the rule of tests/support/system_tools.py: a skip locally, naming
 the apt-get line, a failure under CI.
 """
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from .system_tools import NODE, NPM, missing, require
 
-NODE_DIR: Final = Path(__file__).resolve().parent / "node"
+NODE_DIR: Final = Path(__file__).resolve().parents[1] / "node"
 CLIENT: Final = NODE_DIR / "aisdk_client.mjs"
 # The versions this suite was written against; package.json pins them exactly.
 AI_VERSION: Final = "7.0.173"

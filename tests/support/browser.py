@@ -38,7 +38,7 @@ CHROMIUM_ARGS: Final = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS: Final = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "artifacts"
 DESKTOP: Final = ViewportSize(width=1100, height=800)
 PHONE: Final = ViewportSize(width=360, height=740)
 TIMEOUT_MS: Final = 10_000

@@ -14,18 +14,18 @@ reason, refusal ``stop_details``, cumulative usage with the cache, thinking and 
 shares), ``message_stop``. A ``Reply`` of ``chunks`` is one text block of ``text_delta``s;
 its ``blocks`` may hold every other shape (thinking with its signature, redacted thinking,
 a server tool call with ``input_json_delta``, a web search result or error, cited text,
-and block, delta and event types the SDK does not know): ``tests/fake_blocks.py``.
+and block, delta and event types the SDK does not know): ``tests/support/fake_blocks.py``.
 JSON is compact and UTF-8 (non-ASCII characters are not escaped).
 
 Requests are checked like the API checks them, ``thinking`` (budget at least 1,024 and
 below ``max_tokens``), the web search tool, ``cache_control``, and image and document
-blocks (``tests/fake_files.py``: media types, base64 that decodes to a file of that type,
+blocks (``tests/support/fake_files.py``: media types, base64 that decodes to a file of that type,
 ``citations``, at most 100 images) included. A request that holds documents and has no
 behaviour queued is answered with text citing each of them (``char_location`` for a text
 document, ``page_location`` for a PDF), as the API answers with citations enabled. Each is
 recorded (``requests``, counted in ``request_count``) with its ``cache_control`` and
 ``thinking``, and what it read from and wrote to the fake's prompt cache, which models
-Anthropic's prefix caching (``tests/fake_cache.py``): when a request caches something, its
+Anthropic's prefix caching (``tests/support/fake_cache.py``): when a request caches something, its
 usage reports the cache's figures instead of the ``Reply``'s ``input_tokens``.
 
 Authentication: the key is accepted from ``x-api-key`` *or* ``authorization: Bearer``.
@@ -55,7 +55,7 @@ its minor releases):
 - ``Silent`` -> nothing is raised until the SDK's read timeout; closing the SDK stream
   closes the TCP connection, which the fake records in ``closed_at`` within a few ms.
 
-Run it as its own process (for load tests): ``python -m tests.fake_anthropic --port 8765
+Run it as its own process (for load tests): ``python -m tests.support.fake_anthropic --port 8765
 --chunks 50 --chunk-text "word " --delay-ms 20``; it prints its URL on stdout and serves
 ``default_reply`` until SIGTERM/SIGINT.
 """
@@ -188,7 +188,7 @@ class Reply:
     instead of the chunk's text: a client on the same machine subtracts it from the time the
     text reached it, the latency of everything in between (``make bench-redis``)."""
     blocks: Sequence[Block | UnknownEvent] = ()
-    """The content, in order (see ``tests/fake_blocks.py``); empty: ``Text(chunks)``."""
+    """The content, in order (see ``tests/support/fake_blocks.py``); empty: ``Text(chunks)``."""
     stop_details: dict[str, Any] | None = None
     """``message_delta.delta.stop_details``, e.g. a refusal's category and explanation."""
     gzip: bool = False
@@ -981,7 +981,7 @@ async def _serve(args: argparse.Namespace) -> list[float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry: ``python -m tests.fake_anthropic --port N ...``."""
+    """Command line entry: ``python -m tests.support.fake_anthropic --port N ...``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
