@@ -172,15 +172,22 @@ def prompt_cache(text: str) -> str:
 MAX_PROMPT_FILE_BYTES = 256 * 1024
 
 
-def prompt_file(text: str) -> str:
-    """A system prompt from a file: its UTF-8 text, not empty."""
+def read_file(path: str, max_bytes: int) -> bytes:
+    """A file an option names, read whole, or a ValueError that says why: at most
+    `max_bytes`, so an option can never make the server read without bound."""
     try:
-        with open(text, "rb") as file:
-            raw = file.read(MAX_PROMPT_FILE_BYTES + 1)
+        with open(path, "rb") as file:
+            raw = file.read(max_bytes + 1)
     except OSError as exc:
         raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_PROMPT_FILE_BYTES:
-        raise ValueError(f"is larger than {MAX_PROMPT_FILE_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise ValueError(f"is larger than {max_bytes} bytes")
+    return raw
+
+
+def prompt_file(text: str) -> str:
+    """A system prompt from a file: its UTF-8 text, not empty."""
+    raw = read_file(text, MAX_PROMPT_FILE_BYTES)
     try:
         prompt = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -217,14 +224,7 @@ def jwks_url(text: str) -> str:
 def secret_file(text: str) -> bytes:
     """An HS256 secret from a file: its bytes, without the line end an editor or `echo`
     adds; never from argv, where `ps` shows it."""
-    try:
-        with open(text, "rb") as file:
-            raw = file.read(MAX_JWT_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_JWT_SECRET_BYTES:
-        raise ValueError(f"is larger than {MAX_JWT_SECRET_BYTES} bytes")
-    secret = raw.rstrip(b"\r\n")
+    secret = read_file(text, MAX_JWT_SECRET_BYTES).rstrip(b"\r\n")
     if len(secret) < MIN_JWT_SECRET_BYTES:
         raise ValueError(f"must hold at least {MIN_JWT_SECRET_BYTES} bytes of secret")
     return secret
