@@ -149,8 +149,10 @@ class AnthropicProvider:
                                     continue
                             for item in on_event(event):
                                 yield item
-                        if len(events) >= BURST_EVENTS:
-                            # The upstream is ahead of us: let its next events gather.
+                        if len(events) >= BURST_EVENTS and not reader.finished:
+                            # The upstream is ahead of us: let its next events gather
+                            # (none will after message_stop: a tool call or a pause is
+                            # answered at once).
                             await asyncio.sleep(BURST_PAUSE)
                 if not reader.finished:  # the body ended cleanly but before message_stop
                     raise ProviderError(
