@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import re
 
 import pytest
 
@@ -53,21 +53,14 @@ async def _relay_peer(peer: str, processes: Processes, fake: FakeAnthropic) -> s
         if not node_sdk.installed():
             missing("@anthropic-ai/sdk for the Node relay peer is not installed: run "
                     "`make node-deps` (python -m bench.node_sdk)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [*PEERS[peer], "--port", str(port), "--demo-delay-ms", "0", "--demo-tokens", "1"]
+    argv = [*PEERS[peer], "--port", "0", "--demo-delay-ms", "0", "--demo-tokens", "1"]
     server = await processes.spawn(argv, server_env(fake))
+    assert server.process.stdout is not None
     async with asyncio.timeout(30):
-        while True:
-            assert server.process.returncode is None, server.log
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return f"http://127.0.0.1:{port}"
+        line = (await server.process.stdout.readline()).decode()
+    match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", line)
+    assert match, f"no URL printed: {line!r}\n{server.log}"
+    return match.group(1)
 
 
 @pytest.mark.parametrize("peer", ["node-relay", "naive-relay"])
@@ -105,3 +98,4 @@ async def test_relay_peers_pass_the_loadgens_checks(
     assert report["verification"]["ok"], report["verification"]
     assert report["errors"] == {}
     assert report["streams"]["completed"] == 20
+
