@@ -5,7 +5,7 @@ in-memory one, same run, same load.
                                     [--paced-streams 20] [--delay-ms 20]
                                     [--scale-streams 1500] [--no-scale]
 
-Starts Debian's redis-server on a free port, the tests' fake Anthropic API in its own
+Starts Debian's redis-server as the tests do, the tests' fake Anthropic API in its own
 process with stamped replies (each text delta is the time it was written, in monotonic ns),
 and `python -m sseserver` once per backend. Then, for each backend, two loads:
 
@@ -35,11 +35,9 @@ import contextlib
 import json
 import multiprocessing
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -51,8 +49,8 @@ from sseserver.loadgen.decoder import SseDecoder
 from sseserver.loadgen.stats import ProcStats
 from tests.support.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
 from tests.support.processes import server_env
-
-from .processes import free_port
+from tests.support.redis_server import RedisServer
+from tests.support.system_tools import REDIS_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -244,15 +242,13 @@ def main() -> int:
                         help="streams per Redis process in the scale run")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale run")
     args = parser.parse_args()
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
+    if REDIS_SERVER.find() is None:
         print("redis-server is missing: apt-get install redis-server", file=sys.stderr)
         return 1
-    redis_port = free_port()
-    workdir = tempfile.TemporaryDirectory(prefix="sseserver-bench-")
-    redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", workdir.name],
-                             stdout=subprocess.DEVNULL)
+    # The tests' Redis: redis-server cannot bind port 0, so its port is held for it.
+    redis = RedisServer()
+    redis.start()
+    redis_port = redis.port
     control, child_end = multiprocessing.Pipe()
     upstream_process = multiprocessing.get_context("spawn").Process(
         target=_upstream, args=(child_end,), daemon=True)
@@ -289,9 +285,7 @@ def main() -> int:
         upstream_process.join(10)
         if upstream_process.is_alive():
             upstream_process.terminate()
-        redis.terminate()
-        redis.wait()
-        workdir.cleanup()
+        redis.close()
     print(f"events/s: {args.streams} streams x {args.flat_tokens} events, flat out; latency: "
           f"{args.paced_streams} streams x {args.tokens} events, one per {args.delay_ms:g} ms "
           "each, upstream to client")

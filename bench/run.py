@@ -45,13 +45,11 @@ from .processes import (
     SERVER_CORE,
     core_busy,
     fake_upstream,
-    free_port,
     load_argv,
     process_cpu,
     raise_nofile_limit,
     server_argv,
-    started,
-    wait_listening,
+    serving,
 )
 from .scenarios import Report, Results, Scenario, scenarios
 
@@ -75,10 +73,8 @@ class Bench:
                     scenario, env, self.logs / f"{scenario.key}-{stack}-{rep}-upstream.log",
                     stats))
                 upstream_pid = fake.pid
-            port = free_port()
-            argv, cwd = server_argv(stack, scenario, port, self.variants)
-            server = stack_ctx.enter_context(started(argv, SERVER_CORE, env, log, cwd))
-            wait_listening(port, server)
+            argv, cwd = server_argv(stack, scenario, self.variants)
+            server, url = stack_ctx.enter_context(serving(argv, SERVER_CORE, env, log, cwd))
             time.sleep(0.3)  # let start-up work (imports, first GC) settle before measuring
             busy0, server0 = core_busy(), process_cpu(server.pid)
             up0 = process_cpu(upstream_pid) if upstream_pid else 0.0
@@ -86,7 +82,7 @@ class Bench:
             t0 = time.monotonic()
             done = subprocess.run(
                 ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
-                 f"http://127.0.0.1:{port}", *scenario.load, *load_argv(stack), "--json",
+                 url, *scenario.load, *load_argv(stack), "--json",
                  "--server-pid", str(server.pid)],
                 cwd=ROOT, env=env, capture_output=True, timeout=scenario.timeout, check=False,
             )

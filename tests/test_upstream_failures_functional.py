@@ -17,7 +17,7 @@ import json
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import aiohttp
@@ -25,6 +25,7 @@ import pytest
 
 from .conftest import RunningServer, StartServer
 from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.ports import HeldPort
 from .support.sse_client import open_sse
 
 Mode = Literal["reset", "stall", "plain", "forward"]
@@ -86,11 +87,12 @@ async def upstream(fake_anthropic: FakeAnthropic) -> AsyncIterator[Upstream]:
             await proxy.server.wait_closed()
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on, held for the test (tests/support/ports.py): a
+    released one could be taken by another test's server before the request."""
+    with HeldPort() as held:
+        yield held.port
 
 
 async def start(start_server: StartServer, base_url: str, key: str = KEY) -> RunningServer:
@@ -114,10 +116,10 @@ async def health(server: RunningServer) -> dict[str, Any]:
 
 
 async def test_a_refused_connection_names_the_host(
-    start_server: StartServer, caplog: pytest.LogCaptureFixture
+    start_server: StartServer, caplog: pytest.LogCaptureFixture, closed_port: int
 ) -> None:
     caplog.set_level(logging.INFO)
-    port = closed_port()
+    port = closed_port
     server = await start(start_server, f"http://127.0.0.1:{port}")
     assert (await health(server))["status"] == "ok"
     message = f"Could not connect to 127.0.0.1:{port}: the connection was refused."
