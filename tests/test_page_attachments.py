@@ -204,15 +204,19 @@ async def test_files_from_the_button_a_paste_and_a_drop_reach_claude_byte_for_by
         ("image", "image/png", sha256(PNG)), ("document", "application/pdf", sha256(PDF)),
         ("image", "image/png", sha256(PASTED))]
 
-    # A dropped Markdown file goes as a text document, its text exactly.
+    # A dropped Markdown file goes as a text document, its text exactly; a file needs no
+    # question to be sent.
     taken = await hand_over(page, DROP, "notes.md", "text/markdown", NOTES.encode())
     assert taken == {"dragenter": False, "dragover": True, "highlighted": True,
                      "drop": True, "after": False}
     await expect(tray.locator(".attachment")).to_have_count(1)
     assert await chips(tray) == [["document", "notes.md", f"{len(NOTES)} bytes"]]
-    await ask(page, "And these notes?")
+    await page.locator("#send").click()
     reply = last_reply(page)
     await wait_status(reply, "done")
+    bubble = page.locator("#transcript .user-turn").last
+    assert await chips(bubble) == [["document", "notes.md", f"{len(NOTES)} bytes"]]
+    await expect(bubble.locator(".bubble")).to_be_hidden()
     third = fake_anthropic.requests[2]
     assert third.files == [
         ("image", "image/png", sha256(PNG)), ("document", "application/pdf", sha256(PDF)),
@@ -222,7 +226,7 @@ async def test_files_from_the_button_a_paste_and_a_drop_reach_claude_byte_for_by
     assert [file_blocks(m["content"]) for m in messages if m["role"] == "user"] == [
         [("image", None), ("document", "lease.pdf"), ("text", None)],
         [("image", None), ("text", None)],
-        [("document", "notes.md"), ("text", None)],
+        [("document", "notes.md")],
     ]
     assert messages[4]["content"][0]["source"] == {
         "type": "text", "media_type": "text/plain", "data": NOTES}

@@ -75,17 +75,17 @@ const transcript = new TranscriptView(
 );
 const conversation = new Conversation();
 const files = new FileStore();
+/** @type {Set<string>} the hashes of every file this conversation's questions hold */
+const conversationFiles = new Set();
+/** @type {Turn | null} the reply being streamed */
+let active = null;
 const tray = new AttachmentTray({
   button: find(body, "#attach", HTMLButtonElement),
   input: find(body, "#attach-input", HTMLInputElement),
   list: find(body, "#attachments", HTMLElement),
   message: find(body, "#attach-message", HTMLElement),
   composer: form,
-}, files, () => conversation.files);
-/** @type {Set<string>} the hashes of every file this conversation's questions hold */
-const conversationFiles = new Set();
-/** @type {Turn | null} the reply being streamed */
-let active = null;
+}, files, () => [...conversation.files, ...(active?.files ?? [])], (hash) => conversationFiles.has(hash));
 const store = new ChatStore(() => active?.toActive() ?? null);
 /** @type {Capabilities | null} */
 let capabilities = null;

@@ -24,12 +24,14 @@ export class AttachmentTray {
   /**
    * @param {TrayParts} parts
    * @param {FileStore} files
-   * @param {() => FileRef[]} sent the files already in the conversation
+   * @param {() => FileRef[]} sent the files the next request sends besides the tray's
+   * @param {(hash: string) => boolean} shown whether a question on the page holds a file
    */
-  constructor(parts, files, sent) {
+  constructor(parts, files, sent, shown) {
     this.parts = parts;
     this.files = files;
     this.sent = sent;
+    this.shown = shown;
     /** @type {Limits | null} null until the server says it takes attachments */
     this.limits = null;
     /** @type {FileRef[]} */
@@ -137,7 +139,8 @@ export class AttachmentTray {
     chip.remove();
     this.parts.list.hidden = this.refs.length === 0;
     this.say("");
-    if (!this.sent().some((known) => known.hash === ref.hash)) void this.files.forget([ref.hash]);
+    // Its bytes go, unless a question on the page holds the same file (Retry sends it).
+    if (!this.shown(ref.hash)) void this.files.forget([ref.hash]);
     this.parts.button.focus();
   }
 
