@@ -38,6 +38,7 @@ const STREAMS_URL = "/api/streams";
  * @property {{max_uses: number} | false} web_search
  * @property {string} [prompt_cache]
  * @property {boolean} [client_system] false when the server refuses a client's system prompt
+ * @property {unknown} [attachments] what files a request may carry (attachments.js reads it)
  */
 
 /**
@@ -101,6 +102,7 @@ export async function fetchCapabilities() {
       web_search: typeof capabilities.web_search === "object" && capabilities.web_search ? capabilities.web_search : false,
       prompt_cache: capabilities.prompt_cache,
       client_system: capabilities.client_system !== false,
+      attachments: capabilities.attachments,
     };
   } catch {
     return null;

@@ -4,9 +4,11 @@
 // raw HTML and sanitizes what it renders. Nothing from the model is ever assigned to
 // innerHTML here.
 
+import { fileChip } from "./attachments.js";
 import { codeOf } from "./markdown.js";
 import { ReplyParts } from "./parts.js";
 
+/** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./metrics.js").ReplyMetrics} ReplyMetrics */
 
 /** Status of a reply -> the text shown in its status pill. */
@@ -97,11 +99,25 @@ export class TranscriptView {
     if (this.jump) this.jump.hidden = this.pinned;
   }
 
-  /** @param {string} text @returns {HTMLElement} the new user turn */
-  addUserTurn(text) {
+  /**
+   * @param {string} text
+   * @param {FileRef[]} [files] sent with it, shown above it
+   * @param {(chip: HTMLElement, ref: FileRef) => void} [fill] shows a file's picture
+   * @returns {HTMLElement} the new user turn
+   */
+  addUserTurn(text, files = [], fill) {
     this.setEmpty(false);
     const node = cloneTemplate("user-turn-template");
-    find(node, ".bubble", HTMLElement).textContent = text;
+    const bubble = find(node, ".bubble", HTMLElement);
+    bubble.textContent = text;
+    bubble.hidden = text === "" && files.length > 0;
+    const list = find(node, ".attachments", HTMLElement);
+    for (const ref of files) {
+      const chip = fileChip(ref);
+      list.append(chip);
+      fill?.(chip, ref);
+    }
+    list.hidden = files.length === 0;
     this.root.append(node);
     this.scrollToEnd();
     return node;
