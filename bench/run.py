@@ -51,7 +51,7 @@ from .processes import (
     server_argv,
     serving,
 )
-from .scenarios import Report, Results, Scenario, scenarios
+from .scenarios import FAKE_ALONE, Report, Results, Scenario, scenarios
 
 
 @dataclass
@@ -73,6 +73,11 @@ class Bench:
                     scenario, env, self.logs / f"{scenario.key}-{stack}-{rep}-upstream.log",
                     stats))
                 upstream_pid = fake.pid
+            if stack == FAKE_ALONE:
+                alone = self._fake_alone(scenario, env, upstream_pid)
+                stack_ctx.close()  # the fake writes its figures as it stops
+                alone["bench"] |= json.loads(stats.read_text())
+                return alone
             argv, cwd = server_argv(stack, scenario, self.variants)
             server, url = stack_ctx.enter_context(serving(argv, SERVER_CORE, env, log, cwd))
             time.sleep(0.3)  # let start-up work (imports, first GC) settle before measuring
@@ -107,6 +112,35 @@ class Bench:
         }
         if stats.exists():  # the fake's own figures, written as it stopped
             result["bench"] |= json.loads(stats.read_text())
+        return result
+
+    def _fake_alone(self, scenario: Scenario, env: dict[str, str],
+                    upstream_pid: int | None) -> Report:
+        """The fake's own latency: `bench.tool_client` in the relay's place, on its core."""
+        busy0 = core_busy()
+        up0 = process_cpu(upstream_pid) if upstream_pid else 0.0
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        done = subprocess.run(
+            ["taskset", "-c", SERVER_CORE, PY, "-m", "bench.tool_client",
+             env["ANTHROPIC_BASE_URL"], *scenario.load],
+            cwd=ROOT, env=env, capture_output=True, timeout=scenario.timeout, check=False,
+        )
+        wall = time.monotonic() - t0
+        busy1 = core_busy()
+        up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if not done.stdout:
+            raise RuntimeError(f"tool client failed: {done.stderr.decode()[-2000:]}")
+        result: Report = json.loads(done.stdout)
+        client_cpu = (children1.ru_utime + children1.ru_stime
+                      - children0.ru_utime - children0.ru_stime)
+        c0, c1 = f"cpu{SERVER_CORE}", f"cpu{LOAD_CORE}"
+        result["bench"] = {
+            "stack": FAKE_ALONE, "wall_s": wall,
+            "foreign_core0_pct": 100 * max(0.0, busy1[c0] - busy0[c0] - client_cpu) / wall,
+            "foreign_core1_pct": 100 * max(0.0, busy1[c1] - busy0[c1] - (up1 - up0)) / wall,
+        }
         return result
 
     def run(self, selected: Sequence[Scenario]) -> None:

@@ -435,7 +435,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "upstream_retries",
         values.non_negative_int,
-        "times the Anthropic SDK retries a failed request before the first token",
+        "times a failed request to the Anthropic API is retried before its answer",
     ),
     Option(
         "upstream_timeout",
@@ -486,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Stream Claude's replies over Server-Sent Events, with a chat page at /. "
             "Every option can also be set with the environment variable shown. "
-            "ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL are read by the Anthropic SDK."
+            "ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL are read as the Anthropic SDK reads them."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -29,9 +29,6 @@ SHUTDOWN_TIMEOUT = 2.0
 # (or a reconnect storm after a network blip) opens thousands at once, and each overflow
 # costs the client a 1 s SYN retry. The kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 4096
-# Loggers of the HTTP stack under the Anthropic SDK. At DEBUG they log request bodies,
-# i.e. users' messages, so they never go below INFO here (ANTHROPIC_LOG=debug still can).
-_SDK_LOGGERS = ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2")
 
 
 def configure_logging(level_name: str, *, with_pid: bool = False) -> None:
@@ -39,9 +36,6 @@ def configure_logging(level_name: str, *, with_pid: bool = False) -> None:
     process = " [%(process)d]" if with_pid else ""
     logging.basicConfig(format=f"%(asctime)s %(levelname)s{process} %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
-    if not os.environ.get("ANTHROPIC_LOG"):
-        for name in _SDK_LOGGERS:
-            logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:

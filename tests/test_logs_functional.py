@@ -18,8 +18,6 @@ from typing import Final
 import aiohttp
 import pytest
 
-from sseserver.__main__ import configure_logging
-
 from .conftest import StartServer
 from .support.fake_anthropic import FakeAnthropic, Reply
 from .support.http_client import request as http_request
@@ -51,21 +49,6 @@ async def test_the_token_and_the_key_never_reach_a_log_line(
     for secret in (TOKEN, fake_anthropic.api_key, "wrong-guess", "a-private-question"):
         assert secret not in caplog.text
     assert TOKEN not in repr(guarded.settings)
-
-
-def test_debug_logging_keeps_the_sdk_from_logging_request_bodies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("ANTHROPIC_LOG", raising=False)
-    saved = {name: logging.getLogger(name).level for name in ("anthropic", "httpx2", "")}
-    try:
-        configure_logging("debug")
-        assert logging.getLogger("sseserver").isEnabledFor(logging.DEBUG)
-        assert not logging.getLogger("anthropic._base_client").isEnabledFor(logging.DEBUG)
-        assert not logging.getLogger("httpx2").isEnabledFor(logging.DEBUG)
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
 
 
 AUTH: Final = ("Authorization", f"Bearer {TOKEN}".encode())

@@ -1,7 +1,7 @@
 """Providers: who writes the reply. `create_provider` is the one place that picks.
 
-The Anthropic SDK is imported only when the anthropic provider is picked: importing it
-costs about 50 MB of memory, which a demo or load-test server does not need.
+The anthropic provider is imported only when it is picked: a demo or load-test server
+needs none of it.
 """
 
 from __future__ import annotations
