@@ -1,4 +1,4 @@
-"""`make bench` (`python -m bench.run`): the scenarios S1–S6 and R (bench/scenarios.py)
+"""`make bench` (`python -m bench.run`): the scenarios S1–S7 and R (bench/scenarios.py)
 against sseserver and, in the same run, against minimal peers on aiohttp, aiohttp-sse,
 sse-starlette and the naive SDK relay (bench/peers/), with `python -m sseserver.loadgen`
 as the load.
@@ -33,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,9 +51,25 @@ from .processes import (
     raise_nofile_limit,
     server_argv,
     started,
+    stop,
     wait_listening,
 )
 from .scenarios import Report, Results, Scenario, scenarios
+
+
+@contextlib.contextmanager
+def uploads(port: int, server_pid: int, scenario: Scenario,
+            env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m bench.uploads` on the load core, beside the loadgen (S7); its report is
+    its stdout. Stopped if the point ends before it does."""
+    process = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, PY, "-m", "bench.uploads", f"http://127.0.0.1:{port}",
+         *scenario.uploads, "--server-pid", str(server_pid)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        stop(process)
 
 
 @dataclass
@@ -83,6 +99,9 @@ class Bench:
             busy0, server0 = core_busy(), process_cpu(server.pid)
             up0 = process_cpu(upstream_pid) if upstream_pid else 0.0
             children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            uploader = None
+            if scenario.uploads:  # started with the loadgen: its delay counts from here
+                uploader = stack_ctx.enter_context(uploads(port, server.pid, scenario, env))
             t0 = time.monotonic()
             done = subprocess.run(
                 ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
@@ -94,6 +113,7 @@ class Bench:
             busy1, server1 = core_busy(), process_cpu(server.pid)
             up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
             children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            uploaded = uploader.communicate(timeout=scenario.timeout)[0] if uploader else None
         if not done.stdout:
             raise RuntimeError(f"loadgen failed: {done.stderr.decode()[-2000:]}")
         result: Report = json.loads(done.stdout)
@@ -111,6 +131,13 @@ class Bench:
         }
         if stats.exists():  # the fake's own figures, written as it stopped
             result["bench"] |= json.loads(stats.read_text())
+        if uploaded is not None:
+            if not uploaded:
+                raise RuntimeError("bench.uploads failed: see its stderr above")
+            result["uploads"] = json.loads(uploaded)
+            # A refused or failed upload fails the point as a lost event would.
+            result["verification"]["uploads_ok"] = result["uploads"]["ok"]
+            result["verification"]["ok"] &= result["uploads"]["ok"]
         return result
 
     def run(self, selected: Sequence[Scenario]) -> None:
