@@ -15,7 +15,9 @@ other (bodies.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +46,11 @@ _worker_settings: Settings | None = None
 def _start_worker(settings: Settings) -> None:
     global _worker_settings
     _worker_settings = settings
+    # Parsing is work that can wait; the event loop's streams cannot. Where a worker
+    # shares a core with the loop (one core, or a pinned process, whose workers inherit
+    # its affinity), the lowest priority lets the loop run as soon as it is ready.
+    with contextlib.suppress(OSError):
+        os.nice(19)
 
 
 def _parse_in_worker(parse: Parse[T], generation: Generation[T], body: bytes) -> T:
