@@ -35,7 +35,6 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from types import TracebackType
 from typing import Any, Final, TypeVar, cast
 
 from aiohttp import web
@@ -118,7 +117,7 @@ class _Unpickler(pickle.Unpickler):
 class BodyFile:
     """A body of a known size, written to a temporary file as it arrives, through a
     mapping of the file into this process (so its pages count in this process's memory,
-    as a body read into memory would). The file is unlinked when the block ends."""
+    as a body read into memory would). `close` unmaps and unlinks it."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -150,11 +149,9 @@ class BodyFile:
         """The ASCII text at `start`."""
         return str(self._view[start:start + length], "ascii")
 
-    def __enter__(self) -> BodyFile:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
+        """Unmap and remove the file: long for a large body, as the kernel lets go of
+        every page, so it is run in a thread, off the loop."""
         self._view.release()
         self._map.close()
         os.close(self._fd)
@@ -234,9 +231,11 @@ async def read_request(
     if file is None:
         async with read_body(request, budget, settings, limit=settings.max_upload_bytes) as body:
             return await parser.parse(parse, generation, body)
-    with file:
+    try:
         async with body_chunks(request, budget, settings, file.write,
                                limit=settings.max_upload_bytes) as taken:
             if taken != size:
                 raise BadRequest("The body is shorter than its Content-Length.")
             return await parser.parse_file(parse, generation, file)
+    finally:
+        await asyncio.to_thread(file.close)
