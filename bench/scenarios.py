@@ -130,7 +130,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             load(connections=s2_conns, streams=s2_conns, warmup=s7_warmup, measure=s7_measure,
                  expect_messages=s7_tokens, pace_ms=1000, timeout=s7_tokens + 60),
             ("added_p99", "added_p50", "upload_rss_x", "uploads_done", "uploads_503",
-             "cpu_pct", "upload_p99"),
+             "cpu_pct", "tree_cpu_pct", "upload_p99"),
             timeout=s7_tokens + 90,
             # Room for every upload in flight at once (the default holds two of them): a
             # refusal for body memory is not what S7 measures.
@@ -219,6 +219,7 @@ COLUMNS: Final[dict[str, Column]] = {
                            "{:.2f}"),
     "uploads_done": Column("uploads done", _upload("done"), "{:.0f}"),
     "uploads_503": Column("uploads 503", _upload("refused_503"), "{:.0f}"),
+    "tree_cpu_pct": Column("with workers CPU %", _path("bench", "tree_cpu_pct"), "{:.0f}"),
     "upload_p99": Column("upload p99 ms", _path("uploads", "upload_ms", "p99"), "{:.0f}"),
 }
 

@@ -108,7 +108,8 @@ def descendants(pid: int, parents: Iterable[tuple[int, int]]) -> set[int]:
     return found
 
 
-def _processes() -> list[tuple[int, int]]:
+def processes() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process, from /proc."""
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -154,7 +155,7 @@ class TreeRss:
         looked = 0.0
         while not stop.is_set():
             if time.monotonic() - looked > TREE_EVERY:
-                self.pids = descendants(self.pid, _processes())
+                self.pids = descendants(self.pid, processes())
                 looked = time.monotonic()
             self.sample()
             with contextlib.suppress(TimeoutError):
@@ -194,7 +195,7 @@ async def run(url: str, *, concurrency: int, size: int, start_after: float, dura
     await asyncio.sleep(max(0.0, start_after - (time.monotonic() - t0)))
     sampler = None
     if tree is not None:
-        tree.pids = descendants(tree.pid, _processes())
+        tree.pids = descendants(tree.pid, processes())
         tree.start = tree.sample()
         tree.peak = 0
         sampler = asyncio.create_task(tree.run(stop))
