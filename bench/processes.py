@@ -77,7 +77,7 @@ def server_argv(stack: str, scenario: Scenario,
         if scenario.tool_calls:
             argv += ["--tools", str(ROOT / "bench" / "tools.json")]
         cwd = variants.get(stack, ROOT)
-        return argv + ([] if scenario.upstream else demo), cwd
+        return argv + ([] if scenario.upstream else demo) + list(scenario.server_args), cwd
     return [*PEERS[stack], "--port", "0", *demo], ROOT
 
 

@@ -1,4 +1,4 @@
-"""`make bench` (`python -m bench.run`): the scenarios S1–S6 and R (bench/scenarios.py)
+"""`make bench` (`python -m bench.run`): the scenarios S1–S7 and R (bench/scenarios.py)
 against sseserver and, in the same run, against minimal peers on aiohttp, aiohttp-sse,
 sse-starlette and the naive SDK relay (bench/peers/), with `python -m sseserver.loadgen`
 as the load.
@@ -33,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +50,35 @@ from .processes import (
     raise_nofile_limit,
     server_argv,
     serving,
+    stop,
 )
 from .scenarios import FAKE_ALONE, Report, Results, Scenario, scenarios
+from .uploads import descendants, processes
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and the processes under it that are alive (sseserver's upload
+    parsers run pinned to its core: their CPU is the server's, not foreign)."""
+    total = 0.0
+    for each in descendants(pid, processes()):
+        with contextlib.suppress(OSError):
+            total += process_cpu(each)
+    return total
+
+
+@contextlib.contextmanager
+def uploads(url: str, server_pid: int, scenario: Scenario,
+            env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m bench.uploads` on the load core, beside the loadgen (S7); its report is
+    its stdout. Stopped if the point ends before it does."""
+    process = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, PY, "-m", "bench.uploads", url,
+         *scenario.uploads, "--server-pid", str(server_pid)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        stop(process)
 
 
 @dataclass
@@ -81,9 +108,12 @@ class Bench:
             argv, cwd = server_argv(stack, scenario, self.variants)
             server, url = stack_ctx.enter_context(serving(argv, SERVER_CORE, env, log, cwd))
             time.sleep(0.3)  # let start-up work (imports, first GC) settle before measuring
-            busy0, server0 = core_busy(), process_cpu(server.pid)
+            busy0, server0 = core_busy(), tree_cpu(server.pid)
             up0 = process_cpu(upstream_pid) if upstream_pid else 0.0
             children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            uploader = None
+            if scenario.uploads:  # started with the loadgen: its delay counts from here
+                uploader = stack_ctx.enter_context(uploads(url, server.pid, scenario, env))
             t0 = time.monotonic()
             done = subprocess.run(
                 ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
@@ -92,9 +122,10 @@ class Bench:
                 cwd=ROOT, env=env, capture_output=True, timeout=scenario.timeout, check=False,
             )
             wall = time.monotonic() - t0
-            busy1, server1 = core_busy(), process_cpu(server.pid)
+            busy1, server1 = core_busy(), tree_cpu(server.pid)
             up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
             children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            uploaded = uploader.communicate(timeout=scenario.timeout)[0] if uploader else None
         if not done.stdout:
             raise RuntimeError(f"loadgen failed: {done.stderr.decode()[-2000:]}")
         result: Report = json.loads(done.stdout)
@@ -107,11 +138,20 @@ class Bench:
             / wall,
             "foreign_core1_pct": 100 * max(
                 0.0, busy1[c1] - busy0[c1] - loadgen_cpu - (up1 - up0)) / wall,
+            # The server with its worker processes, over the whole point (not the window).
+            "tree_cpu_pct": 100 * (server1 - server0) / wall,
             "steal_pct": 100 * (busy1[c0 + "_steal"] - busy0[c0 + "_steal"]) / wall,
             "upstream_cpu_pct": 100 * (up1 - up0) / wall if upstream_pid else None,
         }
         if stats.exists():  # the fake's own figures, written as it stopped
             result["bench"] |= json.loads(stats.read_text())
+        if uploaded is not None:
+            if not uploaded:
+                raise RuntimeError("bench.uploads failed: see its stderr above")
+            result["uploads"] = json.loads(uploaded)
+            # A refused or failed upload fails the point as a lost event would.
+            result["verification"]["uploads_ok"] = result["uploads"]["ok"]
+            result["verification"]["ok"] &= result["uploads"]["ok"]
         return result
 
     def _fake_alone(self, scenario: Scenario, env: dict[str, str],

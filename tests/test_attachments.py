@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
+import os
 from typing import Any
 
 import pytest
 
 from sseserver.attachments import MAX_ATTACHMENTS, attachment_count, base64_size
 from sseserver.config import Settings
-from sseserver.errors import Refused
+from sseserver.errors import BadRequest, Refused
+from sseserver.uploads import DETACHED_CHARS, BodyFile, _Pickler, _Unpickler
 from sseserver.validation import request_from_json
 
 from .support.sample_files import b64, document, gif, image, pdf, png, text_document
@@ -220,3 +223,24 @@ def test_a_tool_results_image_is_checked_as_strictly() -> None:
     assert _refused(json.dumps({"messages": messages}).encode()) == (
         400, "messages[2].content[0].content[0].source.data is not image/png: its "
         "first bytes are not that type's signature.")
+
+
+def test_long_strings_come_back_from_a_worker_as_places_in_the_body_file() -> None:
+    """What a worker hands back names each long base64 string by its place in the body
+    file, and is read back into equal strings; short or absent strings travel whole."""
+    data = "QUJD" * (DETACHED_CHARS // 2)
+    other = "x" * DETACHED_CHARS  # not in the body: pickled as it is
+    body = json.dumps({"a": data, "b": "short"}).encode()
+    file = BodyFile(len(body))
+    try:
+        for start in range(0, len(body), 1000):
+            file.write(body[start:start + 1000])
+        out = io.BytesIO()
+        _Pickler(out, body).dump({"a": data, "b": "short", "c": other})
+        assert len(out.getvalue()) < len(other) + 1000
+        assert _Unpickler(out.getvalue(), file).load() == {"a": data, "b": "short", "c": other}
+        with pytest.raises(BadRequest, match="longer than its Content-Length"):
+            file.write(b"x")
+    finally:
+        file.close()
+    assert not os.path.exists(file.path)

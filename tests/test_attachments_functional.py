@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from typing import Any
 
 import aiohttp
@@ -222,3 +223,44 @@ async def test_healthz_publishes_the_attachment_limits(start_server: StartServer
         "image_types": ["image/jpeg", "image/png", "image/gif", "image/webp"],
         "document_types": ["application/pdf", "text/plain"], "citations": True,
     }
+
+
+async def test_a_large_upload_goes_through_a_temporary_file_or_memory_alike(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large body with a Content-Length is spooled to a temporary file the worker
+    reads; a chunked one (no Content-Length) is read into memory. Both reach the API
+    byte for byte, and no file is left behind."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    spooled: list[str] = []
+    mkstemp = tempfile.mkstemp
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, path = mkstemp(*args, **kwargs)
+        spooled.append(path)
+        return fd, path
+
+    monkeypatch.setattr("tempfile.mkstemp", counted)
+    server = await start_server(fake=fake_anthropic)
+    big = pdf(2 * MIB)
+    await _stream(server, _ask(document(big, "Sized")))
+    body = json.dumps(_ask(document(big, "Chunked"))).encode()
+
+    async def chunked() -> Any:
+        for start in range(0, len(body), 256 * 1024):
+            yield body[start:start + 256 * 1024]
+
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/streams", data=chunked(),
+        headers={"Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 201
+        stream = await open_sse(server.url + json.loads(await response.read())["url"])
+        await stream.read_all()
+        await stream.close()
+    assert [r.files for r in fake_anthropic.requests] == [
+        [("document", "application/pdf", sha256(big))]] * 2
+    assert server.app[PARSER].offloaded == 2
+    assert len(spooled) == 1  # the sized body only
+    assert list(tmp_path.iterdir()) == []
