@@ -5,7 +5,9 @@ the error it reports, its read timeout, and the failure classes `transport_error
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +22,7 @@ from sseserver.providers.messages_api import (
     UpstreamStatusError,
     _backoff,
     _retry_after,
+    request_body,
 )
 from tests.support.fake_anthropic import (
     FakeAnthropic,
@@ -218,3 +221,28 @@ class socket_closed_port:
 
     def __exit__(self, *exc: object) -> None:
         self._sock.close()
+
+
+def test_the_body_is_the_compact_json_of_the_params_attachments_spliced_or_not() -> None:
+    """An attachment's long base64 goes into the body without the JSON encoder; the bytes
+    are exactly what the encoder would have written, whatever else the request holds."""
+    blob = base64.b64encode(bytes(range(256)) * 512).decode()  # 128 KiB of data
+    other = base64.b64encode(bytes(range(255, -1, -1)) * 512).decode()
+    long_text = 'a "quoted" line\\ with \u2028 and é\n' * 5000  # long, but not base64 data
+    params: dict[str, Any] = {"model": "m", "max_tokens": 5, "stream": True, "messages": [
+        {"role": "user", "content": [
+            {"type": "document", "title": 'A "title"',
+             "source": {"type": "base64", "media_type": "application/pdf", "data": blob}},
+            {"type": "image",
+             "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}},
+            {"type": "text", "text": long_text},
+            {"type": "tool_result", "tool_use_id": "t", "content": [
+                {"type": "image",
+                 "source": {"type": "base64", "media_type": "image/png", "data": other}}]},
+        ]},
+        {"role": "assistant", "content": [{"type": "text", "text": f"sseserver-blob-{blob}"}]},
+    ]}
+    expected = json.dumps(params, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()
+    assert request_body(params) == expected
+    assert request_body({"messages": []}) == b'{"messages":[]}'
