@@ -66,6 +66,12 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def children_cpu_since(before: resource.struct_rusage) -> float:
+    """CPU seconds of the child processes waited for since `before`."""
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return now.ru_utime + now.ru_stime - before.ru_utime - before.ru_stime
+
+
 @contextlib.contextmanager
 def uploads(url: str, server_pid: int, scenario: Scenario,
             env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
@@ -124,13 +130,11 @@ class Bench:
             wall = time.monotonic() - t0
             busy1, server1 = core_busy(), tree_cpu(server.pid)
             up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
-            children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            loadgen_cpu = children_cpu_since(children0)
             uploaded = uploader.communicate(timeout=scenario.timeout)[0] if uploader else None
         if not done.stdout:
             raise RuntimeError(f"loadgen failed: {done.stderr.decode()[-2000:]}")
         result: Report = json.loads(done.stdout)
-        loadgen_cpu = (children1.ru_utime + children1.ru_stime
-                       - children0.ru_utime - children0.ru_stime)
         c0, c1 = f"cpu{SERVER_CORE}", f"cpu{LOAD_CORE}"
         result["bench"] = {
             "stack": stack, "rep": rep, "wall_s": wall,
@@ -169,12 +173,10 @@ class Bench:
         wall = time.monotonic() - t0
         busy1 = core_busy()
         up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
-        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = children_cpu_since(children0)
         if not done.stdout:
             raise RuntimeError(f"tool client failed: {done.stderr.decode()[-2000:]}")
         result: Report = json.loads(done.stdout)
-        client_cpu = (children1.ru_utime + children1.ru_stime
-                      - children0.ru_utime - children0.ru_stime)
         c0, c1 = f"cpu{SERVER_CORE}", f"cpu{LOAD_CORE}"
         result["bench"] = {
             "stack": FAKE_ALONE, "wall_s": wall,
