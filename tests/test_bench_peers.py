@@ -106,7 +106,13 @@ async def test_relay_peers_pass_the_loadgens_checks(
 
 # -- every server the bench runs, on a port it picked itself -------------------------------------
 
-@pytest.mark.parametrize("stack", ["sseserver", *PEERS])
+# aiohttp-sse and sse-starlette (with uvicorn) are in the bench's lock, not the tests': make
+# bench starts them through the same `serving()`, and fails the point if one prints no URL.
+TEST_LOCK_STACKS = ("sseserver", *(peer for peer in PEERS
+                                  if peer not in ("aiohttp-sse", "sse-starlette")))
+
+
+@pytest.mark.parametrize("stack", TEST_LOCK_STACKS)
 def test_the_bench_reads_each_servers_port_from_what_it_printed(
     stack: str, tmp_path: Path,
 ) -> None:
