@@ -67,7 +67,7 @@ def request_body(params: Mapping[str, Any]) -> bytes:
             return [swap(item) for item in value]
         return value
 
-    skeleton = swap(params)
+    skeleton = swap(params) if _holds_blob(params) else params
     encoded = json.dumps(
         skeleton, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
     ).encode()
@@ -79,6 +79,23 @@ def request_body(params: Mapping[str, Any]) -> bytes:
         end = piece.index(b'"')
         pieces += [b'"', blobs[int(piece[:end])].encode("ascii"), piece[end:]]
     return b"".join(pieces)
+
+
+def _holds_blob(params: Mapping[str, Any]) -> bool:
+    """Whether a message holds base64 data long enough to splice: in an image or a
+    document, or an image in a tool result (where content.py lets base64 be)."""
+    for message in params.get("messages", ()):
+        content = message.get("content")
+        if isinstance(content, str):
+            continue
+        for block in content:
+            inner = block.get("content")
+            for part in (block, *(inner if isinstance(inner, list) else ())):
+                source = part.get("source")
+                if (isinstance(source, dict) and source.get("type") == "base64"
+                        and len(source.get("data") or "") >= BLOB_CHARS):
+                    return True
+    return False
 
 
 class UpstreamStatusError(Exception):
