@@ -2,9 +2,9 @@
 
 N connections loop on the fake as S6's relay does, each reply calling the no-op tool until
 the fake stops asking, but every `tool_use` is answered the moment its reply ends, with
-the least work there is, on uvloop as the server runs (text deltas counted, not parsed;
-the tool_use blocks read from `content_block_start` and `input_json_delta`; the
-continuation encoded and posted). The gaps the fake times are then
+the least work there is, on uvloop as the server runs: whole reads, not lines; text
+deltas counted, not parsed; the tool_use blocks read from `content_block_start` and
+`input_json_delta`; the continuation encoded and posted. The gaps the fake times are then
 its own latency, and the loopback's, under the same arrivals: what S6's target is
 measured beyond.
 
@@ -44,25 +44,30 @@ async def _reply(session: aiohttp.ClientSession, url: str, messages: list[dict[s
     blocks: list[dict[str, Any]] = []
     partial: list[str] = []
     stop, texts = None, 0
+    events: list[dict[str, Any]] = []
     async with session.post(url, data=body, headers=HEADERS) as response:
         response.raise_for_status()
-        async for line in response.content:
-            if not line.startswith(b"data: "):
-                continue
-            if b'"text_delta"' in line:  # counted, not parsed: the least work there is
-                texts += 1
-                continue
-            event = json.loads(line[6:])
-            kind = event["type"]
-            if kind == "content_block_start":
-                blocks.append(event["content_block"])
-                partial.append("")
-            elif kind == "content_block_delta":
-                delta = event["delta"]
-                if delta["type"] == "input_json_delta":
-                    partial[-1] += delta["partial_json"]
-            elif kind == "message_delta":
-                stop = event["delta"]["stop_reason"]
+        rest = b""
+        async for chunk in response.content.iter_any():
+            # Whole reads, not lines; text deltas counted, not parsed: the least work there is.
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if not line.startswith(b"data: "):
+                    continue
+                if b'"text_delta"' in line:
+                    texts += 1
+                else:
+                    events.append(json.loads(line[6:]))
+    for event in events:
+        kind = event["type"]
+        if kind == "content_block_start":
+            blocks.append(event["content_block"])
+            partial.append("")
+        elif kind == "content_block_delta" and event["delta"]["type"] == "input_json_delta":
+            partial[-1] += event["delta"]["partial_json"]
+        elif kind == "message_delta":
+            stop = event["delta"]["stop_reason"]
     for block, raw in zip(blocks, partial, strict=True):
         if block["type"] == "tool_use":
             block["input"] = json.loads(raw) if raw else {}

@@ -67,7 +67,10 @@ class ToolOutcome:
 async def run_calls(
     calls: list[ToolCall], handlers: dict[str, Handler], timeout: float
 ) -> list[ToolOutcome]:
-    """Every call's outcome, in the calls' order; the calls run at once."""
+    """Every call's outcome, in the calls' order; the calls run at once. One call runs in
+    the caller's task: no task to start, and no turn of the loop before it does."""
+    if len(calls) == 1:
+        return [await run_call(calls[0], handlers[calls[0].name], timeout)]
     return list(await asyncio.gather(*(run_call(c, handlers[c.name], timeout) for c in calls)))
 
 
