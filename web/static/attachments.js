@@ -7,6 +7,8 @@
 // reference (kind, media type, name, size, SHA-256): what the history and storage keep,
 // while filestore.js keeps the bytes; each request rebuilds the blocks from them.
 
+import { element } from "./dom.js";
+
 /** @typedef {import("./record.js").Block} Block */
 /** @typedef {import("./filestore.js").FileStore} FileStore */
 
@@ -275,18 +277,6 @@ export async function contentOf(question, refs, files, missing) {
   }
   if (question.trim() !== "") content.push({ type: "text", text: question });
   return content;
-}
-
-/**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text]
- */
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /**

@@ -8,6 +8,7 @@
 
 import { isSafeUrl, MarkdownView } from "./markdown.js";
 import { isSearchResult, ToolPanel } from "./tools.js";
+import { element } from "./dom.js";
 
 /** @typedef {import("./record.js").Citation} Citation */
 /** @typedef {import("./record.js").ToolCall} ToolCall */
@@ -90,18 +91,6 @@ function link(url, label) {
   a.rel = "noopener noreferrer";
   a.textContent = label;
   return a;
-}
-
-/**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text]
- */
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /** A collapsible "Thinking" section that streams live with its own clock. */
