@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, Request, Route, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
@@ -28,6 +28,7 @@ from .support.browser import (
     assert_no_horizontal_scroll,
     checked_page,
     last_reply,
+    post_bodies,
     save_screenshot,
     wait_status,
 )
@@ -72,20 +73,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 @pytest.fixture(autouse=True)
 def _fresh_runs() -> None:
     RUNS.reset()
-
-
-def post_bodies(page: Page) -> list[dict[str, Any]]:
-    """The JSON bodies of the page's POST /api/streams, as they are sent."""
-    bodies: list[dict[str, Any]] = []
-
-    def record(request: Request) -> None:
-        if request.method == "POST" and request.url.endswith("/api/streams"):
-            body = request.post_data_json
-            assert isinstance(body, dict)
-            bodies.append(body)
-
-    page.on("request", record)
-    return bodies
 
 
 def client_tools(*names: str, needs_approval: bool = False) -> tuple[ToolSpec, ...]:

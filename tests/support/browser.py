@@ -21,6 +21,7 @@ from playwright.async_api import (
     Dialog,
     Locator,
     Page,
+    Request,
     ViewportSize,
     async_playwright,
     expect,
@@ -173,3 +174,17 @@ async def save_screenshot(page: Page, name: str) -> Path:
 
 
 # ---- tests ----
+
+
+def post_bodies(page: Page) -> list[dict[str, Any]]:
+    """The JSON bodies of the page's POST /api/streams, as they are sent."""
+    bodies: list[dict[str, Any]] = []
+
+    def record(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/streams"):
+            body = request.post_data_json
+            assert isinstance(body, dict)
+            bodies.append(body)
+
+    page.on("request", record)
+    return bodies

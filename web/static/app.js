@@ -191,20 +191,11 @@ async function ask(question, how = {}) {
     if (turn.finished) return; // stopped while the files were read
     created = await createStream(request);
   } catch (error) {
-    const shown = error instanceof ApiError
-      ? { type: error.type, message: error.message }
-      : { type: "client_error", message: String(error) };
-    finish(turn, "error", shown);
+    failStart(turn, error);
     if (error instanceof ApiError && error.status === 401) signIn.show("Sign in, then Retry.");
     return;
   }
-  if (turn.finished) {
-    // Stop was pressed while the POST was in flight: cancel what it started.
-    void cancelStream(created.id);
-    return;
-  }
-  turn.id = created.id;
-  turn.url = created.url;
+  if (!adopt(turn, created)) return;
   if (how.fromComposer && prompt.value === question) clearDraft();
   if (how.fromComposer && attached.length > 0 && sameFiles(tray.refs, attached)) tray.clear();
   store.saveNow();
@@ -326,20 +317,40 @@ async function continueWithTools(turn) {
       }, STAYED_MS);
       return;
     }
-    const shown = error instanceof ApiError
-      ? { type: error.type, message: error.message }
-      : { type: "client_error", message: String(error) };
-    finish(turn, "error", shown);
+    failStart(turn, error);
     return;
   }
+  if (!adopt(turn, created)) return;
+  store.saveNow();
+  follow(turn, created.url);
+}
+
+/**
+ * Ends a turn whose POST /api/streams failed, with the error it met.
+ * @param {Turn} turn
+ * @param {unknown} error
+ */
+function failStart(turn, error) {
+  const shown = error instanceof ApiError
+    ? { type: error.type, message: error.message }
+    : { type: "client_error", message: String(error) };
+  finish(turn, "error", shown);
+}
+
+/**
+ * The stream a POST created becomes the turn's; unless Stop was pressed while the POST
+ * was in flight, and then the stream is cancelled. Whether the turn took it.
+ * @param {Turn} turn
+ * @param {{id: string, url: string}} created
+ */
+function adopt(turn, created) {
   if (turn.finished) {
     void cancelStream(created.id);
-    return;
+    return false;
   }
   turn.id = created.id;
   turn.url = created.url;
-  store.saveNow();
-  follow(turn, created.url);
+  return true;
 }
 
 /**
