@@ -25,7 +25,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -128,12 +128,7 @@ class MessagesAPI:
         )
         self._session: aiohttp.ClientSession | None = None
 
-    @asynccontextmanager
-    async def stream(self, params: Mapping[str, Any]) -> AsyncIterator[aiohttp.ClientResponse]:
-        """The answer to a streaming request of `params`, once its status is a success;
-        leaving the block closes the response, and with it the upstream connection if the
-        body was not read to its end."""
-        body = request_body({**params, "stream": True})
+    def _pooled(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
             # No pool limit: the server's own stream limits bound the upstream requests.
@@ -141,10 +136,27 @@ class MessagesAPI:
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=5),
                 timeout=self._timeout,
             )
+        return session
+
+    def _headers_with(self, betas: Sequence[str]) -> Mapping[str, str]:
+        if not betas:
+            return self._headers
+        return {**self._headers, "anthropic-beta": ",".join(betas)}
+
+    @asynccontextmanager
+    async def stream(
+        self, params: Mapping[str, Any], betas: Sequence[str] = (),
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The answer to a streaming request of `params`, once its status is a success;
+        leaving the block closes the response, and with it the upstream connection if the
+        body was not read to its end. `betas` go in one `anthropic-beta` header."""
+        body = request_body({**params, "stream": True})
+        session = self._pooled()
+        headers = self._headers_with(betas)
         attempt = 0
         while True:
             try:
-                response = await session.post(self._url, data=body, headers=self._headers)
+                response = await session.post(self._url, data=body, headers=headers)
             except CONNECTION_ERRORS:
                 if attempt == self._max_retries:
                     raise
@@ -163,6 +175,21 @@ class MessagesAPI:
             attempt += 1
         async with response:
             yield response
+
+    async def get_json(
+        self, path: str, betas: Sequence[str] = (), timeout: float = 5.0,
+    ) -> Any:
+        """`GET {base}{path}`'s JSON body (the Models and Files APIs' metadata), within
+        `timeout` seconds in all, without retries: a caller that cannot have it goes on
+        without. Raises UpstreamStatusError for an error status, and the transport's
+        errors (CONNECTION_ERRORS) as they are."""
+        async with self._pooled().get(
+            f"{self.base_url}{path}", headers=self._headers_with(betas),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            if response.status >= 400:
+                raise await _status_error(response)
+            return await response.json(content_type=None)
 
     async def close(self) -> None:
         if self._session is not None:
