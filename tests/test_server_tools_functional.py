@@ -285,3 +285,30 @@ async def test_a_retired_model_in_the_sdks_table_can_do_nothing(
     assert status == 400
     assert body["error"]["message"].startswith("Model 'claude-mythos-preview' does not")
     assert fake_anthropic.request_count == 0
+
+
+async def test_the_ai_sdk_chat_body_takes_the_same_options(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True,
+                                output_schemas=(OutputSchema("answer", SCHEMA),))
+    fake_anthropic.enqueue(Reply(chunks=["ok"]))
+    chat = {"id": "c1", "messages": [{"id": "m0", "role": "user",
+                                      "parts": [{"type": "text", "text": "hi"}]}]}
+    body = chat | {"effort": "medium", "output_schema": "answer", "code_execution": True,
+                   "container": "container_9"}
+    async with await open_sse(server.url + "/api/chat", method="POST",
+                              body=json.dumps(body).encode()) as stream:
+        await stream.read_all()
+    sent = fake_anthropic.requests[-1].body
+    assert sent["output_config"] == {"effort": "medium",
+                                     "format": {"type": "json_schema", "schema": SCHEMA}}
+    assert sent["container"] == "container_9"
+    assert sent["tools"] == [{"type": "code_execution_20250825", "name": "code_execution"}]
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/chat", json=chat | {"tool_search": "on"}
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["message"] == (
+            "Tool search is not enabled on this server.")
+    assert fake_anthropic.request_count == 1
