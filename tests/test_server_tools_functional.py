@@ -352,6 +352,7 @@ async def test_every_refusal_over_http_starts_nothing(
     async with aiohttp.ClientSession() as session:
         for case in REFUSALS:
             settings, fields, message = case.values
+            assert isinstance(fields, dict)
             server = servers[id(settings)]
             refused = {"error": {"type": "invalid_request_error", "message": message}}
             async with session.post(server.url + "/api/streams", json={
