@@ -321,20 +321,6 @@ async def test_the_ai_sdk_chat_body_takes_the_same_options(
     assert fake_anthropic.request_count == 1
 
 
-async def test_a_compaction_block_goes_back_upstream_as_it_came(
-    start_server: StartServer, fake_anthropic: FakeAnthropic
-) -> None:
-    server = await start_server(fake=fake_anthropic, compaction=True)
-    block = {"type": "compaction", "content": "Earlier turns, summarized.",
-             "encrypted_content": "EqQBCkYIARgCKkB", "signature": "sig"}
-    turn = [block, {"type": "text", "text": "Tides follow the moon."}]
-    record = await _reply(server, fake_anthropic, messages=[
-        {"role": "user", "content": "tides?"}, {"role": "assistant", "content": turn},
-        {"role": "user", "content": "and then?"},
-    ])
-    assert record.body["messages"][1] == {"role": "assistant", "content": turn}
-
-
 async def test_every_refusal_over_http_starts_nothing(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:
