@@ -339,15 +339,6 @@ blocks = st.one_of(
                                                     "document", "server_tool_use"])},
                           optional={"thinking": any_text, "signature": any_text,
                                     "data": any_text, "source": json_values}),
-    # The server tools', MCP's and compaction's blocks, nearly right or not at all.
-    st.fixed_dictionaries(
-        {"type": st.sampled_from(["compaction", "mcp_tool_use", "mcp_tool_result",
-                                  "web_fetch_tool_result", "code_execution_tool_result",
-                                  "container_upload"])},
-        optional={"content": any_text | json_values, "encrypted_content": any_text | st.none(),
-                  "signature": any_text, "tool_use_id": tool_ids, "id": tool_ids,
-                  "name": any_text, "server_name": any_text, "input": st.just({}) | json_values,
-                  "is_error": st.booleans() | json_values, "file_id": tool_ids}),
     json_values,
 )
 content_arrays = st.integers(1, 4).flatmap(
