@@ -197,6 +197,11 @@ _STATUS_FOR_TYPE: Final[Mapping[str, int]] = {
 }
 
 _ID_ALPHABET: Final = string.ascii_letters + string.digits
+# The server tools a request may name (the versions this server sends), and MCP toolsets.
+SERVER_TOOLS: Final = (
+    "web_search_20250305", "web_fetch_20250910", "code_execution_20250825",
+    "tool_search_tool_regex_20251119", "mcp_toolset",
+)
 
 
 @dataclass(frozen=True)
@@ -467,8 +472,8 @@ def _validate_extras(body: dict[str, Any]) -> str | None:
             ) or tool["input_schema"].get("type") != "object":
                 return "tools: a custom tool needs a name and an object input_schema"
             continue
-        if not isinstance(tool, dict) or tool.get("type") != "web_search_20250305":
-            return "tools: this fake knows only web_search_20250305 and custom tools"
+        if not isinstance(tool, dict) or tool.get("type") not in SERVER_TOOLS:
+            return f"tools: this fake knows only {', '.join(SERVER_TOOLS)} and custom tools"
         uses = tool.get("max_uses")
         if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int)
                                  or uses < 1):
