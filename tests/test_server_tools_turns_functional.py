@@ -34,7 +34,8 @@ from .support.fake_anthropic import (
     ToolSearchResult,
     WebFetchResult,
 )
-from .support.sse_client import SSEEvent, SSEStream, open_sse
+from .support.sse_client import SSEStream, open_sse
+from .support.sse_parser import SSEEvent
 from .test_fake_blocks import BETA_PARAM
 from .test_fake_content import _deep, assert_message_param
 
