@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from sseserver.server_tools_config import McpServer
+from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
 from .support.fake_anthropic import (
@@ -32,6 +33,7 @@ from .support.fake_anthropic import (
     TextEditorResult,
     Thinking,
     ToolSearchResult,
+    ToolUse,
     WebFetchResult,
 )
 from .support.sse_client import SSEStream, open_sse
@@ -242,3 +244,36 @@ async def test_the_container_a_reply_names_is_the_one_the_next_turn_asks_for(
     assert "container" not in first
     assert second["container"] == CONTAINER["id"]
     assert second["messages"] == turns
+
+
+async def test_the_tool_loop_runs_its_next_step_in_the_container_and_says_it_once(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply that calls an operator's tool the server runs, then goes on: the next step
+    asks for the container the code ran in, and the reader hears of it once."""
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    tools = tool_specs([{"name": "lookup", "description": "look things up",
+                         "input_schema": schema,
+                         "handler": "tests.support.tool_handlers:lookup"}])
+    server = await start_server(fake=fake_anthropic, code_execution=True, tools=tools)
+    fake_anthropic.enqueue(
+        Reply(blocks=(ServerToolUse("srvtoolu_c1", {"code": "x = 1"}, name="code_execution"),
+                      CodeExecutionResult("srvtoolu_c1"),
+                      ToolUse("toolu_01", "lookup", {"q": "x"})),
+              stop_reason="tool_use", container=CONTAINER),
+        Reply(chunks=["Done."], container=CONTAINER),
+    )
+    url = await _post(server, {"messages": [USER], "code_execution": "on"})
+    async with await open_sse(server.url + url) as stream:
+        await stream.read_all()
+    assert stream.text == "Done."
+    assert stream.types().count("container") == 1
+    assert stream.types()[-3:] == ["container", "usage", "done"]
+    first, second = (r.body for r in fake_anthropic.requests)
+    assert "container" not in first
+    assert second["container"] == CONTAINER["id"]
+    # The step's turn went back exactly as the API returned it, code run included.
+    assert second["messages"][1]["content"][:2] == [
+        ServerToolUse("srvtoolu_c1", {"code": "x = 1"}, name="code_execution").content(),
+        CodeExecutionResult("srvtoolu_c1").content(),
+    ]
