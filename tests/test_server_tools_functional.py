@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sseserver.providers import file_names
@@ -351,3 +352,35 @@ async def test_blocks_the_sdk_knows_but_this_server_does_not_are_generic_blocks(
     assert value(samples, "sseserver_unknown_blocks_total", type="mcp_tool_listing") == 2
     warnings = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
     assert len(warnings) == 2
+
+
+async def test_a_cancel_while_names_are_looked_up_ends_the_reply_at_once(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """Stop while a result waits for its files' names and text streams on: the upstream
+    request closes at once, the lookups are let go, the reply ends as cancelled."""
+    server = await start_server(fake=fake_anthropic, code_execution=True)
+    fake_anthropic.file_delay = 5.0
+    fake_anthropic.enqueue(Reply(blocks=(
+        ServerToolUse("srvtoolu_c1", {"code": "plot()"}, name=CODE),
+        CodeExecutionResult("srvtoolu_c1", file_ids=("file_011x",)),
+        Text(["word "] * 200)), delay=0.02))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.url + "/api/streams", json={
+            "messages": [{"role": "user", "content": "hi"}], "code_execution": "on",
+        }) as response:
+            url = (await response.json())["url"]
+        async with await open_sse(server.url + url) as stream:
+            while (await stream.next_event()) is not None and stream.types().count(
+                    "message") < 3:
+                pass
+            asked_at = time.monotonic()
+            async with session.delete(server.url + url) as deleted:
+                assert deleted.status == 204
+            closed_at = await fake_anthropic.wait_closed(0, timeout=2)
+            await stream.read_all()
+    assert (closed_at - asked_at) < 0.1
+    assert "tool_result" not in stream.types()
+    assert stream.types()[-2:] == ["usage", "done"]
+    assert json.loads(stream.events[-2].data)["stop_reason"] == "cancelled"
+    assert fake_anthropic.requests[0].deltas_sent < 200
