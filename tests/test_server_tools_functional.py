@@ -1,386 +1,317 @@
-"""Every block Claude can send, on the wire, end to end: the real app, the fake upstream.
-
-Each server tool's call and result, MCP calls, compaction, container uploads and the
-container, as the exact frames of docs/protocol.md ("Events", "Server tools"); nothing
-encrypted or bulky on the wire; a code run's files named through the Files API without
-holding back the text that follows; and the stop reasons the newer features bring.
-"""
+"""The server-tool options through the real server against the fake API: what a request
+asks becomes the Messages API's own parameters and beta headers; the MCP token reaches
+only the API; a model whose capabilities (the Models API) lack what is asked is refused
+here with no upstream request; and the SDK's knowledge stands in when the key cannot read
+the Models API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from sseserver.providers import file_names
+from sseserver.config import load_settings
+from sseserver.server_tools_config import OutputSchema
 
-from .conftest import StartServer
-from .support.fake_anthropic import (
-    BashResult,
-    Block,
-    CodeExecutionResult,
-    Compaction,
-    ContainerUpload,
-    FakeAnthropic,
-    HttpError,
-    McpToolResult,
-    McpToolUse,
-    Reply,
-    ServerToolUse,
-    Text,
-    TextEditorResult,
-    ToolSearchResult,
-    UnknownBlock,
-    WebFetchResult,
-)
-from .support.fake_blocks import ENCRYPTED, SIGNATURE
-from .support.metrics_text import value
+from .conftest import RunningServer, StartServer
+from .support.fake_anthropic import FakeAnthropic, HttpError, RecordedRequest, Reply
+from .support.fake_models import capabilities
 from .support.sse_client import open_sse
-from .test_claude_events_functional import frames, meta, usage
-from .test_metrics_functional import scrape
 
-PAGE = "https://example.com/sse"
-CONTAINER = {"id": "container_011CZfAkE", "expires_at": "2026-12-06T13:00:00Z"}
-LONG_VIEW = "é" * 9000  # 18,000 bytes of UTF-8: cut at 16 KiB, between characters
-CODE = "code_execution"
-BASH = "bash_code_execution"
-EDITOR = "text_editor_code_execution"
+MODEL = "claude-sonnet-5-5"
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
+          "required": ["answer"], "additionalProperties": False}
+TOKEN = "mcp-tok-5f0c2a9e1b7d4c3a8e6f"
+TOOL = {"name": "lookup", "description": "Look a word up.",
+        "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}}}
 
 
-def _editor(tool_id: str, command: str, path: str) -> ServerToolUse:
-    return ServerToolUse(tool_id, {"command": command, "path": path}, name=EDITOR)
+async def _health(server: RunningServer) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(
+        server.url + "/healthz"
+    ) as response:
+        body: dict[str, Any] = await response.json()
+        return body
 
 
-def _call(tool_id: str, name: str, **tool_input: Any) -> tuple[str, dict[str, Any]]:
-    return "tool", {"id": tool_id, "name": name, "input": tool_input}
+async def _known(server: RunningServer, model: str = MODEL) -> dict[str, Any]:
+    """The model's capabilities once the background fetch has them."""
+    for _ in range(200):
+        models = (await _health(server))["capabilities"]["models"]
+        if model in models:
+            found: dict[str, Any] = models[model]
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{model} never became known")
 
 
-def _result(tool_id: str, name: str, **fields: Any) -> tuple[str, dict[str, Any]]:
-    return "tool_result", {"tool_use_id": tool_id, "name": name, **fields}
+async def _post(server: RunningServer, **fields: Any) -> tuple[int, Any]:
+    body = {"messages": [{"role": "user", "content": "hi"}], **fields}
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/streams", json=body
+    ) as response:
+        return response.status, await response.json()
 
 
-# Per block kind: the reply's blocks, and the events a reader gets between meta and usage.
-# A result that lists files comes last: it waits for their names, and anything after it
-# may pass it (test_text_after_a_run_does_not_wait_for_its_file_names).
-SCENARIOS = [
-    pytest.param(
-        (ServerToolUse("srvtoolu_f1", {"url": PAGE}, name="web_fetch"),
-         WebFetchResult("srvtoolu_f1", PAGE, title="SSE ✓"),
-         ServerToolUse("srvtoolu_f2", {"url": PAGE + "/gone"}, name="web_fetch"),
-         WebFetchResult("srvtoolu_f2", PAGE + "/gone", error_code="url_not_accessible"),
-         Text(["Fetched."])),
-        [_call("srvtoolu_f1", "web_fetch", url=PAGE),
-         _result("srvtoolu_f1", "web_fetch", url=PAGE, title="SSE ✓",
-                 retrieved_at="2026-12-06T12:00:00Z"),
-         _call("srvtoolu_f2", "web_fetch", url=PAGE + "/gone"),
-         _result("srvtoolu_f2", "web_fetch", error={"code": "url_not_accessible"}),
-         ("message", "Fetched.")],
-        id="web-fetch",
-    ),
-    pytest.param(
-        (ServerToolUse("srvtoolu_c2", {"code": "search()"}, name=CODE),
-         CodeExecutionResult("srvtoolu_c2", stderr="warn", return_code=1, encrypted=True),
-         ServerToolUse("srvtoolu_c3", {"code": "loop()"}, name=CODE),
-         CodeExecutionResult("srvtoolu_c3", error_code="execution_time_exceeded"),
-         ServerToolUse("srvtoolu_c1", {"code": "plot()"}, name=CODE),
-         CodeExecutionResult("srvtoolu_c1", stdout="1\n", file_ids=("file_011plot",))),
-        [_call("srvtoolu_c2", CODE, code="search()"),
-         _result("srvtoolu_c2", CODE, stdout=None, stderr="warn", return_code=1, files=[]),
-         _call("srvtoolu_c3", CODE, code="loop()"),
-         _result("srvtoolu_c3", CODE, error={"code": "execution_time_exceeded"}),
-         _call("srvtoolu_c1", CODE, code="plot()"),
-         _result("srvtoolu_c1", CODE, stdout="1\n", stderr="", return_code=0,
-                 files=[{"file_id": "file_011plot", "name": "plot.png"}]),
-         ("container", CONTAINER)],
-        id="code-execution",
-    ),
-    pytest.param(
-        (ServerToolUse("srvtoolu_b2", {"command": "big"}, name=BASH),
-         BashResult("srvtoolu_b2", error_code="output_file_too_large"),
-         ServerToolUse("srvtoolu_b1", {"command": "ls -l"}, name=BASH),
-         BashResult("srvtoolu_b1", stdout="total 0\n", file_ids=("file_011a", "file_011b"))),
-        [_call("srvtoolu_b2", BASH, command="big"),
-         _result("srvtoolu_b2", BASH, command="big", error={"code": "output_file_too_large"}),
-         _call("srvtoolu_b1", BASH, command="ls -l"),
-         _result("srvtoolu_b1", BASH, command="ls -l", stdout="total 0\n", stderr="",
-                 return_code=0, files=[{"file_id": "file_011a", "name": "file_011a.txt"},
-                                       {"file_id": "file_011b", "name": "file_011b.txt"}]),
-         ("container", CONTAINER)],
-        id="bash",
-    ),
-    pytest.param(
-        (_editor("srvtoolu_t1", "view", "/tmp/a.py"),
-         TextEditorResult("srvtoolu_t1", {
-             "type": "text_editor_code_execution_view_result", "content": "print(1)\n",
-             "file_type": "text", "num_lines": 1, "start_line": 1, "total_lines": 1}),
-         _editor("srvtoolu_t2", "create", "/tmp/b.py"),
-         TextEditorResult("srvtoolu_t2", {"type": "text_editor_code_execution_create_result",
-                                          "is_file_update": False}),
-         _editor("srvtoolu_t3", "str_replace", "/tmp/b.py"),
-         TextEditorResult("srvtoolu_t3", {
-             "type": "text_editor_code_execution_str_replace_result", "lines": ["-a", "+b"],
-             "new_lines": 1, "new_start": 3, "old_lines": 1, "old_start": 3}),
-         _editor("srvtoolu_t4", "view", "/nope"),
-         TextEditorResult("srvtoolu_t4", error_code="file_not_found", error_message="No file."),
-         _editor("srvtoolu_t5", "view", "/tmp/long.txt"),
-         TextEditorResult("srvtoolu_t5", {
-             "type": "text_editor_code_execution_view_result", "content": LONG_VIEW,
-             "file_type": "text"})),
-        [_call("srvtoolu_t1", EDITOR, command="view", path="/tmp/a.py"),
-         _result("srvtoolu_t1", EDITOR, command="view", path="/tmp/a.py", result={
-             "type": "view", "content": "print(1)\n", "file_type": "text", "num_lines": 1,
-             "start_line": 1, "total_lines": 1}),
-         _call("srvtoolu_t2", EDITOR, command="create", path="/tmp/b.py"),
-         _result("srvtoolu_t2", EDITOR, command="create", path="/tmp/b.py",
-                 result={"type": "create", "is_file_update": False}),
-         _call("srvtoolu_t3", EDITOR, command="str_replace", path="/tmp/b.py"),
-         _result("srvtoolu_t3", EDITOR, command="str_replace", path="/tmp/b.py", result={
-             "type": "str_replace", "lines": ["-a", "+b"], "new_lines": 1, "new_start": 3,
-             "old_lines": 1, "old_start": 3}),
-         _call("srvtoolu_t4", EDITOR, command="view", path="/nope"),
-         _result("srvtoolu_t4", EDITOR, command="view", path="/nope",
-                 error={"code": "file_not_found", "message": "No file."}),
-         _call("srvtoolu_t5", EDITOR, command="view", path="/tmp/long.txt"),
-         _result("srvtoolu_t5", EDITOR, command="view", path="/tmp/long.txt", result={
-             "type": "view", "content": "é" * 8192, "file_type": "text", "truncated": True}),
-         ("container", CONTAINER)],
-        id="text-editor",
-    ),
-    pytest.param(
-        (ServerToolUse("srvtoolu_s1", {"pattern": "weather"}, name="tool_search_tool_regex"),
-         ToolSearchResult("srvtoolu_s1", ("get_weather", "get_forecast")),
-         ServerToolUse("srvtoolu_s2", {"query": "x"}, name="tool_search_tool_bm25"),
-         ToolSearchResult("srvtoolu_s2", error_code="unavailable"), Text(["Found."])),
-        [_call("srvtoolu_s1", "tool_search_tool_regex", pattern="weather"),
-         _result("srvtoolu_s1", "tool_search_tool_regex", tools=["get_weather", "get_forecast"]),
-         _call("srvtoolu_s2", "tool_search_tool_bm25", query="x"),
-         _result("srvtoolu_s2", "tool_search_tool_bm25", error={"code": "unavailable"}),
-         ("message", "Found.")],
-        id="tool-search",
-    ),
-    pytest.param(
-        (McpToolUse("mcptoolu_1", "echo", "docs", {"text": "hi ✓"}),
-         McpToolResult("mcptoolu_1", ["hi ✓", "again"]),
-         McpToolUse("mcptoolu_2", "fail", "docs", {}),
-         McpToolResult("mcptoolu_2", "It broke.", is_error=True),
-         McpToolUse("mcptoolu_3", "dump", "logs", {"all": True}),
-         McpToolResult("mcptoolu_3", "a" * 20_000), Text(["Done."])),
-        [("tool", {"id": "mcptoolu_1", "name": "echo", "input": {"text": "hi ✓"},
-                   "server_name": "docs"}),
-         _result("mcptoolu_1", "echo", server_name="docs", is_error=False,
-                 content="hi ✓\nagain"),
-         ("tool", {"id": "mcptoolu_2", "name": "fail", "input": {}, "server_name": "docs"}),
-         _result("mcptoolu_2", "fail", server_name="docs", is_error=True, content="It broke."),
-         ("tool", {"id": "mcptoolu_3", "name": "dump", "input": {"all": True},
-                   "server_name": "logs"}),
-         _result("mcptoolu_3", "dump", server_name="logs", is_error=False,
-                 content="a" * 16384, truncated=True),
-         ("message", "Done.")],
-        id="mcp",
-    ),
-    pytest.param(
-        (Compaction(["Earlier, ", "we talked."]), Text(["Go on."])),
-        [("compaction", {"content": "Earlier, we talked.", "block": {
-            "type": "compaction", "content": "Earlier, we talked.", "signature": SIGNATURE,
-            "encrypted_content": ENCRYPTED}}),
-         ("message", "Go on.")],
-        id="compaction",
-    ),
-    pytest.param(
-        (Compaction(None), Text(["Go on."])),
-        [("compaction", {"content": None, "block": {
-            "type": "compaction", "content": None, "signature": SIGNATURE,
-            "encrypted_content": ENCRYPTED}}),
-         ("message", "Go on.")],
-        id="failed-compaction",
-    ),
-    pytest.param(
-        (ContainerUpload("file_011upload"), Text(["Read it."])),
-        [("file", {"file_id": "file_011upload"}), ("message", "Read it.")],
-        id="container-upload",
-    ),
+async def _reply(server: RunningServer, fake: FakeAnthropic, **fields: Any) -> RecordedRequest:
+    """Run one reply through POST /api/streams; the upstream request it made."""
+    fake.enqueue(Reply(chunks=["ok"]))
+    status, created = await _post(server, **fields)
+    assert status == 201, created
+    async with await open_sse(server.url + created["url"]) as stream:
+        await stream.read_all()
+    assert stream.text == "ok", stream.types()
+    return fake.requests[-1]
+
+
+async def test_effort_and_output_schema_reach_the_api_as_output_config(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic,
+                                output_schemas=(OutputSchema("answer", SCHEMA),))
+    record = await _reply(server, fake_anthropic, effort="high", output_schema="answer")
+    assert record.body["output_config"] == {
+        "effort": "high", "format": {"type": "json_schema", "schema": SCHEMA},
+    }
+    assert "anthropic-beta" not in record.headers
+    record = await _reply(server, fake_anthropic)
+    assert "output_config" not in record.body
+
+
+async def test_the_query_takes_the_same_options(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True, web_fetch=3)
+    fake_anthropic.enqueue(Reply(chunks=["ok"]))
+    query = "message=hi&effort=low&code_execution=on&container=container_01&web_fetch=2"
+    async with await open_sse(f"{server.url}/api/sse?{query}") as stream:
+        await stream.read_all()
+    assert stream.text == "ok"
+    body = fake_anthropic.requests[-1].body
+    assert (body["output_config"], body["container"]) == ({"effort": "low"}, "container_01")
+    assert body["tools"] == [
+        {"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2},
+        {"type": "code_execution_20250825", "name": "code_execution"},
+    ]
+
+
+async def test_server_tools_are_sent_in_tools(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    tools_file = tmp_path / "tools.json"
+    tools_file.write_text(json.dumps([TOOL]))
+    operator = load_settings(["--tools", str(tools_file), "--tool-search", "on"], {})
+    server = await start_server(fake=fake_anthropic, web_search=2, web_fetch=4,
+                                code_execution=True, tools=operator.tools, tool_search=True)
+    record = await _reply(server, fake_anthropic, web_search="on", web_fetch="on",
+                          code_execution="on", tool_search="on", container="container_7")
+    assert record.body["tools"] == [
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
+        {"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 4},
+        {"type": "code_execution_20250825", "name": "code_execution"},
+        {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
+        TOOL | {"defer_loading": True},
+    ]
+    assert record.body["container"] == "container_7"
+    record = await _reply(server, fake_anthropic)  # nothing asked: the operator's tool only
+    assert record.body["tools"] == [TOOL]
+    assert "container" not in record.body
+
+
+async def test_mcp_token_reaches_only_the_api(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps([
+        {"name": "docs", "url": "https://mcp.example.com/sse", "token_env": "DOCS_TOKEN"},
+        {"name": "open", "url": "https://open.example.com/mcp"},
+    ]))
+    operator = load_settings(["--mcp-servers", str(path)], {"DOCS_TOKEN": TOKEN})
+    server = await start_server(fake=fake_anthropic, mcp_servers=operator.mcp_servers,
+                                log_level="debug")
+    record = await _reply(server, fake_anthropic)
+    assert record.body["mcp_servers"] == [
+        {"type": "url", "name": "docs", "url": "https://mcp.example.com/sse",
+         "authorization_token": TOKEN},
+        {"type": "url", "name": "open", "url": "https://open.example.com/mcp"},
+    ]
+    assert record.body["tools"] == [
+        {"type": "mcp_toolset", "mcp_server_name": "docs"},
+        {"type": "mcp_toolset", "mcp_server_name": "open"},
+    ]
+    assert record.headers["anthropic-beta"] == "mcp-client-2025-11-20"
+    # A refused request and a failed upstream request are logged too: still no token.
+    assert (await _post(server, effort="none"))[0] == 400
+    # An upstream error that echoes the token (as a server's might) is scrubbed.
+    fake_anthropic.enqueue(HttpError(400, "invalid_request_error", f"bad token {TOKEN}"))
+    status, created = await _post(server)
+    assert status == 201
+    async with await open_sse(server.url + created["url"]) as stream:
+        await stream.read_all()
+    errors = [json.loads(e.data) for e in stream.events if e.type == "error"]
+    assert errors[0]["message"] == "bad token [redacted]"
+    assert TOKEN not in bytes(stream.raw).decode()
+    health = await _health(server)
+    assert health["capabilities"]["mcp_servers"] == ["docs", "open"]
+    assert TOKEN not in json.dumps(health)
+    assert "mcp.example.com" not in json.dumps(health)
+    assert TOKEN not in repr(server.settings)
+    assert any(r.name == "aiohttp.access" for r in caplog.records)  # the access log ran
+    assert [r.getMessage() for r in caplog.records if TOKEN in r.getMessage()] == []
+    assert TOKEN not in caplog.text
+
+
+async def test_compaction_sends_context_management_with_its_beta(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps([{"name": "docs", "url": "https://mcp.example.com/sse"}]))
+    mcp = load_settings(["--mcp-servers", str(path)], {}).mcp_servers
+    server = await start_server(fake=fake_anthropic, compaction=True)
+    record = await _reply(server, fake_anthropic)
+    assert record.body["context_management"] == {"edits": [{"type": "compact_20260112"}]}
+    assert record.headers["anthropic-beta"] == "compact-2026-01-12"
+    both = await start_server(fake=fake_anthropic, compaction=True, mcp_servers=mcp)
+    record = await _reply(both, fake_anthropic)
+    assert record.headers["anthropic-beta"] == "mcp-client-2025-11-20,compact-2026-01-12"
+
+
+LACKS = [
+    pytest.param({"effort": ("low", "high")}, {}, {"effort": "max"},
+                 "Model 'claude-sonnet-5-5' does not support effort 'max' (its levels: low, "
+                 "high).", id="effort-level"),
+    pytest.param({"effort": None}, {}, {"effort": "low"},
+                 "Model 'claude-sonnet-5-5' does not support effort 'low' (it has no effort "
+                 "levels).", id="no-effort"),
+    pytest.param({"structured_outputs": False}, {}, {"output_schema": "answer"},
+                 "Model 'claude-sonnet-5-5' does not support structured outputs "
+                 "(output_schema).", id="structured-outputs"),
+    pytest.param({"web_fetch": False}, {"web_fetch": 2}, {"web_fetch": "on"},
+                 "Model 'claude-sonnet-5-5' does not support web fetch (web_fetch).",
+                 id="web-fetch"),
+    pytest.param({"code_execution": False}, {"code_execution": True},
+                 {"code_execution": "on"},
+                 "Model 'claude-sonnet-5-5' does not support code execution "
+                 "(code_execution).", id="code-execution"),
+    pytest.param({"compaction": False}, {"compaction": True}, {},
+                 "Model 'claude-sonnet-5-5' does not support compaction, which this server "
+                 "asks for on every request (--compaction); ask for another model.",
+                 id="compaction"),
 ]
 
 
-def _reply(blocks: tuple[Block, ...], events: list[tuple[str, Any]]) -> Reply:
-    container = CONTAINER if ("container", CONTAINER) in events else None
-    return Reply(blocks=blocks, container=container)
-
-
-@pytest.mark.parametrize(("blocks", "events"), SCENARIOS)
-async def test_each_block_s_exact_frames(
-    start_server: StartServer, fake_anthropic: FakeAnthropic, blocks: tuple[Block, ...],
-    events: list[tuple[str, Any]],
+@pytest.mark.parametrize(("caps", "settings", "fields", "message"), LACKS)
+async def test_a_model_that_lacks_a_capability_is_refused_here(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, caps: dict[str, Any],
+    settings: dict[str, Any], fields: dict[str, Any], message: str,
 ) -> None:
-    server = await start_server(fake=fake_anthropic, web_fetch=3, code_execution=True)
-    fake_anthropic.files_created["file_011plot"] = "plot.png"
-    reply = _reply(blocks, events)
-    fake_anthropic.enqueue(reply)
-    query = "/api/sse?message=hi&web_fetch=on&code_execution=on"
-    async with await open_sse(server.url + query) as stream:
-        await stream.read_all()
-    stream_id = json.loads(stream.events[0].data)["stream"]
-    expected = [meta(stream_id), *events, ("usage", usage(reply)), ("done", "[DONE]")]
-    assert bytes(stream.raw) == frames(stream_id, expected)
-    # What only the API can read, and a fetched page, stay off the wire (but a
-    # compaction's block, which the client sends back as it is).
-    if "compaction" not in stream.types():
-        assert ENCRYPTED.encode() not in stream.raw
-        assert SIGNATURE.encode() not in stream.raw
-    assert b"The fetched page" not in stream.raw
-    # Known blocks are not "unknown".
-    samples = await scrape(server)
-    assert not [s for s in samples if s[0] == "sseserver_unknown_blocks_total"]
+    fake_anthropic.models[MODEL] = capabilities(**caps)
+    server = await start_server(fake=fake_anthropic, **settings,
+                                output_schemas=(OutputSchema("answer", SCHEMA),))
+    assert (await _known(server))["source"] == "models_api"
+    status, body = await _post(server, **fields)
+    assert (status, body) == (400, {"error": {"type": "invalid_request_error",
+                                              "message": message}})
+    query = "".join(f"&{key}={value}" for key, value in fields.items())
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{server.url}/api/sse?message=hi{query}"
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["message"] == message
+    assert fake_anthropic.request_count == 0
+    assert (await _health(server))["active_streams"] == 0
 
 
-async def test_web_fetches_are_counted_in_usage(
+async def test_healthz_shows_each_models_capabilities(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:
-    server = await start_server(fake=fake_anthropic, web_fetch=3, web_search=2)
-    fake_anthropic.enqueue(Reply(blocks=(
-        ServerToolUse("srvtoolu_f1", {"url": PAGE}, name="web_fetch"),
-        WebFetchResult("srvtoolu_f1", PAGE),
-        ServerToolUse("srvtoolu_w1", {"query": "sse"}),
-        ServerToolUse("srvtoolu_f2", {"url": PAGE}, name="web_fetch"),
-        WebFetchResult("srvtoolu_f2", PAGE), Text(["ok"]))))
-    async with await open_sse(f"{server.url}/api/sse?message=hi&web_fetch=on") as stream:
-        await stream.read_all()
-    reported = json.loads(stream.events[-2].data)
-    assert (reported["web_fetch_requests"], reported["web_search_requests"]) == (2, 1)
+    fake_anthropic.models["claude-haiku-5-5"] = capabilities(
+        effort=None, structured_outputs=False, code_execution=False, web_fetch=False,
+        compaction=False,
+    )
+    server = await start_server(fake=fake_anthropic, models=("claude-haiku-5-5",))
+    assert await _known(server, "claude-haiku-5-5") == {
+        "effort": False, "structured_outputs": False, "web_fetch": False,
+        "code_execution": False, "compaction": False, "source": "models_api",
+    }
+    assert await _known(server) == {
+        "effort": ["low", "medium", "high", "xhigh", "max"], "structured_outputs": True,
+        "web_fetch": True, "code_execution": True, "compaction": True,
+        "source": "models_api",
+    }
+    assert sorted(fake_anthropic.model_requests) == ["claude-haiku-5-5", MODEL]
+    assert fake_anthropic.request_count == 0  # the Models API is not the Messages API
 
 
-@pytest.mark.parametrize("stop_reason", ["compaction", "model_context_window_exceeded"])
-async def test_the_newer_stop_reasons_pass_through(
-    start_server: StartServer, fake_anthropic: FakeAnthropic, stop_reason: str
+@pytest.mark.parametrize("error", [
+    HttpError(401, "authentication_error"), HttpError(403, "permission_error"),
+    HttpError(404, "not_found_error"),
+])
+async def test_without_the_models_api_the_sdk_decides_and_the_api_refuses(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, error: HttpError,
 ) -> None:
-    server = await start_server(fake=fake_anthropic, compaction=True)
-    fake_anthropic.enqueue(Reply(blocks=(Compaction(["Summary."]),), stop_reason=stop_reason))
-    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
-        await stream.read_all()
-    assert stream.types() == ["meta", "compaction", "usage", "done"]
-    assert json.loads(stream.events[-2].data)["stop_reason"] == stop_reason
-    assert fake_anthropic.requests[0].body["context_management"] == {
-        "edits": [{"type": "compact_20260112"}]}
-
-
-async def test_text_after_a_run_does_not_wait_for_its_file_names(
-    start_server: StartServer, fake_anthropic: FakeAnthropic
-) -> None:
-    """The result that lists files waits for their names; the text after it does not."""
-    server = await start_server(fake=fake_anthropic, code_execution=True)
-    fake_anthropic.file_delay = 0.6
-    fake_anthropic.enqueue(Reply(blocks=(
-        ServerToolUse("srvtoolu_c1", {"code": "plot()"}, name=CODE),
-        CodeExecutionResult("srvtoolu_c1", file_ids=("file_011x", "file_011y")),
-        Text(["Here ", "it is."]))))
-    started = time.monotonic()
-    arrivals: dict[str, float] = {}
-    async with await open_sse(f"{server.url}/api/sse?message=hi&code_execution=on") as stream:
-        while (event := await stream.next_event()) is not None:
-            arrivals.setdefault(event.type, time.monotonic() - started)
-    assert stream.types() == ["meta", "tool", "message", "message", "tool_result", "usage",
-                              "done"]
-    assert arrivals["message"] < 0.4 < arrivals["tool_result"]
-    result = json.loads(stream.events[4].data)
-    assert result["files"] == [{"file_id": "file_011x", "name": "file_011x.txt"},
-                               {"file_id": "file_011y", "name": "file_011y.txt"}]
-    # Both looked up at once, with the operator's key and the Files API's beta.
-    assert arrivals["tool_result"] < 1.1
-    assert len(fake_anthropic.file_requests) == 2
-    for headers in fake_anthropic.file_requests:
-        assert headers["anthropic-beta"] == "files-api-2025-04-14"
-        assert headers["x-api-key"] == fake_anthropic.api_key
-
-
-@pytest.mark.parametrize("failure", ["error", "not-found", "slow", "odd-id"])
-async def test_a_name_that_cannot_be_had_is_null(
-    start_server: StartServer, fake_anthropic: FakeAnthropic,
-    monkeypatch: pytest.MonkeyPatch, failure: str,
-) -> None:
-    server = await start_server(fake=fake_anthropic, code_execution=True)
-    file_id = "file_011x"
-    if failure == "error":
-        fake_anthropic.file_error = HttpError(500, "api_error")
-    elif failure == "not-found":
-        fake_anthropic.file_error = HttpError(404, "not_found_error")
-    elif failure == "slow":
-        monkeypatch.setattr(file_names, "LOOKUP_TIMEOUT", 0.3)
-        fake_anthropic.file_delay = 3.0
-    else:  # an id that would name another resource: never put in a URL
-        file_id = "../messages"
-    fake_anthropic.enqueue(Reply(blocks=(
-        ServerToolUse("srvtoolu_c1", {"code": "x()"}, name=CODE),
-        CodeExecutionResult("srvtoolu_c1", file_ids=(file_id,)), Text(["Done."]))))
-    started = time.monotonic()
-    async with await open_sse(f"{server.url}/api/sse?message=hi&code_execution=on") as stream:
-        await stream.read_all()
-    elapsed = time.monotonic() - started
-    result = json.loads(next(e.data for e in stream.events if e.type == "tool_result"))
-    assert result["files"] == [{"file_id": file_id, "name": None}]
-    assert stream.types()[-2:] == ["usage", "done"]
-    assert elapsed < 2.0
-    assert len(fake_anthropic.file_requests) == (0 if failure == "odd-id" else 1)
-    assert fake_anthropic.request_count == 1
-
-
-async def test_blocks_the_sdk_knows_but_this_server_does_not_are_generic_blocks(
-    start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A newer block (here the MCP tool listing) and a delta this server does not know on
-    a block it knows arrive as `block` events, counted, said once per type; the reply
-    completes."""
+    """The key cannot read the Models API: what the SDK does not know is allowed, so the
+    request goes upstream, where the API's own check refuses it."""
+    fake_anthropic.models_error = error
+    fake_anthropic.models[MODEL] = capabilities(effort=("low",))
     server = await start_server(fake=fake_anthropic)
-    listing = {"type": "mcp_tool_listing", "mcp_server_name": "docs",
-               "tools": [{"name": "echo", "input_schema": {"type": "object"}}]}
-    reply = Reply(blocks=(UnknownBlock(listing), Text(["a", "b"], unknown_delta_after=1),
-                          Text(["c"])))
-    with caplog.at_level(logging.WARNING, logger="sseserver.generations"):
-        for _ in range(2):
-            fake_anthropic.enqueue(reply)
-            async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
-                await stream.read_all()
-    assert stream.types() == ["meta", "block", "message", "block", "message", "message",
-                              "usage", "done"]
-    assert json.loads(stream.events[1].data) == {"kind": "block", "type": "mcp_tool_listing",
-                                                 "data": listing}
-    assert stream.text == "abc"
-    samples = await scrape(server)
-    assert value(samples, "sseserver_unknown_blocks_total", type="mcp_tool_listing") == 2
-    warnings = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
-    assert len(warnings) == 2
+    assert (await _known(server))["source"] == "sdk"
+    record = await _reply(server, fake_anthropic, effort="low")
+    assert record.body["output_config"] == {"effort": "low"}
+    status, created = await _post(server, effort="max")
+    assert status == 201
+    async with await open_sse(server.url + created["url"]) as stream:
+        await stream.read_all()
+    errors = [json.loads(e.data) for e in stream.events if e.type == "error"]
+    assert errors[0]["type"] == "invalid_request_error"
+    assert "'max' is not supported by this model" in errors[0]["message"]
 
 
-async def test_a_cancel_while_names_are_looked_up_ends_the_reply_at_once(
+async def test_a_retired_model_in_the_sdks_table_can_do_nothing(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:
-    """Stop while a result waits for its files' names and text streams on: the upstream
-    request closes at once, the lookups are let go, the reply ends as cancelled."""
-    server = await start_server(fake=fake_anthropic, code_execution=True)
-    fake_anthropic.file_delay = 5.0
-    fake_anthropic.enqueue(Reply(blocks=(
-        ServerToolUse("srvtoolu_c1", {"code": "plot()"}, name=CODE),
-        CodeExecutionResult("srvtoolu_c1", file_ids=("file_011x",)),
-        Text(["word "] * 200)), delay=0.02))
-    async with aiohttp.ClientSession() as session:
-        async with session.post(server.url + "/api/streams", json={
-            "messages": [{"role": "user", "content": "hi"}], "code_execution": "on",
-        }) as response:
-            url = (await response.json())["url"]
-        async with await open_sse(server.url + url) as stream:
-            while (await stream.next_event()) is not None and stream.types().count(
-                    "message") < 3:
-                pass
-            asked_at = time.monotonic()
-            async with session.delete(server.url + url) as deleted:
-                assert deleted.status == 204
-            closed_at = await fake_anthropic.wait_closed(0, timeout=2)
-            await stream.read_all()
-    assert (closed_at - asked_at) < 0.1
-    assert "tool_result" not in stream.types()
-    assert stream.types()[-2:] == ["usage", "done"]
-    assert json.loads(stream.events[-2].data)["stop_reason"] == "cancelled"
-    assert fake_anthropic.requests[0].deltas_sent < 200
+    """claude-mythos-preview's end of life (the SDK's table) is past."""
+    fake_anthropic.models_error = HttpError(404, "not_found_error")
+    server = await start_server(fake=fake_anthropic, models=("claude-mythos-preview",))
+    assert await _known(server, "claude-mythos-preview") == {
+        "effort": False, "structured_outputs": False, "web_fetch": False,
+        "code_execution": False, "compaction": False, "source": "sdk",
+    }
+    status, body = await _post(server, model="claude-mythos-preview", effort="low")
+    assert status == 400
+    assert body["error"]["message"].startswith("Model 'claude-mythos-preview' does not")
+    assert fake_anthropic.request_count == 0
+
+
+async def test_the_ai_sdk_chat_body_takes_the_same_options(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True,
+                                output_schemas=(OutputSchema("answer", SCHEMA),))
+    fake_anthropic.enqueue(Reply(chunks=["ok"]))
+    chat = {"id": "c1", "messages": [{"id": "m0", "role": "user",
+                                      "parts": [{"type": "text", "text": "hi"}]}]}
+    body = chat | {"effort": "medium", "output_schema": "answer", "code_execution": True,
+                   "container": "container_9"}
+    async with await open_sse(server.url + "/api/chat", method="POST",
+                              body=json.dumps(body).encode()) as stream:
+        await stream.read_all()
+    sent = fake_anthropic.requests[-1].body
+    assert sent["output_config"] == {"effort": "medium",
+                                     "format": {"type": "json_schema", "schema": SCHEMA}}
+    assert sent["container"] == "container_9"
+    assert sent["tools"] == [{"type": "code_execution_20250825", "name": "code_execution"}]
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/chat", json=chat | {"tool_search": "on"}
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["message"] == (
+            "Tool search is not enabled on this server.")
+    assert fake_anthropic.request_count == 1
