@@ -27,6 +27,7 @@ from .support.fake_anthropic import (
     ContainerUpload,
     FakeAnthropic,
     HttpError,
+    McpToolListing,
     McpToolResult,
     McpToolUse,
     Reply,
@@ -163,7 +164,8 @@ SCENARIOS = [
         id="tool-search",
     ),
     pytest.param(
-        (McpToolUse("mcptoolu_1", "echo", "docs", {"text": "hi ✓"}),
+        (McpToolListing("docs", ("echo", "fail")),
+         McpToolUse("mcptoolu_1", "echo", "docs", {"text": "hi ✓"}),
          McpToolResult("mcptoolu_1", ["hi ✓", "again"]),
          McpToolUse("mcptoolu_2", "fail", "docs", {}),
          McpToolResult("mcptoolu_2", "It broke.", is_error=True),
@@ -330,13 +332,13 @@ async def test_a_name_that_cannot_be_had_is_null(
 async def test_blocks_the_sdk_knows_but_this_server_does_not_are_generic_blocks(
     start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A newer block (here the MCP tool listing) and a delta this server does not know on
-    a block it knows arrive as `block` events, counted, said once per type; the reply
-    completes."""
+    """A block of a feature this server does not use (here a model fallback's marker)
+    and a delta this server does not know on a block it knows arrive as `block` events,
+    counted, said once per type; the reply completes."""
     server = await start_server(fake=fake_anthropic)
-    listing = {"type": "mcp_tool_listing", "mcp_server_name": "docs",
-               "tools": [{"name": "echo", "input_schema": {"type": "object"}}]}
-    reply = Reply(blocks=(UnknownBlock(listing), Text(["a", "b"], unknown_delta_after=1),
+    fallback = {"type": "fallback", "from": {"model": "claude-sonnet-5-5"},
+                "to": {"model": "claude-opus-5"}, "trigger": {"type": "refusal"}}
+    reply = Reply(blocks=(UnknownBlock(fallback), Text(["a", "b"], unknown_delta_after=1),
                           Text(["c"])))
     with caplog.at_level(logging.WARNING, logger="sseserver.generations"):
         for _ in range(2):
@@ -345,11 +347,12 @@ async def test_blocks_the_sdk_knows_but_this_server_does_not_are_generic_blocks(
                 await stream.read_all()
     assert stream.types() == ["meta", "block", "message", "block", "message", "message",
                               "usage", "done"]
-    assert json.loads(stream.events[1].data) == {"kind": "block", "type": "mcp_tool_listing",
-                                                 "data": listing}
+    assert json.loads(stream.events[1].data) == {"kind": "block", "type": "fallback",
+                                                 "data": fallback}
     assert stream.text == "abc"
     samples = await scrape(server)
-    assert value(samples, "sseserver_unknown_blocks_total", type="mcp_tool_listing") == 2
+    assert value(samples, "sseserver_unknown_blocks_total", type="fallback") == 2
+    assert value(samples, "sseserver_unknown_blocks_total", type="future_delta") == 2
     warnings = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
     assert len(warnings) == 2
 

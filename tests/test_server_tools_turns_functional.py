@@ -25,6 +25,7 @@ from .support.fake_anthropic import (
     Compaction,
     ContainerUpload,
     FakeAnthropic,
+    McpToolListing,
     McpToolResult,
     McpToolUse,
     Reply,
@@ -206,7 +207,8 @@ async def test_a_paused_turn_after_an_mcp_call_sends_it_back_with_the_beta(
 ) -> None:
     docs = McpServer("docs", "https://mcp.example.com/sse")
     server = await start_server(fake=fake_anthropic, mcp_servers=(docs,))
-    paused = Reply(blocks=(McpToolUse("mcptoolu_1", "echo", "docs", {"text": "hi"}),
+    paused = Reply(blocks=(McpToolListing("docs"),
+                           McpToolUse("mcptoolu_1", "echo", "docs", {"text": "hi"}),
                            McpToolResult("mcptoolu_1", ["hi"])), stop_reason="pause_turn")
     await _continued(fake_anthropic, server, {"messages": [USER]}, paused)
     second = fake_anthropic.requests[1]

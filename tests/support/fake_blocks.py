@@ -21,7 +21,8 @@ Every shape here is checked against the installed SDK's own types by
   stop. The code execution results (``CodeExecutionResult``, ``BashResult``,
   ``TextEditorResult``), ``ToolSearchResult``, ``McpToolResult`` and ``ContainerUpload``
   arrive the same way: whole at their start.
-- ``McpToolUse``: like ``ServerToolUse``, with the MCP server's name.
+- ``McpToolUse``: like ``ServerToolUse``, with the MCP server's name. ``McpToolListing``
+  (the tools an MCP server listed) arrives whole at its start.
 - ``Compaction``: start ``{"type": "compaction", "content": null, "signature"}``, one
   ``compaction_delta`` holding the whole summary and the encrypted content (the API does not
   stream a summary piece by piece, and the SDK's accumulator takes each delta's ``content``
@@ -325,6 +326,21 @@ class McpToolUse:
 
 
 @dataclass(frozen=True)
+class McpToolListing:
+    server_name: str
+    tool_names: Sequence[str] = ("echo",)
+
+    def content(self) -> dict[str, Any]:
+        return {"type": "mcp_tool_listing", "mcp_server_name": self.server_name, "tools": [
+            {"name": name, "description": f"{name} things",
+             "input_schema": {"type": "object", "properties": {}}}
+            for name in self.tool_names]}
+
+    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "start", self.content()
+
+
+@dataclass(frozen=True)
 class McpToolResult:
     tool_use_id: str
     output: str | Sequence[str] = ""
@@ -376,9 +392,9 @@ class ContainerUpload:
 Block = (
     Text | Thinking | RedactedThinking | ServerToolUse | ToolUse | WebSearchResult | UnknownBlock
     | WebFetchResult | CodeExecutionResult | BashResult | TextEditorResult | ToolSearchResult
-    | McpToolUse | McpToolResult | Compaction | ContainerUpload
+    | McpToolUse | McpToolResult | McpToolListing | Compaction | ContainerUpload
 )
-BETA_BLOCKS: Final = (McpToolUse, McpToolResult, Compaction)
+BETA_BLOCKS: Final = (McpToolUse, McpToolResult, McpToolListing, Compaction)
 """Blocks only the SDK's beta types know."""
 
 
