@@ -58,6 +58,26 @@ def web_citation(url: str, title: str | None, cited_text: str) -> dict[str, Any]
             "cited_text": cited_text, "encrypted_index": "Eo8BCioIBxgC" + "iNdEx" * 4}
 
 
+def _input_pieces(
+    tool_input: dict[str, Any], pieces: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A call's input JSON as the API streams it: ``input_json_delta``s of its text."""
+    text = json.dumps(tool_input, ensure_ascii=False)
+    size = -(-len(text) // pieces)
+    for start in range(0, len(text), size):
+        yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+
+
+class _WholeAtStart:
+    """A block the API sends whole in its ``content_block_start``, with no delta."""
+
+    def content(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "start", self.content()
+
+
 @dataclass(frozen=True)
 class Text:
     chunks: Sequence[str]
@@ -124,10 +144,7 @@ class ServerToolUse:
     def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "start", {"type": "server_tool_use", "id": self.id, "name": self.name,
                         "input": {}}
-        text = json.dumps(self.input, ensure_ascii=False)
-        size = -(-len(text) // self.pieces)
-        for start in range(0, len(text), size):
-            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+        yield from _input_pieces(self.input, self.pieces)
 
 
 @dataclass(frozen=True)
@@ -143,14 +160,11 @@ class ToolUse:
 
     def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "start", {"type": "tool_use", "id": self.id, "name": self.name, "input": {}}
-        text = json.dumps(self.input, ensure_ascii=False)
-        size = -(-len(text) // self.pieces)
-        for start in range(0, len(text), size):
-            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+        yield from _input_pieces(self.input, self.pieces)
 
 
 @dataclass(frozen=True)
-class WebSearchResult:
+class WebSearchResult(_WholeAtStart):
     tool_use_id: str
     results: Sequence[dict[str, Any]] = ()
     error_code: str | None = None
@@ -162,9 +176,6 @@ class WebSearchResult:
             content = {"type": "web_search_tool_result_error", "error_code": self.error_code}
         return {"type": "web_search_tool_result", "tool_use_id": self.tool_use_id,
                 "content": content}
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -187,7 +198,7 @@ class UnknownEvent:
 
 
 @dataclass(frozen=True)
-class WebFetchResult:
+class WebFetchResult(_WholeAtStart):
     tool_use_id: str
     url: str
     title: str | None = None
@@ -213,9 +224,6 @@ class WebFetchResult:
         return {"type": "web_fetch_tool_result", "tool_use_id": self.tool_use_id,
                 "content": content}
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 def _run_result(prefix: str, tool_use_id: str, body: dict[str, Any],
                 error_code: str | None) -> dict[str, Any]:
@@ -225,7 +233,7 @@ def _run_result(prefix: str, tool_use_id: str, body: dict[str, Any],
 
 
 @dataclass(frozen=True)
-class CodeExecutionResult:
+class CodeExecutionResult(_WholeAtStart):
     tool_use_id: str
     stdout: str = ""
     stderr: str = ""
@@ -247,12 +255,9 @@ class CodeExecutionResult:
                     "stderr": self.stderr, "return_code": self.return_code, "content": files}
         return _run_result("code_execution", self.tool_use_id, body, self.error_code)
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class BashResult:
+class BashResult(_WholeAtStart):
     tool_use_id: str
     stdout: str = ""
     stderr: str = ""
@@ -266,12 +271,9 @@ class BashResult:
                 "stderr": self.stderr, "return_code": self.return_code, "content": files}
         return _run_result("bash_code_execution", self.tool_use_id, body, self.error_code)
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class TextEditorResult:
+class TextEditorResult(_WholeAtStart):
     tool_use_id: str
     result: dict[str, Any] = field(default_factory=dict)
     """The result block, its ``type`` included (``text_editor_code_execution_view_result``,
@@ -286,12 +288,9 @@ class TextEditorResult:
             block["content"]["error_message"] = self.error_message
         return block
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class ToolSearchResult:
+class ToolSearchResult(_WholeAtStart):
     tool_use_id: str
     tool_names: Sequence[str] = ()
     error_code: str | None = None
@@ -300,9 +299,6 @@ class ToolSearchResult:
         body = {"type": "tool_search_tool_search_result", "tool_references": [
             {"type": "tool_reference", "tool_name": name} for name in self.tool_names]}
         return _run_result("tool_search", self.tool_use_id, body, self.error_code)
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -319,14 +315,11 @@ class McpToolUse:
 
     def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "start", self.content() | {"input": {}}
-        text = json.dumps(self.input, ensure_ascii=False)
-        size = -(-len(text) // self.pieces)
-        for start in range(0, len(text), size):
-            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+        yield from _input_pieces(self.input, self.pieces)
 
 
 @dataclass(frozen=True)
-class McpToolListing:
+class McpToolListing(_WholeAtStart):
     server_name: str
     tool_names: Sequence[str] = ("echo",)
 
@@ -336,12 +329,9 @@ class McpToolListing:
              "input_schema": {"type": "object", "properties": {}}}
             for name in self.tool_names]}
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class McpToolResult:
+class McpToolResult(_WholeAtStart):
     tool_use_id: str
     output: str | Sequence[str] = ""
     """The block's ``content`` (a name ``content()`` takes): a string as is, or the texts
@@ -354,9 +344,6 @@ class McpToolResult:
             content = [{"type": "text", "text": text} for text in self.output]
         return {"type": "mcp_tool_result", "tool_use_id": self.tool_use_id,
                 "is_error": self.is_error, "content": content}
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -379,14 +366,11 @@ class Compaction:
 
 
 @dataclass(frozen=True)
-class ContainerUpload:
+class ContainerUpload(_WholeAtStart):
     file_id: str
 
     def content(self) -> dict[str, Any]:
         return {"type": "container_upload", "file_id": self.file_id}
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 Block = (
