@@ -213,16 +213,19 @@ def _reply(blocks: tuple[Block, ...], events: list[tuple[str, Any]]) -> Reply:
     return Reply(blocks=blocks, container=container)
 
 
+@pytest.mark.parametrize("query", [
+    "/api/sse?message=hi&web_fetch=on&code_execution=on",
+    "/api/sse?message=hi",  # nothing kept: the events are the same
+], ids=["tools-on", "tools-off"])
 @pytest.mark.parametrize(("blocks", "events"), SCENARIOS)
 async def test_each_block_s_exact_frames(
     start_server: StartServer, fake_anthropic: FakeAnthropic, blocks: tuple[Block, ...],
-    events: list[tuple[str, Any]],
+    events: list[tuple[str, Any]], query: str,
 ) -> None:
     server = await start_server(fake=fake_anthropic, web_fetch=3, code_execution=True)
     fake_anthropic.files_created["file_011plot"] = "plot.png"
     reply = _reply(blocks, events)
     fake_anthropic.enqueue(reply)
-    query = "/api/sse?message=hi&web_fetch=on&code_execution=on"
     async with await open_sse(server.url + query) as stream:
         await stream.read_all()
     stream_id = json.loads(stream.events[0].data)["stream"]
