@@ -4,7 +4,8 @@ strictly as a string message (docs/protocol.md, "Content arrays").
 A user message may hold `text`, `image`, `document` (attachments.py checks those two) and
 `tool_result` blocks; an assistant message the blocks a
 `turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, and web search's
-`server_tool_use` and `web_search_tool_result`), which a client sends back as it got them.
+`server_tool_use` and `web_search_tool_result`), which a client sends back as it got them,
+and a `compaction` event's block, which stands for the turns it summarized.
 Every `tool_result` must answer a `tool_use` of the assistant message just before it, every
 such `tool_use` must be answered, and the results come first, as the API requires. A call
 of a tool the server does not offer is refused. Each text counts against
@@ -40,6 +41,8 @@ _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
         "web_search_tool_result": (
             frozenset({"type", "tool_use_id", "content"}), frozenset({"caller"}),
         ),
+        "compaction": (frozenset({"type"}), frozenset({
+            "content", "encrypted_content", "signature", "tool_changes"})),
     },
 }
 TextCheck = Callable[[str, str], str]
@@ -107,6 +110,8 @@ def _check(
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["content"], list | dict):
             raise BadRequest(f"{at}.content must be a list or an object.")
+    elif kind == "compaction":
+        _compaction(block, at, text)
     elif kind == "tool_approval":
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["approved"], bool):
@@ -121,6 +126,21 @@ def _check(
         _result_content(block.get("content", ""), f"{at}.content", text, files)
     if "caller" in block and not isinstance(block["caller"], dict):
         raise BadRequest(f"{at}.caller must be an object.")
+
+
+def _compaction(block: Block, at: str, text: TextCheck) -> None:
+    """A compaction block as the API returned it: its summary (null when it failed), and
+    what it signs and encrypts, sent back verbatim."""
+    content = block.get("content")
+    if content is not None:
+        if not isinstance(content, str) or not content:
+            raise BadRequest(f"{at}.content must be the summary (a non-empty string) or null.")
+        text(content, f"{at}.content")
+    for name in ("encrypted_content", "signature"):
+        if not isinstance(block.get(name), str | None):
+            raise BadRequest(f"{at}.{name} must be a string or null.")
+    if not isinstance(block.get("tool_changes"), list | None):
+        raise BadRequest(f"{at}.tool_changes must be a list or null.")
 
 
 def _result_content(content: object, at: str, text: TextCheck, files: Attachments) -> None:

@@ -605,3 +605,127 @@ async def test_bad_tool_parts_are_refused_and_run_nothing(
     assert (status, json.loads(answer)["error"]["message"]) == (400, message)
     assert server.app[GENERATIONS].active == 0
     assert (fake_anthropic.requests, RUNS.inputs) == ([], [])
+
+
+# ---- what the replies of Claude's server tools leave in the history ----
+# (docs/protocol.md, "The AI SDK's chat route": compaction, container, server tool parts)
+
+COMPACTED: Final = {"type": "compaction", "content": "Earlier: the user asked about SSE.",
+                    "encrypted_content": "EoENC", "signature": "SiG"}
+
+
+def _assistant_with(*parts: dict[str, Any], metadata: Any = None) -> dict[str, Any]:
+    message = _ui("assistant", *parts)
+    return message | ({"metadata": metadata} if metadata is not None else {})
+
+
+async def test_a_compaction_goes_back_first_and_server_tool_parts_stay_out(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+) -> None:
+    """The compaction's block is the first block of its message, exactly as the reply gave
+    it; the parts of Claude's own tools (a fetch, a run, an MCP call) are not sent back."""
+    server = await start_server(fake=fake_anthropic)
+    mcp = {"type": "dynamic-tool", "toolName": "get_issue", "toolCallId": "mcptoolu_1",
+           "state": "output-available", "input": {"n": 7}, "providerExecuted": True,
+           "output": [{"type": "text", "text": "open"}], "callProviderMetadata": {
+               "anthropic": {"type": "mcp-tool-use", "serverName": "tracker"}}}
+    history = [
+        _ui("user", _text("Go on")),
+        _assistant_with(
+            {"type": "step-start"},
+            {"type": "data-compaction", "id": "c1", "data": {"content": COMPACTED["content"],
+                                                             "block": COMPACTED}},
+            {"type": "tool-web_fetch", "toolCallId": "srvtoolu_f", "state": "output-available",
+             "input": {"url": "https://a.test/"}, "providerExecuted": True, "output": {}},
+            {"type": "tool-code_execution", "toolCallId": "srvtoolu_b",
+             "state": "output-available", "providerExecuted": True,
+             "input": {"type": "bash_code_execution", "command": "ls"}, "output": {}},
+            mcp, {"type": "data-file", "id": "f2", "data": {"fileId": "file_1"}},
+            _text("Done.")),
+        _ui("user", _text("And?")),
+    ]
+    fake_anthropic.enqueue(Reply(chunks=["OK."]))
+    async with await _post(server, _history(*history)) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    assert fake_anthropic.requests[0].body["messages"] == [
+        {"role": "user", "content": "Go on"},
+        {"role": "assistant", "content": [COMPACTED, {"type": "text", "text": "Done."}]},
+        {"role": "user", "content": "And?"},
+    ]
+
+
+CONTAINER_AT: Final = {"id": "container_011CN", "expiresAt": "2099-01-01T00:00:00Z"}
+EXPIRED_AT: Final = {"id": "container_old", "expiresAt": "2020-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(("metadatas", "extra", "sent"), [
+    pytest.param([{"container": CONTAINER_AT}, None], {"code_execution": "on"},
+                 "container_011CN", id="latest-reply-with-one"),
+    pytest.param([{"container": EXPIRED_AT}, {"container": CONTAINER_AT}],
+                 {"code_execution": True}, "container_011CN", id="newest-first"),
+    pytest.param([{"container": CONTAINER_AT}, {"container": EXPIRED_AT}],
+                 {"code_execution": "on"}, "container_011CN", id="expired-skipped"),
+    pytest.param([{"container": CONTAINER_AT}, None], {}, None, id="code-execution-off"),
+    pytest.param([{"container": CONTAINER_AT}, None],
+                 {"code_execution": "on", "container": "container_mine"}, "container_mine",
+                 id="the-body-s-own"),
+    pytest.param([None, {"other": 1}], {"code_execution": "on"}, None, id="none-named"),
+])
+async def test_the_container_comes_back_from_the_reply_s_metadata(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, metadatas: list[Any],
+    extra: dict[str, Any], sent: str | None,
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True)
+    history = [_ui("user", _text("one")),
+               _assistant_with(_text("ran"), metadata=metadatas[0]),
+               _ui("user", _text("two")),
+               _assistant_with(_text("ran again"), metadata=metadatas[1]),
+               _ui("user", _text("three"))]
+    fake_anthropic.enqueue(Reply(chunks=["OK."]))
+    body = json.dumps({"id": CHAT, "messages": history, **extra}).encode()
+    async with await _post(server, body) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    assert fake_anthropic.requests[0].body.get("container") == sent
+
+
+BAD_SERVER_TOOL_HISTORIES: Final = [
+    pytest.param([_assistant_with(_text("x"), metadata={"container": {"id": "bad id"}})],
+                 "messages[1].metadata.container.id must be a container id from an earlier "
+                 "reply (1 to 128 characters of A-Z a-z 0-9 _ -).", id="container-id"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {"content": "x"}})],
+                 'messages[1].parts[0].data.block must be the compaction block the reply gave '
+                 '(an object of type "compaction").', id="compaction-without-block"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": {"type": "text", "text": "x"}}})],
+                 'messages[1].parts[0].data.block must be the compaction block the reply gave '
+                 '(an object of type "compaction").', id="compaction-not-one"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": COMPACTED | {"content": ""}}})],
+                 "messages[1].content[0].content must be the summary (a non-empty string) or "
+                 "null.", id="compaction-empty"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": COMPACTED | {"signature": 5}}})],
+                 "messages[1].content[0].signature must be a string or null.",
+                 id="compaction-signature"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": COMPACTED | {"cache_control": {"type": "ephemeral"}}}})],
+                 "messages[1].content[0] (compaction) has unknown 'cache_control'.",
+                 id="compaction-extra-field"),
+]
+
+
+@pytest.mark.parametrize(("messages", "message"), BAD_SERVER_TOOL_HISTORIES)
+async def test_bad_compaction_and_container_parts_are_refused(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, messages: list[Any],
+    message: str,
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True)
+    body = json.dumps({"id": CHAT, "code_execution": "on", "messages": [
+        _ui("user", _text("Go")), *messages, _ui("user", _text("On"))]}).encode()
+    status, _, answer = await request("POST", server.url + "/api/chat", data=body,
+                                      headers={"Content-Type": "application/json"})
+    assert (status, json.loads(answer)["error"]["message"]) == (400, message)
+    assert server.app[GENERATIONS].active == 0
+    assert fake_anthropic.requests == []
