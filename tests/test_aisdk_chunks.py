@@ -613,3 +613,17 @@ def test_compaction_and_a_full_context_finish_as_ai_sdk_anthropic_maps_them() ->
                                        ("pause_turn", "stop")):
         assert _map(META, ("usage", USAGE | {"stop_reason": stop_reason}))[-1] == {
             "type": "finish", "finishReason": finish_reason}
+
+
+def test_a_result_that_waited_for_its_files_leaves_the_text_part_open() -> None:
+    """A run's result comes once its files have names, while the text after the call goes
+    on: the output fills the call's part, and the text stays one part."""
+    bash = {"id": "srvtoolu_b", "name": "bash_code_execution", "input": {"command": "ls"}}
+    ran = {"tool_use_id": "srvtoolu_b", "name": "bash_code_execution", "command": "ls",
+           "stdout": "", "stderr": "", "return_code": 0, "files": FILES[:1]}
+    got = _tool_parts(("tool", bash), ("message", "Made "), ("tool_result", ran),
+                      ("message", "a plot."), ("usage", USAGE))
+    assert [c["type"] for c in got] == [
+        "tool-input-available", "text-start", "text-delta", "tool-output-available",
+        "text-delta", "text-end", "finish-step", "finish"]
+    assert {c.get("id") for c in got if c["type"].startswith("text-")} == {"t2"}

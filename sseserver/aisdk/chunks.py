@@ -314,7 +314,9 @@ class UIChunks:
             return
         if call not in self._tools:
             return  # the client has no tool part to put it in
-        self._close(out)
+        # The output fills the call's part where it is: a result that waited (for its
+        # files' names) while text went on leaves that text's part open.
+        self._start(out)
         out.append(chunk(server_tools.result(data)))
         if data.get("name") == "web_fetch" and "error" not in data:
             self._sources.page(data.get("url"), data.get("title"), out)
