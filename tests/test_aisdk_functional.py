@@ -9,6 +9,7 @@ Each test prints what it measured (run with -s to see it)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -491,7 +492,7 @@ def _executed(part_type: str, call: str, tool_input: object, output: object) -> 
             "input": tool_input, "output": output, "providerExecuted": True}
 
 
-EVERY_PART = [
+EVERY_PART: list[dict[str, Any]] = [
     {"type": "step-start"},
     {"type": "data-compaction", "id": "c1", "data": {
         "content": "Earlier: the user asked about SSE.", "block": COMPACTION_BLOCK}},
@@ -563,16 +564,27 @@ async def test_every_server_block_becomes_the_part_the_sdk_assembles(
     assert len(result["sent"]) == 1
 
 
-async def test_a_cut_in_the_middle_of_the_server_blocks_resumes_them_whole(
+async def test_a_cut_before_the_server_blocks_resumes_them_whole(
     every_tool_server: ServerProcess, fake_anthropic: FakeAnthropic,
 ) -> None:
-    fake_anthropic.enqueue(EVERY_BLOCK)
+    """The connection drops in the text before the blocks; the transport's reconnect
+    rebuilds the message with every one of them, as an uninterrupted reply makes it."""
+    opening = ["Let ", "me ", "use ", "them ", "all."]
+    fake_anthropic.enqueue(replace(EVERY_BLOCK, blocks=(Text(opening), *EVERY_BLOCK.blocks),
+                                   delay=0.02))
     result = await run_client("reconnect", every_tool_server.url, "Use everything",
                               body=EVERY_OPTION)
     assert result["afterCut"]["status"] == "error"
+    cut = result["afterCut"]["text"]
+    assert 0 < len(cut) < len("".join(opening))  # cut in the text, before the blocks
+    assert "".join(opening).startswith(cut)
     assistant = _assistant(result)
-    assert assistant["parts"] == EVERY_PART
-    assert assistant["metadata"]["container"]["id"] == CONTAINER["id"]
+    shifted = [p | {"id": p["id"][0] + str(int(p["id"][1:]) + len(opening))}
+               if p["type"].startswith("data-") else p for p in EVERY_PART]
+    assert assistant["parts"] == [shifted[0], {"type": "text", "text": "".join(opening),
+                                               "state": "done"}, *shifted[1:]]
+    metadata: Any = assistant["metadata"]
+    assert metadata["container"]["id"] == CONTAINER["id"]
     assert len(fake_anthropic.requests) == 1
 
 

@@ -811,22 +811,19 @@ NEW_PARTS: Final = [
         _call("srvtoolu_f", "web_fetch", {"url": "https://a.test/p"}),
         {"type": "tool-output-error", "toolCallId": "srvtoolu_f",
          "errorText": "url_not_accessible", "providerExecuted": True},
-        *_text_part("t3", "It failed."), *_done()], 3, id="web-fetch-error"),
+        *_text_part("t3", "It failed."), *_done()], 2, id="web-fetch-error"),
     pytest.param((
         ServerToolUse("srvtoolu_b", {"command": "ls"}, name="bash_code_execution"),
-        BashResult("srvtoolu_b", stdout="a.txt\n", stderr="warn", return_code=2,
-                   file_ids=("file_01",)),
+        BashResult("srvtoolu_b", stdout="a.txt\n", stderr="warn", return_code=2),
         Text(["Listed."]),
     ), THE_CONTAINER, "end_turn", [
         _call("srvtoolu_b", "code_execution", {"type": "bash_code_execution",
                                                "command": "ls"}),
         _output("srvtoolu_b", {"type": "bash_code_execution_result", "stdout": "a.txt\n",
-                               "stderr": "warn", "return_code": 2, "content": [
-                                   {"type": "bash_code_execution_output", "file_id": "file_01",
-                                    "name": "file_01.txt"}]}),
+                               "stderr": "warn", "return_code": 2, "content": []}),
         *_text_part("t3", "Listed."),
         *_done(metadata={"container": {"id": "container_011",
-                                       "expiresAt": "2099-01-01T00:00:00Z"}})], 3,
+                                       "expiresAt": "2099-01-01T00:00:00Z"}})], 1,
         id="bash-and-container"),
     pytest.param((
         ServerToolUse("srvtoolu_e", {"command": "view", "path": "/a"},
@@ -877,7 +874,7 @@ NEW_PARTS: Final = [
         {"type": "data-compaction", "id": "c1", "data": {
             "content": "Earlier turns, summarized.", "block": {
                 "type": "compaction", "content": "Earlier turns, summarized.",
-                "encrypted_content": ENCRYPTED, "signature": SIGNATURE}}},
+                "signature": SIGNATURE, "encrypted_content": ENCRYPTED}}},
         {"type": "data-file", "id": "f2", "data": {"fileId": "file_up"}},
         {"type": "data-unsupported", "id": "u3", "data": {
             "kind": "block", "type": "future_block", "data": {"type": "future_block",
