@@ -41,8 +41,8 @@ from typing import Any, Final
 
 from ..tools.definitions import SERVER_TOOL_NAMES, ToolSpec
 from ..tools.handlers import DENIED
-from . import server_tools
 from .encoding import DONE, chunk
+from .server_tools import call_chunk, is_claude_s, output_chunk
 from .sources import Sources
 
 __all__ = ["CUT_SHORT", "DONE", "LOST", "NO_TOOLS", "ToolRoles", "UIChunks", "chunk"]
@@ -156,8 +156,8 @@ class UIChunks:
         elif event == "tool":
             self._content(out)
             self._tools[data["id"]] = data["name"]
-            if server_tools.is_claude_s(data):
-                out.append(chunk(server_tools.call(data)))
+            if is_claude_s(data):
+                out.append(chunk(call_chunk(data)))
                 return
             available = {"type": "tool-input-available", "toolCallId": data["id"],
                          "toolName": data["name"], "input": data["input"]}
@@ -308,7 +308,7 @@ class UIChunks:
         call = data.get("tool_use_id")
         if not isinstance(call, str):
             return
-        if not server_tools.is_claude_s(data):
+        if not is_claude_s(data):
             if "content" in data:
                 self._server_result(call, data, out)
             return
@@ -317,7 +317,7 @@ class UIChunks:
         # The output fills the call's part where it is: a result that waited (for its
         # files' names) while text went on leaves that text's part open.
         self._start(out)
-        out.append(chunk(server_tools.result(data)))
+        out.append(chunk(output_chunk(data)))
         if data.get("name") == "web_fetch" and "error" not in data:
             self._sources.page(data.get("url"), data.get("title"), out)
 

@@ -42,7 +42,7 @@ def mcp_metadata(server_name: object) -> dict[str, Any]:
     return {"anthropic": {"type": "mcp-tool-use", "serverName": server_name}}
 
 
-def call(data: dict[str, Any]) -> dict[str, Any]:
+def call_chunk(data: dict[str, Any]) -> dict[str, Any]:
     """A server tool's or an MCP tool's `tool` event as its `tool-input-available`."""
     name, tool_input = data["name"], data["input"]
     available: dict[str, Any] = {"type": "tool-input-available", "toolCallId": data["id"]}
@@ -57,7 +57,7 @@ def call(data: dict[str, Any]) -> dict[str, Any]:
     return available | {"toolName": name, "input": tool_input, **EXECUTED}
 
 
-def result(data: dict[str, Any]) -> dict[str, Any]:
+def output_chunk(data: dict[str, Any]) -> dict[str, Any]:
     """A server tool's or an MCP tool's `tool_result` event as its output chunk."""
     call_id, name = data["tool_use_id"], data.get("name")
     mcp = "server_name" in data
