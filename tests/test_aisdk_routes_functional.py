@@ -688,6 +688,10 @@ EXPIRED_AT: Final = {"id": "container_old", "expiresAt": "2020-01-01T00:00:00Z"}
                  {"code_execution": "on", "container": "container_mine"}, "container_mine",
                  id="the-body-s-own"),
     pytest.param([None, {"other": 1}], {"code_execution": "on"}, None, id="none-named"),
+    pytest.param([None, {"container": {"id": "container_x", "expiresAt": "soon"}}],
+                 {"code_execution": "on"}, "container_x", id="expiry-unreadable-api-decides"),
+    pytest.param([None, {"container": {"id": "container_x", "expiresAt": "2020-01-01T00:00"}}],
+                 {"code_execution": "on"}, None, id="expired-without-zone-read-as-utc"),
 ])
 async def test_the_container_comes_back_from_the_reply_s_metadata(
     start_server: StartServer, fake_anthropic: FakeAnthropic, metadatas: list[Any],
