@@ -183,7 +183,7 @@ SEARCH_REPLY = Reply(blocks=(
     Text(["Events carry ids"], citations=[
         web_citation("https://html.spec.test/sse", "Spec", "the last event ID")]),
     Text([", and a reconnect sends the last one."]),
-), delay=0.01)
+), delay=0.03)  # the cut test needs the reply still running when it cuts
 SEARCH_PARTS = [
     {"type": "step-start"},
     {"type": "reasoning", "id": "r1", "text": "Let me look that up.", "state": "done"},
