@@ -602,26 +602,51 @@ ui_tool_parts = st.one_of(
                           "redactedData": any_text | json_values})}) | json_values}),
     st.fixed_dictionaries({"type": st.sampled_from(["text", "step-start"]),
                            "text": turn_text}),
+    # A reply's compaction, its block nearly right, and the parts of Claude's own tools.
+    st.fixed_dictionaries({"type": st.just("data-compaction"), "data": st.fixed_dictionaries(
+        {}, optional={"content": any_text | json_values, "block": st.fixed_dictionaries(
+            {"type": st.just("compaction") | json_values},
+            optional={"content": st.none() | any_text | json_values,
+                      "encrypted_content": st.none() | any_text | json_values,
+                      "signature": st.none() | any_text | json_values,
+                      "tool_changes": st.none() | json_values,
+                      "cache_control": json_values}) | json_values}) | json_values}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["tool-web_fetch", "tool-code_execution", "dynamic-tool",
+                                  "data-file", "data-unsupported"]),
+         "toolCallId": tool_ids, "state": st.just("output-available"),
+         "input": st.just({}), "toolName": st.just("get_issue")},
+        optional={"callProviderMetadata": st.just(
+            {"anthropic": {"type": "mcp-tool-use", "serverName": "s"}}) | json_values}),
 )
+# What a reply that ran code leaves in its message's metadata (its container).
+ui_metadata = st.fixed_dictionaries({}, optional={"container": st.fixed_dictionaries(
+    {}, optional={"id": st.just("container_011") | any_text | json_values,
+                  "expiresAt": st.just("2099-01-01T00:00:00Z") | any_text | json_values})
+    | json_values}) | json_values
 tool_chats = st.tuples(
     st.lists(ui_tool_parts, min_size=1, max_size=5),
     st.booleans(),
-).map(lambda pair: json.dumps({"id": "tool-chat", "messages": [
+    ui_metadata,
+    st.sampled_from([{}, {"code_execution": "on"}]),
+).map(lambda chat: json.dumps({"id": "tool-chat", "messages": [
     {"id": "m0", "role": "user", "parts": [{"type": "text", "text": "Go"}]},
-    {"id": "m1", "role": "assistant", "parts": [{"type": "step-start"}, *pair[0]]},
+    {"id": "m1", "role": "assistant", "parts": [{"type": "step-start"}, *chat[0]],
+     "metadata": chat[2]},
     *([{"id": "m2", "role": "user", "parts": [{"type": "text", "text": "And?"}]}]
-      if pair[1] else []),
-]}).encode())
+      if chat[1] else []),
+], **chat[3]}).encode())
 
 
 @pytest.fixture
 async def tool_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
     """As `server`, offering a server-run tool, one that needs approval (both run by
-    tests.support.tool_handlers:lookup, which counts its runs) and a client-run one."""
+    tests.support.tool_handlers:lookup, which counts its runs) and a client-run one, and
+    code execution (so a history's container is read)."""
     RUNS.reset()
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
-        max_body_bytes=4096, access_token=TOKEN, tools=tool_specs([
+        max_body_bytes=4096, access_token=TOKEN, code_execution=True, tools=tool_specs([
             {"name": "lookup", "input_schema": {"type": "object"},
              "handler": "tests.support.tool_handlers:lookup"},
             {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
