@@ -5,12 +5,17 @@
 // reply used the client's tools holds, between its question and its final text, each tool
 // turn's assistant message (a content array) and the user's tool_result message
 // (docs/protocol.md, "Tools"). A question's attached files are kept as references
-// (attachments.js), turned into content blocks for each request.
+// (attachments.js), turned into content blocks for each request. A reply whose context
+// was compacted sends its compaction block back before its text; the container a reply's
+// code last ran in is the next request's (docs/protocol.md, "Server tools").
+
+import { finalMessage } from "./exchange.js";
 
 /** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./storage.js").Outcome} Outcome */
-/** @typedef {import("./tools.js").Message} Message */
-/** @typedef {{steps: Message[], text: string}} Exchange what a reply adds after its question */
+/** @typedef {import("./exchange.js").Message} Message */
+/** @typedef {import("./exchange.js").Exchange} Exchange */
+/** @typedef {import("./record.js").Container} Container */
 
 /**
  * Whether a reply's text may be sent back as an assistant message.
@@ -22,7 +27,7 @@ export function keepable(text) {
 }
 
 export class Conversation {
-  /** @type {{user: string, files: FileRef[], steps: Message[], assistant: string}[]} */
+  /** @type {{user: string, files: FileRef[], reply: Exchange}[]} */
   #turns = [];
 
   /**
@@ -38,11 +43,18 @@ export class Conversation {
     const messages = [];
     for (const turn of this.#turns) {
       messages.push({ role: "user", content: await contentOf(turn.user, turn.files) });
-      messages.push(...turn.steps);
-      messages.push({ role: "assistant", content: turn.assistant });
+      messages.push(...turn.reply.steps, finalMessage(turn.reply.blocks, turn.reply.text));
     }
     messages.push({ role: "user", content: await contentOf(question, files) });
     return messages;
+  }
+
+  /** The container the conversation's code last ran in, if any. */
+  get container() {
+    /** @type {Container | null} */
+    let last = null;
+    for (const turn of this.#turns) last = turn.reply.container ?? last;
+    return last;
   }
 
   /** Every file the conversation sends with its next question. */
@@ -83,7 +95,7 @@ export class Conversation {
    * @param {Exchange} reply
    */
   restore(question, files, reply) {
-    this.#turns.push({ user: question, files, steps: reply.steps, assistant: reply.text });
+    this.#turns.push({ user: question, files, reply });
   }
 
   clear() {
