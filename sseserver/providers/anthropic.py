@@ -15,7 +15,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import AsyncGenerator
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 from yarl import URL
@@ -23,7 +23,14 @@ from yarl import URL
 from ..option_values import PromptCache
 from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
-from .base import Event, GenerationRequest, Item, ProviderError, Thinking, bounds_left
+from .anthropic_request import (
+    continuation_params,
+    may_continue,
+    request_betas,
+    request_params,
+    tool_uses,
+)
+from .base import Event, GenerationRequest, Item, ProviderError, bounds_left
 from .messages_api import MessagesAPI, UpstreamStatusError
 from .reachability import Reachability
 
@@ -54,9 +61,6 @@ BURST_PAUSE: Final = 0.002
 UPSTREAM_TRANSPORT_ERRORS: Final = (aiohttp.ClientError, OSError, TimeoutError)
 # Connecting gets at most this long, whatever --upstream-timeout.
 CONNECT_TIMEOUT: Final = 5.0
-# The basic web search tool: every model with web search has it (the later versions add
-# filtering by code execution, which brings blocks of its own).
-WEB_SEARCH_TOOL: Final = "web_search_20250305"
 
 
 class AnthropicProvider:
@@ -83,31 +87,9 @@ class AnthropicProvider:
         self.host = host if url.explicit_port is None else f"{host}:{url.port}"
         self.reachability = Reachability(self.host)
 
-    def _params(self, request: GenerationRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "messages": [
-                {"role": m.role, "content": m.content if isinstance(m.content, str)
-                 else list(m.content)} for m in request.messages
-            ],
-            "thinking": _thinking(request.thinking),
-        }
-        if request.system:
-            params["system"] = request.system
-        tools = _tools(request, request.web_search)
-        if tools:
-            params["tools"] = tools
-        if self._cache_control is not None:
-            # Automatic caching: the API puts the breakpoint on the request's last block,
-            # so everything before it (system, the history, the new message) is the
-            # prefix the next turn reads from the cache (docs/protocol.md, "Thinking,
-            # tools and caching").
-            params["cache_control"] = self._cache_control
-        return params
-
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
-        params = self._params(request)
+        params = request_params(request, self._cache_control)
+        betas = request_betas(request)
         # Blocks are kept for a continuation only when one can happen: pause_turn comes
         # only from server tools (web search is the one this server turns on), and a call
         # of an operator's tool is answered after a `turn` of the kept blocks.
@@ -122,7 +104,7 @@ class AnthropicProvider:
                 # parsed whole.
                 feed = EventReader(fast_text=not keeping).feed
                 # Leaving this block (a cancel included) closes this upstream request.
-                async with post(params) as response:
+                async with post(params, betas) as response:
                     self.reachability.answered()
                     async for chunk in response.content.iter_any():
                         events = feed(chunk)
@@ -151,22 +133,17 @@ class AnthropicProvider:
                     raise ProviderError(
                         "upstream_unavailable", "The reply from Claude ended early."
                     )
-                searches_left = request.web_search - reader.searches
+                fetches = tool_uses(reader.kept, "web_fetch")
                 bounds = bounds_left(request, reader.usage().output_tokens)
                 if (reader.stop_reason != "pause_turn" or continuations == MAX_CONTINUATIONS
-                        or not reader.keep or searches_left < 1 or bounds is None):
+                        or not reader.keep or bounds is None
+                        or not may_continue(request, reader.searches, fetches)):
                     break
                 # Continue the paused turn: the reply so far goes back as the assistant
-                # turn, with what is left of this reply's searches and tokens.
+                # turn, with what is left of this reply's searches, fetches and tokens.
                 continuations += 1
-                max_tokens, thinking = bounds
-                params = params | {
-                    "messages": [*params["messages"][: len(request.messages)],
-                                 {"role": "assistant", "content": list(reader.kept)}],
-                    "tools": _tools(request, searches_left),
-                    "max_tokens": max_tokens,
-                    "thinking": _thinking(thinking),
-                }
+                params = continuation_params(params, request, reader.kept, reader.searches,
+                                             fetches, bounds)
                 reader.next_request()
             if reader.stop_reason == "tool_use" and request.tools and reader.keep:
                 yield Event("turn", {"role": "assistant", "content": list(reader.kept)})
@@ -249,23 +226,3 @@ def transport_error(exc: BaseException, host: str | None = None) -> ProviderErro
         return unreachable("unreachable", why[:1].lower() + why[1:])
     return ProviderError("upstream_unavailable", "The connection to Claude was lost.", kind="lost")
 
-
-def _thinking(thinking: Thinking) -> dict[str, Any]:
-    """The API's thinking parameter. Thinking is asked for `summarized` because some
-    models otherwise omit its text, which the reader would then wait through unseen."""
-    if thinking == "off":
-        return {"type": "disabled"}
-    if thinking == "adaptive":
-        return {"type": "adaptive", "display": "summarized"}
-    return {"type": "enabled", "budget_tokens": thinking, "display": "summarized"}
-
-
-def _tools(request: GenerationRequest, searches: int) -> list[dict[str, Any]]:
-    """The request's `tools`: web search with what is left of its searches, and the
-    operator's own."""
-    web_search = [_web_search_tool(searches)] if searches > 0 else []
-    return [*web_search, *request.tools]
-
-
-def _web_search_tool(max_uses: int) -> dict[str, Any]:
-    return {"type": WEB_SEARCH_TOOL, "name": "web_search", "max_uses": max_uses}
