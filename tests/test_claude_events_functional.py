@@ -34,6 +34,7 @@ from .support.fake_blocks import (
     ENCRYPTED,
     REDACTED,
     SIGNATURE,
+    fetches,
     output_text,
     searches,
     thinking_text,
@@ -83,6 +84,7 @@ def usage(reply: Reply, **changes: Any) -> dict[str, Any]:
         "cache_read_input_tokens": 0,
         "thinking_tokens": count_output_tokens(thinking) if thinking and has_thinking else 0,
         "web_search_requests": searches(blocks),
+        "web_fetch_requests": fetches(blocks),
         "stop_details": reply.stop_details,
     } | changes
 
@@ -357,7 +359,8 @@ async def test_the_demo_shows_every_kind_of_event_offline(start_server: StartSer
     assert (usage["thinking_tokens"], usage["web_search_requests"]) == (5, 1)
     assert set(usage) == {"input_tokens", "output_tokens", "stop_reason",
                           "cache_creation_input_tokens", "cache_read_input_tokens",
-                          "thinking_tokens", "web_search_requests", "stop_details"}
+                          "thinking_tokens", "web_search_requests", "web_fetch_requests",
+                          "stop_details"}
 
 
 @pytest.mark.parametrize("block", [

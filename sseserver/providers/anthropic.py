@@ -5,6 +5,8 @@ before the first byte, the error's type and message). The body, read straight fr
 aiohttp's stream, goes to `EventReader` (anthropic_events.py), which parses each event's
 JSON once, or only a text delta's string, and builds no models; a text delta is yielded
 here as the string it is, and every other event goes to `ReplyReader` (anthropic_reply.py).
+A code run's result that lists files waits for their names (file_names.py) while the rest
+of the reply goes on.
 Leaving the `async with` (which task cancellation does) closes the HTTP response, so the
 connection to the Messages API is closed and no more tokens are generated or billed.
 """
@@ -28,9 +30,9 @@ from .anthropic_request import (
     may_continue,
     request_betas,
     request_params,
-    tool_uses,
 )
 from .base import Event, GenerationRequest, Item, ProviderError, bounds_left
+from .file_names import FileNames
 from .messages_api import MessagesAPI, UpstreamStatusError
 from .reachability import Reachability
 
@@ -91,11 +93,16 @@ class AnthropicProvider:
         params = request_params(request, self._cache_control)
         betas = request_betas(request)
         # Blocks are kept for a continuation only when one can happen: pause_turn comes
-        # only from server tools (web search is the one this server turns on), and a call
-        # of an operator's tool is answered after a `turn` of the kept blocks.
-        reader = ReplyReader(keep=request.web_search > 0 or bool(request.tools))
+        # only from server tools and MCP servers, and a call of an operator's tool is
+        # answered after a `turn` of the kept blocks; a compaction's block goes back too.
+        reader = ReplyReader(keep=bool(
+            request.web_search or request.web_fetch or request.code_execution
+            or request.tool_search or request.mcp_servers or request.compaction
+            or request.tools
+        ))
         on_event = reader.on_event
         post = self._api.stream
+        names = FileNames(self._api)
         continuations = 0
         try:
             while True:
@@ -106,7 +113,22 @@ class AnthropicProvider:
                 # Leaving this block (a cancel included) closes this upstream request.
                 async with post(params, betas) as response:
                     self.reachability.answered()
-                    async for chunk in response.content.iter_any():
+                    reads = response.content.iter_any().__aiter__()
+                    while True:
+                        try:
+                            if names.busy:  # a result waits for file names
+                                for named in names.ready():
+                                    yield named
+                                chunk = await names.next_chunk(reads)
+                                if chunk is None:
+                                    continue
+                            else:
+                                chunk = await reads.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except BaseException:
+                            names.stop_reading()
+                            raise
                         events = feed(chunk)
                         for event in events:
                             # Text first and inline: nearly every event is a text delta.
@@ -123,7 +145,8 @@ class AnthropicProvider:
                                         yield text
                                     continue
                             for item in on_event(event):
-                                yield item
+                                if not (isinstance(item, Event) and names.hold(item)):
+                                    yield item
                         if len(events) >= BURST_EVENTS and not reader.finished:
                             # The upstream is ahead of us: let its next events gather
                             # (none will after message_stop: a tool call or a pause is
@@ -133,20 +156,26 @@ class AnthropicProvider:
                     raise ProviderError(
                         "upstream_unavailable", "The reply from Claude ended early."
                     )
-                fetches = tool_uses(reader.kept, "web_fetch")
                 bounds = bounds_left(request, reader.usage().output_tokens)
                 if (reader.stop_reason != "pause_turn" or continuations == MAX_CONTINUATIONS
                         or not reader.keep or bounds is None
-                        or not may_continue(request, reader.searches, fetches)):
+                        or not may_continue(request, reader.searches, reader.fetches)):
                     break
                 # Continue the paused turn: the reply so far goes back as the assistant
-                # turn, with what is left of this reply's searches, fetches and tokens.
+                # turn, with what is left of this reply's searches, fetches and tokens, in
+                # the container its code ran in.
                 continuations += 1
                 params = continuation_params(params, request, reader.kept, reader.searches,
-                                             fetches, bounds)
+                                             reader.fetches, bounds)
+                if reader.container is not None:
+                    params["container"] = reader.container["id"]
                 reader.next_request()
+            for named in await names.flush():
+                yield named
             if reader.stop_reason == "tool_use" and request.tools and reader.keep:
                 yield Event("turn", {"role": "assistant", "content": list(reader.kept)})
+            if reader.container is not None:
+                yield Event("container", reader.container)
         except ProviderError as exc:
             raise self._safe_error(exc.type, exc.message) from None
         except (AttributeError, KeyError, TypeError, ValueError):  # a shape not as documented
@@ -161,6 +190,8 @@ class AnthropicProvider:
             if error.kind is not None and error.kind != "lost":
                 self.reachability.failed(error.kind, error.message)
             raise error from None
+        finally:
+            names.close()
         yield reader.usage()
 
     def _safe_error(self, error_type: str, message: str) -> ProviderError:

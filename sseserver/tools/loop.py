@@ -64,6 +64,7 @@ class ToolLoop:
         request = dataclasses.replace(request, tools=self._definitions, messages=tuple(messages))
         spent = Usage(0, 0, None)  # the reply's finished requests
         step_request = request
+        container: object = None  # the code execution container the reply's code ran in
         for step in range(1, self._max_steps + 1):
             turn: dict[str, Any] | None = None
             last: Usage | None = None
@@ -75,6 +76,10 @@ class ToolLoop:
                         yield spent.plus(item)
                     elif isinstance(item, Event) and item.name == "turn":
                         turn = item.data  # type: ignore[assignment]
+                    elif isinstance(item, Event) and item.name == "container":
+                        if item.data != container:  # each step reuses it: said once
+                            container = item.data
+                            yield item
                     else:
                         yield item
             finally:
@@ -105,6 +110,7 @@ class ToolLoop:
             max_tokens, thinking = bounds
             step_request = dataclasses.replace(
                 request, messages=tuple(messages), max_tokens=max_tokens, thinking=thinking,
+                container=container["id"] if isinstance(container, dict) else request.container,
             )
 
     async def _decide(self, turn: ChatMessage, answer: ChatMessage) -> list[ToolOutcome]:
