@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from sseserver.config import load_settings
+from sseserver.config import Settings, load_settings
 from sseserver.errors import ConfigError
 from sseserver.server_tools_config import McpServer, OutputSchema
 
@@ -204,3 +206,65 @@ def test_output_schema_file_is_bounded(tmp_path: Path) -> None:
     path = _file(tmp_path, {"a": {"type": "object", "description": "x" * 256 * 1024}})
     with pytest.raises(ConfigError, match="is larger than 262144 bytes"):
         load_settings(["--output-schemas", path], {})
+
+
+# ---- fuzzed files and values: a ConfigError naming the option, or settings; nothing else ----
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
+    | st.sampled_from(["https://a.example", "http://127.0.0.1:1/x", "http://a.example",
+                       "DOCS_TOKEN", "UNSET_VAR", TOKEN, "docs", "bad name", "object"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["name", "url", "token_env", "authorization_token", "token", "type",
+                         "answer", "x"]) | st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_FUZZ = settings(max_examples=300, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _outcome(argv: list[str], env: dict[str, str]) -> Settings | str:
+    """The settings, or the ConfigError's message (any other exception fails the test)."""
+    try:
+        return load_settings(argv, env)
+    except ConfigError as error:
+        return str(error)
+
+
+@_FUZZ
+@given(data=_json_values | st.lists(st.fixed_dictionaries(
+    {"name": st.sampled_from(["docs", "b", "", "x y"]),
+     "url": st.sampled_from(["https://a.example", "http://localhost:9/m", "ftp://x", "https://"])},
+    optional={"token_env": st.sampled_from(["DOCS_TOKEN", "UNSET_VAR", "1X", ""])},
+), max_size=3))
+def test_fuzzed_mcp_files(tmp_path: Path, data: Any) -> None:
+    path = _file(tmp_path, data, "fuzz-mcp.json")
+    settings = _outcome(["--mcp-servers", path], {"DOCS_TOKEN": TOKEN})
+    if isinstance(settings, str):
+        assert settings.startswith("--mcp-servers")
+        assert TOKEN not in settings
+        return
+    assert settings.mcp_servers
+    for server in settings.mcp_servers:
+        assert server.token == (TOKEN if server.token_env == "DOCS_TOKEN" else None)
+    assert TOKEN not in repr(settings)
+
+
+@_FUZZ
+@given(data=_json_values)
+def test_fuzzed_output_schema_files(tmp_path: Path, data: Any) -> None:
+    path = _file(tmp_path, data, "fuzz-schemas.json")
+    settings = _outcome(["--output-schemas", path], {})
+    if isinstance(settings, str):
+        assert settings.startswith("--output-schemas")
+        return
+    assert [s.name for s in settings.output_schemas] == list(data)
+
+
+@_FUZZ
+@given(flag=st.sampled_from(["--web-fetch", "--code-execution", "--tool-search",
+                             "--compaction"]),
+       value=st.text(max_size=12) | st.sampled_from(["on", "off", "0", "3", "-1"]))
+def test_fuzzed_switch_values(flag: str, value: str) -> None:
+    outcome = _outcome([f"{flag}={value}"], {})
+    assert not isinstance(outcome, str) or outcome.startswith(flag)

@@ -35,6 +35,7 @@ from hypothesis.control import currently_in_test_context
 
 from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
+from sseserver.server_tools_config import OutputSchema
 from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
@@ -175,7 +176,8 @@ async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
         max_body_bytes=4096, max_tokens=2000, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
         access_token=TOKEN, forwarded_allow_ips=(ipaddress.ip_network("127.0.0.1"),),
-        max_thinking_tokens=1500, web_search=2,
+        max_thinking_tokens=1500, web_search=2, web_fetch=2, code_execution=True,
+        output_schemas=(OutputSchema("answer", {"type": "object"}),),
     )
     baseline = len(asyncio.all_tasks())
     LOGS.attach()
@@ -242,7 +244,8 @@ any_text = st.text(max_size=300)
 escaped_bytes = st.binary(max_size=40).map(lambda b: "".join(f"%{x:02X}" for x in b))
 query_keys = st.sampled_from(
     ["message", "model", "max_tokens", "system", "thinking", "web_search", "lastEventId",
-     "token", "x", ""]
+     "token", "x", "", "web_fetch", "code_execution", "tool_search", "container", "effort",
+     "output_schema"]
 ) | st.text(max_size=10)
 # Around every bound: max_tokens 2000, budgets 1024..1500 (and below max_tokens), 1-2 uses.
 query_values = (
@@ -251,7 +254,8 @@ query_values = (
     | st.sampled_from(["", "hi", "0", "-1", "1", "2", "3", "1023", "1024", "1500", "1501",
                        "2000", "2001", "1e3", "NaN", "off", "on", "adaptive", "OFF",
                        "claude-haiku-5-5", "abc:1", "abc:99999999999", ":0", "x" * 201, "%",
-                       "%zz", "&&", "=="])
+                       "%zz", "&&", "==", "low", "xhigh", "max", "answer", "container_1",
+                       "c" * 129, "a/b", "true"])
     | st.integers().map(str)
 )
 valid_message = st.text(min_size=1, max_size=50).filter(str.strip).map(lambda m: ("message", m))
@@ -297,6 +301,18 @@ conversations = st.integers(1, 5).flatmap(
 thinking_values = st.sampled_from(["off", "adaptive", "on", "", 1023, 1024, 1500, 1501,
                                    0, -1, 1024.0, True, None]) | st.integers()
 web_search_values = st.sampled_from(["off", "on", "", 0, 1, 2, 3, 1.0, False, None])
+switch_values = st.sampled_from(["off", "on", "", "ON", 0, 1, True, False, None])
+container_values = st.sampled_from(["container_1", "", "c" * 128, "c" * 129, "a b", "a/b",
+                                    7, None])
+effort_values = st.sampled_from(["low", "medium", "high", "xhigh", "max", "HIGH", "", 3,
+                                 None])
+schema_values = st.sampled_from(["answer", "other", "", {"type": "object"}, None])
+# The server tools' fields, each around its values (web fetch: 1-2 uses; tool search off).
+server_options = {
+    "web_fetch": web_search_values, "code_execution": switch_values,
+    "tool_search": switch_values, "container": container_values,
+    "effort": effort_values, "output_schema": schema_values,
+}
 nearly_valid = st.fixed_dictionaries(
     {"messages": conversations},
     optional={
@@ -305,6 +321,7 @@ nearly_valid = st.fixed_dictionaries(
         "system": st.text(max_size=220),
         "thinking": thinking_values,
         "web_search": web_search_values,
+        **server_options,
     },
 ).map(lambda d: json.dumps(d).encode())
 # Content arrays: blocks of every type a message may hold, nearly right or not at all, and
@@ -343,6 +360,7 @@ bodies = st.one_of(
             "system": any_text | json_values,
             "thinking": thinking_values | json_values,
             "web_search": web_search_values | json_values,
+            **{name: values | json_values for name, values in server_options.items()},
             "stream": json_values,
         },
     ).map(lambda d: json.dumps(d).encode()),
@@ -386,7 +404,8 @@ chat_bodies = st.one_of(
                   "messageId": st.none() | any_text | json_values,
                   "max_tokens": st.integers(-1, 101),
                   "model": st.sampled_from(["claude-sonnet-5-5", "gpt"]),
-                  "thinking": thinking_values, "web_search": web_search_values},
+                  "thinking": thinking_values, "web_search": web_search_values,
+                  **server_options},
     ).map(lambda d: json.dumps(d).encode()),
     st.fixed_dictionaries(
         {"id": chat_ids | json_values, "messages": ui_messages | json_values},

@@ -199,6 +199,10 @@ class AnthropicProvider:
         message = message.replace(self._api_key, "[redacted]")[:_MAX_MESSAGE_CHARS]
         return ProviderError(error_type, message)
 
+    async def get_json(self, path: str) -> object:
+        """A metadata GET of the API, such as a model's capabilities (models.py)."""
+        return await self._api.get_json(path)
+
     async def close(self) -> None:
         await self._api.close()
 

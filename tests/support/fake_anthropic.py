@@ -83,7 +83,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pytest
 from aiohttp import web
@@ -119,6 +119,7 @@ from .fake_blocks import (
 )
 from .fake_cache import CacheUse, PromptCache
 from .fake_files import cited_blocks, documents, fingerprints, validate_files
+from .fake_models import MODELS_PATH, model_info, validate_features
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -455,24 +456,12 @@ def _validate_thinking(thinking: object, max_tokens: int) -> str | None:
 
 
 def _validate_extras(body: dict[str, Any]) -> str | None:
-    """``thinking``, ``tools`` (web search only) and ``cache_control``, as the API checks."""
+    """``thinking`` and ``cache_control``, as the API checks (the tools and the other
+    features: fake_models.py)."""
     if "thinking" in body:
         problem = _validate_thinking(body["thinking"], body["max_tokens"])
         if problem is not None:
             return problem
-    for tool in body.get("tools") or ():
-        if isinstance(tool, dict) and tool.get("type", "custom") == "custom":
-            if not isinstance(tool.get("name"), str) or not isinstance(
-                tool.get("input_schema"), dict
-            ) or tool["input_schema"].get("type") != "object":
-                return "tools: a custom tool needs a name and an object input_schema"
-            continue
-        if not isinstance(tool, dict) or tool.get("type") != "web_search_20250305":
-            return "tools: this fake knows only web_search_20250305 and custom tools"
-        uses = tool.get("max_uses")
-        if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int)
-                                 or uses < 1):
-            return "tools.0.max_uses: Input should be greater than or equal to 1"
     control = body.get("cache_control")
     if control is not None and (
         not isinstance(control, dict) or control.get("type") != "ephemeral"
@@ -616,6 +605,13 @@ class FakeAnthropic:
         """Seconds each file lookup waits before it answers."""
         self.file_error: HttpError | None = None
         """Set: every file lookup fails with this error."""
+        self.models: dict[str, dict[str, Any]] = {}
+        """Model id -> its ``ModelCapabilities`` (fake_models.capabilities); an id not
+        here can do everything."""
+        self.models_error: HttpError | None = None
+        """Set: every ``GET /v1/models/{id}`` fails with this error."""
+        self.model_requests: list[str] = []
+        """The model id of each ``GET /v1/models/{id}``, in order."""
         self._queue: deque[Behaviour] = deque()
         self._open: dict[web.RequestHandler, list[RecordedRequest]] = {}
         self._arrived = asyncio.Condition()
@@ -701,6 +697,8 @@ class FakeAnthropic:
         raw = await request.read()
         if request.path.startswith(FILES_PATH):
             return await self._file(request)
+        if request.path.startswith(MODELS_PATH):
+            return self._model(request)
         if request.path != MESSAGES_PATH:
             return _error_response(404, "not_found_error", "Not Found", _new_id("req_"))
         record = await self._record(request, raw)
@@ -722,7 +720,9 @@ class FakeAnthropic:
             return self._refuse(
                 record, 400, "invalid_request_error", "There was an issue with the request body"
             )
-        problem = _validate_body(body)
+        problem = _validate_body(body) or validate_features(
+            cast(dict[str, Any], body), record.headers, self.models
+        )
         if problem is not None:
             return self._refuse(record, 400, "invalid_request_error", problem)
 
@@ -777,6 +777,21 @@ class FakeAnthropic:
         }
         return web.Response(text=_json(metadata), content_type="application/json",
                             headers={"request-id": rid})
+
+    def _model(self, request: web.BaseRequest) -> web.Response:
+        """``GET /v1/models/{id}``: the model's ``ModelInfo``, as the Models API answers."""
+        rid = _new_id("req_")
+        model_id = request.path.removeprefix(MODELS_PATH)
+        self.model_requests.append(model_id)
+        if request.method != "GET":
+            return _error_response(405, "invalid_request_error", "Method Not Allowed", rid)
+        if _presented_key(request.headers) != self.api_key:
+            return _error_response(401, "authentication_error", "invalid x-api-key", rid)
+        error = self.models_error
+        if error is not None:
+            return _error_response(error.status, error.error_type, error.message, rid)
+        return web.Response(text=_json(model_info(model_id, self.models.get(model_id))),
+                            content_type="application/json", headers={"request-id": rid})
 
     def _default(self, body: dict[str, Any]) -> Behaviour:
         """The default reply, or a call of ``tool_name`` while the conversation has answered
