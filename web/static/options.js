@@ -16,7 +16,7 @@ const TOGGLES = /** @type {const} */ ([
   { field: "web_search", id: "web-search", on: false },
   { field: "web_fetch", id: "web-fetch", on: false },
   { field: "code_execution", id: "code-execution", on: false },
-  { field: "tool_search", id: "tool-search", on: true },
+  { field: "tool_search", id: "tool-search", on: false },
 ]);
 /** How the effort levels read in the selector. */
 const EFFORT_LABELS = /** @type {Record<string, string>} */ ({
@@ -58,7 +58,7 @@ export class OptionsPanel {
 
   /**
    * Show what the server allows, set as its defaults: thinking on where it is allowed,
-   * web search, web fetch and code execution off, tool search on.
+   * web search, web fetch, code execution and tool search off.
    * @param {Capabilities | null} capabilities
    */
   show(capabilities) {
