@@ -163,3 +163,41 @@ async def test_a_model_id_is_one_path_segment() -> None:
 def test_the_demo_can_do_everything() -> None:
     catalog = ModelCatalog(["a", "b", "a"], None, {})
     assert catalog.snapshot() == {"a": everything("demo").wire(), "b": everything("demo").wire()}
+
+
+async def test_a_passing_failure_is_tried_again_sooner() -> None:
+    """A 429 at start-up: the SDK's knowledge until the retry reads the API."""
+    answers: list[Any] = [UpstreamStatusError(429, "rate_limit_error", "slow down")]
+
+    async def fetch(path: str) -> Any:
+        if answers:
+            raise answers.pop(0)
+        return model_info("m", capabilities(structured_outputs=False))
+
+    catalog = ModelCatalog(["m"], fetch, {}, refresh=3600, retry=0.01)
+    catalog.start()
+    try:
+        for _ in range(200):
+            if catalog.snapshot().get("m", {}).get("source") == "models_api":
+                break
+            await asyncio.sleep(0.01)
+        assert catalog.snapshot()["m"]["structured_outputs"] is False
+    finally:
+        await catalog.close()
+
+
+async def test_a_refusal_of_the_key_is_not_asked_again_soon() -> None:
+    calls: list[str] = []
+
+    async def fetch(path: str) -> Any:
+        calls.append(path)
+        raise UpstreamStatusError(403, "permission_error", "no")
+
+    catalog = ModelCatalog(["m"], fetch, {}, refresh=3600, retry=0.01)
+    catalog.start()
+    try:
+        assert (await catalog.capabilities("m")).source == "sdk"
+        await asyncio.sleep(0.1)
+        assert calls == ["/v1/models/m"]
+    finally:
+        await catalog.close()

@@ -149,12 +149,15 @@ async def test_mcp_token_reaches_only_the_api(
     assert record.headers["anthropic-beta"] == "mcp-client-2025-11-20"
     # A refused request and a failed upstream request are logged too: still no token.
     assert (await _post(server, effort="none"))[0] == 400
-    fake_anthropic.enqueue(HttpError(400, "invalid_request_error", "bad MCP server"))
+    # An upstream error that echoes the token (as a server's might) is scrubbed.
+    fake_anthropic.enqueue(HttpError(400, "invalid_request_error", f"bad token {TOKEN}"))
     status, created = await _post(server)
     assert status == 201
     async with await open_sse(server.url + created["url"]) as stream:
         await stream.read_all()
-    assert "error" in stream.types()
+    errors = [json.loads(e.data) for e in stream.events if e.type == "error"]
+    assert errors[0]["message"] == "bad token [redacted]"
+    assert TOKEN not in bytes(stream.raw).decode()
     health = await _health(server)
     assert health["capabilities"]["mcp_servers"] == ["docs", "open"]
     assert TOKEN not in json.dumps(health)
@@ -312,3 +315,17 @@ async def test_the_ai_sdk_chat_body_takes_the_same_options(
         assert (await response.json())["error"]["message"] == (
             "Tool search is not enabled on this server.")
     assert fake_anthropic.request_count == 1
+
+
+async def test_a_compaction_block_goes_back_upstream_as_it_came(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic, compaction=True)
+    block = {"type": "compaction", "content": "Earlier turns, summarized.",
+             "encrypted_content": "EqQBCkYIARgCKkB", "signature": "sig"}
+    turn = [block, {"type": "text", "text": "Tides follow the moon."}]
+    record = await _reply(server, fake_anthropic, messages=[
+        {"role": "user", "content": "tides?"}, {"role": "assistant", "content": turn},
+        {"role": "user", "content": "and then?"},
+    ])
+    assert record.body["messages"][1] == {"role": "assistant", "content": turn}

@@ -187,3 +187,86 @@ def test_refused_in_json(settings: Settings, fields: dict[str, Any], message: st
     with pytest.raises(Refused) as refused:
         _json(settings, **fields)
     assert (refused.value.status, refused.value.message) == (400, message)
+
+
+# ---- the server tools' blocks, sent back in an assistant message as the API returned them ----
+
+COMPACTION = {"type": "compaction", "content": "Earlier: the user asked about tides.",
+              "encrypted_content": "EqQBCkYIARgCKkB", "signature": "sig"}
+RETURNED = [
+    COMPACTION,
+    {"type": "compaction", "content": None, "encrypted_content": None},
+    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_fetch",
+     "input": {"url": "https://example.com"}},
+    {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_1",
+     "content": {"type": "web_fetch_result", "url": "https://example.com",
+                 "content": {"type": "document", "source": {"type": "text", "media_type":
+                             "text/plain", "data": "page"}, "title": None}}},
+    {"type": "code_execution_tool_result", "tool_use_id": "srvtoolu_2",
+     "content": {"type": "code_execution_result", "stdout": "4\n", "stderr": "",
+                 "return_code": 0, "content": []}},
+    {"type": "bash_code_execution_tool_result", "tool_use_id": "srvtoolu_3",
+     "content": {"type": "bash_code_execution_tool_result_error", "error_code": "unavailable"}},
+    {"type": "text_editor_code_execution_tool_result", "tool_use_id": "srvtoolu_4",
+     "content": {"type": "text_editor_code_execution_view_result", "content": "x",
+                 "file_type": "text", "num_lines": 1, "start_line": 1, "total_lines": 1}},
+    {"type": "tool_search_tool_result", "tool_use_id": "srvtoolu_5",
+     "content": {"type": "tool_search_tool_search_result",
+                 "tool_references": [{"type": "tool_reference", "tool_name": "lookup"}]}},
+    {"type": "mcp_tool_use", "id": "mcptoolu_1", "name": "search_docs", "server_name": "docs",
+     "input": {"q": "tides"}},
+    {"type": "mcp_tool_result", "tool_use_id": "mcptoolu_1", "is_error": False,
+     "content": [{"type": "text", "text": "High tide at 6.", "citations": None}]},
+    {"type": "mcp_tool_result", "tool_use_id": "mcptoolu_1", "content": "plain"},
+    {"type": "container_upload", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"},
+    {"type": "text", "text": "Done."},
+]
+
+
+def _assistant(*blocks: Any) -> bytes:
+    return json.dumps({"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": list(blocks)},
+        {"role": "user", "content": "and then?"},
+    ]}).encode()
+
+
+def test_every_returned_block_is_taken_back_as_it_is() -> None:
+    request = request_from_json(_assistant(*RETURNED), OFF)
+    assert list(request.messages[1].content) == RETURNED
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"type": "compaction", "content": 3}, "content must be a string or null."),
+    ({"type": "compaction", "encrypted_content": {}},
+     "encrypted_content must be a string or null."),
+    ({"type": "compaction", "tool_changes": "x"}, "tool_changes must be a list or null."),
+    ({"type": "compaction", "summary": "x"}, "(compaction) has unknown 'summary'."),
+    ({"type": "web_fetch_tool_result", "tool_use_id": "a b", "content": {}},
+     "tool_use_id must be a tool call id (letters, digits, _ and -)."),
+    ({"type": "code_execution_tool_result", "tool_use_id": "s1", "content": "out"},
+     "content must be a list or an object."),
+    ({"type": "tool_search_tool_result", "tool_use_id": "s1"},
+     "(tool_search_tool_result) lacks content."),
+    ({"type": "mcp_tool_use", "id": "m1", "name": "n", "input": {}},
+     "(mcp_tool_use) lacks server_name."),
+    ({"type": "mcp_tool_use", "id": "m1", "name": "n", "server_name": 3, "input": {}},
+     "server_name must be a string."),
+    ({"type": "mcp_tool_result", "tool_use_id": "m1", "content": [{"type": "image"}]},
+     "content[0] must be a text block."),
+    ({"type": "mcp_tool_result", "tool_use_id": "m1", "is_error": "no"},
+     "is_error must be true or false."),
+    ({"type": "container_upload", "file_id": ""},
+     "file_id must be a file id (letters, digits, _ and -)."),
+])
+def test_a_malformed_returned_block_is_refused(block: dict[str, Any], message: str) -> None:
+    with pytest.raises(Refused) as refused:
+        request_from_json(_assistant(block), OFF)
+    assert refused.value.status == 400
+    assert refused.value.message.startswith("messages[1].content[0]")
+    assert refused.value.message.endswith(message)
+
+
+def test_returned_blocks_are_the_assistants_only() -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": [COMPACTION]}]}).encode()
+    with pytest.raises(Refused, match="'compaction' is not allowed in a user message"):
+        request_from_json(body, OFF)

@@ -28,6 +28,7 @@ from .anthropic_reply import ReplyReader
 from .anthropic_request import (
     continuation_params,
     may_continue,
+    mcp_tokens,
     request_betas,
     request_params,
 )
@@ -177,14 +178,14 @@ class AnthropicProvider:
             if reader.container is not None:
                 yield Event("container", reader.container)
         except ProviderError as exc:
-            raise self._safe_error(exc.type, exc.message) from None
+            raise self._safe_error(exc.type, exc.message, request) from None
         except (AttributeError, KeyError, TypeError, ValueError):  # a shape not as documented
             unreadable = "Claude sent an event this server cannot read."
             raise ProviderError("api_error", unreadable) from None
         except UpstreamStatusError as exc:
             self.reachability.answered()
             error_type = exc.error_type or _TYPE_BY_STATUS.get(exc.status, "api_error")
-            raise self._safe_error(error_type, exc.message or str(exc)) from None
+            raise self._safe_error(error_type, exc.message or str(exc), request) from None
         except UPSTREAM_TRANSPORT_ERRORS as exc:
             error = transport_error(exc, self.host)
             if error.kind is not None and error.kind != "lost":
@@ -194,10 +195,14 @@ class AnthropicProvider:
             names.close()
         yield reader.usage()
 
-    def _safe_error(self, error_type: str, message: str) -> ProviderError:
-        """Anthropic's own message, shortened, with the key scrubbed should it ever appear."""
-        message = message.replace(self._api_key, "[redacted]")[:_MAX_MESSAGE_CHARS]
-        return ProviderError(error_type, message)
+    def _safe_error(
+        self, error_type: str, message: str, request: GenerationRequest
+    ) -> ProviderError:
+        """Anthropic's own message, shortened, with the key and the request's MCP tokens
+        scrubbed should they ever appear."""
+        for secret in (self._api_key, *mcp_tokens(request)):
+            message = message.replace(secret, "[redacted]")
+        return ProviderError(error_type, message[:_MAX_MESSAGE_CHARS])
 
     async def get_json(self, path: str) -> object:
         """A metadata GET of the API, such as a model's capabilities (models.py)."""

@@ -70,6 +70,12 @@ def request_betas(request: GenerationRequest) -> tuple[str, ...]:
     return tuple(betas)
 
 
+def mcp_tokens(request: GenerationRequest) -> list[str]:
+    """The MCP servers' tokens, which no message shown or logged may hold."""
+    return [server["authorization_token"] for server in request.mcp_servers
+            if server.get("authorization_token")]
+
+
 def thinking_param(thinking: Thinking) -> dict[str, Any]:
     """The API's thinking parameter. Thinking is asked for `summarized` because some
     models otherwise omit its text, which the reader would then wait through unseen."""

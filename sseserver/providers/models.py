@@ -34,6 +34,10 @@ log = logging.getLogger("sseserver.models")
 
 EFFORTS: Final = ("low", "medium", "high", "xhigh", "max")
 REFRESH: Final = 3600.0
+# A fetch that failed for a passing reason (429, 5xx, the network) is tried again sooner.
+RETRY: Final = 60.0
+# The Models API's answers that say the key may not read it: no use asking again soon.
+_SETTLED_STATUSES: Final = frozenset({401, 403, 404})
 WAIT: Final = 5.0
 Source = Literal["models_api", "sdk", "demo"]
 # GET {base}{path} -> the JSON body (MessagesAPI.get_json).
@@ -136,13 +140,14 @@ class ModelCatalog:
 
     def __init__(
         self, models: Sequence[str], fetch: Fetch | None, table: Mapping[str, str], *,
-        refresh: float = REFRESH, wait: float = WAIT,
+        refresh: float = REFRESH, wait: float = WAIT, retry: float = RETRY,
     ) -> None:
         """`fetch` None: the demo provider, which can do everything asked of it. `table`:
         the SDK's deprecated models and their end of life (deprecations.py)."""
         self._models = tuple(dict.fromkeys(models))
         self._fetch = fetch
         self._refresh = refresh
+        self._retry = retry
         self._wait = wait
         self._table = table
         self._known: dict[str, Capabilities] = {}
@@ -166,32 +171,37 @@ class ModelCatalog:
     async def _run(self) -> None:
         while True:
             found = await asyncio.gather(*(self._read(model) for model in self._models))
-            self._known.update(zip(self._models, found, strict=True))
+            self._known.update(zip(self._models, (caps for caps, _ in found), strict=True))
             self._ready.set()
-            await asyncio.sleep(self._refresh)
+            settled = all(settled for _, settled in found)
+            await asyncio.sleep(self._refresh if settled else min(self._retry, self._refresh))
 
-    async def _read(self, model: str) -> Capabilities:
-        """One model's capabilities; on failure the last ones read from the API, else the
-        SDK's knowledge. The log names the model and the status, never the key."""
+    async def _read(self, model: str) -> tuple[Capabilities, bool]:
+        """One model's capabilities, and whether that is settled until the next refresh;
+        on failure the last ones read from the API, else the SDK's knowledge. The log
+        names the model and the status, never the key."""
         assert self._fetch is not None
         why: str
+        settled = True
         try:
             found = from_model_info(await self._fetch(f"/v1/models/{quote(model, safe='')}"))
             if found is not None:
-                return found
+                return found, True
             why = "the Models API gave no capabilities"
         except UpstreamStatusError as exc:
             why = f"the Models API answered {exc.status}"
+            settled = exc.status in _SETTLED_STATUSES
         except _TRANSPORT_ERRORS as exc:
             why = f"the Models API could not be reached ({type(exc).__name__})"
+            settled = False
         except ValueError:
             why = "the Models API's answer is not a ModelInfo"
         previous = self._known.get(model)
         if previous is not None and previous.source == "models_api":
             log.warning("model %s: %s; keeping its capabilities read earlier", model, why)
-            return previous
+            return previous, settled
         log.info("model %s: %s; using the SDK's knowledge of it", model, why)
-        return from_sdk(model, self._table, datetime.now(UTC).date())
+        return from_sdk(model, self._table, datetime.now(UTC).date()), settled
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """/healthz's `models`: each allowed model's capabilities, once known."""
