@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from sseserver.server_tools_config import McpServer
+from sseserver.tools.definitions import tool_specs
 
 from .conftest import StartServer
 from .support.browser import (
@@ -40,6 +41,7 @@ from .support.fake_blocks import (
     McpToolResult,
     McpToolUse,
     TextEditorResult,
+    ToolSearchResult,
     UnknownBlock,
     WebFetchResult,
 )
@@ -326,6 +328,49 @@ async def test_unknown_content_is_a_small_note(
     await page.reload()
     await expect(last_reply(page).locator(".unsupported")).to_have_text(
         "Unsupported content (future_block)")
+
+
+async def test_failed_runs_and_a_tool_search_show_what_the_api_said(
+    page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
+) -> None:
+    """A run the API could not do shows its error code (and message), folded; a tool
+    search's panel lists the tools it found."""
+    fake_anthropic.enqueue(Reply(blocks=(
+        ServerToolUse("srvtoolu_s1", {"pattern": "weather"}, name="tool_search_tool_regex"),
+        ToolSearchResult("srvtoolu_s1", ("get_weather", "get_forecast")),
+        ServerToolUse("srvtoolu_c1", {"code": "while True: pass"}, name="code_execution"),
+        CodeExecutionResult("srvtoolu_c1", error_code="execution_time_exceeded"),
+        ServerToolUse("srvtoolu_e1", {"command": "view", "path": "/nope"},
+                      name="text_editor_code_execution"),
+        TextEditorResult("srvtoolu_e1", error_code="unavailable",
+                         error_message=f"No such file {HOSTILE}"),
+        Text(["Done."]),
+    )))
+    tools = tool_specs([{"name": "get_weather", "description": "Weather",
+                         "input_schema": {"type": "object"}}])
+    server = await start_server(fake=fake_anthropic, tools=tools, tool_search=True,
+                                code_execution=True)
+    await page.goto(server.url)
+    await page.locator(".options summary").click()
+    await page.locator("#tool-search").check()
+    await page.locator("#code-execution").check()
+    await ask(page, "Find a tool")
+    reply = last_reply(page)
+    await wait_status(reply, "done")
+    assert await panel_state(reply.locator('.tool-call[data-tool="tool_search_tool_regex"]')) == {
+        "summary": "Used tool_search_tool_regex", "open": False, "state": "done",
+        "sections": [["Input", '{\n  "pattern": "weather"\n}'],
+                     ["Result", "get_weather, get_forecast"]],
+    }
+    runs = reply.locator(".code-run")
+    assert [await panel_state(runs.nth(i)) for i in range(2)] == [
+        {"summary": "Run failed", "open": False, "state": "error",
+         "sections": [["Code", "while True: pass"], ["Error", "execution_time_exceeded"]]},
+        {"summary": "Run failed", "open": False, "state": "error",
+         "sections": [["Command", "view /nope"],
+                      ["Error", f"unavailable: No such file {HOSTILE}"]]},
+    ]
+    await expect(reply.locator(".parts img")).to_have_count(0)
 
 
 async def models_known(server_url: str, model: str) -> None:

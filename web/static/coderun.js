@@ -114,7 +114,7 @@ export class CodeRunPanel {
     if (result.error) {
       this.node.dataset.state = "error";
       this.label.textContent = "Run failed";
-      const message = typeof result.message === "string" ? `: ${result.message}` : "";
+      const message = typeof result.error.message === "string" ? `: ${result.error.message}` : "";
       this.node.append(section("Error", element("pre", "tool-output mono", `${result.error.code}${message}`)));
       this.node.open = false;
       return;

@@ -20,13 +20,24 @@ import { isSearchResult } from "./tools.js";
 
 /**
  * The assistant message a reply's final text is sent back as: the text alone, or a
- * content array when blocks lead it.
+ * content array when blocks lead it (without a text block when the reply wrote none: a
+ * reply that stopped at its compaction).
  * @param {Block[]} blocks
  * @param {string} text
  * @returns {Message}
  */
 export function finalMessage(blocks, text) {
-  return { role: "assistant", content: blocks.length === 0 ? text : [...blocks, { type: "text", text }] };
+  if (blocks.length === 0) return { role: "assistant", content: text };
+  return { role: "assistant", content: keepable(text) ? [...blocks, { type: "text", text }] : blocks };
+}
+
+/**
+ * Whether a reply's text may be sent back as text: the API refuses empty (and
+ * whitespace-only) text.
+ * @param {string} text
+ */
+export function keepable(text) {
+  return text.trim() !== "";
 }
 
 /**

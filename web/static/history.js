@@ -9,22 +9,13 @@
 // was compacted sends its compaction block back before its text; the container a reply's
 // code last ran in is the next request's (docs/protocol.md, "Server tools").
 
-import { finalMessage } from "./exchange.js";
+import { finalMessage, keepable } from "./exchange.js";
 
 /** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./storage.js").Outcome} Outcome */
 /** @typedef {import("./exchange.js").Message} Message */
 /** @typedef {import("./exchange.js").Exchange} Exchange */
 /** @typedef {import("./record.js").Container} Container */
-
-/**
- * Whether a reply's text may be sent back as an assistant message.
- * @param {string} text
- */
-export function keepable(text) {
-  // The API refuses empty (and whitespace-only) content: never send such a message.
-  return text.trim() !== "";
-}
 
 export class Conversation {
   /** @type {{user: string, files: FileRef[], reply: Exchange}[]} */
@@ -74,7 +65,9 @@ export class Conversation {
    *   exchange along would steer every later reply.
    * A turn without usable final text (after its last tool turn) is always dropped with
    * its question, so the history keeps alternating, never holds an empty assistant
-   * message, and never ends a turn on unanswered tool calls.
+   * message, and never ends a turn on unanswered tool calls; unless the reply stopped
+   * at a compaction, whose block alone is then the assistant's message (the API wants
+   * it back).
    * @param {string} question
    * @param {FileRef[]} files
    * @param {Exchange} reply
@@ -83,7 +76,7 @@ export class Conversation {
    */
   settle(question, files, reply, outcome) {
     if (outcome !== "done" && outcome !== "cancelled") return false;
-    if (!keepable(reply.text)) return false;
+    if (!keepable(reply.text) && reply.blocks.length === 0) return false;
     this.restore(question, files, reply);
     return true;
   }

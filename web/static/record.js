@@ -26,8 +26,8 @@
  * @property {string} tool_use_id
  * @property {string} name
  * @property {SearchResult[]} [results]
- * @property {{code: string}} [error]
- * @property {string} [message] the API's message with an error, when it gives one
+ * @property {{code: string, message?: string}} [error] the API's error code, and its
+ *   message when it gives one
  * @property {string | Block[]} [content]
  * @property {boolean} [is_error]
  * @property {boolean} [truncated]

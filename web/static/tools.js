@@ -124,7 +124,7 @@ export class ToolPanel {
 function resultNodes(result, name) {
   const error = /** @type {ToolResult} */ (result).error;
   if (error !== undefined) {
-    const message = typeof result.message === "string" ? `: ${result.message}` : "";
+    const message = typeof error.message === "string" ? `: ${error.message}` : "";
     return [element("pre", "tool-output mono", `${error.code}${message}`)];
   }
   if (Array.isArray(result.tools)) {

@@ -55,7 +55,7 @@ export class WebToolBlock {
     if (result.error) {
       this.node.dataset.state = "error";
       this.label.textContent = this.labels.failed;
-      const message = typeof result.message === "string" ? `: ${result.message}` : "";
+      const message = typeof result.error.message === "string" ? `: ${result.error.message}` : "";
       this.node.append(element("div", "tool-error mono", `${result.error.code}${message}`));
       return;
     }
