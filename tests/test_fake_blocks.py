@@ -26,6 +26,7 @@ from tests.support.fake_anthropic import (
     ContainerUpload,
     FakeAnthropic,
     HttpError,
+    McpToolListing,
     McpToolResult,
     McpToolUse,
     Reply,
@@ -102,6 +103,7 @@ SCENARIOS: dict[str, tuple[Block, ...]] = {
     ),
     "container-upload": (ContainerUpload("file_011upload"), Text(["Read it."])),
     "mcp": (
+        McpToolListing("docs", ("echo", "fail")),
         McpToolUse("mcptoolu_1", "echo", "docs", {"text": "hi ✓"}),
         McpToolResult("mcptoolu_1", ["hi ✓", "again"]),
         McpToolUse("mcptoolu_2", "fail", "docs", {}),

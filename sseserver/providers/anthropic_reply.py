@@ -34,9 +34,10 @@ from .server_tools import RESULT_BLOCKS, Call, tool_result
 MAX_KEPT_BYTES: Final = 8 * 1024 * 1024
 _NOTHING: Final[tuple[Item, ...]] = ()
 _CALLS: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+# An MCP server's tool listing makes no event: it is the API's, sent back as it came.
 _KNOWN_BLOCKS: Final = frozenset({
     "text", "thinking", "redacted_thinking", *_CALLS, *RESULT_BLOCKS, "compaction",
-    "container_upload",
+    "container_upload", "mcp_tool_listing",
 })
 _KNOWN_DELTAS: Final = frozenset({
     "text_delta", "thinking_delta", "citations_delta", "input_json_delta", "signature_delta",

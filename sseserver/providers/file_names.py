@@ -34,9 +34,9 @@ _FILE_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 class FileNames:
     __slots__ = ("_api", "_held", "_lookups", "_read", "_timeout")
 
-    def __init__(self, api: MessagesAPI, timeout: float = LOOKUP_TIMEOUT) -> None:
+    def __init__(self, api: MessagesAPI, timeout: float | None = None) -> None:
         self._api = api
-        self._timeout = timeout
+        self._timeout = LOOKUP_TIMEOUT if timeout is None else timeout
         self._lookups: dict[str, asyncio.Task[str | None]] = {}
         self._held: deque[tuple[Event, list[asyncio.Task[str | None]]]] = deque()
         self._read: asyncio.Task[bytes] | None = None

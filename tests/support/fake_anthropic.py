@@ -14,8 +14,9 @@ reason, refusal ``stop_details``, cumulative usage with the cache, thinking and 
 shares), ``message_stop``. A ``Reply`` of ``chunks`` is one text block of ``text_delta``s;
 its ``blocks`` may hold every other shape (thinking with its signature, redacted thinking,
 a server tool call with ``input_json_delta``, a web search or web fetch result or error,
-code execution, bash and text editor results, a tool search's result, MCP calls and
-results, a compaction with its ``compaction_delta``, a container upload, cited text, and
+code execution, bash and text editor results, a tool search's result, MCP tool listings,
+calls and results, a compaction with its ``compaction_delta``, a container upload, cited
+text, and
 block, delta and event types the SDK does not know): ``tests/support/fake_blocks.py``. A
 ``Reply``'s ``container`` goes in ``message_delta.delta.container``.
 
@@ -96,6 +97,7 @@ from .fake_blocks import (
     CodeExecutionResult,
     Compaction,
     ContainerUpload,
+    McpToolListing,
     McpToolResult,
     McpToolUse,
     RedactedThinking,
@@ -135,6 +137,7 @@ __all__ = [
     "Drop",
     "FakeAnthropic",
     "HttpError",
+    "McpToolListing",
     "McpToolResult",
     "McpToolUse",
     "MidStreamError",

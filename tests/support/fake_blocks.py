@@ -21,7 +21,8 @@ Every shape here is checked against the installed SDK's own types by
   stop. The code execution results (``CodeExecutionResult``, ``BashResult``,
   ``TextEditorResult``), ``ToolSearchResult``, ``McpToolResult`` and ``ContainerUpload``
   arrive the same way: whole at their start.
-- ``McpToolUse``: like ``ServerToolUse``, with the MCP server's name.
+- ``McpToolUse``: like ``ServerToolUse``, with the MCP server's name. ``McpToolListing``
+  (the tools an MCP server listed) arrives whole at its start.
 - ``Compaction``: start ``{"type": "compaction", "content": null, "signature"}``, one
   ``compaction_delta`` holding the whole summary and the encrypted content (the API does not
   stream a summary piece by piece, and the SDK's accumulator takes each delta's ``content``
@@ -55,6 +56,26 @@ def web_citation(url: str, title: str | None, cited_text: str) -> dict[str, Any]
     """One ``web_search_result_location`` citation as the API sends it."""
     return {"type": "web_search_result_location", "url": url, "title": title,
             "cited_text": cited_text, "encrypted_index": "Eo8BCioIBxgC" + "iNdEx" * 4}
+
+
+def _input_pieces(
+    tool_input: dict[str, Any], pieces: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A call's input JSON as the API streams it: ``input_json_delta``s of its text."""
+    text = json.dumps(tool_input, ensure_ascii=False)
+    size = -(-len(text) // pieces)
+    for start in range(0, len(text), size):
+        yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+
+
+class _WholeAtStart:
+    """A block the API sends whole in its ``content_block_start``, with no delta."""
+
+    def content(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -123,10 +144,7 @@ class ServerToolUse:
     def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "start", {"type": "server_tool_use", "id": self.id, "name": self.name,
                         "input": {}}
-        text = json.dumps(self.input, ensure_ascii=False)
-        size = -(-len(text) // self.pieces)
-        for start in range(0, len(text), size):
-            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+        yield from _input_pieces(self.input, self.pieces)
 
 
 @dataclass(frozen=True)
@@ -142,14 +160,11 @@ class ToolUse:
 
     def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "start", {"type": "tool_use", "id": self.id, "name": self.name, "input": {}}
-        text = json.dumps(self.input, ensure_ascii=False)
-        size = -(-len(text) // self.pieces)
-        for start in range(0, len(text), size):
-            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+        yield from _input_pieces(self.input, self.pieces)
 
 
 @dataclass(frozen=True)
-class WebSearchResult:
+class WebSearchResult(_WholeAtStart):
     tool_use_id: str
     results: Sequence[dict[str, Any]] = ()
     error_code: str | None = None
@@ -161,9 +176,6 @@ class WebSearchResult:
             content = {"type": "web_search_tool_result_error", "error_code": self.error_code}
         return {"type": "web_search_tool_result", "tool_use_id": self.tool_use_id,
                 "content": content}
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -186,7 +198,7 @@ class UnknownEvent:
 
 
 @dataclass(frozen=True)
-class WebFetchResult:
+class WebFetchResult(_WholeAtStart):
     tool_use_id: str
     url: str
     title: str | None = None
@@ -212,9 +224,6 @@ class WebFetchResult:
         return {"type": "web_fetch_tool_result", "tool_use_id": self.tool_use_id,
                 "content": content}
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 def _run_result(prefix: str, tool_use_id: str, body: dict[str, Any],
                 error_code: str | None) -> dict[str, Any]:
@@ -224,7 +233,7 @@ def _run_result(prefix: str, tool_use_id: str, body: dict[str, Any],
 
 
 @dataclass(frozen=True)
-class CodeExecutionResult:
+class CodeExecutionResult(_WholeAtStart):
     tool_use_id: str
     stdout: str = ""
     stderr: str = ""
@@ -246,12 +255,9 @@ class CodeExecutionResult:
                     "stderr": self.stderr, "return_code": self.return_code, "content": files}
         return _run_result("code_execution", self.tool_use_id, body, self.error_code)
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class BashResult:
+class BashResult(_WholeAtStart):
     tool_use_id: str
     stdout: str = ""
     stderr: str = ""
@@ -265,12 +271,9 @@ class BashResult:
                 "stderr": self.stderr, "return_code": self.return_code, "content": files}
         return _run_result("bash_code_execution", self.tool_use_id, body, self.error_code)
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class TextEditorResult:
+class TextEditorResult(_WholeAtStart):
     tool_use_id: str
     result: dict[str, Any] = field(default_factory=dict)
     """The result block, its ``type`` included (``text_editor_code_execution_view_result``,
@@ -285,12 +288,9 @@ class TextEditorResult:
             block["content"]["error_message"] = self.error_message
         return block
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 @dataclass(frozen=True)
-class ToolSearchResult:
+class ToolSearchResult(_WholeAtStart):
     tool_use_id: str
     tool_names: Sequence[str] = ()
     error_code: str | None = None
@@ -299,9 +299,6 @@ class ToolSearchResult:
         body = {"type": "tool_search_tool_search_result", "tool_references": [
             {"type": "tool_reference", "tool_name": name} for name in self.tool_names]}
         return _run_result("tool_search", self.tool_use_id, body, self.error_code)
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -318,14 +315,23 @@ class McpToolUse:
 
     def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "start", self.content() | {"input": {}}
-        text = json.dumps(self.input, ensure_ascii=False)
-        size = -(-len(text) // self.pieces)
-        for start in range(0, len(text), size):
-            yield "delta", {"type": "input_json_delta", "partial_json": text[start:start + size]}
+        yield from _input_pieces(self.input, self.pieces)
 
 
 @dataclass(frozen=True)
-class McpToolResult:
+class McpToolListing(_WholeAtStart):
+    server_name: str
+    tool_names: Sequence[str] = ("echo",)
+
+    def content(self) -> dict[str, Any]:
+        return {"type": "mcp_tool_listing", "mcp_server_name": self.server_name, "tools": [
+            {"name": name, "description": f"{name} things",
+             "input_schema": {"type": "object", "properties": {}}}
+            for name in self.tool_names]}
+
+
+@dataclass(frozen=True)
+class McpToolResult(_WholeAtStart):
     tool_use_id: str
     output: str | Sequence[str] = ""
     """The block's ``content`` (a name ``content()`` takes): a string as is, or the texts
@@ -338,9 +344,6 @@ class McpToolResult:
             content = [{"type": "text", "text": text} for text in self.output]
         return {"type": "mcp_tool_result", "tool_use_id": self.tool_use_id,
                 "is_error": self.is_error, "content": content}
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
 
 
 @dataclass(frozen=True)
@@ -363,22 +366,19 @@ class Compaction:
 
 
 @dataclass(frozen=True)
-class ContainerUpload:
+class ContainerUpload(_WholeAtStart):
     file_id: str
 
     def content(self) -> dict[str, Any]:
         return {"type": "container_upload", "file_id": self.file_id}
 
-    def stream(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "start", self.content()
-
 
 Block = (
     Text | Thinking | RedactedThinking | ServerToolUse | ToolUse | WebSearchResult | UnknownBlock
     | WebFetchResult | CodeExecutionResult | BashResult | TextEditorResult | ToolSearchResult
-    | McpToolUse | McpToolResult | Compaction | ContainerUpload
+    | McpToolUse | McpToolResult | McpToolListing | Compaction | ContainerUpload
 )
-BETA_BLOCKS: Final = (McpToolUse, McpToolResult, Compaction)
+BETA_BLOCKS: Final = (McpToolUse, McpToolResult, McpToolListing, Compaction)
 """Blocks only the SDK's beta types know."""
 
 
