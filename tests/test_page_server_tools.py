@@ -33,7 +33,7 @@ from .support.browser import (
     save_screenshot,
     wait_status,
 )
-from .support.fake_anthropic import FakeAnthropic, Reply, ServerToolUse, Text
+from .support.fake_anthropic import FakeAnthropic, Reply, ServerToolUse, Text, ToolUse
 from .support.fake_blocks import (
     BashResult,
     CodeExecutionResult,
@@ -220,6 +220,36 @@ async def test_a_reload_mid_run_keeps_the_panel_exact(
     await wait_status(last_reply(page), "done")
     assert fake_anthropic.requests[1].body["container"] == CONTAINER["id"]
     assert sent[-1]["container"] == CONTAINER["id"]
+
+
+async def test_a_tool_continuation_carries_the_compaction_once_and_the_container(
+    page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
+) -> None:
+    """A reply that compacted, ran code and then called the page's tool is continued with
+    the turn's content led by the compaction block once, and the reply's container."""
+    compaction = Compaction(SUMMARY)
+    calls = Reply(blocks=(
+        compaction,
+        ServerToolUse("srvtoolu_b1", {"command": "date"}, name="bash_code_execution"),
+        BashResult("srvtoolu_b1", stdout="Sun Dec  6\n"),
+        ToolUse("toolu_l1", "browser_locale", {}),
+    ), stop_reason="tool_use", container=CONTAINER)
+    fake_anthropic.enqueue(calls, Reply(chunks=["Done."]))
+    tools = tool_specs([{"name": "browser_locale", "description": "The browser's locale",
+                         "input_schema": {"type": "object"}}])
+    server = await start_server(fake=fake_anthropic, tools=tools, code_execution=True,
+                                compaction=True)
+    await page.goto(server.url)
+    await page.locator(".options summary").click()
+    await page.locator("#code-execution").check()
+    await ask(page, "What day is it where I am?")
+    await wait_status(last_reply(page), "done")
+    continuation = fake_anthropic.requests[1].body
+    assert continuation["container"] == CONTAINER["id"]
+    turn = continuation["messages"][1]
+    assert turn["role"] == "assistant"
+    assert turn["content"][0] == compaction.content()
+    assert [block["type"] for block in turn["content"]].count("compaction") == 1
 
 
 async def test_an_mcp_call_is_a_tool_panel_naming_its_server(

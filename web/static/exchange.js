@@ -57,8 +57,8 @@ export function isLive(container, now) {
  * last one, which is the reply's final assistant message. A denial this page sent in place
  * of a result is replaced by the result the server streamed for it, as later requests
  * must carry (docs/protocol.md, "Tools"). A turn not yet answered adds nothing, and leaves
- * no final text. A `compaction` event's block leads the assistant message of the stream it
- * came in (unless the `turn` already holds it), as the API wants it back.
+ * no final text. A `compaction` event's block leads the final assistant message when it
+ * came in the stream of the final text, as the API wants it back (a `turn` holds its own).
  * @param {Entry[]} entries
  * @returns {Exchange}
  */
@@ -71,8 +71,6 @@ export function exchangeOf(entries) {
   let pending = null;
   /** @type {Block[]} the compaction blocks of the stream being read */
   let lead = [];
-  /** @type {Block[]} those of the pending turn's stream */
-  let pendingLead = [];
   /** @type {Container | null} */
   let container = null;
   let text = "";
@@ -85,16 +83,12 @@ export function exchangeOf(entries) {
       container = entry[1];
     } else if (entry[0] === "turn") {
       pending = entry[1];
-      pendingLead = lead;
-      lead = [];
+      lead = []; // a turn's content holds its compaction block, as the API returned it
       text = ""; // the text before a turn is in its content
     } else if (entry[0] === "tool_answers" && pending) {
-      const { role } = pending;
-      const held = pending.content.some((block) => block.type === "compaction");
-      const content = held ? pending.content : [...pendingLead, ...pending.content];
+      const { role, content } = pending;
       steps.push({ role, content }, { role: "user", content: [...(pending.tool_results ?? []), ...entry[1]] });
       pending = null;
-      pendingLead = [];
     } else if (entry[0] === "tool_result" && entry[1].content !== undefined && !isSearchResult(entry[1])) {
       const { tool_use_id, content, is_error } = entry[1];
       streamed.set(tool_use_id, { type: "tool_result", tool_use_id, content, ...(is_error ? { is_error } : {}) });
