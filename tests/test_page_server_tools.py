@@ -421,9 +421,10 @@ async def test_the_options_show_what_the_server_and_model_allow(
     off and is sent as its field; the effort selector lists the model's levels."""
     fake_anthropic.models["claude-sonnet-5-5"] = capabilities(
         effort=("low", "high"), web_fetch=False)
+    fake_anthropic.models["claude-haiku-5"] = capabilities(effort=None, code_execution=False)
     server = await start_server(fake=fake_anthropic, model="claude-sonnet-5-5", web_fetch=3,
-                                code_execution=True)
-    await models_known(server.url, "claude-sonnet-5-5")
+                                code_execution=True, models=("claude-sonnet-5-5", "claude-haiku-5"))
+    await models_known(server.url, "claude-haiku-5")
     await page.goto(server.url)
     sent = post_bodies(page)
     await page.locator(".options summary").click()
@@ -449,6 +450,17 @@ async def test_the_options_show_what_the_server_and_model_allow(
     upstream = fake_anthropic.requests[-1].body
     assert upstream["output_config"] == {"effort": "high"}
     assert [tool["name"] for tool in upstream["tools"]] == ["code_execution"]
+
+    # Another model: its own toggles and no effort levels; what it lacks is not asked for.
+    await page.locator("#model").select_option("claude-haiku-5")
+    await expect(page.locator("#web-fetch-option")).to_be_visible()
+    for hidden in ("code-execution", "effort"):
+        await expect(page.locator(f"#{hidden}-option")).to_be_hidden()
+    await ask(page, "Quick")
+    await wait_status(last_reply(page), "done")
+    assert {key: sent[2].get(key) for key in ("model", "code_execution", "effort")} == {
+        "model": "claude-haiku-5", "code_execution": "off", "effort": None}
+    assert "tools" not in fake_anthropic.requests[-1].body
 
 
 async def test_no_option_shows_when_neither_server_nor_model_allows_it(
