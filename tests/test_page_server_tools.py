@@ -38,6 +38,7 @@ from .support.fake_blocks import (
     BashResult,
     CodeExecutionResult,
     Compaction,
+    ContainerUpload,
     McpToolResult,
     McpToolUse,
     TextEditorResult,
@@ -338,12 +339,12 @@ async def test_a_compaction_stop_is_a_note_and_a_failed_one_is_marked(
         {"role": "user", "content": "Go on"}]
 
 
-async def test_unknown_content_is_a_small_note(
+async def test_unknown_content_and_a_container_upload_are_small_notes(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
     fake_anthropic.enqueue(Reply(blocks=(
         Text(["Before. "]), UnknownBlock({"type": "future_block", "x": HOSTILE}),
-        Text(["After."]))))
+        ContainerUpload("file_011U"), Text(["After."]))))
     server = await start_server(fake=fake_anthropic)
     await page.goto(server.url)
     await ask(page, "Something new")
@@ -354,10 +355,14 @@ async def test_unknown_content_is_a_small_note(
     await expect(notes).to_have_text("Unsupported content (future_block)")
     order = await reply.locator(".parts > *").evaluate_all(
         "els => els.map(el => el.className.split(' ')[0])")
-    assert order == ["text-part", "unsupported", "text-part"]
+    assert order == ["text-part", "unsupported", "container-file", "text-part"]
+    await expect(reply.locator(".container-file")).to_have_text(
+        "File in the container: file_011U")
     await page.reload()
     await expect(last_reply(page).locator(".unsupported")).to_have_text(
         "Unsupported content (future_block)")
+    await expect(last_reply(page).locator(".container-file")).to_have_text(
+        "File in the container: file_011U")
 
 
 async def test_failed_runs_and_a_tool_search_show_what_the_api_said(

@@ -1,7 +1,8 @@
 // @ts-check
 // Small notes in a reply's body for what is neither text nor a tool (docs/protocol.md,
-// "Events"): the marker where the API summarized earlier turns to make room, and a note
-// for content of a type the server does not know. Text nodes only.
+// "Events"): the marker where the API summarized earlier turns to make room, a file put
+// in the code execution container, and content of a type the server does not know. Text
+// nodes only.
 
 import { element } from "./dom.js";
 
@@ -18,6 +19,16 @@ export function compactionMarker(summary) {
   marker.append(element("summary", "compaction-head", "Earlier turns summarized"),
                 element("div", "compaction-text", summary));
   return marker;
+}
+
+/**
+ * "File in the container: <id>" (a `container_upload` block).
+ * @param {string} fileId
+ */
+export function fileNote(fileId) {
+  const note = element("div", "container-file", "File in the container: ");
+  note.append(element("code", "run-file-id", fileId));
+  return note;
 }
 
 /**

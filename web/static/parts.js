@@ -1,17 +1,17 @@
 // @ts-check
 // The body of one reply, in the order Claude produced it: "Thinking" sections, web
 // searches and fetches with what they found (webtools.js), code runs (coderun.js), tool
-// calls (tools.js), notes for a compaction and for content the server does not know, and
-// Markdown text with numbered citation markers; then the list of sources the markers
-// point to: web pages, and passages of the documents the user sent (title, page, the text
-// cited). Everything but the Markdown is built with DOM calls and text nodes; every link
-// is http(s), opens a new tab, and sends no referrer.
+// calls (tools.js), notes (notes.js: a compaction, a file put in the container, content
+// the server does not know), and Markdown text with numbered citation markers; then the
+// list of sources the markers point to: web pages, and passages of the documents the user
+// sent (title, page, the text cited). Everything but the Markdown is built with DOM calls
+// and text nodes; every link is http(s), opens a new tab, and sends no referrer.
 
 import { CodeRunPanel, isCodeRun } from "./coderun.js";
 import { element } from "./dom.js";
 import { domainOf, link } from "./links.js";
 import { MarkdownView } from "./markdown.js";
-import { compactionMarker, unsupportedNote } from "./notes.js";
+import { compactionMarker, fileNote, unsupportedNote } from "./notes.js";
 import { ToolPanel } from "./tools.js";
 import { isWebTool, WebToolBlock } from "./webtools.js";
 
@@ -262,6 +262,16 @@ export class ReplyParts {
     this.unsupportedSeen.add(key);
     this.newPart();
     this.root.append(unsupportedNote(block.type));
+    this.onGrow();
+  }
+
+  /**
+   * A file of the Files API was put in the code execution container.
+   * @param {string} fileId
+   */
+  file(fileId) {
+    this.newPart();
+    this.root.append(fileNote(fileId));
     this.onGrow();
   }
 

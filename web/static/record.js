@@ -99,6 +99,7 @@
  *   | ["tool", ToolCall] | ["tool_result", ToolResult] | ["message", string]
  *   | ["citation", Citation] | ["turn", ToolTurn] | ["tool_answers", Block[]]
  *   | ["compaction", Compaction] | ["container", Container] | ["block", UnknownBlock]
+ *   | ["file", {file_id: string}]
  *   | ["usage", Usage]} Entry
  */
 

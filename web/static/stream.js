@@ -83,6 +83,7 @@ const PARSERS = {
   turn: (data) => ["turn", parseTurn(data)],
   compaction: (data) => ["compaction", parseObject(data, ["content", "block"])],
   container: (data) => ["container", parseObject(data, ["id"])],
+  file: (data) => ["file", parseObject(data, ["file_id"])],
   block: (data) => ["block", parseObject(data, ["kind", "type"])],
   usage: (data) => ["usage", parseObject(data, [])],
 };

@@ -89,6 +89,9 @@ export class Turn {
       case "block":
         parts.unsupported(entry[1]);
         break;
+      case "file":
+        parts.file(entry[1].file_id);
+        break;
     }
     this.record.add(entry);
     if (entry[0] === "usage") this.metrics.usage(this.record.totalUsage);
