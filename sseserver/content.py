@@ -3,10 +3,8 @@ strictly as a string message (docs/protocol.md, "Content arrays").
 
 A user message may hold `text`, `image`, `document` (attachments.py checks those two) and
 `tool_result` blocks; an assistant message the blocks a
-`turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, the server
-tools' `server_tool_use` and results, MCP's `mcp_tool_use` and `mcp_tool_result`,
-`container_upload`) and a `compaction` event's block, which a client sends back as it got
-them.
+`turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, and web search's
+`server_tool_use` and `web_search_tool_result`), which a client sends back as it got them.
 Every `tool_result` must answer a `tool_use` of the assistant message just before it, every
 such `tool_use` must be answered, and the results come first, as the API requires. A call
 of a tool the server does not offer is refused. Each text counts against
@@ -42,29 +40,8 @@ _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
         "web_search_tool_result": (
             frozenset({"type", "tool_use_id", "content"}), frozenset({"caller"}),
         ),
-        **{kind: (frozenset({"type", "tool_use_id", "content"}), frozenset({"caller"}))
-           for kind in (
-               "web_fetch_tool_result", "code_execution_tool_result",
-               "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
-               "tool_search_tool_result",
-        )},
-        "mcp_tool_use": (frozenset({"type", "id", "name", "server_name", "input"}), frozenset()),
-        "mcp_tool_result": (
-            frozenset({"type", "tool_use_id"}), frozenset({"content", "is_error"}),
-        ),
-        "compaction": (
-            frozenset({"type"}),
-            frozenset({"content", "encrypted_content", "signature", "tool_changes"}),
-        ),
-        "container_upload": (frozenset({"type", "file_id"}), frozenset()),
     },
 }
-# Server tools' results: their content is the API's own, sent back as it came.
-_SERVER_RESULTS: Final = frozenset({
-    "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
-    "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
-    "tool_search_tool_result",
-})
 TextCheck = Callable[[str, str], str]
 
 
@@ -118,37 +95,18 @@ def _check(
         _string(block, "signature", at)
     elif kind == "redacted_thinking":
         _string(block, "data", at)
-    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+    elif kind in ("tool_use", "server_tool_use"):
         _tool_id(block, "id", at)
         _string(block, "name", at)
-        if kind == "mcp_tool_use":
-            _string(block, "server_name", at)
         if kind == "tool_use" and block["name"] not in tools:
             raise BadRequest(f"{at} calls {block['name'][:64]!r}, which this server does not "
                              "offer.")
         if not isinstance(block["input"], dict):
             raise BadRequest(f"{at}.input must be an object.")
-    elif kind in _SERVER_RESULTS:
+    elif kind == "web_search_tool_result":
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["content"], list | dict):
             raise BadRequest(f"{at}.content must be a list or an object.")
-    elif kind == "mcp_tool_result":
-        _tool_id(block, "tool_use_id", at)
-        if not isinstance(block.get("is_error", False), bool):
-            raise BadRequest(f"{at}.is_error must be true or false.")
-        _mcp_content(block.get("content", ""), f"{at}.content", text)
-    elif kind == "compaction":
-        for name in ("content", "encrypted_content", "signature"):
-            if not isinstance(block.get(name), str | None):
-                raise BadRequest(f"{at}.{name} must be a string or null.")
-        if not isinstance(block.get("tool_changes"), list | None):
-            raise BadRequest(f"{at}.tool_changes must be a list or null.")
-        if isinstance(block.get("content"), str):
-            text(block["content"], f"{at}.content")
-    elif kind == "container_upload" and (
-        not isinstance(block["file_id"], str) or not _ID.fullmatch(block["file_id"])
-    ):
-        raise BadRequest(f"{at}.file_id must be a file id (letters, digits, _ and -).")
     elif kind == "tool_approval":
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["approved"], bool):
@@ -190,24 +148,6 @@ def _result_content(content: object, at: str, text: TextCheck, files: Attachment
 def _string(block: Block, key: str, at: str) -> None:
     if not isinstance(block[key], str):
         raise BadRequest(f"{at}.{key} must be a string.")
-
-
-def _mcp_content(content: object, at: str, text: TextCheck) -> None:
-    """An MCP tool's result as the API returned it: a string, or text blocks."""
-    if isinstance(content, str):
-        if content:
-            text(content, at)
-        return
-    if not isinstance(content, list):
-        raise BadRequest(f"{at} must be a string or a list of text blocks.")
-    for index, part in enumerate(content):
-        where = f"{at}[{index}]"
-        if not (isinstance(part, dict) and part.get("type") == "text"
-                and isinstance(part.get("text"), str)
-                and set(part) <= {"type", "text", "citations"}
-                and isinstance(part.get("citations"), list | None)):
-            raise BadRequest(f"{where} must be a text block.")
-        text(part["text"], f"{where}.text")
 
 
 def _tool_id(block: Block, key: str, at: str) -> None:

@@ -128,11 +128,7 @@ def _refusal_cases() -> list[Any]:
         pytest.param({"messages": assistant}, 400,
                      "messages[1].content[0].type 'document' is not allowed in a assistant "
                      "message; allowed: text, thinking, redacted_thinking, tool_use, "
-                     "server_tool_use, web_search_tool_result, web_fetch_tool_result, "
-                     "code_execution_tool_result, bash_code_execution_tool_result, "
-                     "text_editor_code_execution_tool_result, tool_search_tool_result, "
-                     "mcp_tool_use, mcp_tool_result, compaction, container_upload.",
-                     id="document-from-assistant"),
+                     "server_tool_use, web_search_tool_result.", id="document-from-assistant"),
     ]
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -22,11 +23,14 @@ from .conftest import RunningServer, StartServer
 from .support.fake_anthropic import FakeAnthropic, HttpError, RecordedRequest, Reply
 from .support.fake_models import capabilities
 from .support.sse_client import open_sse
+from .test_validation_server_options import OFF, ON, REFUSALS
 
 MODEL = "claude-sonnet-5-5"
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
           "required": ["answer"], "additionalProperties": False}
 TOKEN = "mcp-tok-5f0c2a9e1b7d4c3a8e6f"
+# Operator tools for a server with --tool-search on (which needs some).
+EXAMPLE_TOOLS = Path(__file__).parent.parent / "examples" / "tools.json"
 TOOL = {"name": "lookup", "description": "Look a word up.",
         "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}}}
 
@@ -317,15 +321,33 @@ async def test_the_ai_sdk_chat_body_takes_the_same_options(
     assert fake_anthropic.request_count == 1
 
 
-async def test_a_compaction_block_goes_back_upstream_as_it_came(
+async def test_every_refusal_over_http_starts_nothing(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:
-    server = await start_server(fake=fake_anthropic, compaction=True)
-    block = {"type": "compaction", "content": "Earlier turns, summarized.",
-             "encrypted_content": "EqQBCkYIARgCKkB", "signature": "sig"}
-    turn = [block, {"type": "text", "text": "Tides follow the moon."}]
-    record = await _reply(server, fake_anthropic, messages=[
-        {"role": "user", "content": "tides?"}, {"role": "assistant", "content": turn},
-        {"role": "user", "content": "and then?"},
-    ])
-    assert record.body["messages"][1] == {"role": "assistant", "content": turn}
+    """The unit refusals (test_validation_server_options.py), on both routes of a server
+    with the options on and one with them off: each a 400 naming its field, nothing
+    started, nothing sent upstream."""
+    servers = {
+        id(ON): await start_server(
+            fake=fake_anthropic, web_search=3, web_fetch=2, code_execution=True,
+            tool_search=True, tools=load_settings(["--tools", str(EXAMPLE_TOOLS)], {}).tools,
+            output_schemas=ON.output_schemas,
+        ),
+        id(OFF): await start_server(fake=fake_anthropic),
+    }
+    async with aiohttp.ClientSession() as session:
+        for case in REFUSALS:
+            settings, fields, message = case.values
+            assert isinstance(fields, dict)
+            server = servers[id(settings)]
+            refused = {"error": {"type": "invalid_request_error", "message": message}}
+            async with session.post(server.url + "/api/streams", json={
+                "messages": [{"role": "user", "content": "hi"}], **fields,
+            }) as response:
+                assert (response.status, await response.json()) == (400, refused), case.id
+            query = "&".join(f"{key}={quote(str(value))}" for key, value in fields.items())
+            async with session.get(f"{server.url}/api/sse?message=hi&{query}") as response:
+                assert (response.status, await response.json()) == (400, refused), case.id
+    for server in servers.values():
+        assert (await _health(server))["active_streams"] == 0
+    assert fake_anthropic.request_count == 0
