@@ -339,6 +339,15 @@ blocks = st.one_of(
                                                     "document", "server_tool_use"])},
                           optional={"thinking": any_text, "signature": any_text,
                                     "data": any_text, "source": json_values}),
+    # What a turn or a compaction event carries back: server tool results, MCP, files.
+    st.fixed_dictionaries({"type": st.sampled_from([
+        "web_fetch_tool_result", "code_execution_tool_result", "mcp_tool_use",
+        "mcp_tool_result", "mcp_tool_listing", "container_upload", "compaction"])},
+        optional={"tool_use_id": tool_ids, "id": tool_ids, "name": any_text,
+                  "server_name": any_text | json_values, "input": json_values,
+                  "content": any_text | json_values, "is_error": json_values,
+                  "file_id": any_text, "tools": json_values, "mcp_server_name": any_text,
+                  "encrypted_content": any_text | json_values, "signature": json_values}),
     json_values,
 )
 content_arrays = st.integers(1, 4).flatmap(

@@ -279,3 +279,78 @@ async def test_the_tool_loop_runs_its_next_step_in_the_container_and_says_it_onc
         ServerToolUse("srvtoolu_c1", {"code": "x = 1"}, name="code_execution").content(),
         CodeExecutionResult("srvtoolu_c1").content(),
     ]
+
+
+async def test_a_compaction_s_block_goes_back_next_turn_exactly(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    server = await start_server(fake=fake_anthropic, compaction=True)
+    fake_anthropic.enqueue(Reply(blocks=(Compaction(["Earlier: ", "x = 1."]), Text(["Ok."]))),
+                           Reply(chunks=["Yes."]))
+    url = await _post(server, {"messages": [USER]})
+    async with await open_sse(server.url + url) as stream:
+        await stream.read_all()
+    compaction = json.loads(next(e.data for e in stream.events if e.type == "compaction"))
+    assistant = {"role": "assistant",
+                 "content": [compaction["block"], {"type": "text", "text": stream.text}]}
+    turns = [USER, assistant, {"role": "user", "content": "And then?"}]
+    url = await _post(server, {"messages": turns})
+    async with await open_sse(server.url + url) as stream:
+        await stream.read_all()
+    assert stream.text == "Yes."
+    sent = fake_anthropic.requests[1].body["messages"]
+    assert sent == turns
+    assert sent[1]["content"][0] == Compaction(["Earlier: ", "x = 1."]).content()
+    assert _deep(BETA_PARAM.validate_python(sent[1])) == sent[1]
+
+
+async def test_a_turn_with_every_server_tool_block_is_accepted_back_exactly(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """What a `turn` event carries when Claude ran server tools before calling the
+    client's tool goes back as the API returned it."""
+    server = await start_server(fake=fake_anthropic)
+    fake_anthropic.enqueue(Reply(chunks=["Fine."]))
+    blocks = [b.content() for b in EVERY_BLOCK if not isinstance(b, Text)]
+    turns = [USER, {"role": "assistant", "content": blocks},
+             {"role": "user", "content": "Go on."}]
+    url = await _post(server, {"messages": turns})
+    async with await open_sse(server.url + url) as stream:
+        await stream.read_all()
+    assert stream.text == "Fine."
+    assert fake_anthropic.requests[0].body["messages"] == turns
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"type": "compaction", "content": ""},
+     "messages[1].content[0].content must not be empty (null: a failed compaction)."),
+    ({"type": "compaction", "content": 5}, "messages[1].content[0].content must be a string."),
+    ({"type": "compaction", "content": "s", "summary": "x"},
+     "messages[1].content[0] (compaction) has unknown 'summary'."),
+    ({"type": "container_upload", "file_id": "../x"},
+     "messages[1].content[0].file_id must be a file id (letters, digits, _ and -)."),
+    ({"type": "mcp_tool_use", "id": "mcptoolu_1", "name": "echo", "input": {}},
+     "messages[1].content[0] (mcp_tool_use) lacks server_name."),
+    ({"type": "mcp_tool_result", "tool_use_id": "mcptoolu_1", "content": 5},
+     "messages[1].content[0].content must be a string or a list of text blocks."),
+    ({"type": "code_execution_tool_result", "tool_use_id": "srvtoolu_1", "content": "x"},
+     "messages[1].content[0].content must be a list or an object."),
+    ({"type": "mcp_tool_listing", "mcp_server_name": "docs", "tools": {}},
+     "messages[1].content[0].tools must be a list."),
+], ids=["empty-summary", "summary-not-a-string", "unknown-field", "odd-file-id",
+        "mcp-call-without-server", "mcp-result-content", "run-result-content",
+        "listing-tools"])
+async def test_a_server_tool_block_sent_back_out_of_shape_is_a_400(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, block: dict[str, Any],
+    message: str,
+) -> None:
+    server = await start_server(fake=fake_anthropic)
+    turns = [USER, {"role": "assistant", "content": [block]},
+             {"role": "user", "content": "Go on."}]
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/streams", json={"messages": turns}
+    ) as response:
+        assert response.status == 400
+        assert await response.json() == {
+            "error": {"type": "invalid_request_error", "message": message}}
+    assert fake_anthropic.request_count == 0
