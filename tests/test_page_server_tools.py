@@ -259,6 +259,8 @@ async def test_an_mcp_call_is_a_tool_panel_naming_its_server(
     fake_anthropic.enqueue(Reply(blocks=(
         McpToolUse("mcptoolu_1", "get_weather", "weather", {"city": HOSTILE}),
         McpToolResult("mcptoolu_1", ["Sunny", "20 °C"]),
+        McpToolUse("mcptoolu_2", "get_history", "weather", {}),
+        McpToolResult("mcptoolu_2", "rain " * 8000, is_error=True),
         Text(["It is sunny."]),
     )))
     server = await start_server(
@@ -267,13 +269,23 @@ async def test_an_mcp_call_is_a_tool_panel_naming_its_server(
     await ask(page, "Weather?")
     reply = last_reply(page)
     await wait_status(reply, "done")
-    panel = reply.locator(".tool-call")
-    await expect(panel).to_have_count(1)
+    panels = reply.locator(".tool-call")
+    await expect(panels).to_have_count(2)
+    panel = panels.first
     assert await panel.get_attribute("data-server") == "weather"
     assert await panel_state(panel) == {
         "summary": "Used get_weather on weather", "open": False, "state": "done",
         "sections": [["Input", f'{{\n  "city": "{HOSTILE}"\n}}'], ["Result", "Sunny\n20 °C"]],
     }
+    # A long result comes cut short (the server's bound), and says so; a failed one is red.
+    long = await panel_state(panels.nth(1))
+    assert (long["summary"], long["state"], long["sections"][0]) == (
+        "Failed: get_history on weather", "error", ["Input", "{}"])
+    assert long["sections"][1][0] == "Error"
+    assert "rain " * 100 in long["sections"][1][1]
+    assert len(long["sections"][1][1]) < len("rain " * 8000)
+    await expect(panels.nth(1).locator(":scope > .tool-empty")).to_have_text(
+        "(cut short by the server)")
     await expect(reply.locator(".parts img")).to_have_count(0)
 
 

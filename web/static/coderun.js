@@ -79,9 +79,10 @@ export class CodeRunPanel {
   /**
    * What ran: the code, the command, or the editor's command, path and edit. Shown once:
    * a result that names its command (a run whose call was not seen) fills it in.
-   * @param {Record<string, unknown>} input
+   * @param {Record<string, unknown>} raw its keys without a value are left out
    */
-  showInput(input) {
+  showInput(raw) {
+    const input = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined && value !== null));
     if (Object.keys(this.input).length > 0 || Object.keys(input).length === 0) return;
     this.input = input;
     const code = stringOr(input.code);

@@ -232,8 +232,8 @@ export class ReplyParts {
     if (!view) {
       // A result whose call this page never saw: still show it.
       this.newPart();
-      const name = result.results !== undefined && !isWebTool(result.name) ? "web_search" : result.name;
-      view = toolView(this.root, { id: result.tool_use_id, name, input: {}, server_name: result.server_name }, false);
+      const call = { id: result.tool_use_id, name: result.name, input: {}, server_name: result.server_name };
+      view = toolView(this.root, call, false);
       this.tools.set(result.tool_use_id, view);
     }
     if (view instanceof ToolPanel) view.result(result, false);
