@@ -119,15 +119,3 @@ def test_a_continuation_sends_the_reply_so_far_and_what_is_left() -> None:
         3000, {"type": "enabled", "budget_tokens": 2048, "display": "summarized"})
     assert (following["container"], following["cache_control"]) == (
         "c1", {"type": "ephemeral", "ttl": "5m"})
-
-
-def test_a_continuation_runs_code_where_the_paused_request_did() -> None:
-    request = _request(code_execution=True)
-    params = request_params(request, None)
-    assert "container" not in params
-    following = continuation_params(params, request, [], 0, 0, (100, "off"), "container_9")
-    assert following["container"] == "container_9"
-    assert "container" not in continuation_params(params, request, [], 0, 0, (100, "off"))
-    plain = _request(web_search=1)
-    assert "container" not in continuation_params(
-        request_params(plain, None), plain, [], 0, 0, (100, "off"), "container_9")

@@ -351,3 +351,20 @@ async def test_every_refusal_over_http_starts_nothing(
     for server in servers.values():
         assert (await _health(server))["active_streams"] == 0
     assert fake_anthropic.request_count == 0
+
+
+async def test_the_ai_sdk_chat_route_refuses_what_the_model_lacks_too(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.models[MODEL] = capabilities(effort=("low",))
+    server = await start_server(fake=fake_anthropic)
+    assert (await _known(server))["effort"] == ["low"]
+    chat = {"id": "c1", "effort": "high", "messages": [
+        {"id": "m0", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/chat", json=chat
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["message"] == (
+            "Model 'claude-sonnet-5-5' does not support effort 'high' (its levels: low).")
+    assert fake_anthropic.request_count == 0

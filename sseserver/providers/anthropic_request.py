@@ -131,15 +131,13 @@ def may_continue(request: GenerationRequest, searches: int, fetches: int) -> boo
 
 def continuation_params(
     params: dict[str, Any], request: GenerationRequest, kept: Sequence[Block],
-    searches: int, fetches: int, bounds: tuple[int, Thinking], container: str | None = None,
+    searches: int, fetches: int, bounds: tuple[int, Thinking],
 ) -> dict[str, Any]:
     """The next request of a paused turn: the reply so far (`kept`, every block as the
     API returned it) as the assistant turn, with the searches and fetches the reply has
-    left (`searches`, `fetches`: used so far) and its tokens left (`bounds`). `container`:
-    the one the paused request ran code in (its `message_delta`), so the continuation
-    finds the files that code left; else the request's own."""
+    left (`searches`, `fetches`: used so far) and its tokens left (`bounds`)."""
     max_tokens, thinking = bounds
-    following = params | {
+    return params | {
         "messages": [*params["messages"][: len(request.messages)],
                      {"role": "assistant", "content": list(kept)}],
         "tools": request_tools(request, request.web_search - searches,
@@ -147,6 +145,3 @@ def continuation_params(
         "max_tokens": max_tokens,
         "thinking": thinking_param(thinking),
     }
-    if container is not None and request.code_execution:
-        following["container"] = container
-    return following
