@@ -140,8 +140,8 @@ def _check(
             raise BadRequest(f"{at}.file_id must be a file id (letters, digits, _ and -).")
     elif kind == "compaction":
         for key in ("content", "encrypted_content", "signature"):
-            if block.get(key) is not None:
-                _string(block, key, at)
+            if not isinstance(block.get(key), str | None):
+                raise BadRequest(f"{at}.{key} must be a string or null.")
         if block.get("content") == "":
             raise BadRequest(f"{at}.content must not be empty (null: a failed compaction).")
         if not isinstance(block.get("tool_changes", []), list | None):
