@@ -37,7 +37,7 @@ class RedisServer:
         self._process = subprocess.Popen(
             [REDIS_SERVER.path, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--dir", self._dir.name, "--loglevel", "warning"],
+             "--dir", self._dir.name, "--loglevel", "warning", *self.extra_args()],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
@@ -48,6 +48,14 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited with {self._process.returncode}")
             time.sleep(0.02)
         raise TimeoutError(f"redis-server did not answer on port {self.port}")
+
+    def extra_args(self) -> list[str]:
+        """More redis-server options, for a subclass."""
+        return []
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
     def stop(self) -> None:
         if self._process is None:

@@ -1,0 +1,105 @@
+"""A private Redis Cluster for the tests: 3 masters and 3 replicas of Debian's
+redis-server on free 127.0.0.1 ports, joined by `redis-cli --cluster create`, with a short
+`cluster-node-timeout` so that a killed master's replica takes over within seconds.
+
+A missing redis-server or redis-cli follows the rule of tests/system_tools.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from .redis_server import RedisServer, free_port
+from .system_tools import REDIS_CLI, REDIS_SERVER, require
+
+# How long a master may be silent before the others fail it over, in ms.
+NODE_TIMEOUT_MS = 1000
+
+
+def require_redis_cluster_tools() -> None:
+    require(REDIS_SERVER, REDIS_CLI)
+
+
+class ClusterNode(RedisServer):
+    """One node: a RedisServer started with cluster mode on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bus_port = free_port()  # cluster traffic between nodes
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def extra_args(self) -> list[str]:
+        return ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port),
+                "--cluster-config-file", str(Path(self._dir.name) / "nodes.conf"),
+                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                "--cluster-replica-validity-factor", "0",
+                "--cluster-require-full-coverage", "no",
+                "--cluster-allow-reads-when-down", "no"]
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no goodbye to the cluster."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def info(self, section: str) -> dict[str, str]:
+        reply = self.command(b"INFO", section.encode()) or b""
+        return dict(line.split(":", 1) for line in reply.decode().splitlines()
+                    if ":" in line and not line.startswith(("$", "#")))
+
+    def cluster_info(self) -> dict[str, str]:
+        reply = self.command(b"CLUSTER", b"INFO") or b""
+        return dict(line.split(":", 1) for line in reply.decode().splitlines()
+                    if ":" in line and not line.startswith("$"))
+
+
+class RedisCluster:
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [ClusterNode() for _ in range(masters * 2)]
+        self._masters = masters
+        self.url = "redis+cluster://" + ",".join(
+            f"127.0.0.1:{node.port}" for node in self.nodes[:masters])
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [REDIS_CLI.path, "--cluster", "create",
+             *(f"127.0.0.1:{node.port}" for node in self.nodes),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
+        )
+        self.wait_ok(timeout)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every running node says the cluster is ok and agrees on the masters."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [node for node in self.nodes if node.running]
+            if all(node.cluster_info().get("cluster_state") == "ok" for node in running):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("the cluster did not become ok")
+
+    def masters(self) -> list[ClusterNode]:
+        return [node for node in self.nodes
+                if node.running and node.info("replication").get("role") == "master"]
+
+    def flush(self) -> None:
+        for node in self.masters():
+            assert node.command(b"FLUSHALL") == b"+OK\r\n"
+
+    def master_of(self, key: bytes) -> ClusterNode:
+        """The master serving `key`: the one that does not answer MOVED."""
+        for node in self.masters():
+            reply = node.command(b"EXISTS", key)
+            if reply is not None and not reply.startswith(b"-MOVED"):
+                return node
+        raise LookupError(f"no master serves {key!r}")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
