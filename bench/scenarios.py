@@ -265,6 +265,14 @@ def _relay_latency(results: Results) -> Judged:
     return ttfe <= 60 and added <= 50, f"TTFE p99 {ttfe:.1f} ms, added p99 {added:.1f} ms"
 
 
+def _tool_loop(results: Results) -> Judged:
+    gap = _med(results, "S6", "sseserver", "tool_gap_p99")
+    if gap is None:
+        return None
+    ok = _verified(results, "S6")
+    return ok and gap <= 5, f"verified {ok}, tool_use to continuation p99 {gap:.2f} ms"
+
+
 def _resume(results: Results) -> Judged:
     if not results.get("R"):
         return None
@@ -281,5 +289,6 @@ TARGETS: Final = (
     Target("S5a", "≥ the Node relay's events/CPU-s, every feature on",
            _at_least("S5a", "node-relay", 1.0)),
     Target("S5d", "TTFE p99 ≤ 60 ms, added latency p99 ≤ 50 ms", _relay_latency),
+    Target("S6", "a tool_use reply to its continuation ≤ 5 ms p99 (at the fake)", _tool_loop),
     Target("R", "no event lost or repeated across resumes", _resume),
 )

@@ -13,17 +13,22 @@ How a client proves it has the token, either way compared in constant time:
   browser send it, so no cross-site request forgery), and it holds an HMAC of the token,
   not the token. The answer to `/?token=` is a redirect to `/`, so the token leaves the
   address bar and the history; request logs never hold query strings (access_log.py).
+  SameSite does not stop a page of the same site (another port, a sibling subdomain), so a
+  request that the cookie alone lets in must also come from this origin: its
+  `Sec-Fetch-Site` is `same-origin` or `none`, or, from a browser that sends no
+  `Sec-Fetch-Site`, its `Origin` (when sent) is this host (`same_origin`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Final
+from typing import Final, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
 from .forwarded import client_secure
 from .keys import SETTINGS
 
@@ -48,12 +53,37 @@ def _same(presented: str, expected: str) -> bool:
     )
 
 
-def token_matches(request: web.BaseRequest, token: str) -> bool:
+def presented(request: web.BaseRequest, token: str) -> Literal["bearer", "cookie"] | None:
+    """How the request proves it has the token, if it does."""
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and _same(credentials.strip(), token):
-        return True
+        return "bearer"
     cookie = request.cookies.get(COOKIE_NAME)
-    return cookie is not None and _same(cookie, cookie_value(token))
+    return "cookie" if cookie is not None and _same(cookie, cookie_value(token)) else None
+
+
+def token_matches(request: web.BaseRequest, token: str) -> bool:
+    return presented(request, token) is not None
+
+
+def same_origin(request: web.BaseRequest) -> bool:
+    """Whether a browser sent this request from this server's own origin (or the user
+    typed it). Fetch Metadata first: every current browser sends `Sec-Fetch-Site`. Else
+    `Origin`, when sent, names this host; a proxy that sets `Host` without the port (as
+    nginx's `$host` does) is matched by host name alone."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser's cross-origin request: those carry one or the other
+    try:
+        parts = urlsplit(origin)
+        origin_host, origin_name = parts.netloc.lower(), (parts.hostname or "")
+    except ValueError:
+        return False
+    host = request.headers.get("Host", "").lower()
+    return origin_host == host or (":" not in host.rpartition("]")[2] and origin_name == host)
 
 
 def unauthorized() -> Unauthorized:
@@ -61,10 +91,19 @@ def unauthorized() -> Unauthorized:
 
 
 def require_token(request: web.Request) -> None:
-    """A check (middleware.json_errors) before protected routes: 401 without the token."""
+    """A check (guard.py) before protected routes: 401 without the token; 403 for the
+    cookie sent by a page of another origin (the module's docstring)."""
     token = request.app[SETTINGS].access_token
-    if token is not None and is_protected(request.path) and not token_matches(request, token):
+    if token is None or not is_protected(request.path):
+        return
+    how = presented(request, token)
+    if how is None:
         raise unauthorized()
+    if how == "cookie" and not same_origin(request):
+        raise Forbidden(
+            "The access cookie is accepted only from this server's own page; another "
+            "origin must send 'Authorization: Bearer TOKEN'."
+        )
 
 
 def login_with_query_token(request: web.Request) -> web.Response | None:

@@ -40,12 +40,43 @@ def require_json(request: web.Request) -> None:
         raise UnsupportedMediaType("The body must be sent as Content-Type: application/json.")
 
 
+def decoded_encodings() -> frozenset[str]:
+    """The body encodings aiohttp decodes here (brotli and zstd only when their packages are
+    installed); anything else would be read as if it were not encoded at all."""
+    from aiohttp import compression_utils
+
+    names = {"identity", "gzip", "x-gzip", "deflate"}
+    if compression_utils.HAS_BROTLI:
+        names.add("br")
+    if compression_utils.HAS_ZSTD:
+        names.add("zstd")
+    return frozenset(names)
+
+
+_DECODED = decoded_encodings()
+
+
+def require_known_encoding(request: web.Request) -> None:
+    """One Content-Encoding that is decoded here, or none: `foo`, `compress` or `gzip,
+    gzip` would otherwise be parsed as the raw bytes they are."""
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is None:
+        return
+    if encoding.strip().lower() not in _DECODED:
+        accepted = ", ".join(sorted(_DECODED))
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding[:40]!r} is not decoded here; send one of "
+            f"{accepted}, or none."
+        )
+
+
 @contextlib.asynccontextmanager
 async def read_body(
     request: web.Request, budget: BodyBudget, settings: Settings
 ) -> AsyncIterator[bytes]:
     """The whole body, counted against `budget` until the block ends (its parsing
     included), or a refusal."""
+    require_known_encoding(request)
     limit = settings.max_body_bytes
     too_large = TooLarge(f"The body is larger than {limit} bytes.")
     if request.content_length is not None and request.content_length > limit:

@@ -51,7 +51,8 @@ CLIENT: Final = web.RequestKey("client", Client)
 def parse_address(text: str) -> IPAddress | None:
     """An address as proxies write it: `203.0.113.7`, `2001:db8::1`, also with a port
     (`203.0.113.7:4711`, `[2001:db8::1]:4711`); IPv4 inside IPv6 (`::ffff:203.0.113.7`,
-    a dual-stack socket's view) as IPv4, so one client has one address."""
+    a dual-stack socket's view) as IPv4, so one client has one address; an IPv6 zone
+    (`fe80::1%eth0`) is dropped."""
     text = text.strip()
     if text.startswith("["):
         text, bracket, _ = text[1:].partition("]")
@@ -63,8 +64,13 @@ def parse_address(text: str) -> IPAddress | None:
         address = ipaddress.ip_address(text)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.scope_id is not None:
+            # A zone names an interface of the sender's host, means nothing here, and
+            # may hold any text (spaces and `key=value` included): it is dropped.
+            return ipaddress.IPv6Address(int(address))
     return address
 
 

@@ -30,10 +30,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from .access_log import loggable
 from .config import DEFAULT_PER_CLIENT, Settings, is_loopback
 from .errors import (
     AtCapacity,
@@ -55,6 +57,8 @@ log = logging.getLogger("sseserver.generations")
 
 Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown", "lost"]
 
+# What an unknown block's type may be to become a metric label (else "other").
+_TYPE_NAME: Final = re.compile(r"[a-z0-9_]{1,64}")
 # A generation started by POST /api/streams waits at least this long for its first
 # subscriber, even with --resume-window 0 (which is about subscribers that left).
 FIRST_SUBSCRIBER_GRACE: Final = 5.0
@@ -149,6 +153,7 @@ class Generations:
         self._lag = lag
         self._metrics = metrics if metrics is not None else Metrics()
         self._metrics.count_generations(lambda: len(self._tasks))
+        self._warned_types: set[str] = set()
 
     @property
     def active(self) -> int:
@@ -285,6 +290,8 @@ class Generations:
                         else:  # thinking, tool, ... (docs/protocol.md, "Events")
                             if item.name == "thinking":
                                 progress.deltas += 1  # output too, counted when cancelled
+                            elif item.name == "block":
+                                self._unknown_block(item.data)
                             await store.append(stream_id, frames.event(item.name, item.data))
                 finally:
                     # Closes the upstream request now, also when an append failed, not
@@ -327,6 +334,18 @@ class Generations:
             self._forget(stream_id, progress)
             self._log(stream_id, request, progress, frames.count)
 
+    def _unknown_block(self, data: object) -> None:
+        """A block or delta type this server does not know reached a reader as a generic
+        `block` event: counted by type, and said once per type per process."""
+        kind = data.get("type") if isinstance(data, dict) else None
+        name = kind if isinstance(kind, str) and _TYPE_NAME.fullmatch(kind) else "other"
+        self._metrics.unknown_blocks.labels(name).inc()
+        if name not in self._warned_types:
+            self._warned_types.add(name)
+            log.warning("Claude sent a content %s of a type this server does not know: %s; "
+                        "readers get it as a generic block event",
+                        data.get("kind") if isinstance(data, dict) else "block", name)
+
     async def _append_end(self, stream_id: str, frames: StreamFrames, progress: _Progress,
                           usage: Usage) -> None:
         """The last two frames of a reply that was not cut off: its usage, then done."""
@@ -348,7 +367,8 @@ class Generations:
             "generation id=%s client=%s provider=%s model=%s ttft=%s events=%d "
             "input_tokens=%d cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms "
             "ended=%s",
-            stream_id, progress.client or "-", self._provider.name, request.model,
+            stream_id, loggable(progress.client) or "-", self._provider.name,
+            loggable(request.model),
             f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
             usage.input_tokens, usage.cache_creation_input_tokens,
             usage.cache_read_input_tokens, output_tokens, duration * 1000, progress.ending,

@@ -144,6 +144,12 @@ class Metrics:
             "sseserver_input_tokens", "Input tokens of generations, by how they were billed.",
             ["kind"], registry=registry,
         )
+        self.unknown_blocks = Counter(
+            "sseserver_unknown_blocks",
+            "Content blocks and deltas of a type this server does not know, sent to readers "
+            "as generic block events, by type.",
+            ["type"], registry=registry,
+        )
         self.ttft = Histogram(
             "sseserver_time_to_first_token_seconds", "From start to the first text delta.",
             buckets=_TTFT_BUCKETS, registry=registry,

@@ -2,12 +2,14 @@
 SDK's chat route"): tests/node/chat_page.jsx, built here with esbuild from the pinned
 packages, is served by the test on its own origin and calls sseserver across origins
 (--cors-origins), as a Next.js front end on another host would. It chats, is reloaded in
-the middle of a reply, and resumes it: the reply ends exactly as the fake sent it, once.
+the middle of a reply (and of a client tool's input), and resumes it: the reply ends
+exactly as the fake sent it, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,10 +19,12 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
+from sseserver.tools.definitions import tool_specs
+
 from .aisdk_node import NODE_DIR, require_ai_sdk
 from .browser import CHROMIUM_ARGS, TIMEOUT_MS
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .fake_anthropic import FakeAnthropic, Reply, Text, ToolUse
 from .system_tools import CHROMIUM, require
 
 pytestmark = pytest.mark.browser
@@ -138,3 +142,51 @@ async def test_stop_in_the_page_cancels_the_upstream(
     await expect(page.locator("#status")).to_have_text("ready")
     await asyncio.sleep(0.2)
     assert await _assistant_text(page) == partial  # a stopped reply is not brought back
+
+
+async def test_a_reload_in_the_middle_of_a_tool_input_rebuilds_the_call_once(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, page_origin: str, page: Page,
+    backend: dict[str, object],
+) -> None:
+    """The page is reloaded while a client tool's input streams: the replay rebuilds the
+    tool part once, with its whole input; the page then answers the call (onToolCall,
+    addToolOutput), useChat sends the output back by itself, and the answer follows in
+    the same message (docs/protocol.md, "The AI SDK's chat route")."""
+    tools = tool_specs([{"name": "locate", "input_schema": {
+        "type": "object", "properties": {"q": {"type": "string"}}}}])
+    server = await start_server(fake=fake_anthropic, cors_origins=(page_origin,), tools=tools,
+                                **backend)
+    tool_input = {"q": "where " * 40}
+    fake_anthropic.enqueue(
+        Reply(blocks=(Text(["Asking your browser. "]),
+                      ToolUse("toolu_c1", "locate", tool_input, pieces=40)),
+              stop_reason="tool_use", delay=0.04),
+        Reply(chunks=["You read ", "this page in your language."]))
+    await page.goto(f"{page_origin}/?server={server.url}")
+    await page.fill("#prompt", "Where am I?")
+    await page.click("#send")
+    tool = page.locator('#messages li[data-role="assistant"] pre.tool')
+    await expect(tool).to_have_attribute("data-state", "input-streaming")
+    message_id = await page.locator('#messages li[data-role="assistant"]').get_attribute(
+        "data-id")
+    await page.reload()
+    assistant = page.locator('#messages li[data-role="assistant"]')
+    await expect(assistant.locator(".text")).to_have_text(
+        "Asking your browser. You read this page in your language.")
+    await expect(page.locator("#status")).to_have_text("ready")
+    assert await assistant.count() == 1
+    assert await assistant.get_attribute("data-id") == message_id  # rebuilt in place
+    assert await assistant.get_attribute("data-parts") == (
+        "step-start text tool-locate step-start text")
+    assert await tool.count() == 1
+    assert await tool.get_attribute("data-state") == "output-available"
+    assert json.loads(await tool.text_content() or "") == tool_input
+    language = await page.evaluate("navigator.language")
+    assert len(fake_anthropic.requests) == 2  # the call once, its answer once
+    assert fake_anthropic.requests[1].body["messages"][1:] == [
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Asking your browser. "},
+            {"type": "tool_use", "id": "toolu_c1", "name": "locate", "input": tool_input}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_c1",
+                                      "content": json.dumps({"locale": language})}]},
+    ]

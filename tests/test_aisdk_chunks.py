@@ -1,15 +1,17 @@
 """The mapping of our events (shapes as docs/protocol.md fixes them) to the AI SDK's UI
 message chunks (the `ai` package's ui-message-chunks.ts), frame by frame: the frames are
 made by the server's own encoder (sse.StreamFrames), the chunks compared as parsed JSON and,
-for text, as the exact bytes."""
+for text, as the exact bytes. Tool events (docs/protocol.md, "Tools") are mapped with the
+roles the offered tools give them."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sseserver.aisdk.chunks import CUT_SHORT, LOST, UIChunks
+from sseserver.aisdk.chunks import CUT_SHORT, LOST, ToolRoles, UIChunks
 from sseserver.sse import StreamFrames
+from sseserver.tools.definitions import tool_specs
 
 USAGE = {"input_tokens": 5, "output_tokens": 7, "stop_reason": "end_turn"}
 
@@ -140,6 +142,26 @@ def test_a_citation_without_a_url_is_skipped() -> None:
     assert not [c for c in got if c["type"] == "source-url"]
 
 
+def test_only_http_urls_reach_the_client() -> None:
+    """The page links only http(s) URLs; an AI SDK client may link whatever it gets, so a
+    `javascript:` or `data:` URL in a citation or a search result never reaches it."""
+    tool = {"id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}
+    result = {"tool_use_id": "srvtoolu_1", "name": "web_search", "results": [
+        {"url": "javascript:alert(1)", "title": "x", "page_age": None},
+        {"url": "HTTPS://example.com/a", "title": "A", "page_age": None},
+        {"url": "data:text/html,<script>", "title": "y", "page_age": None},
+    ]}
+    got = _map(META, ("tool", tool), ("tool_result", result), ("message", "x"),
+               ("citation", {"url": "JavaScript:alert(2)", "title": "T", "cited_text": "c"}),
+               ("citation", {"url": "http://example.com/b", "title": "B", "cited_text": "d"}),
+               ("usage", USAGE))
+    [output] = [c for c in got if c["type"] == "tool-output-available"]
+    assert [r["url"] for r in output["output"]] == ["HTTPS://example.com/a"]
+    assert [c["url"] for c in got if c["type"] == "source-url"] == ["http://example.com/b"]
+    [end] = [c for c in got if c["type"] == "text-end"]
+    assert [c["source"]["url"] for c in end["citations"]] == ["http://example.com/b"]
+
+
 def test_stop_reasons_become_finish_reasons() -> None:
     cases = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
              "model_context_window_exceeded": "length", "refusal": "content-filter",
@@ -191,3 +213,166 @@ def test_the_same_frames_give_the_same_chunks_every_time() -> None:
         "url": "https://a.test/", "title": None, "cited_text": "c"}), ("message", "b"),
         ("usage", USAGE), ("done", "[DONE]"))
     assert _map(*events) == _map(*events)
+
+
+# ---- tools (docs/protocol.md, "Tools"; the chunks of "The AI SDK's chat route") ----
+
+ROLES = ToolRoles(server=frozenset({"lookup", "guarded"}), turns=True)
+
+
+def _map_with(chunks: UIChunks, *events: tuple[str, Any]) -> list[Any]:
+    frames = StreamFrames("S")
+    out: list[bytes] = []
+    for name, data in events:
+        frame = frames.message(data) if name == "message" else frames.event(name, data)
+        chunks.frame(frame, out)
+    return [json.loads(raw[6:]) if raw != b"data: [DONE]\n\n" else "[DONE]" for raw in out]
+
+
+def test_tool_roles_come_from_the_tool_definitions() -> None:
+    specs = tool_specs([
+        {"name": "lookup", "input_schema": {"type": "object"},
+         "handler": "tests.tool_handlers:lookup"},
+        {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
+         "handler": "tests.tool_handlers:lookup"},
+        {"name": "locate", "input_schema": {"type": "object"}},
+    ])
+    assert ToolRoles.of(specs) == ROLES
+    assert ToolRoles.of(specs[:1]) == ToolRoles(server=frozenset({"lookup"}), turns=False)
+
+
+def test_a_server_tool_streams_its_input_its_output_then_the_next_step() -> None:
+    """The server runs the call and continues the reply in the same stream: the tool part
+    is the server's (`providerExecuted`), and the continuation is the message's next step."""
+    roles = ToolRoles(server=frozenset({"lookup"}))
+    assert _map_with(
+        UIChunks("S", roles), META, ("message", "Let me look."),
+        ("tool_start", {"id": "toolu_1", "name": "lookup"}),
+        ("tool_input", {"id": "toolu_1", "delta": '{"q": '}),
+        ("tool_input", {"id": "toolu_1", "delta": '"life"}'}),
+        ("tool_input", {"id": "toolu_9", "delta": "{}"}),  # no call of that id: skipped
+        ("tool", {"id": "toolu_1", "name": "lookup", "input": {"q": "life"}}),
+        ("tool_result", {"tool_use_id": "toolu_1", "name": "lookup", "content": "42"}),
+        ("message", "It is 42."), ("usage", USAGE), ("done", "[DONE]"),
+    ) == [
+        *START,
+        {"type": "text-start", "id": "t1"},
+        {"type": "text-delta", "id": "t1", "delta": "Let me look."},
+        {"type": "text-end", "id": "t1"},
+        {"type": "tool-input-start", "toolCallId": "toolu_1", "toolName": "lookup",
+         "providerExecuted": True},
+        {"type": "tool-input-delta", "toolCallId": "toolu_1", "inputTextDelta": '{"q": '},
+        {"type": "tool-input-delta", "toolCallId": "toolu_1", "inputTextDelta": '"life"}'},
+        {"type": "tool-input-available", "toolCallId": "toolu_1", "toolName": "lookup",
+         "input": {"q": "life"}, "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "toolu_1", "output": "42",
+         "providerExecuted": True},
+        {"type": "finish-step"}, {"type": "start-step"},
+        {"type": "text-start", "id": "t8"},
+        {"type": "text-delta", "id": "t8", "delta": "It is 42."},
+        {"type": "text-end", "id": "t8"},
+        *FINISH,
+    ]
+
+
+def test_a_failed_server_tool_is_an_output_error() -> None:
+    got = _map_with(
+        UIChunks("S", ROLES), META, ("tool", {"id": "toolu_1", "name": "lookup", "input": {}}),
+        ("tool_result", {"tool_use_id": "toolu_1", "name": "lookup",
+                         "content": [{"type": "text", "text": "The tool failed."}],
+                         "is_error": True}))
+    assert got[-1] == {"type": "tool-output-error", "toolCallId": "toolu_1",
+                       "errorText": "The tool failed.", "providerExecuted": True}
+
+
+def test_a_client_tool_turn_ends_the_reasoning_parts_with_their_signatures() -> None:
+    """The reasoning parts stay open until the turn brings the signature and the redacted
+    data; the client's call is not the server's, so `onToolCall` runs for it."""
+    turn = {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "I should ask.", "signature": "sig-1"},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "text", "text": "Asking."},
+        {"type": "tool_use", "id": "toolu_c", "name": "locate", "input": {}}]}
+    assert _map_with(
+        UIChunks("S", ROLES), META, ("thinking", "I should ask."),
+        ("thinking_hidden", {"reason": "redacted"}), ("message", "Asking."),
+        ("tool_start", {"id": "toolu_c", "name": "locate"}),
+        ("tool", {"id": "toolu_c", "name": "locate", "input": {}}), ("turn", turn),
+        ("usage", USAGE | {"stop_reason": "tool_use"}), ("done", "[DONE]"),
+    ) == [
+        *START,
+        {"type": "reasoning-start", "id": "r1"},
+        {"type": "reasoning-delta", "id": "r1", "delta": "I should ask."},
+        {"type": "reasoning-start", "id": "r2",
+         "providerMetadata": {"sseserver": {"thinkingHidden": "redacted"}}},
+        {"type": "text-start", "id": "t3"},
+        {"type": "text-delta", "id": "t3", "delta": "Asking."},
+        {"type": "text-end", "id": "t3"},
+        {"type": "tool-input-start", "toolCallId": "toolu_c", "toolName": "locate"},
+        {"type": "tool-input-available", "toolCallId": "toolu_c", "toolName": "locate",
+         "input": {}},
+        {"type": "reasoning-end", "id": "r1",
+         "providerMetadata": {"anthropic": {"signature": "sig-1"}}},
+        {"type": "reasoning-end", "id": "r2", "providerMetadata": {
+            "anthropic": {"redactedData": "opaque"}, "sseserver": {"thinkingHidden": "redacted"}}},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "tool-calls"}, "[DONE]",
+    ]
+
+
+def test_without_a_turn_the_held_reasoning_ends_with_its_step() -> None:
+    assert _map_with(UIChunks("S", ROLES), META, ("thinking", "hm"), ("message", "Hi"),
+                     ("usage", USAGE))[2:] == [
+        {"type": "reasoning-start", "id": "r1"},
+        {"type": "reasoning-delta", "id": "r1", "delta": "hm"},
+        {"type": "text-start", "id": "t2"},
+        {"type": "text-delta", "id": "t2", "delta": "Hi"},
+        {"type": "text-end", "id": "t2"},
+        {"type": "reasoning-end", "id": "r1"},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
+
+
+def test_thinking_blocks_that_do_not_pair_with_the_parts_sign_nothing() -> None:
+    turn = {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "a", "signature": "s1"},
+        {"type": "thinking", "thinking": "b", "signature": "s2"},
+        {"type": "tool_use", "id": "toolu_c", "name": "locate", "input": {}}]}
+    got = _map_with(UIChunks("S", ROLES), META, ("thinking", "a"), ("thinking", "b"),
+                    ("tool", {"id": "toolu_c", "name": "locate", "input": {}}), ("turn", turn))
+    assert got[-1] == {"type": "reasoning-end", "id": "r1"}
+
+
+def test_a_call_that_needs_approval_asks_for_it() -> None:
+    turn = {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_g", "name": "guarded", "input": {"q": "x"}}],
+        "needs_approval": ["toolu_g"]}
+    assert _map_with(
+        UIChunks("S", ROLES), META,
+        ("tool", {"id": "toolu_g", "name": "guarded", "input": {"q": "x"}}), ("turn", turn),
+        ("usage", USAGE | {"stop_reason": "tool_use"}))[2:] == [
+        {"type": "tool-input-available", "toolCallId": "toolu_g", "toolName": "guarded",
+         "input": {"q": "x"}, "providerExecuted": True},
+        {"type": "tool-approval-request", "approvalId": "toolu_g", "toolCallId": "toolu_g"},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "tool-calls"},
+    ]
+
+
+def test_a_continuation_keeps_the_message_and_answers_its_calls_first() -> None:
+    """After the user's decisions the reply continues the client's message: its id, the
+    outcome of each call there (a denied one as denied), then the continuation's step."""
+    denied = {"tool_use_id": "toolu_d", "name": "guarded", "is_error": True,
+              "content": "The user denied this tool call. Reason: no"}
+    ran = {"tool_use_id": "toolu_g", "name": "guarded", "content": "done"}
+    assert _map_with(UIChunks("A1", ROLES, continuing=True), META, ("tool_result", denied),
+                     ("tool_result", ran), ("message", "OK."), ("usage", USAGE)) == [
+        {"type": "start", "messageId": "A1"}, {"type": "start-step"},
+        {"type": "tool-output-denied", "toolCallId": "toolu_d"},
+        {"type": "tool-output-available", "toolCallId": "toolu_g", "output": "done",
+         "providerExecuted": True},
+        {"type": "text-start", "id": "t3"},
+        {"type": "text-delta", "id": "t3", "delta": "OK."},
+        {"type": "text-end", "id": "t3"},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
+    # A reconnect has no message to continue: results of calls it never saw are left out.
+    assert _map_with(UIChunks("S", ROLES), META, ("tool_result", ran))[2:] == []

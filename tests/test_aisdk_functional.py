@@ -8,15 +8,21 @@ Each test prints what it measured (run with -s to see it)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from .aisdk_node import NodeClient, require_ai_sdk, run_client
 from .fake_anthropic import FakeAnthropic, Reply
 from .fake_blocks import (
+    SIGNATURE,
     RedactedThinking,
     ServerToolUse,
     Text,
     Thinking,
+    ToolUse,
     WebSearchResult,
     web_citation,
     web_result,
@@ -211,3 +217,162 @@ async def test_a_cut_during_a_searched_reply_resumes_it_whole(
     assert result["afterCut"]["status"] == "error"
     assert _assistant(result)["parts"] == SEARCH_PARTS
     assert len(fake_anthropic.requests) == 1
+
+
+# ---- tools (docs/protocol.md, "Tools", and "The AI SDK's chat route") ----
+
+SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+TOOLS = [
+    {"name": "lookup", "description": "Looks a question up.", "input_schema": SCHEMA,
+     "handler": "tests.tool_handlers:recorded"},
+    {"name": "guarded", "description": "Acts, once the user agrees.", "input_schema": SCHEMA,
+     "needs_approval": True, "handler": "tests.tool_handlers:recorded"},
+    {"name": "locate", "description": "The user's locale, from the browser.",
+     "input_schema": {"type": "object", "properties": {}}},
+]
+# What the Node client's app answers for `locate` (CLIENT_OUTPUTS in aisdk_client.mjs).
+LOCATION = {"locale": "fr-FR", "timeZone": "Europe/Paris"}
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file tests.tool_handlers:recorded writes each run to, in the server process."""
+    path = tmp_path / "runs.jsonl"
+    path.touch()
+    monkeypatch.setenv("RECORDED_RUNS", str(path))
+    return path
+
+
+def _runs(path: Path) -> list[object]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def tool_server(
+    request: pytest.FixtureRequest, processes: Processes, fake_anthropic: FakeAnthropic,
+    tmp_path: Path, runs: Path,
+) -> ServerProcess:
+    require_ai_sdk()
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(TOOLS))
+    store = [] if request.param == "memory" else [
+        "--redis-url", request.getfixturevalue("redis_url")]
+    return await processes.sseserver(fake_anthropic, "--tools", str(tools), "--max-tokens",
+                                     "8192", *store)
+
+
+async def test_a_server_tool_s_chunks_make_its_part_and_the_next_step(
+    tool_server: ServerProcess, fake_anthropic: FakeAnthropic, runs: Path,
+) -> None:
+    """The server runs the call between two upstream requests of one reply: the SDK shows
+    the call with its input and output, the server's (no onToolCall), and the answer in
+    the message's next step."""
+    fake_anthropic.enqueue(
+        Reply(blocks=(Text(["Let me look. "]), ToolUse("toolu_01", "lookup", {"q": "life"})),
+              stop_reason="tool_use", delay=0.005),
+        Reply(chunks=["The answer ", "is 42."]))
+    result = await run_client("tools", tool_server.url, "What is the answer?")
+    assert (result["status"], result["errors"], result["toolCalls"]) == ("ready", [], [])
+    assert _assistant(result)["parts"] == [
+        {"type": "step-start"},
+        {"type": "text", "text": "Let me look. ", "state": "done"},
+        {"type": "tool-lookup", "toolCallId": "toolu_01", "state": "output-available",
+         "input": {"q": "life"}, "output": "done: life", "providerExecuted": True},
+        {"type": "step-start"},
+        {"type": "text", "text": "The answer is 42.", "state": "done"},
+    ]
+    assert [f["finishReason"] for f in result["finishes"]] == ["stop"]
+    assert len(result["sent"]) == 1  # nothing for the client to send back
+    assert _runs(runs) == [{"q": "life"}]
+    assert fake_anthropic.requests[1].body["messages"][2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_01", "content": "done: life"}]}
+
+
+async def test_a_client_tool_round_trip_with_useChat_s_own_loop(
+    tool_server: ServerProcess, fake_anthropic: FakeAnthropic, runs: Path,
+) -> None:
+    """onToolCall, addToolOutput, then sendAutomaticallyWhen: the reply that asked for the
+    call ends, the SDK sends the output back by itself, and Claude gets the turn exactly as
+    it made it, its signed thinking first (the fake refuses it otherwise), then the
+    output; the answer continues the same message."""
+    calls = Reply(blocks=(Thinking(["I need ", "the locale."]), Text(["Asking your browser. "]),
+                          ToolUse("toolu_c1", "locate", {})), stop_reason="tool_use", delay=0.005)
+    fake_anthropic.enqueue(calls, Reply(chunks=["You are in ", "Paris."]))
+    result = await run_client("tools", tool_server.url, "Where am I?",
+                              body={"max_tokens": 4096, "thinking": 2048})
+    assert (result["status"], result["errors"]) == ("ready", [])
+    assert result["toolCalls"] == [{"type": "tool-input-available", "toolCallId": "toolu_c1",
+                                    "toolName": "locate", "input": {}}]
+    assistant = _assistant(result)
+    assert assistant["parts"] == [
+        {"type": "step-start"},
+        {"type": "reasoning", "id": "r1", "text": "I need the locale.", "state": "done",
+         "providerMetadata": {"anthropic": {"signature": SIGNATURE}}},
+        {"type": "text", "text": "Asking your browser. ", "state": "done"},
+        {"type": "tool-locate", "toolCallId": "toolu_c1", "state": "output-available",
+         "input": {}, "output": LOCATION},
+        {"type": "step-start"},
+        {"type": "text", "text": "You are in Paris.", "state": "done"},
+    ]
+    assert [f["finishReason"] for f in result["finishes"]] == ["tool-calls", "stop"]
+    assert {f["id"] for f in result["finishes"]} == {assistant["id"]}  # one message
+    first, second = result["sent"]
+    assert (first["trigger"], second["trigger"]) == ("submit-message", "submit-message")
+    assert second["messageId"] == assistant["id"]
+    assert len(fake_anthropic.requests) == 2
+    assert fake_anthropic.requests[1].body["messages"] == [
+        {"role": "user", "content": "Where am I?"},
+        {"role": "assistant", "content": calls.content()},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_c1",
+                                      "content": json.dumps(LOCATION)}]},
+    ]
+    assert _runs(runs) == []
+    assert result["resumeAfterEnd"] == 204
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_a_tool_that_needs_approval_runs_only_once_approved(
+    processes: Processes, fake_anthropic: FakeAnthropic, tmp_path: Path, runs: Path,
+    decision: str,
+) -> None:
+    """The AI SDK's approval flow: tool-approval-request, addToolApprovalResponse, and
+    useChat sends the decision by itself; the server runs the approved call (once) or
+    answers a denied one as denied, and Claude continues."""
+    require_ai_sdk()
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(TOOLS))
+    server = await processes.sseserver(fake_anthropic, "--tools", str(tools))
+    fake_anthropic.enqueue(
+        Reply(blocks=(Text(["I'll run it. "]), ToolUse("toolu_g1", "guarded", {"q": "x"})),
+              stop_reason="tool_use", delay=0.005),
+        Reply(chunks=["Done ", "as asked."]))
+    result = await run_client(decision, server.url, "Please do it")
+    assert (result["status"], result["errors"], result["toolCalls"]) == ("ready", [], [])
+    assert result["asked"] == {
+        "type": "tool-guarded", "toolCallId": "toolu_g1", "state": "approval-requested",
+        "input": {"q": "x"}, "providerExecuted": True, "approval": {"id": "toolu_g1"}}
+    sent = result["sent"][1]["messages"][-1]["parts"][2]
+    approved = decision == "approve"
+    assert sent["state"] == "approval-responded"
+    assert sent["approval"]["approved"] is approved
+    parts: list[dict[str, Any]] = _assistant(result)["parts"]  # type: ignore[assignment]
+    tool_part = parts[2]
+    outcome: dict[str, Any]
+    if approved:
+        outcome = {"type": "tool_result", "tool_use_id": "toolu_g1", "content": "done: x"}
+        assert (tool_part["state"], tool_part["output"]) == ("output-available", "done: x")
+        assert _runs(runs) == [{"q": "x"}]
+    else:
+        outcome = {"type": "tool_result", "tool_use_id": "toolu_g1", "is_error": True,
+                   "content": "The user denied this tool call. Reason: not today"}
+        assert tool_part["state"] == "output-denied"
+        assert _runs(runs) == []
+    assert [p["type"] for p in parts] == [
+        "step-start", "text", "tool-guarded", "step-start", "text"]
+    assert _text(_assistant(result)) == "I'll run it. Done as asked."
+    assert fake_anthropic.requests[1].body["messages"][1:] == [
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "I'll run it. "},
+            {"type": "tool_use", "id": "toolu_g1", "name": "guarded", "input": {"q": "x"}}]},
+        {"role": "user", "content": [outcome]},
+    ]

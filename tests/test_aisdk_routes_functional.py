@@ -11,8 +11,11 @@ import signal
 from typing import Any, Final
 
 import pytest
+import redis.asyncio
 
-from sseserver.keys import GENERATIONS
+from sseserver.keys import GENERATIONS, STORE
+from sseserver.store.redis.store import RedisStore
+from sseserver.tools.definitions import ToolSpec, tool_specs
 
 from .conftest import RunningServer, StartServer
 from .fake_anthropic import FakeAnthropic, Reply, Silent
@@ -20,6 +23,7 @@ from .http_client import request
 from .metrics_text import parse, value
 from .processes import Processes, processes
 from .sse_client import SSEStream, open_sse
+from .tool_handlers import RUNS
 
 __all__ = ["processes"]
 
@@ -191,6 +195,40 @@ async def test_a_new_message_supersedes_the_running_reply(
     await old.close()
     assert _chunks(old)[-2:] == [{"type": "abort", "reason": "cancelled"}, "[DONE]"]
     assert server.app[GENERATIONS].active == 0
+
+
+async def test_a_reply_that_ends_at_once_leaves_its_chat_name_to_expire(
+    start_server: StartServer, redis_url: str
+) -> None:
+    """A reply that ended during its chat's bind (a Redis round trip) was taken for running
+    after its end: its name was kept at the running time to live and refreshed for ever.
+    Each name of a finished chat must expire with its stream, after the resume window."""
+    server = await start_server(redis_url=redis_url, demo_delay_ms=0, demo_tokens=2,
+                                resume_window=2.0)
+
+    async def chat(n: int) -> None:
+        # The client leaves at once, so no response delivers the end and lets go of the
+        # name: the stream's end alone must give it its time to live.
+        async with await _post(server, _body(f"brief-{n}")) as stream:
+            assert stream.status == 200
+
+    await asyncio.gather(*(chat(n) for n in range(40)))
+    for _ in range(500):  # each reply is two tokens
+        if server.app[GENERATIONS].active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert server.app[GENERATIONS].active == 0
+    store = server.app[STORE]
+    assert isinstance(store, RedisStore)
+    assert store._names.owned == {}  # what the owner refreshes
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        names = [key async for key in client.scan_iter(match="*name:{brief-*")]
+        ttls = {key: await client.pttl(key) for key in names}
+    finally:
+        await client.aclose()
+    assert len(names) == 40
+    assert all(0 < ttl <= 2000 for ttl in ttls.values()), sorted(ttls.values())[-5:]
 
 
 async def test_a_chat_is_found_from_another_process(
@@ -383,3 +421,173 @@ async def test_other_refusals(start_server: StartServer) -> None:
     assert (status, json.loads(body)["error"]["type"]) == (404, "not_found_error")
     status, _, _ = await request("HEAD", f"{server.url}/api/chat/{CHAT}/stream", headers=auth)
     assert status == 405
+
+
+# ---- tools in the history (docs/protocol.md, "The AI SDK's chat route", "Tools") ----
+
+TOOL_SCHEMA: Final = {"type": "object", "properties": {"q": {"type": "string"}}}
+
+
+def _tool_specs() -> tuple[ToolSpec, ...]:
+    return tool_specs([
+        {"name": "lookup", "input_schema": TOOL_SCHEMA, "handler": "tests.tool_handlers:lookup"},
+        {"name": "guarded", "input_schema": TOOL_SCHEMA, "needs_approval": True,
+         "handler": "tests.tool_handlers:lookup"},
+        {"name": "locate", "input_schema": {"type": "object"}},
+    ])
+
+
+def _tool(name: str, call: str, state: str, **fields: Any) -> dict[str, Any]:
+    return {"type": f"tool-{name}", "toolCallId": call, "state": state, "input": {"q": call},
+            **fields}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runs() -> None:
+    RUNS.reset()
+
+
+async def test_tool_parts_become_tool_use_and_tool_result_blocks(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+) -> None:
+    """Each step with answered calls is the assistant's blocks and a user turn of their
+    results; a signed reasoning part is its thinking block; a call with no outcome, web
+    search's parts and an unsigned reasoning part are left out; the last message is an
+    assistant one whose client call has its output, and the reply continues it."""
+    server = await start_server(fake=fake_anthropic, tools=_tool_specs())
+    signed = {"type": "reasoning", "text": "Think.", "state": "done",
+              "providerMetadata": {"anthropic": {"signature": "sig"}}}
+    history = [
+        _ui("user", _text("First")),
+        _ui("assistant", {"type": "step-start"}, {"type": "reasoning", "text": "unsigned"},
+            _text("Looking. "), _tool("lookup", "toolu_1", "output-available", output="42",
+                                      providerExecuted=True),
+            _tool("lookup", "toolu_2", "output-error", errorText="The tool failed.",
+                  providerExecuted=True),
+            {"type": "step-start"}, _text("It is 42"), _text("."),
+            {"type": "tool-web_search", "toolCallId": "srvtoolu_1", "state": "output-available",
+             "input": {"query": "q"}, "output": [], "providerExecuted": True}),
+        _ui("user", _text("Second")),
+        _ui("assistant", {"type": "step-start"}, _text("Stopped while it ran"),
+            _tool("lookup", "toolu_3", "input-available", providerExecuted=True)),
+        _ui("user", _text("Third")),
+        {"id": "a-last", "role": "assistant", "parts": [
+            {"type": "step-start"}, signed, _text("Asking."),
+            {"type": "dynamic-tool", "toolName": "locate", "toolCallId": "toolu_4",
+             "state": "output-available", "input": {}, "output": {"locale": "fr-FR"}},
+            _tool("guarded", "toolu_5", "output-denied",
+                  approval={"id": "toolu_5", "approved": False, "reason": "no"})]},
+    ]
+    fake_anthropic.enqueue(Reply(chunks=["OK."]))
+    async with await _post(server, _history(*history)) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    assert _chunks(stream)[0] == {"type": "start", "messageId": "a-last"}  # continued
+    assert fake_anthropic.requests[0].body["messages"] == [
+        {"role": "user", "content": "First"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Looking. "},
+            {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "toolu_1"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "lookup", "input": {"q": "toolu_2"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "42"},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "content": "The tool failed.",
+             "is_error": True}]},
+        {"role": "assistant", "content": "It is 42."},
+        {"role": "user", "content": "Second"},
+        {"role": "assistant", "content": "Stopped while it ran"},
+        {"role": "user", "content": "Third"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Think.", "signature": "sig"},
+            {"type": "text", "text": "Asking."},
+            {"type": "tool_use", "id": "toolu_4", "name": "locate", "input": {}},
+            {"type": "tool_use", "id": "toolu_5", "name": "guarded", "input": {"q": "toolu_5"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_4", "content": '{"locale": "fr-FR"}'},
+            {"type": "tool_result", "tool_use_id": "toolu_5", "is_error": True,
+             "content": "The user denied this tool call. Reason: no"}]},
+    ]
+    assert RUNS.inputs == []
+
+
+async def test_an_approval_in_the_history_is_run_and_its_result_streamed_first(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any],
+) -> None:
+    server = await start_server(fake=fake_anthropic, tools=_tool_specs(), **backend)
+    fake_anthropic.enqueue(Reply(chunks=["Done."]))
+    asked = _tool("guarded", "toolu_5", "approval-responded", providerExecuted=True,
+                  approval={"id": "toolu_5", "approved": True})
+    body = _history(_ui("user", _text("Do it")),
+                    {"id": "a1", "role": "assistant", "parts": [{"type": "step-start"}, asked]})
+    async with await _post(server, body) as stream:
+        await stream.read_all()
+    assert _chunks(stream)[:4] == [
+        {"type": "start", "messageId": "a1"}, {"type": "start-step"},
+        {"type": "tool-output-available", "toolCallId": "toolu_5",
+         "output": "answer to toolu_5: 42", "providerExecuted": True},
+        {"type": "text-start", "id": "t2"}]
+    assert RUNS.inputs == [{"q": "toolu_5"}]
+    assert fake_anthropic.requests[0].body["messages"][1:] == [
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_5", "name": "guarded", "input": {"q": "toolu_5"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_5", "content": "answer to toolu_5: 42"}]},
+    ]
+
+
+def _last_assistant(*parts: dict[str, Any]) -> bytes:
+    return _history(_ui("user", _text("Go")), _ui("assistant", {"type": "step-start"}, *parts))
+
+
+BAD_TOOL_HISTORIES: Final = [
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", "output-available", output="x")
+                                 | {"toolCallId": 7}),
+                 "messages[1].parts[1].toolCallId must be a string.", id="call-id"),
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", "output-available", output="x")
+                                 | {"input": "q"}),
+                 "messages[1].parts[1].input must be an object (the call's input).", id="input"),
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", "finished")),
+                 "messages[1].parts[1].state must be a tool part's state.", id="state"),
+    # Found by the fuzz test: a state that is not a string was looked up in a set (a 500).
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", {"x": 1})),  # type: ignore[arg-type]
+                 "messages[1].parts[1].state must be a tool part's state.", id="state-object"),
+    pytest.param(_last_assistant({"type": "dynamic-tool", "toolCallId": "toolu_1",
+                                  "state": "output-available", "input": {}, "output": 1}),
+                 "messages[1].parts[1].toolName must be a string.", id="dynamic-name"),
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", "output-error")),
+                 "messages[1].parts[1].errorText must be a string.", id="error-text"),
+    pytest.param(_last_assistant(_tool("guarded", "toolu_1", "approval-responded",
+                                       approval={"id": "toolu_1"})),
+                 "messages[1].parts[1].approval.approved must be true or false.",
+                 id="approval"),
+    pytest.param(_last_assistant(_tool("shell", "toolu_1", "output-available", output="x")),
+                 "messages[1].content[0] calls 'shell', which this server does not offer.",
+                 id="tool-not-offered"),
+    pytest.param(_last_assistant(_tool("lookup", "toolu_1", "approval-responded",
+                                       approval={"id": "toolu_1", "approved": True})),
+                 "messages[2].content[0] approves a call of 'lookup', which needs no approval.",
+                 id="approval-not-needed"),
+    pytest.param(_last_assistant(_tool("lookup", "bad id", "output-available", output="x")),
+                 "messages[1].content[0].id must be a tool call id (letters, digits, _ and -).",
+                 id="call-id-chars"),
+    pytest.param(_history(_ui("user", _text("Go")), _ui("assistant", _tool(
+        "guarded", "toolu_1", "approval-responded", approval={"id": "toolu_1", "approved": True})),
+        _ui("user", _text("And?")), _ui("assistant", _text("Well.")), _ui("user", _text("So?"))),
+                 "messages[2].content[0]: only the last message may hold tool_approval blocks; "
+                 "send the tool_result that was streamed instead.", id="approval-not-last"),
+    pytest.param(_last_assistant(_text("Pending"), _tool("locate", "toolu_1", "input-available")),
+                 "The last message must be the user's: the reply answers it.",
+                 id="unanswered-call-last"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_TOOL_HISTORIES)
+async def test_bad_tool_parts_are_refused_and_run_nothing(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, body: bytes, message: str,
+) -> None:
+    server = await start_server(fake=fake_anthropic, tools=_tool_specs())
+    status, _, answer = await request("POST", server.url + "/api/chat", data=body,
+                                      headers={"Content-Type": "application/json"})
+    assert (status, json.loads(answer)["error"]["message"]) == (400, message)
+    assert server.app[GENERATIONS].active == 0
+    assert (fake_anthropic.requests, RUNS.inputs) == ([], [])

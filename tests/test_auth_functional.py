@@ -13,7 +13,7 @@ from typing import Final
 import pytest
 
 from sseserver.__main__ import exposure_warning
-from sseserver.auth import COOKIE_NAME
+from sseserver.auth import COOKIE_NAME, cookie_value
 from sseserver.config import Settings
 
 from .conftest import RunningServer, StartServer
@@ -110,6 +110,71 @@ async def test_token_in_the_page_url_sets_a_strict_cookie_and_redirects(
     async with await open_sse(guarded.url + "/api/sse?message=hi", headers=with_cookie) as s:
         await s.read_all()
     assert s.text == "ok"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # An <img src=".../api/sse?message=x"> on another port or a sibling subdomain:
+        # same-site, so SameSite=Strict sends the cookie.
+        pytest.param({"Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": "image"}, id="same-site"),
+        pytest.param({"Sec-Fetch-Site": "cross-site"}, id="cross-site"),
+        # Same origin by Fetch Metadata wins over a forged-looking Origin, and vice versa.
+        pytest.param({"Sec-Fetch-Site": "same-site", "Origin": "{url}"}, id="same-site-origin"),
+        # A browser without Fetch Metadata: Origin is another port of the same host.
+        pytest.param({"Origin": "http://127.0.0.1:1"}, id="origin-other-port"),
+        pytest.param({"Origin": "null"}, id="origin-null"),
+    ],
+)
+async def test_the_cookie_from_another_origin_starts_nothing(
+    guarded: RunningServer, fake_anthropic: FakeAnthropic, headers: dict[str, str]
+) -> None:
+    status, _, _ = await request("GET", f"{guarded.url}/?token={TOKEN}")
+    assert status == 303
+    cookie = f"{COOKIE_NAME}={cookie_value(TOKEN)}"
+    sent = {name: value.format(url=guarded.url) for name, value in headers.items()}
+    for method, path in (("GET", "/api/sse?message=x"), ("POST", "/api/streams"),
+                         ("POST", "/api/chat")):
+        body = {"messages": [{"role": "user", "content": "x"}]} if path == "/api/streams" else (
+            {"id": "c", "messages": [{"id": "m", "role": "user",
+                                      "parts": [{"type": "text", "text": "x"}]}]}
+            if path == "/api/chat" else None)
+        status, _, raw = await request(method, guarded.url + path,
+                                       headers={"Cookie": cookie, **sent}, json_body=body)
+        assert status == 403, raw
+        error = json.loads(raw)["error"]
+        assert error["type"] == "permission_error"
+        assert "Bearer" in error["message"]
+    assert fake_anthropic.requests == []
+    # The same request with the bearer token is another program's, and is let in.
+    fake_anthropic.enqueue(Reply(chunks=["bearer"]))
+    async with await open_sse(
+        guarded.url + "/api/sse?message=x", headers={"Authorization": f"Bearer {TOKEN}", **sent}
+    ) as stream:
+        await stream.read_all()
+    assert stream.text == "bearer"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Sec-Fetch-Site": "same-origin"}, id="same-origin"),
+        pytest.param({"Sec-Fetch-Site": "none"}, id="typed-in"),
+        pytest.param({"Origin": "{url}"}, id="own-origin"),
+        pytest.param({}, id="no-browser-headers"),
+    ],
+)
+async def test_the_cookie_from_the_page_itself_is_let_in(
+    guarded: RunningServer, fake_anthropic: FakeAnthropic, headers: dict[str, str]
+) -> None:
+    fake_anthropic.enqueue(Reply(chunks=["mine"]))
+    sent = {name: value.format(url=guarded.url) for name, value in headers.items()}
+    async with await open_sse(
+        guarded.url + "/api/sse?message=x",
+        headers={"Cookie": f"{COOKIE_NAME}={cookie_value(TOKEN)}", **sent},
+    ) as stream:
+        await stream.read_all()
+    assert stream.text == "mine"
 
 
 async def test_wrong_token_in_the_page_url_is_401_and_sets_no_cookie(

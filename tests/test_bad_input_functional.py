@@ -282,3 +282,25 @@ async def test_reconnect_naming_an_unknown_stream_gets_204(
     status, _, _ = await _request(server, "GET", "/api/sse?lastEventId=gone:4")
     assert status == 204
     await _assert_nothing_changed(server, fake_anthropic)
+
+
+@pytest.mark.parametrize("encoding", ["foo", "compress", "gzip, gzip", "gzip, identity"])
+async def test_a_body_in_an_encoding_not_decoded_here_is_415_and_starts_nothing(
+    start_server: StartServer, encoding: str
+) -> None:
+    """Read as raw bytes, such a body would be parsed as whatever it happens to hold."""
+    server = await start_server()
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/streams", data=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    ) as response:
+        assert response.status == 415
+        error = (await response.json())["error"]
+    assert error == {
+        "type": "unsupported_media_type",
+        "message": f"Content-Encoding {encoding!r} is not decoded here; send one of "
+                   "deflate, gzip, identity, x-gzip, or none.",
+    }
+    async with aiohttp.ClientSession() as session, session.get(server.url + "/healthz") as r:
+        assert (await r.json())["active_streams"] == 0

@@ -1,11 +1,12 @@
 """Every part of a Claude reply on the wire, end to end: the real app, the real SDK, the
 fake upstream. Each new event's exact frames (docs/protocol.md, "Events"), byte-exact text read
-back with the WHATWG parser, nothing secret on the wire, unknown upstream types skipped,
+back with the WHATWG parser, nothing secret on the wire, unknown upstream types carried,
 and thinking that reaches the reader while Claude thinks."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from typing import Any
@@ -30,8 +31,10 @@ from .fake_anthropic import (
     web_result,
 )
 from .fake_blocks import ENCRYPTED, REDACTED, SIGNATURE, output_text, searches, thinking_text
+from .metrics_text import value
 from .sse_client import open_sse
 from .test_api_sse_functional import TRICKY_CHUNKS
+from .test_metrics_functional import scrape
 
 SOURCE = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 CITATION = web_citation(SOURCE, "HTML Standard", "this specification introduces EventSource")
@@ -196,20 +199,39 @@ async def test_every_stop_reason_passes_through(
     assert json.loads(stream.events[-2].data)["stop_details"] is None
 
 
-async def test_unknown_upstream_types_mid_reply_leave_the_reply_exact(
-    start_server: StartServer, fake_anthropic: FakeAnthropic
+async def test_unknown_blocks_and_deltas_reach_the_reader_and_the_reply_stays_exact(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Nothing is dropped in silence: an unknown block or delta becomes one generic `block`
+    event (its opaque fields left out), is counted by type and said once per type; unknown
+    events between blocks are the API's framing and make nothing."""
     server = await start_server(fake=fake_anthropic)
     words = [f"w{i} " for i in range(6)]
-    fake_anthropic.enqueue(Reply(blocks=(
-        Text(words[:3], unknown_delta_after=2), UnknownEvent(), UnknownBlock(),
+    future = {"type": "future_block", "x": 1, "signature": "opaque", "encrypted_content": "e"}
+    reply = Reply(blocks=(
+        Text(words[:3], unknown_delta_after=2), UnknownEvent(), UnknownBlock(future),
         UnknownEvent("content_block_pause"), Text(words[3:]),
-    )))
-    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
-        await stream.read_all()
-    assert stream.types() == ["meta", *["message"] * 6, "usage", "done"]
+    ))
+    with caplog.at_level(logging.WARNING, logger="sseserver.generations"):
+        for _ in range(2):
+            fake_anthropic.enqueue(reply)
+            async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+                await stream.read_all()
+    assert stream.types() == ["meta", "message", "message", "block", "message", "block",
+                              *["message"] * 3, "usage", "done"]
+    blocks = [json.loads(e.data) for e in stream.events if e.type == "block"]
+    assert blocks == [
+        {"kind": "delta", "type": "future_delta",
+         "data": {"type": "future_delta", "payload": "ignore me"}},
+        {"kind": "block", "type": "future_block", "data": {"type": "future_block", "x": 1}},
+    ]
     assert stream.text == "".join(words)
     assert json.loads(stream.events[-2].data)["stop_reason"] == "end_turn"
+    samples = await scrape(server)
+    assert value(samples, "sseserver_unknown_blocks_total", type="future_block") == 2
+    assert value(samples, "sseserver_unknown_blocks_total", type="future_delta") == 2
+    warnings = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
+    assert len(warnings) == 2  # once per type, not once per reply
 
 
 async def test_five_seconds_of_thinking_reach_the_reader_as_they_happen(

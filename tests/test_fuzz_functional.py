@@ -35,10 +35,12 @@ from hypothesis.control import currently_in_test_context
 
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
 from sseserver.keys import GENERATIONS
+from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
 from .raw_http import parse_answer
 from .sse_parser import parse_all
+from .tool_handlers import RUNS
 
 TOKEN: Final = "fuzz-token-0123456789abcdef"
 FUZZ: Final = settings(
@@ -458,6 +460,85 @@ async def test_fuzzed_chat_bodies(
         for method in ("GET", "DELETE"):
             path = f"/api/chat/{chat}/stream"
             check(await _raw(server, _request(method, path, _auth(True)), method), path)
+
+
+# Chat histories with tool parts, of the tools `tool_server` offers and of others, in every
+# state and nearly right: what useChat resends after a client tool or an approval.
+ui_tool_parts = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["tool-lookup", "tool-guarded", "tool-locate", "tool-shell",
+                                  "tool-web_search", "dynamic-tool", "tool-"]),
+         "toolCallId": tool_ids | json_values,
+         "state": st.sampled_from(["input-streaming", "input-available", "approval-requested",
+                                   "approval-responded", "output-available", "output-error",
+                                   "output-denied", "x"]) | json_values},
+        optional={"input": st.just({}) | st.just({"q": "x"}) | json_values,
+                  "output": any_text | json_values, "errorText": any_text | json_values,
+                  "toolName": st.sampled_from(["lookup", "guarded", "locate"]) | json_values,
+                  "providerExecuted": st.booleans(),
+                  "approval": st.fixed_dictionaries(
+                      {"id": any_text}, optional={"approved": st.booleans() | json_values,
+                                                  "reason": any_text | json_values})
+                  | json_values},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("reasoning"), "text": any_text | json_values},
+        optional={"providerMetadata": st.fixed_dictionaries({"anthropic": st.fixed_dictionaries(
+            {}, optional={"signature": any_text | json_values,
+                          "redactedData": any_text | json_values})}) | json_values}),
+    st.fixed_dictionaries({"type": st.sampled_from(["text", "step-start"]),
+                           "text": turn_text}),
+)
+tool_chats = st.tuples(
+    st.lists(ui_tool_parts, min_size=1, max_size=5),
+    st.booleans(),
+).map(lambda pair: json.dumps({"id": "tool-chat", "messages": [
+    {"id": "m0", "role": "user", "parts": [{"type": "text", "text": "Go"}]},
+    {"id": "m1", "role": "assistant", "parts": [{"type": "step-start"}, *pair[0]]},
+    *([{"id": "m2", "role": "user", "parts": [{"type": "text", "text": "And?"}]}]
+      if pair[1] else []),
+]}).encode())
+
+
+@pytest.fixture
+async def tool_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
+    """As `server`, offering a server-run tool, one that needs approval (both run by
+    tests.tool_handlers:lookup, which counts its runs) and a client-run one."""
+    RUNS.reset()
+    running = await start_server(
+        demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
+        max_body_bytes=4096, access_token=TOKEN, tools=tool_specs([
+            {"name": "lookup", "input_schema": {"type": "object"},
+             "handler": "tests.tool_handlers:lookup"},
+            {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
+             "handler": "tests.tool_handlers:lookup"},
+            {"name": "locate", "input_schema": {"type": "object"}},
+        ]),
+    )
+    baseline = len(asyncio.all_tasks())
+    LOGS.attach()
+    try:
+        yield running
+        await _assert_settled(running, baseline)
+    finally:
+        LOGS.detach()
+        LOGS.records.clear()
+
+
+@FUZZ
+@given(body=tool_chats, auth=authed)
+async def test_fuzzed_chat_tool_histories(
+    tool_server: RunningServer, body: bytes, auth: bool
+) -> None:
+    """A refused history runs no handler; an accepted one streams (running only the calls
+    the user approved in the last message)."""
+    runs = len(RUNS.inputs)
+    headers = _post_headers(auth, b"application/json")
+    answer = await _raw(tool_server, _request("POST", "/api/chat", headers, body), "POST")
+    check(answer, "/api/chat")
+    event(f"chat with tools: {answer.status}")
+    if answer.status != 200:
+        assert len(RUNS.inputs) == runs
 
 
 @FUZZ

@@ -126,6 +126,36 @@ async def test_hostile_paths_give_one_escaped_access_line_each(processes: Proces
     )
 
 
+async def test_a_forwarded_address_cannot_forge_generation_log_fields(
+    processes: Processes,
+) -> None:
+    """A trusted proxy passes on what the client wrote in X-Forwarded-For. An IPv6 zone
+    may hold any text, so `fe80::1%x provider=anthropic ...` put the sender's own fields
+    and a raw U+202E in the generation's line: the zone is dropped, every line escaped."""
+    server = await processes.sseserver(
+        None, "--forwarded-allow-ips", "127.0.0.1", "--demo-delay-ms", "0"
+    )
+    await wait_healthy(server.url)
+    forged = "fe80::1%x provider=anthropic model=forged ended=done \u202eevil"
+    answer = await exchange(server.url, request(
+        "GET", "/api/sse?message=hi", [("X-Forwarded-For", forged.encode())]
+    ))
+    assert answer.status == 200
+    log = await _stopped_log(server)
+    for line in log.splitlines():
+        assert SERVER_LINE.match(line), line
+        assert line.isascii(), line
+        assert line.isprintable(), line
+    [generation] = [line for line in log.splitlines() if " generation id=" in line]
+    assert " client=fe80::1 provider=demo " in generation, generation
+    for field in ("provider=", "model=", "ended="):
+        assert generation.count(field) == 1, generation
+    assert "evil" not in log
+    assert "forged" not in log
+    access = _access_lines(log)
+    assert any(': fe80::1 "GET /api/sse" 200 ' in line for line in access), access
+
+
 async def test_neither_message_nor_token_reaches_the_log(processes: Processes) -> None:
     """Every way a client can put them in front of the server, at the default level: a
     GET message over the request-line limit (a JSON 414, not aiohttp's plain-text 400

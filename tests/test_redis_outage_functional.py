@@ -67,7 +67,7 @@ async def _assert_refused(server: RunningServer) -> None:
     assert await _health(server) == {
         "status": "degraded", "provider": "anthropic", "active_streams": 0, "backend": "redis",
         "capabilities": {"thinking": {"max_tokens": 1023}, "web_search": False,
-                         "prompt_cache": "5m"},
+                         "prompt_cache": "5m", "client_system": True, "tools": []},
     }
 
 

@@ -1,10 +1,13 @@
 """Tool handlers for the tests, named in tool files as "tests.tool_handlers:NAME". Each run
 is recorded here, in the server's process (the tests that use them run the app in-process),
-so a test can count runs and see a cancellation."""
+so a test can count runs and see a cancellation; `recorded` writes its runs to a file, for
+tests that run `python -m sseserver`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,3 +56,11 @@ async def slow(tool_input: dict[str, Any]) -> str:
 async def broken(tool_input: dict[str, Any]) -> str:
     RUNS.inputs.append(tool_input)
     raise RuntimeError("secret internal detail /etc/passwd")
+
+
+def recorded(tool_input: dict[str, Any]) -> str:
+    """For a server process: each run appended, as a JSON line, to the file the test names
+    in its environment (RECORDED_RUNS), which the test then reads."""
+    with open(os.environ["RECORDED_RUNS"], "a", encoding="utf-8") as runs:
+        runs.write(json.dumps(tool_input) + "\n")
+    return f"done: {tool_input.get('q')}"

@@ -7,13 +7,23 @@ into the chunk as it is. Part ids come from the index of the frame that opened t
 replaying a stream gives the same chunks with the same ids, which is what lets the client
 rebuild its message from a replay (`resumeStreamIsReplay`) without a duplicated part.
 
-    meta ─▶ start {messageId: stream id}, start-step
+    meta ─▶ start {messageId}, start-step
     thinking ─▶ reasoning-start / -delta        thinking_hidden ─▶ an empty reasoning part
     message ─▶ text-start / text-delta          citation ─▶ source-url; the text part's
-    tool ─▶ tool-input-available                            text-end carries its citations
-    tool_result ─▶ tool-output-available or tool-output-error
+    tool_start ─▶ tool-input-start                          text-end carries its citations
+    tool_input ─▶ tool-input-delta              tool ─▶ tool-input-available
+    tool_result ─▶ tool-output-available, tool-output-error or tool-output-denied; the
+                   next content after a server-run tool's results opens a new step
+    turn ─▶ reasoning-end with the signatures, tool-approval-request per waiting call
     usage ─▶ (ends of open parts) finish-step, then finish {finishReason} or abort
     done ─▶ [DONE]                              error ─▶ error {errorText}, [DONE]
+
+Thinking signatures never travel in `thinking` events; a `turn` carries them, at the end
+of the step. So when the offered tools can end a reply with a turn (a client-run tool, or
+one that needs approval), a reasoning part's `reasoning-end` waits for the end of its step,
+where the turn's signature (or redacted data) goes into its `providerMetadata`, as
+@ai-sdk/anthropic puts it; the text and tools after it stream meanwhile. Without such
+tools nothing would come back, and the part ends as soon as the next part begins.
 
 Any other event is skipped, as an AI SDK client would skip a chunk it does not know.
 """
@@ -21,9 +31,13 @@ Any other event is skipped, as an AI SDK client would skip a chunk it does not k
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, TypeGuard
 
 from ..sse import to_json
+from ..tools.definitions import ToolSpec
+from ..tools.handlers import DENIED
 
 DONE: Final = b"data: [DONE]\n\n"
 
@@ -42,6 +56,25 @@ CUT_SHORT: Final = "The reply ended before it finished; ask again."
 LOST: Final = "The server generating this reply stopped before it finished; ask again."
 
 
+@dataclass(frozen=True, slots=True)
+class ToolRoles:
+    """What the chunks need to know of the offered tools (docs/protocol.md, "Tools")."""
+
+    server: frozenset[str] = frozenset()  # run by the server (some once approved)
+    turns: bool = False  # a reply may end with a turn the client answers
+
+    @classmethod
+    def of(cls, specs: Iterable[ToolSpec]) -> ToolRoles:
+        specs = tuple(specs)
+        return cls(
+            server=frozenset(spec.name for spec in specs if spec.handler is not None),
+            turns=any(spec.handler is None or spec.needs_approval for spec in specs),
+        )
+
+
+NO_TOOLS: Final = ToolRoles()
+
+
 def chunk(value: dict[str, Any]) -> bytes:
     """One chunk as its SSE frame. A lone surrogate (which has no UTF-8) goes as an escape."""
     text = to_json(value)
@@ -52,21 +85,34 @@ def chunk(value: dict[str, Any]) -> bytes:
 
 
 class UIChunks:
-    """The UI message stream of one stream, for one response."""
+    """The UI message stream of one stream, for one response.
 
-    __slots__ = ("_citations", "_index", "_kind", "_open", "_sources", "_started", "_tools",
-                 "finished", "message_id")
+    `message_id` is the assistant message's id in the `start` chunk: the stream's id, or,
+    for a reply that continues the client's last assistant message (after its tool
+    outputs or approvals), that message's id, as the AI SDK's own servers continue it.
+    `continuing` then also lets through the results of calls made in that message."""
 
-    def __init__(self, message_id: str) -> None:
+    __slots__ = ("_citations", "_continuing", "_held", "_hiding", "_index", "_kind", "_open",
+                 "_over", "_roles", "_sources", "_started", "_stepped", "_tools", "finished",
+                 "message_id")
+
+    def __init__(self, message_id: str, roles: ToolRoles = NO_TOOLS, *,
+                 continuing: bool = False) -> None:
         self.message_id = message_id
         self.finished = False  # [DONE] was written
+        self._roles = roles
+        self._continuing = continuing
         self._index = 0  # of the next stored frame
         self._started = False
         self._open = b""  # the open text or reasoning part's id, if any
         self._kind = b""  # b"text" or b"reasoning"
+        self._hiding: str | None = None  # why the open reasoning part is empty, if it is
+        self._held: list[tuple[str, str | None]] = []  # reasoning parts whose end waits
+        self._stepped = False  # the step has content
+        self._over = False  # the step ended with server-run tools' results
         self._citations: list[dict[str, Any]] = []  # of the open text part
         self._sources: set[str] = set()  # URLs given a source-url part
-        self._tools: set[str] = set()  # tool calls seen, which results may name
+        self._tools: dict[str, str] = {}  # tool calls seen: id -> name
 
     def frame(self, frame: bytes, out: list[bytes]) -> None:
         """Append to `out` the chunks of the next stored frame."""
@@ -99,17 +145,28 @@ class UIChunks:
         elif event == "thinking_hidden":
             self._open_part(b"reasoning", b"r%d" % index, out, hidden=data.get("reason"))
             self._close(out)
+        elif event == "tool_start":
+            self._content(out)
+            self._tools[data["id"]] = data["name"]
+            start: dict[str, Any] = {"type": "tool-input-start", "toolCallId": data["id"],
+                                     "toolName": data["name"]}
+            out.append(chunk(start | self._executed(data["name"])))
+        elif event == "tool_input":
+            if data["id"] in self._tools:
+                out.append(chunk({"type": "tool-input-delta", "toolCallId": data["id"],
+                                  "inputTextDelta": data["delta"]}))
         elif event == "tool":
-            self._close(out)
-            self._tools.add(data["id"])
-            out.append(chunk({"type": "tool-input-available", "toolCallId": data["id"],
-                              "toolName": data["name"], "input": data["input"],
-                              "providerExecuted": True}))
+            self._content(out)
+            self._tools[data["id"]] = data["name"]
+            available = {"type": "tool-input-available", "toolCallId": data["id"],
+                         "toolName": data["name"], "input": data["input"]}
+            out.append(chunk(available | self._executed(data["name"])))
         elif event == "tool_result":
             self._tool_result(data, out)
+        elif event == "turn":
+            self._turn(data, out)
         elif event == "usage":
-            self._close(out)
-            out.append(chunk({"type": "finish-step"}))
+            self._finish_step(out)
             reason = data.get("stop_reason")
             if reason == "cancelled":
                 out.append(chunk({"type": "abort", "reason": "cancelled"}))
@@ -122,6 +179,7 @@ class UIChunks:
     def fail(self, message: str, out: list[bytes]) -> None:
         """End with an error chunk (the stream was lost, or ended in an error event)."""
         self._close(out)
+        self._release(out)
         self._start(out)  # a replay must begin with its start, even one with nothing else
         out.append(chunk({"type": "error", "errorText": message}))
         self._end(out)
@@ -143,11 +201,34 @@ class UIChunks:
             self.finished = True
             out.append(DONE)
 
-    def _open_part(self, kind: bytes, part_id: bytes, out: list[bytes],
-                   hidden: str | None = None) -> None:
+    def _executed(self, name: str) -> dict[str, Any]:
+        """Web search and the server's own tools run on the server: the client's
+        `onToolCall` is not called for them, nor does the client wait on them."""
+        if name == "web_search" or name in self._roles.server:
+            return {"providerExecuted": True}
+        return {}
+
+    def _content(self, out: list[bytes]) -> None:
+        """Before a part of the reply: after server-run tools' results, the continuation
+        is the message's next step, as the AI SDK's own multi-step streams are."""
         self._close(out)
         self._start(out)
-        self._open, self._kind = part_id, kind
+        if self._over:
+            self._over = False
+            self._finish_step(out)
+            out.append(chunk({"type": "start-step"}))
+        self._stepped = True
+
+    def _finish_step(self, out: list[bytes]) -> None:
+        self._close(out)
+        self._release(out)
+        self._stepped = False
+        out.append(chunk({"type": "finish-step"}))
+
+    def _open_part(self, kind: bytes, part_id: bytes, out: list[bytes],
+                   hidden: str | None = None) -> None:
+        self._content(out)
+        self._open, self._kind, self._hiding = part_id, kind, hidden
         start: dict[str, Any] = {"type": f"{kind.decode()}-start", "id": part_id.decode()}
         if hidden is not None:  # thinking Claude did not show: an empty, marked part
             start["providerMetadata"] = {"sseserver": {"thinkingHidden": hidden}}
@@ -156,18 +237,49 @@ class UIChunks:
     def _close(self, out: list[bytes]) -> None:
         if not self._open:
             return
-        end: dict[str, Any] = {"type": f"{self._kind.decode()}-end", "id": self._open.decode()}
+        part_id, kind, hidden = self._open.decode(), self._kind, self._hiding
+        self._open, self._kind, self._hiding = b"", b"", None
+        if kind == b"reasoning":
+            if self._roles.turns:  # its end waits for the turn's signature
+                self._held.append((part_id, hidden))
+            else:
+                out.append(chunk(_reasoning_end(part_id, hidden, None)))
+            return
+        end: dict[str, Any] = {"type": "text-end", "id": part_id}
         if self._citations:
             end["citations"] = self._citations
             self._citations = []
         out.append(chunk(end))
-        self._open, self._kind = b"", b""
+
+    def _release(self, out: list[bytes], blocks: list[dict[str, Any]] | None = None) -> None:
+        """End the held reasoning parts; with the turn's thinking blocks, one per part in
+        order, each part's end carries its block's signature or redacted data. Parts and
+        blocks that do not pair up one to one carry nothing rather than a wrong one."""
+        held, self._held = self._held, []
+        if blocks is not None and len(blocks) != len(held):
+            blocks = None
+        for number, (part_id, hidden) in enumerate(held):
+            block = blocks[number] if blocks is not None else None
+            out.append(chunk(_reasoning_end(part_id, hidden, block)))
+
+    def _turn(self, data: dict[str, Any], out: list[bytes]) -> None:
+        """The reply stops for the client: the held reasoning parts end with their
+        signatures, and each call that waits for the user's approval asks for it."""
+        self._close(out)
+        content = data.get("content") or []
+        self._release(out, [b for b in content if isinstance(b, dict) and b.get("type") in (
+            "thinking", "redacted_thinking")])
+        for call in data.get("needs_approval") or []:
+            if call in self._tools:
+                out.append(chunk({"type": "tool-approval-request", "approvalId": call,
+                                  "toolCallId": call}))
 
     def _citation(self, data: dict[str, Any], out: list[bytes]) -> None:
         """A citation of the text part just written (it arrives after that part's last
-        delta); one without a URL (a document's) has no source-url form and is skipped."""
+        delta); one without an http(s) URL (a document's) has no source-url form and is
+        skipped."""
         url = data.get("url")
-        if not isinstance(url, str):
+        if not _is_web_url(url):
             return
         source: dict[str, Any] = {"type": "source", "sourceType": "url", "id": url, "url": url}
         if data.get("title") is not None:
@@ -181,6 +293,11 @@ class UIChunks:
 
     def _tool_result(self, data: dict[str, Any], out: list[bytes]) -> None:
         call = data.get("tool_use_id")
+        if not isinstance(call, str):
+            return
+        if "content" in data:
+            self._server_result(call, data, out)
+            return
         if call not in self._tools:
             return  # the client has no tool part to put it in
         self._close(out)
@@ -190,7 +307,62 @@ class UIChunks:
                               "errorText": str(code), "providerExecuted": True}))
             return
         # The shape @ai-sdk/anthropic gives web search results, less their encrypted content.
+        # Only http(s) URLs, as the page links only those: a client may not check.
         results = [{"type": "web_search_result", "url": r.get("url"), "title": r.get("title"),
-                    "pageAge": r.get("page_age")} for r in data.get("results") or []]
+                    "pageAge": r.get("page_age")} for r in data.get("results") or []
+                   if _is_web_url(r.get("url"))]
         out.append(chunk({"type": "tool-output-available", "toolCallId": call,
                           "output": results, "providerExecuted": True}))
+
+    def _server_result(self, call: str, data: dict[str, Any], out: list[bytes]) -> None:
+        """A server-run tool's result: of a call of this stream, or, first in a reply that
+        continues the client's message, of a call the user approved or denied there."""
+        if call not in self._tools and not self._continuing:
+            return
+        self._close(out)
+        content = data["content"]
+        if data.get("is_error") and isinstance(content, str) and content.startswith(DENIED):
+            out.append(chunk({"type": "tool-output-denied", "toolCallId": call}))
+        elif data.get("is_error"):
+            out.append(chunk({"type": "tool-output-error", "toolCallId": call,
+                              "errorText": _text_of(content), "providerExecuted": True}))
+        else:
+            out.append(chunk({"type": "tool-output-available", "toolCallId": call,
+                              "output": content, "providerExecuted": True}))
+        if self._stepped:  # what follows is the continuation: the next step
+            self._over = True
+
+
+def _is_web_url(url: object) -> TypeGuard[str]:
+    """An http(s) URL: what a client may put in a link (no `javascript:` or `data:`)."""
+    return isinstance(url, str) and url[:8].lower().startswith(("http://", "https://"))
+
+
+def _reasoning_end(part_id: str, hidden: str | None,
+                   block: dict[str, Any] | None) -> dict[str, Any]:
+    """A reasoning part's end, with the turn's signature or redacted data under the names
+    @ai-sdk/anthropic gives them. The end's metadata replaces the start's, so an empty
+    part's hidden reason is repeated beside them."""
+    end: dict[str, Any] = {"type": "reasoning-end", "id": part_id}
+    if block is None:
+        return end
+    if isinstance(block.get("signature"), str):
+        metadata: dict[str, Any] = {"anthropic": {"signature": block["signature"]}}
+    elif isinstance(block.get("data"), str):
+        metadata = {"anthropic": {"redactedData": block["data"]}}
+    else:
+        return end
+    if hidden is not None:
+        metadata["sseserver"] = {"thinkingHidden": hidden}
+    end["providerMetadata"] = metadata
+    return end
+
+
+def _text_of(content: object) -> str:
+    """A tool result's content as the text of an error."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b["text"] for b in content
+                       if isinstance(b, dict) and isinstance(b.get("text"), str))
+    return ""

@@ -29,6 +29,8 @@ from ..forwarded import client_address
 from ..guard import guarded
 from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
 from ..store.base import Cancel
+from ..tools.loop import offered_tools
+from .chunks import ToolRoles, UIChunks
 from .history import CHAT_ID_MAX, chat_request, is_chat_id
 from .stream import serve_chat
 
@@ -44,12 +46,17 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
     require_json(request)
     settings = request.app[SETTINGS]
     async with read_body(request, request.app[BODY_BUDGET], settings) as body:
-        chat_id, generation = chat_request(body, settings)
+        turn = chat_request(body, settings)
+    chat_id = turn.chat_id
     store, generations = request.app[STORE], request.app[GENERATIONS]
     running = await store.bound(chat_id)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
         await generations.ended(running, SUPERSEDE_WAIT)
-    stream_id = await generations.start(generation, client=client_address(request))
+    # The upstream is called once the response below subscribes, after the bind: a reply
+    # that ended during the bind's round trip would be bound after its end, for good.
+    stream_id = await generations.start(
+        turn.generation, client=client_address(request), wait_for_subscriber=True
+    )
     try:
         replaced = await store.bind(chat_id, stream_id)
     except StoreUnavailable:
@@ -58,7 +65,11 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
         raise
     if replaced is not None and replaced != running:  # a message sent at the same time
         await generations.cancel(replaced)
-    return await serve_chat(request, chat_id, stream_id, resumed=False)
+    # A reply that continues the client's assistant message keeps its id (docs/protocol.md,
+    # "The AI SDK's chat route", "Tools").
+    chunks = UIChunks(turn.continues or stream_id, _roles(request),
+                      continuing=turn.continues is not None)
+    return await serve_chat(request, chat_id, stream_id, chunks, resumed=False)
 
 
 @routes.get("/api/chat/{id}/stream", allow_head=False)
@@ -68,7 +79,8 @@ async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
     stream_id = await request.app[STORE].bound(chat_id)
     if stream_id is None:
         return web.Response(status=204)  # the transport's "nothing to resume"
-    return await serve_chat(request, chat_id, stream_id, resumed=True)
+    chunks = UIChunks(stream_id, _roles(request))
+    return await serve_chat(request, chat_id, stream_id, chunks, resumed=True)
 
 
 @routes.delete("/api/chat/{id}/stream")
@@ -85,6 +97,10 @@ async def stop(request: web.Request) -> web.Response:
     await request.app[GENERATIONS].cancel(stream_id)
     await store.unbind(chat_id, stream_id)
     return web.Response(status=204)
+
+
+def _roles(request: web.Request) -> ToolRoles:
+    return ToolRoles.of(offered_tools(request.app[SETTINGS]))
 
 
 def _chat_id(request: web.Request) -> str:

@@ -41,10 +41,10 @@ STORE_UNAVAILABLE: Final = chunk({
 
 
 async def serve_chat(
-    request: web.Request, chat_id: str, stream_id: str, *, resumed: bool
+    request: web.Request, chat_id: str, stream_id: str, chunks: UIChunks, *, resumed: bool
 ) -> web.StreamResponse:
-    """The stream `stream_id` from its start as UI message chunks; a 204 when it is no
-    longer held."""
+    """The stream `stream_id` from its start as UI message chunks (`chunks`, made for this
+    response); a 204 when it is no longer held."""
     app = request.app
     store, settings, metrics = app[STORE], app[SETTINGS], app[METRICS]
     batch = await store.read(stream_id, 0, wait=0)
@@ -57,7 +57,6 @@ async def serve_chat(
     live.subscribers += 1
     if resumed:
         metrics.resumes.inc()
-    chunks = UIChunks(stream_id)
     start, first = 0, True
     gone: str | None = None  # why the response ended before the stream, if it did
     try:

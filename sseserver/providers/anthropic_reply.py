@@ -6,7 +6,9 @@ itself, the hot path) and returns the items they make, in the shapes of docs/pro
 text is not shown, an operator's tool call as `tool_start` and `tool_input` deltas, `tool`
 once a tool's input is complete, a web search's `tool_result` with titles and URLs only,
 and a text block's `citation`s after its last text. Signatures and encrypted
-content never become an item. Unknown event, block and delta types make nothing.
+content never become an item. A block or delta of a type the server does not know becomes
+one generic `block` event (`unknown_block`), so nothing is dropped in silence; unknown event
+types between blocks (the API's own additions to its framing) make nothing.
 
 A reply may span several upstream requests: a turn that pauses (`pause_turn`) is continued
 by sending what it produced so far back as the assistant turn, and so is one that calls
@@ -26,6 +28,16 @@ from .base import Event, Item, ProviderError, Usage
 # Past this, a paused reply is not continued (the reply so far would have to be resent).
 MAX_KEPT_BYTES: Final = 8 * 1024 * 1024
 _NOTHING: Final[tuple[Item, ...]] = ()
+_KNOWN_BLOCKS: Final = frozenset({
+    "text", "thinking", "redacted_thinking", "tool_use", "server_tool_use",
+    "web_search_tool_result",
+})
+_KNOWN_DELTAS: Final = frozenset({
+    "text_delta", "thinking_delta", "citations_delta", "input_json_delta", "signature_delta",
+})
+# Left out of an unknown block's event: what only the API can read back.
+_OPAQUE_KEYS: Final = frozenset({"signature", "data", "encrypted_content", "encrypted_index"})
+MAX_UNKNOWN_BYTES: Final = 16 * 1024
 _USAGE_FIELDS: Final = (
     "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
 )
@@ -158,6 +170,8 @@ class ReplyReader:
             self._tool_names[str(raw["id"])] = str(raw["name"])
         elif kind == "web_search_tool_result":
             return (Event("tool_result", self._tool_result(raw)),)
+        elif kind not in _KNOWN_BLOCKS:  # a block this server does not know: not dropped
+            return (unknown_block("block", kind, raw),)
         return _NOTHING
 
     def _delta(self, index: int, delta: dict[str, Any]) -> Sequence[Item]:
@@ -180,8 +194,12 @@ class ReplyReader:
             block.parts.append(partial)
             if block.kind == "tool_use" and partial:
                 return (Event("tool_input", {"id": block.raw["id"], "delta": partial}),)
-        elif kind == "signature_delta" and self.keep:
-            block.raw["signature"] = delta["signature"]
+        elif kind == "signature_delta":
+            if self.keep:
+                block.raw["signature"] = delta["signature"]
+        elif kind not in _KNOWN_DELTAS and block.kind in _KNOWN_BLOCKS:
+            # A new delta of a known block; an unknown block's deltas are its own business.
+            return (unknown_block("delta", kind, delta),)
         return _NOTHING
 
     def _stop(self, index: int) -> Sequence[Item]:
@@ -230,6 +248,25 @@ class ReplyReader:
         else:
             summary["error"] = {"code": content.get("error_code")}
         return summary
+
+
+def unknown_block(kind: str, type_name: str, raw: dict[str, Any]) -> Event:
+    """The generic `block` event for a content block or delta of a type this server does
+    not know (docs/protocol.md, "Events"): its JSON, without what is encrypted or opaque,
+    and at most MAX_UNKNOWN_BYTES of it."""
+    shown = _readable(raw)
+    if len(json.dumps(shown, ensure_ascii=False)) > MAX_UNKNOWN_BYTES:
+        shown = {"type": type_name, "truncated": True}
+    return Event("block", {"kind": kind, "type": type_name, "data": shown})
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _readable(item) for key, item in value.items()
+                if key not in _OPAQUE_KEYS and "encrypted" not in key}
+    if isinstance(value, list):
+        return [_readable(item) for item in value]
+    return value
 
 
 def _citation(citation: dict[str, Any]) -> dict[str, Any]:

@@ -15,15 +15,29 @@
 //              reply to end on the server first): a resume that comes after the end
 //   stop       send TEXT, then Stop as the README wires it: DELETE on the chat's stream
 //              and chat.stop(), once some text has arrived
-// Every scenario ends with the reconnect route's status (the SDK's GET), read once more.
+//   tools      send TEXT; the app runs its client tools in onToolCall (addToolOutput, not
+//              awaited, as the SDK's docs say) and useChat sends the outputs back by
+//              itself (sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls)
+//   approve, deny
+//              send TEXT, then answer the approval asked for (addToolApprovalResponse,
+//              denied with a reason for deny); useChat sends the decision by itself
+//              (lastAssistantMessageIsCompleteWithApprovalResponses)
+// Every scenario ends with the reconnect route's status (the SDK's GET), read once more,
+// and reports the body of each POST the transport made.
 
 import { Chat } from '@ai-sdk/react';
-import { DefaultChatTransport } from 'ai';
+import {
+  DefaultChatTransport,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+  lastAssistantMessageIsCompleteWithToolCalls,
+} from 'ai';
 
 const [scenario, base, text = 'Hello', body] = process.argv.slice(2);
 const api = `${base}/api/chat`;
 const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
+// What the app's client tools answer.
+const CLIENT_OUTPUTS = { locate: { locale: 'fr-FR', timeZone: 'Europe/Paris' } };
 
 // The connection is cut as a network would: the socket is closed (the server sees the
 // client go) and the response body fails with the TypeError browsers give.
@@ -76,25 +90,51 @@ async function until(predicate, what, timeoutMs = 10_000) {
   }
 }
 
+// Records the body of each POST, then fetches as `inner` (or the global fetch) would.
+function recordingFetch(sent, inner = fetch) {
+  return async (url, init) => {
+    if (init?.method === 'POST') sent.push(JSON.parse(init.body));
+    return inner(url, init);
+  };
+}
+
+const AUTOMATIC = {
+  tools: lastAssistantMessageIsCompleteWithToolCalls,
+  approve: lastAssistantMessageIsCompleteWithApprovalResponses,
+  deny: lastAssistantMessageIsCompleteWithApprovalResponses,
+};
+
 async function main() {
   const cut = { cut: false };
   const finishes = [];
   const errors = [];
+  const sent = [];
+  const toolCalls = [];
   const chat = new Chat({
     id: `chat-${scenario}-${process.pid}`,
     transport: new DefaultChatTransport({
       api,
       body: body ? JSON.parse(body) : undefined,
-      fetch: scenario === 'reconnect' || scenario === 'late' ? cuttingFetch(cut) : undefined,
+      fetch: recordingFetch(
+        sent, scenario === 'reconnect' || scenario === 'late' ? cuttingFetch(cut) : fetch),
     }),
     onFinish: ({ message, isAbort, isDisconnect, isError, finishReason }) =>
       finishes.push({ id: message.id, isAbort, isDisconnect, isError, finishReason }),
     onError: error => errors.push(error.message),
+    onToolCall: ({ toolCall }) => {
+      toolCalls.push(toolCall);
+      const output = CLIENT_OUTPUTS[toolCall.toolName];
+      if (output !== undefined) {
+        void chat.addToolOutput({ tool: toolCall.toolName, toolCallId: toolCall.toolCallId,
+                                  output });
+      }
+    },
+    sendAutomaticallyWhen: AUTOMATIC[scenario],
   });
   const result = { scenario };
 
   if (scenario === 'stop') {
-    const sent = chat.sendMessage({ text });
+    const sending = chat.sendMessage({ text });
     await until(() => assistantText(chat).length >= STOP_AFTER_CHARS, 'some text');
     // The README's Stop: the DELETE cancels the reply upstream, stop() ends the reading.
     result.stoppedAtNs = process.hrtime.bigint().toString();
@@ -103,7 +143,18 @@ async function main() {
       chat.stop(),
     ]);
     result.deleteStatus = deleted.status;
-    await sent;
+    await sending;
+  } else if (scenario === 'approve' || scenario === 'deny') {
+    await chat.sendMessage({ text });
+    const asking = chat.messages.at(-1).parts.find(p => p.state === 'approval-requested');
+    result.asked = structuredClone(asking);
+    await chat.addToolApprovalResponse({
+      id: asking.approval.id,
+      approved: scenario === 'approve',
+      reason: scenario === 'deny' ? 'not today' : undefined,
+    });
+    await until(() => chat.status === 'ready' && finishes.length === 2,
+                'the reply to the decision');
   } else {
     await chat.sendMessage({ text });
     if (scenario === 'reconnect' || scenario === 'late') {
@@ -120,6 +171,8 @@ async function main() {
   result.messages = chat.messages;
   result.finishes = finishes;
   result.errors = errors;
+  result.sent = sent;
+  result.toolCalls = toolCalls;
   // The transport's reconnect once more, as a page that loads with `resume` would.
   const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`);
   result.resumeAfterEnd = again.status;

@@ -23,7 +23,7 @@ const STREAMS_URL = "/api/streams";
  * The body of POST /api/streams. `thinking` and `web_search` are sent only when the
  * server's capabilities allow them.
  * @typedef {object} StreamRequest
- * @property {{role: string, content: string}[]} messages
+ * @property {import("./tools.js").Message[]} messages
  * @property {string} [model]
  * @property {string} [system]
  * @property {number} [max_tokens]

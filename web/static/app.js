@@ -4,6 +4,8 @@
 // Flow per question: POST /api/streams (api.js) -> EventSource on the answered url
 // (stream.js) -> each event applied to the turn (turn.js: the view and its record) ->
 // the turn settles into the history (history.js) and the tab's storage (storage.js).
+// A reply that stops for tools the client runs is answered (tools.js) and continued by
+// another POST into the same turn: the user sees one exchange.
 // After a reload, the saved turns are replayed, and a reply that was streaming resumes
 // from its last event id: the same generation, from where this page left it.
 
@@ -34,6 +36,10 @@ const STAYED_MS = 1000;
 const INTERRUPTED = {
   type: "interrupted",
   message: "The reply was cut off, and the server no longer holds it. Retry asks again.",
+};
+const BAD_OPTIONS = {
+  type: "invalid_option",
+  message: "The reply needs the page's tool answers sent, but an option is not valid. Fix it, then Retry.",
 };
 const NOT_SENT = {
   type: "interrupted",
@@ -157,6 +163,10 @@ function follow(turn, url) {
       store.saveSoon(SAVE_EVERY_MS);
     },
     onDone() {
+      if (turn.answerTools()) {
+        void continueWithTools(turn);
+        return;
+      }
       const reason = turn.stopReason;
       finish(turn, reason === "cancelled" ? "cancelled" : reason === "refusal" ? "refused" : "done");
     },
@@ -184,6 +194,52 @@ function follow(turn, url) {
       finish(turn, "interrupted", INTERRUPTED);
     },
   });
+}
+
+/**
+ * Send the conversation with the answers to the reply's tool calls, and follow the
+ * continuation into the same turn. Its stream id is forgotten until the server answers:
+ * a reload before then sends the continuation again (an orphaned first one is cancelled
+ * by the resume window, as nobody follows it).
+ * @param {Turn} turn
+ */
+async function continueWithTools(turn) {
+  const request = buildRequest(turn.question);
+  if (!request) {
+    finish(turn, "error", BAD_OPTIONS);
+    return;
+  }
+  request.messages.push(...turn.exchange.steps);
+  turn.id = null;
+  turn.url = null;
+  turn.lastEventId = null;
+  store.saveNow();
+  let created;
+  try {
+    created = await createStream(request);
+  } catch (error) {
+    if (leaving) {
+      // The page is going away, which aborts the POST: the next load sends it again.
+      setTimeout(() => {
+        leaving = false;
+        if (!turn.finished && !turn.url) void continueWithTools(turn);
+      }, STAYED_MS);
+      return;
+    }
+    const shown = error instanceof ApiError
+      ? { type: error.type, message: error.message }
+      : { type: "client_error", message: String(error) };
+    finish(turn, "error", shown);
+    return;
+  }
+  if (turn.finished) {
+    void cancelStream(created.id);
+    return;
+  }
+  turn.id = created.id;
+  turn.url = created.url;
+  store.saveNow();
+  follow(turn, created.url);
 }
 
 /**
@@ -240,7 +296,7 @@ function finish(turn, outcome, error) {
   const { reply, metrics } = turn;
   reply.parts.finish();
 
-  const kept = conversation.settle(turn.question, turn.text, outcome);
+  const kept = conversation.settle(turn.question, turn.exchange, outcome);
   if (!kept) reply.markExcluded(turn.userTurn);
   showOutcome(turn, outcome, error, true);
   announce(error ? `${ANNOUNCED[outcome]} ${error.message}` : ANNOUNCED[outcome]);
@@ -281,7 +337,7 @@ function restore() {
     const turn = replayTurn(savedTurn.question, savedTurn.entries);
     turn.finished = true;
     turn.reply.parts.finish();
-    if (savedTurn.kept) conversation.restore(savedTurn.question, turn.text);
+    if (savedTurn.kept) conversation.restore(savedTurn.question, turn.exchange);
     else turn.reply.markExcluded(turn.userTurn);
     // Only the latest failure may be retried, and only when nothing else is running.
     const last = index === saved.turns.length - 1 && !saved.active;
@@ -309,6 +365,10 @@ function resume(saved) {
   turn.lastEventId = saved.lastEventId;
   active = turn;
   setBusy(true);
+  if (!turn.url && turn.awaitingContinuation) {
+    void continueWithTools(turn);
+    return;
+  }
   if (!turn.url) {
     finish(turn, "interrupted", NOT_SENT);
     return;

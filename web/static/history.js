@@ -1,9 +1,14 @@
 // @ts-check
 // The conversation as the API sees it: alternating user/assistant messages, starting
 // with the user (docs/protocol.md, "Requests"). Only settled turns live here; the turn
-// being streamed is added when its reply ends, and only if it can be kept.
+// being streamed is added when its reply ends, and only if it can be kept. A turn whose
+// reply used the client's tools holds, between its question and its final text, each tool
+// turn's assistant message (a content array) and the user's tool_result message
+// (docs/protocol.md, "Tools").
 
 /** @typedef {import("./storage.js").Outcome} Outcome */
+/** @typedef {import("./tools.js").Message} Message */
+/** @typedef {{steps: Message[], text: string}} Exchange what a reply adds after its question */
 
 /**
  * Whether a reply's text may be sent back as an assistant message.
@@ -15,7 +20,7 @@ export function keepable(text) {
 }
 
 export class Conversation {
-  /** @type {{user: string, assistant: string}[]} */
+  /** @type {{user: string, steps: Message[], assistant: string}[]} */
   #turns = [];
 
   /**
@@ -23,10 +28,11 @@ export class Conversation {
    * @param {string} question
    */
   messagesWith(question) {
-    /** @type {{role: "user" | "assistant", content: string}[]} */
+    /** @type {Message[]} */
     const messages = [];
     for (const turn of this.#turns) {
       messages.push({ role: "user", content: turn.user });
+      messages.push(...turn.steps);
       messages.push({ role: "assistant", content: turn.assistant });
     }
     messages.push({ role: "user", content: question });
@@ -43,27 +49,28 @@ export class Conversation {
    *   offers Retry instead.
    * - "refused": dropped with its question. Claude declined; carrying the declined
    *   exchange along would steer every later reply.
-   * A turn without usable text is always dropped with its question, so the history
-   * keeps alternating and never holds an empty assistant message.
+   * A turn without usable final text (after its last tool turn) is always dropped with
+   * its question, so the history keeps alternating, never holds an empty assistant
+   * message, and never ends a turn on unanswered tool calls.
    * @param {string} question
-   * @param {string} reply
+   * @param {Exchange} reply
    * @param {Outcome} outcome
    * @returns {boolean} whether the turn is now part of the conversation
    */
   settle(question, reply, outcome) {
     if (outcome !== "done" && outcome !== "cancelled") return false;
-    if (!keepable(reply)) return false;
-    this.#turns.push({ user: question, assistant: reply });
+    if (!keepable(reply.text)) return false;
+    this.restore(question, reply);
     return true;
   }
 
   /**
    * A turn that was kept before the page was reloaded.
    * @param {string} question
-   * @param {string} reply
+   * @param {Exchange} reply
    */
   restore(question, reply) {
-    this.#turns.push({ user: question, assistant: reply });
+    this.#turns.push({ user: question, steps: reply.steps, assistant: reply.text });
   }
 
   clear() {

@@ -1,15 +1,17 @@
 // @ts-check
 // The body of one reply, in the order Claude produced it: "Thinking" sections, web
-// searches with their results, and Markdown text with numbered citation markers; then
+// searches with their results, tool calls (tools.js), and Markdown text with numbered citation markers; then
 // the list of sources the markers point to. Everything but the Markdown is built with
 // DOM calls and text nodes; every link is http(s), opens a new tab, and sends no
 // referrer.
 
 import { isSafeUrl, MarkdownView } from "./markdown.js";
+import { isSearchResult, ToolPanel } from "./tools.js";
 
 /** @typedef {import("./record.js").Citation} Citation */
 /** @typedef {import("./record.js").ToolCall} ToolCall */
 /** @typedef {import("./record.js").ToolResult} ToolResult */
+/** @typedef {import("./record.js").Block} Block */
 
 /** How often a running "Thinking" section updates its clock (ms). */
 const CLOCK_MS = 100;
@@ -188,7 +190,7 @@ export class ReplyParts {
     this.textPart = null;
     /** @type {MarkdownView[]} */
     this.texts = [];
-    /** @type {Map<string, ToolBlock>} */
+    /** @type {Map<string, ToolBlock | ToolPanel>} web searches and tool calls, by call id */
     this.tools = new Map();
     /** @type {{url: string | null, title: string | null}[]} */
     this.sources = [];
@@ -227,11 +229,42 @@ export class ReplyParts {
     this.onGrow();
   }
 
-  /** @param {ToolCall} call */
-  tool(call) {
+  /**
+   * A call of an operator's tool begins: its panel opens, and its input streams into it.
+   * @param {{id: string, name: string}} start
+   */
+  toolStart(start) {
     this.endThinking();
     this.textPart = null;
-    this.tools.set(call.id, new ToolBlock(this.root, call));
+    this.tools.set(start.id, new ToolPanel(this.root, start.name));
+    this.onGrow();
+  }
+
+  /** @param {{id: string, delta: string}} input */
+  toolInput(input) {
+    const panel = this.tools.get(input.id);
+    if (panel instanceof ToolPanel) panel.appendInput(input.delta);
+    this.onGrow();
+  }
+
+  /** @param {ToolCall} call */
+  tool(call) {
+    const known = this.tools.get(call.id);
+    if (known instanceof ToolPanel) {
+      known.complete(call.input);
+      this.onGrow();
+      return;
+    }
+    this.endThinking();
+    this.textPart = null;
+    if (call.name === "web_search") {
+      this.tools.set(call.id, new ToolBlock(this.root, call));
+    } else {
+      // A call whose start this page did not see: its whole input at once.
+      const panel = new ToolPanel(this.root, call.name);
+      panel.complete(call.input);
+      this.tools.set(call.id, panel);
+    }
     this.onGrow();
   }
 
@@ -240,10 +273,27 @@ export class ReplyParts {
     let block = this.tools.get(result.tool_use_id);
     if (!block) {
       // A result whose call this page never saw: still show it.
-      block = new ToolBlock(this.root, { id: result.tool_use_id, name: result.name, input: {} });
+      this.endThinking();
+      this.textPart = null;
+      block = isSearchResult(result)
+        ? new ToolBlock(this.root, { id: result.tool_use_id, name: result.name, input: {} })
+        : new ToolPanel(this.root, result.name);
       this.tools.set(result.tool_use_id, block);
     }
-    block.result(result);
+    if (block instanceof ToolPanel) block.result(result, false);
+    else block.result(result);
+    this.onGrow();
+  }
+
+  /**
+   * The page's own answers to a turn's calls (tools.js): each shown in its call's panel.
+   * @param {Block[]} answers
+   */
+  toolAnswers(answers) {
+    for (const answer of answers) {
+      const panel = this.tools.get(String(answer.tool_use_id));
+      if (answer.type === "tool_result" && panel instanceof ToolPanel) panel.result(answer, true);
+    }
     this.onGrow();
   }
 
@@ -299,6 +349,7 @@ export class ReplyParts {
   /** The reply is over: stop every clock and render the text in full. */
   finish() {
     for (const section of this.thoughts) section.end();
+    for (const tool of this.tools.values()) if (tool instanceof ToolPanel) tool.end();
     this.thinkingPart = null;
     for (const text of this.texts) text.finish();
   }

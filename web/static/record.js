@@ -8,12 +8,30 @@
 /** @typedef {{reason: "redacted" | "omitted" | string}} HiddenThinking */
 /** @typedef {{id: string, name: string, input: Record<string, unknown>}} ToolCall */
 /** @typedef {{title: string | null, url: string, page_age: string | null}} SearchResult */
+/** @typedef {{id: string, name: string}} ToolStart */
+/** @typedef {{id: string, delta: string}} ToolInput */
 /**
+ * A content block of a message, as the API and the `turn` event give it.
+ * @typedef {{type: string} & Record<string, unknown>} Block
+ */
+/**
+ * A tool's result: web search's `results` or `error`, or a server-run tool's `content`.
  * @typedef {object} ToolResult
  * @property {string} tool_use_id
  * @property {string} name
  * @property {SearchResult[]} [results]
  * @property {{code: string}} [error]
+ * @property {string | Block[]} [content]
+ * @property {boolean} [is_error]
+ */
+/**
+ * The `turn` event: the assistant message to send back, the server's results of its calls,
+ * and the calls that wait for approval (docs/protocol.md, "Tools").
+ * @typedef {object} ToolTurn
+ * @property {"assistant"} role
+ * @property {Block[]} content
+ * @property {Block[]} [tool_results]
+ * @property {string[]} [needs_approval]
  */
 /** @typedef {{url: string | null, title: string | null, cited_text: string}} Citation */
 /** @typedef {{type: string, category: string | null, explanation: string | null}} StopDetails */
@@ -32,10 +50,14 @@
  */
 /**
  * One event of a reply. A thinking entry carries the milliseconds its section had been
- * open, so a restored section shows the time it took.
+ * open, so a restored section shows the time it took. `tool_answers` is the page's own:
+ * the blocks it answered a `turn`'s calls with (tools.js), kept so that the conversation
+ * and a reload see exactly what was sent.
  * @typedef {["meta", Meta] | ["thinking", string, number] | ["thinking_hidden", HiddenThinking]
+ *   | ["tool_start", ToolStart] | ["tool_input", ToolInput]
  *   | ["tool", ToolCall] | ["tool_result", ToolResult] | ["message", string]
- *   | ["citation", Citation] | ["usage", Usage]} Entry
+ *   | ["citation", Citation] | ["turn", ToolTurn] | ["tool_answers", Block[]]
+ *   | ["usage", Usage]} Entry
  */
 
 export class ReplyRecord {
@@ -64,14 +86,36 @@ export class ReplyRecord {
     } else if (entry[0] === "thinking" && last?.[0] === "thinking") {
       last[1] += entry[1];
       last[2] = entry[2];
+    } else if (entry[0] === "tool_input" && last?.[0] === "tool_input" && last[1].id === entry[1].id) {
+      last[1] = { id: entry[1].id, delta: last[1].delta + entry[1].delta };
     } else {
       this.entries.push(entry[0] === "thinking" ? ["thinking", entry[1], entry[2]] : entry);
     }
   }
 
-  /** The `usage` event, once it has come. */
+  /**
+   * The last `usage` event, once one has come: a reply continued after the page answered
+   * its tools has one per stream, and the last says how the reply ended.
+   */
   get usage() {
-    for (const entry of this.entries) if (entry[0] === "usage") return entry[1];
+    for (let i = this.entries.length - 1; i >= 0; i -= 1) {
+      const entry = this.entries[i];
+      if (entry[0] === "usage") return entry[1];
+    }
     return null;
+  }
+
+  /** Every `usage` event's counts summed (the reply's cost), with the last one's ending. */
+  get totalUsage() {
+    /** @type {Record<string, unknown>} */
+    const total = {};
+    for (const entry of this.entries) {
+      if (entry[0] !== "usage") continue;
+      for (const [key, value] of Object.entries(entry[1])) {
+        const sum = total[key];
+        total[key] = typeof value === "number" && typeof sum === "number" ? sum + value : value;
+      }
+    }
+    return /** @type {Usage} */ (total);
   }
 }

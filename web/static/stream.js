@@ -55,18 +55,32 @@ function parseObject(data, keys) {
 }
 
 /**
- * Each event name of the reply, and how its data becomes an Entry.
- * @type {Record<Entry[0], (data: string) => Entry>}
+ * @param {string} data
+ * @returns {import("./record.js").ToolTurn}
+ */
+function parseTurn(data) {
+  const turn = parseObject(data, ["role", "content"]);
+  if (!Array.isArray(turn.content)) throw new TypeError("content is not a list");
+  return turn;
+}
+
+/**
+ * Each event name of the reply, and how its data becomes an Entry (`tool_answers` is the
+ * page's own, never an event).
+ * @type {Record<Exclude<Entry[0], "tool_answers">, (data: string) => Entry>}
  */
 const PARSERS = {
   meta: (data) => ["meta", parseObject(data, ["model"])],
   thinking: (data) => ["thinking", parseString(data), 0],
   thinking_hidden: (data) => ["thinking_hidden", parseObject(data, ["reason"])],
+  tool_start: (data) => ["tool_start", parseObject(data, ["id", "name"])],
+  tool_input: (data) => ["tool_input", parseObject(data, ["id", "delta"])],
   tool: (data) => ["tool", parseObject(data, ["id", "name"])],
   tool_result: (data) => ["tool_result", parseObject(data, ["tool_use_id"])],
   // `data` is a JSON string: JSON.parse gives the exact text delta.
   message: (data) => ["message", parseString(data)],
   citation: (data) => ["citation", parseObject(data, ["cited_text"])],
+  turn: (data) => ["turn", parseTurn(data)],
   usage: (data) => ["usage", parseObject(data, [])],
 };
 

@@ -5,6 +5,7 @@
 
 import { ReplyMetrics } from "./metrics.js";
 import { ReplyRecord } from "./record.js";
+import { answerTools, awaitingContinuation, exchangeOf, unansweredTurn } from "./tools.js";
 
 /** @typedef {import("./record.js").Entry} Entry */
 /** @typedef {import("./storage.js").ActiveTurn} ActiveTurn */
@@ -56,8 +57,17 @@ export class Turn {
       case "thinking_hidden":
         parts.thinkingHidden(entry[1].reason);
         break;
+      case "tool_start":
+        parts.toolStart(entry[1]);
+        break;
+      case "tool_input":
+        parts.toolInput(entry[1]);
+        break;
       case "tool":
         parts.tool(entry[1]);
+        break;
+      case "tool_answers":
+        parts.toolAnswers(entry[1]);
         break;
       case "tool_result":
         parts.toolResult(entry[1]);
@@ -69,11 +79,9 @@ export class Turn {
       case "citation":
         parts.citation(entry[1]);
         break;
-      case "usage":
-        this.metrics.usage(entry[1]);
-        break;
     }
     this.record.add(entry);
+    if (entry[0] === "usage") this.metrics.usage(this.record.totalUsage);
     if (entry[0] !== "meta" && entry[0] !== "usage" && reply.status === "connecting") {
       reply.setStatus("streaming");
     }
@@ -95,9 +103,33 @@ export class Turn {
     return typeof reason === "string" ? reason : null;
   }
 
-  /** The exact text of the reply so far (what is sent back as the assistant's turn). */
+  /** The exact text of the reply so far. */
   get text() {
     return this.record.text;
+  }
+
+  /**
+   * What the reply adds to the conversation: its tool turns as messages, then its final
+   * text exactly (what is sent back as the assistant's last message).
+   */
+  get exchange() {
+    return exchangeOf(this.record.entries);
+  }
+
+  /**
+   * When the reply stopped for tools the client runs, answer them (tools.js) and show the
+   * answers; false when there is nothing to answer.
+   */
+  answerTools() {
+    const turn = this.stopReason === "tool_use" ? unansweredTurn(this.record.entries) : null;
+    if (!turn) return false;
+    this.apply(["tool_answers", answerTools(turn)], true);
+    return true;
+  }
+
+  /** The tools are answered and the continuation not yet started (see app.js, resume). */
+  get awaitingContinuation() {
+    return awaitingContinuation(this.record.entries);
   }
 
   /** @returns {ActiveTurn} */
