@@ -1,6 +1,7 @@
 """A private Redis Cluster for the tests: 3 masters and 3 replicas of Debian's
 redis-server on free 127.0.0.1 ports, joined by `redis-cli --cluster create`, with a short
-`cluster-node-timeout` so that a killed master's replica takes over within seconds.
+`cluster-node-timeout` so that a killed master's replica takes over within seconds, and
+started only once every replica holds its master's data.
 
 A missing redis-server or redis-cli follows the rule of tests/system_tools.py.
 """
@@ -36,7 +37,11 @@ class ClusterNode(RedisServer):
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 "--cluster-replica-validity-factor", "0",
                 "--cluster-require-full-coverage", "no",
-                "--cluster-allow-reads-when-down", "no"]
+                "--cluster-allow-reads-when-down", "no",
+                # A replica's first sync at once: Redis waits 5 s by default for more
+                # replicas to share a diskless transfer, and a master killed meanwhile
+                # fails over to a replica that holds nothing.
+                "--repl-diskless-sync-delay", "0"]
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no goodbye to the cluster."""
@@ -75,14 +80,22 @@ class RedisCluster:
         self.wait_ok(timeout)
 
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every running node says the cluster is ok and agrees on the masters."""
+        """Until every running node says the cluster is ok and every replica's link to its
+        master is up (its first sync done): only then does a failover keep the data."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             running = [node for node in self.nodes if node.running]
-            if all(node.cluster_info().get("cluster_state") == "ok" for node in running):
+            if all(node.cluster_info().get("cluster_state") == "ok" for node in running) \
+                    and all(self._synced(node) for node in running):
                 return
             time.sleep(0.05)
         raise TimeoutError("the cluster did not become ok")
+
+    @staticmethod
+    def _synced(node: ClusterNode) -> bool:
+        replication = node.info("replication")
+        return (replication.get("role") != "slave"
+                or replication.get("master_link_status") == "up")
 
     def masters(self) -> list[ClusterNode]:
         return [node for node in self.nodes
