@@ -168,9 +168,9 @@ async def serve_stream(request: web.Request) -> web.StreamResponse:
                 may_follow = False
                 continue
             batch = await store.read(stream_id, start, wait=settings.heartbeat)
-            if batch is None:  # freed under us: nothing more will come
+            if batch is None:  # gone before its end reached this client: say so
                 ending = "freed"
-                break
+                batch = vanished(start)
             if batch.frames or batch.lost:
                 # Everything ready goes out in as few writes as possible.
                 for data in _writes(_frames(stream_id, start, batch)):
@@ -252,6 +252,15 @@ def _log_end(request: web.Request, sent: int, seconds: float, ended: str) -> Non
     stream_ended = getattr(logger, "stream_ended", None)
     if stream_ended is not None and logger.enabled:  # type: ignore[union-attr]
         stream_ended(request, sent, seconds, ended)
+
+
+def vanished(start: int) -> Batch:
+    """What a reader that has begun is told of a stream no longer held before it had the
+    end: an end lost at its position. The store lost it (Redis failed over to a replica
+    that had not received it, or restarted without its data), or freed it while this
+    reader was behind; either way a response must not stop without its end
+    (docs/protocol.md, "Error events"), and the reconnect that follows gets 204."""
+    return Batch([], True, lost=True, held=start)
 
 
 def _frames(stream_id: str, start: int, batch: Batch) -> list[bytes]:

@@ -26,7 +26,7 @@ from ..metrics import Live
 from ..sockets import watch_for_half_open
 from ..sse import PING, SSE_HEADERS
 from ..store.base import StreamStore
-from ..subscriber import MAX_WRITE_BYTES, write_within
+from ..subscriber import MAX_WRITE_BYTES, vanished, write_within
 from .chunks import LOST, UIChunks, chunk
 
 log = logging.getLogger("sseserver.aisdk")
@@ -79,9 +79,7 @@ async def serve_chat(
                 break
             first = False
             next_batch = await store.read(stream_id, start, wait=settings.heartbeat)
-            if next_batch is None:  # freed under us: nothing more will come
-                break
-            batch = next_batch
+            batch = vanished(start) if next_batch is None else next_batch
     except StoreUnavailable as exc:
         log.warning("chat reply %s ended: %s", stream_id, exc)
         with contextlib.suppress(SlowSubscriber, ConnectionError):
