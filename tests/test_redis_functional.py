@@ -193,3 +193,35 @@ async def test_a_reconnect_after_redis_lost_the_stream_gets_204(
             assert response.status == 204, await response.text()
             assert await response.read() == b""
     assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_running_stream_redis_lost_ends_with_generation_lost(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, redis_server: RedisServer,
+    redis_url: str,
+) -> None:
+    """Redis may lose a running stream's keys (a failover to a replica that had not
+    received them, a restart without persistence): its readers, on the owner and on
+    another process, each read the stream as it goes on and must then get its end, a
+    `generation_lost` error at the next id, never a response that stops without one; a
+    resume from that id gets 204."""
+    a = await start_server(fake=fake_anthropic, redis_url=redis_url, resume_window=5)
+    b = await start_server(fake=fake_anthropic, redis_url=redis_url, resume_window=5)
+    fake_anthropic.enqueue(Reply(chunks=["tok "] * 2000, delay=0.01))
+    async with aiohttp.ClientSession() as session, session.post(
+        a.url + "/api/streams", json={"messages": [{"role": "user", "content": "hi"}]}
+    ) as response:
+        url = str((await response.json())["url"])
+    async with await open_sse(a.url + url) as on_a, await open_sse(b.url + url) as on_b:
+        await asyncio.gather(on_a.take(5), on_b.take(5))
+        assert redis_server.command(b"FLUSHALL") == b"+OK\r\n"
+        await asyncio.gather(on_a.read_all(timeout=DEATH_BOUND + 3),
+                             on_b.read_all(timeout=DEATH_BOUND + 3))
+    for stream in (on_a, on_b):
+        assert stream.events[-1].type == "error", stream.events[-1]
+        assert json.loads(stream.events[-1].data)["type"] == "generation_lost"
+        ids = [int(e.last_event_id.split(":")[1]) for e in stream.events]
+        assert ids == list(range(len(ids)))  # the end at the next id
+        async with aiohttp.ClientSession() as session, session.get(
+            b.url + url, headers={"Last-Event-ID": stream.last_id}
+        ) as response:
+            assert response.status == 204

@@ -165,6 +165,14 @@ class _Nudge(_Step):
     __slots__ = ()
 
 
+class _Gone(_Step):
+    """Tells followers that Redis lost the stream (its keys vanished while it ran), so
+    that they read the log, find nothing and end, rather than wait for frames that will
+    never be published."""
+
+    __slots__ = ()
+
+
 # The stream, the frame's index (the end's: the index after the last frame), and what.
 Entry = tuple[Owned, int, bytes | _Step]
 
@@ -279,6 +287,8 @@ class LogWriter:
                                  RUNNING_TTL_MS))
             elif isinstance(what, _Nudge):
                 commands.append((self._publish, keys.channel, f"h{index}"))
+            elif isinstance(what, _Gone):
+                commands.append((self._publish, keys.channel, f"e{index}:lost"))
             else:
                 reason, _, keep_ms = what.payload.partition(":")
                 commands.append(("EVALSHA", end_sha, 3, keys.log, keys.meta, keys.subs,
@@ -397,12 +407,13 @@ class LogWriter:
                 self._writers.stall(owned, entry)
                 stalled.append(owned)
                 continue
-            if owned.failure is not None or isinstance(what, _Nudge):
+            if owned.failure is not None or isinstance(what, (_Nudge, _Gone)):
                 if isinstance(what, _Step):
                     what.settle()
                 continue
-            if isinstance(what, _End) and answer == 0:  # a reaper ended it first
+            if isinstance(what, _End) and answer == 0:  # a reaper ended it, or Redis lost it
                 owned.fail(StreamLost(f"{owned.stream_id} was ended by another process"))
+                self._writers.gone(owned)
                 what.settle()
                 continue
             if isinstance(answer, Exception) or (answer is None and isinstance(what, bytes)):
@@ -411,6 +422,8 @@ class LogWriter:
                            if lost else StoreUnavailable(f"redis: {answer}")
                            if isinstance(answer, Exception) else
                            StreamLost(f"{owned.stream_id} is no longer in redis"))
+                if answer is None:
+                    self._writers.gone(owned)
                 if isinstance(what, _Step):
                     what.settle(None if lost or answer is None else owned.failure)
                 continue
@@ -484,6 +497,11 @@ class Writers:
     def nudge(self, owned: Owned) -> None:
         """Other processes follow the stream from now on: tell them where its log is."""
         self._put((owned, len(owned.frames), _Nudge("")))
+
+    def gone(self, owned: Owned) -> None:
+        """Redis lost the stream (or a reaper ended it, and published its end already):
+        its followers elsewhere hear of it, whether or not the owner knew of them."""
+        self._put((owned, len(owned.frames), _Gone("")))
 
     async def room(self, owned: Owned) -> None:
         if owned.writer is not None:
