@@ -34,9 +34,7 @@ from bench.peers.common import PeerOptions
 from bench.peers.raw_aiohttp import make_app as raw_app
 from sseserver.app import create_app
 from sseserver.config import Settings
-from tests.redis_server import RedisServer
-
-from .processes import free_port
+from tests.support.redis_server import RedisServer
 
 PACE_MS: Final = 1000  # one event a second, as in S2
 TOKENS: Final = 60  # long enough that every stream is still open at the snapshot
@@ -47,18 +45,19 @@ STACKS: Final = ("sseserver", "sseserver-redis", "raw")
 
 
 @contextlib.asynccontextmanager
-async def _server(stack: str, port: int, redis_url: str | None) -> AsyncIterator[None]:
+async def _server(stack: str, redis_url: str | None) -> AsyncIterator[str]:
+    """`stack` served on a port the kernel picks; its URL."""
     if stack == "raw":
-        app = raw_app(PeerOptions("127.0.0.1", port, PACE_MS / 1000, TOKENS))
+        app = raw_app(PeerOptions("127.0.0.1", 0, PACE_MS / 1000, TOKENS))
     else:
         url = redis_url if stack == "sseserver-redis" else None
-        app = create_app(Settings(port=port, demo_delay_ms=PACE_MS, demo_tokens=TOKENS,
+        app = create_app(Settings(port=0, demo_delay_ms=PACE_MS, demo_tokens=TOKENS,
                                   redis_url=url))
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
-        yield
+        await web.TCPSite(runner, "127.0.0.1", 0, backlog=4096).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
 
@@ -86,13 +85,12 @@ class Footprint:
 async def measure(stack: str, streams: int, settle: float = SETTLE,
                   redis_url: str | None = None) -> Footprint:
     """Per-stream memory of `stack` (one of STACKS) with `streams` open streams."""
-    port = free_port()
-    async with _server(stack, port, redis_url):
+    async with _server(stack, redis_url) as url:
         gc.collect()
         tracemalloc.start(1)
         before = tracemalloc.take_snapshot()
         load = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sseserver.loadgen", f"http://127.0.0.1:{port}",
+            sys.executable, "-m", "sseserver.loadgen", url,
             "-c", str(streams), "-n", str(streams), "--expect-messages", str(TOKENS),
             "--pace-ms", str(PACE_MS), "--timeout", str(settle + 30),
             stdout=subprocess.DEVNULL,

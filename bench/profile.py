@@ -34,10 +34,8 @@ from .processes import (
     ROOT,
     SERVER_CORE,
     fake_upstream,
-    free_port,
     server_argv,
-    started,
-    wait_listening,
+    serving,
 )
 from .scenarios import scenarios
 
@@ -96,15 +94,13 @@ def profile(scenario_key: str, stack: str, seconds: float, out: Path, top: int,
     with contextlib.ExitStack() as ctx:
         if chosen.upstream:
             ctx.enter_context(fake_upstream(chosen, env, out.with_suffix(".upstream.log")))
-        port = free_port()
-        argv, cwd = server_argv(stack, chosen, port, variants)
-        server = ctx.enter_context(
-            started(argv, SERVER_CORE, env, out.with_suffix(".server.log"), cwd))
-        wait_listening(port, server)
+        argv, cwd = server_argv(stack, chosen, variants)
+        server, url = ctx.enter_context(
+            serving(argv, SERVER_CORE, env, out.with_suffix(".server.log"), cwd))
         time.sleep(0.3)
         load_process = subprocess.Popen(
             ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
-             f"http://127.0.0.1:{port}", *chosen.load, "--server-pid", str(server.pid)],
+             url, *chosen.load, "--server-pid", str(server.pid)],
             cwd=ROOT, env=env)
         # Past the warm-up: the first requests import modules and build pydantic schemas.
         time.sleep(WARMUP)

@@ -6,7 +6,7 @@ in-memory one, same run, same load.
                                     [--scale-streams 1500] [--no-scale] [--scale-only]
                                     [--no-cluster]
 
-Starts Debian's redis-server on a free port, the tests' fake Anthropic API in its own
+Starts Debian's redis-server as the tests do, the tests' fake Anthropic API in its own
 process with stamped replies (each text delta is the time it was written, in monotonic ns),
 and `python -m sseserver` once per backend. Then, for each backend, two loads:
 
@@ -23,7 +23,7 @@ Then the scale run (docs/performance.md, "Redis"): the demo provider at 200 ms p
 processes on one Redis with --scale-streams each, every process loaded by its own
 `python -m sseserver.loadgen` (which verifies every stream): the gap between events, the
 first event, the server CPU and Redis's connections; then the same two processes on a
-Redis Cluster of 3 masters and 3 replicas (tests/redis_cluster.py), with each master's
+Redis Cluster of 3 masters and 3 replicas (tests/support/redis_cluster.py), with each master's
 CPU per 1,000 events beside the lone Redis's.
 
 The client reads the stamps out of the events, which `python -m sseserver.loadgen` does
@@ -38,11 +38,9 @@ import contextlib
 import json
 import multiprocessing
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -52,10 +50,10 @@ import aiohttp
 
 from sseserver.loadgen.decoder import SseDecoder
 from sseserver.loadgen.stats import ProcStats
-from tests.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
-from tests.processes import server_env
-
-from .processes import free_port
+from tests.support.fake_anthropic import DEFAULT_API_KEY, Reply, running_fake_anthropic
+from tests.support.processes import server_env
+from tests.support.redis_server import RedisServer
+from tests.support.system_tools import REDIS_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -247,7 +245,7 @@ def _scale(streams: int, redis_port: int, redis: ProcStats,
 
 def _cluster_row(streams: int) -> dict[str, object]:
     """Two processes on a 3-master cluster; each master's CPU per 1,000 events."""
-    from tests.redis_cluster import RedisCluster
+    from tests.support.redis_cluster import RedisCluster
 
     cluster = RedisCluster()
     cluster.start()
@@ -286,15 +284,13 @@ def main() -> int:
     parser.add_argument("--no-cluster", action="store_true",
                         help="leave the Redis Cluster out of the scale run")
     args = parser.parse_args()
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
+    if REDIS_SERVER.find() is None:
         print("redis-server is missing: apt-get install redis-server", file=sys.stderr)
         return 1
-    redis_port = free_port()
-    workdir = tempfile.TemporaryDirectory(prefix="sseserver-bench-")
-    redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", workdir.name],
-                             stdout=subprocess.DEVNULL)
+    # The tests' Redis: redis-server cannot bind port 0, so its port is held for it.
+    redis = RedisServer()
+    redis.start()
+    redis_port = redis.port
     control, child_end = multiprocessing.Pipe()
     upstream_process = multiprocessing.get_context("spawn").Process(
         target=_upstream, args=(child_end,), daemon=True)
@@ -331,9 +327,7 @@ def main() -> int:
         upstream_process.join(10)
         if upstream_process.is_alive():
             upstream_process.terminate()
-        redis.terminate()
-        redis.wait()
-        workdir.cleanup()
+        redis.close()
     if rows:
         _print_flat(args, rows)
     if scale:

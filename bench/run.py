@@ -1,4 +1,4 @@
-"""`make bench` (`python -m bench.run`): the scenarios S1–S6 and R (bench/scenarios.py)
+"""`make bench` (`python -m bench.run`): the scenarios S1–S7 and R (bench/scenarios.py)
 against sseserver and, in the same run, against minimal peers on aiohttp, aiohttp-sse,
 sse-starlette and the naive SDK relay (bench/peers/), with `python -m sseserver.loadgen`
 as the load.
@@ -33,11 +33,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report
+from . import identity, report
 from .processes import (
     LOAD_CORE,
     PY,
@@ -45,14 +45,46 @@ from .processes import (
     SERVER_CORE,
     core_busy,
     fake_upstream,
-    free_port,
+    load_argv,
     process_cpu,
     raise_nofile_limit,
     server_argv,
-    started,
-    wait_listening,
+    serving,
+    stop,
 )
-from .scenarios import Report, Results, Scenario, scenarios
+from .scenarios import FAKE_ALONE, Report, Results, Scenario, scenarios
+from .uploads import descendants, processes
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and the processes under it that are alive (sseserver's upload
+    parsers run pinned to its core: their CPU is the server's, not foreign)."""
+    total = 0.0
+    for each in descendants(pid, processes()):
+        with contextlib.suppress(OSError):
+            total += process_cpu(each)
+    return total
+
+
+def children_cpu_since(before: resource.struct_rusage) -> float:
+    """CPU seconds of the child processes waited for since `before`."""
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return now.ru_utime + now.ru_stime - before.ru_utime - before.ru_stime
+
+
+@contextlib.contextmanager
+def uploads(url: str, server_pid: int, scenario: Scenario,
+            env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m bench.uploads` on the load core, beside the loadgen (S7); its report is
+    its stdout. Stopped if the point ends before it does."""
+    process = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, PY, "-m", "bench.uploads", url,
+         *scenario.uploads, "--server-pid", str(server_pid)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        stop(process)
 
 
 @dataclass
@@ -74,30 +106,35 @@ class Bench:
                     scenario, env, self.logs / f"{scenario.key}-{stack}-{rep}-upstream.log",
                     stats))
                 upstream_pid = fake.pid
-            port = free_port()
-            argv, cwd = server_argv(stack, scenario, port, self.variants)
-            server = stack_ctx.enter_context(started(argv, SERVER_CORE, env, log, cwd))
-            wait_listening(port, server)
+            if stack == FAKE_ALONE:
+                alone = self._fake_alone(scenario, env, upstream_pid)
+                stack_ctx.close()  # the fake writes its figures as it stops
+                alone["bench"] |= json.loads(stats.read_text())
+                return alone
+            argv, cwd = server_argv(stack, scenario, self.variants)
+            server, url = stack_ctx.enter_context(serving(argv, SERVER_CORE, env, log, cwd))
             time.sleep(0.3)  # let start-up work (imports, first GC) settle before measuring
-            busy0, server0 = core_busy(), process_cpu(server.pid)
+            busy0, server0 = core_busy(), tree_cpu(server.pid)
             up0 = process_cpu(upstream_pid) if upstream_pid else 0.0
             children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            uploader = None
+            if scenario.uploads:  # started with the loadgen: its delay counts from here
+                uploader = stack_ctx.enter_context(uploads(url, server.pid, scenario, env))
             t0 = time.monotonic()
             done = subprocess.run(
                 ["taskset", "-c", LOAD_CORE, PY, "-m", "sseserver.loadgen",
-                 f"http://127.0.0.1:{port}", *scenario.load, "--json",
+                 url, *scenario.load, *load_argv(stack), "--json",
                  "--server-pid", str(server.pid)],
                 cwd=ROOT, env=env, capture_output=True, timeout=scenario.timeout, check=False,
             )
             wall = time.monotonic() - t0
-            busy1, server1 = core_busy(), process_cpu(server.pid)
+            busy1, server1 = core_busy(), tree_cpu(server.pid)
             up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
-            children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            loadgen_cpu = children_cpu_since(children0)
+            uploaded = uploader.communicate(timeout=scenario.timeout)[0] if uploader else None
         if not done.stdout:
             raise RuntimeError(f"loadgen failed: {done.stderr.decode()[-2000:]}")
         result: Report = json.loads(done.stdout)
-        loadgen_cpu = (children1.ru_utime + children1.ru_stime
-                       - children0.ru_utime - children0.ru_stime)
         c0, c1 = f"cpu{SERVER_CORE}", f"cpu{LOAD_CORE}"
         result["bench"] = {
             "stack": stack, "rep": rep, "wall_s": wall,
@@ -105,11 +142,47 @@ class Bench:
             / wall,
             "foreign_core1_pct": 100 * max(
                 0.0, busy1[c1] - busy0[c1] - loadgen_cpu - (up1 - up0)) / wall,
+            # The server with its worker processes, over the whole point (not the window).
+            "tree_cpu_pct": 100 * (server1 - server0) / wall,
             "steal_pct": 100 * (busy1[c0 + "_steal"] - busy0[c0 + "_steal"]) / wall,
             "upstream_cpu_pct": 100 * (up1 - up0) / wall if upstream_pid else None,
         }
         if stats.exists():  # the fake's own figures, written as it stopped
             result["bench"] |= json.loads(stats.read_text())
+        if uploaded is not None:
+            if not uploaded:
+                raise RuntimeError("bench.uploads failed: see its stderr above")
+            result["uploads"] = json.loads(uploaded)
+            # A refused or failed upload fails the point as a lost event would.
+            result["verification"]["uploads_ok"] = result["uploads"]["ok"]
+            result["verification"]["ok"] &= result["uploads"]["ok"]
+        return result
+
+    def _fake_alone(self, scenario: Scenario, env: dict[str, str],
+                    upstream_pid: int | None) -> Report:
+        """The fake's own latency: `bench.tool_client` in the relay's place, on its core."""
+        busy0 = core_busy()
+        up0 = process_cpu(upstream_pid) if upstream_pid else 0.0
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        done = subprocess.run(
+            ["taskset", "-c", SERVER_CORE, PY, "-m", "bench.tool_client",
+             env["ANTHROPIC_BASE_URL"], *scenario.load],
+            cwd=ROOT, env=env, capture_output=True, timeout=scenario.timeout, check=False,
+        )
+        wall = time.monotonic() - t0
+        busy1 = core_busy()
+        up1 = process_cpu(upstream_pid) if upstream_pid else 0.0
+        client_cpu = children_cpu_since(children0)
+        if not done.stdout:
+            raise RuntimeError(f"tool client failed: {done.stderr.decode()[-2000:]}")
+        result: Report = json.loads(done.stdout)
+        c0, c1 = f"cpu{SERVER_CORE}", f"cpu{LOAD_CORE}"
+        result["bench"] = {
+            "stack": FAKE_ALONE, "wall_s": wall,
+            "foreign_core0_pct": 100 * max(0.0, busy1[c0] - busy0[c0] - client_cpu) / wall,
+            "foreign_core1_pct": 100 * max(0.0, busy1[c1] - busy0[c1] - (up1 - up0)) / wall,
+        }
         return result
 
     def run(self, selected: Sequence[Scenario]) -> None:
@@ -171,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = time.monotonic()
     title = report.header(args.quick, bench.repeats, SERVER_CORE, LOAD_CORE)
     print(title, flush=True)
+    if any(s.key == "S1" for s in selected):
+        print(identity.report(), flush=True)  # beside S1 with users on and off
     try:
         bench.run(selected)
     finally:

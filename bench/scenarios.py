@@ -1,4 +1,4 @@
-"""What `make bench` measures: the scenarios (S1–S6, R), the columns each one reports, and
+"""What `make bench` measures: the scenarios (S1–S7, R), the columns each one reports, and
 the targets sseserver is judged against.
 
 A scenario is data: the stacks it runs, the workload each server is started with (the
@@ -23,7 +23,15 @@ Results = dict[str, dict[str, list[Report]]]
 """Reports by scenario key, then by stack, one per repeat."""
 
 DEMO_STACKS: Final = ("sseserver", "raw-aiohttp", "aiohttp-sse", "sse-starlette")
+# sseserver with users: every stream sends a token and is verified (bench/identity.py).
+USERS_STACK: Final = "sseserver-users"
 RELAY_STACKS: Final = ("sseserver", "naive-relay", "node-relay")
+# S6's baseline: no relay, a client that answers each tool call at once (bench/tool_client.py).
+FAKE_ALONE: Final = "fake-alone"
+S7_UPLOADS: Final = 8
+S7_PDF_MIB: Final = 20
+# 8 bodies of a 20 MiB PDF in base64 (28 MB each) fit in 256 MiB.
+S7_BODIES_TOTAL: Final = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class Scenario:
     timeout: float = 300.0
     with_variants: bool = True  # also run each `--variant` copy of sseserver
     tool_calls: int = 0  # each reply first calls a no-op server tool this many times
+    server_args: tuple[str, ...] = ()  # more options for sseserver (and its variants)
+    # `python -m bench.uploads` arguments: uploads run beside the loadgen (S7)
+    uploads: tuple[str, ...] = ()
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -53,10 +64,12 @@ def scenarios(quick: bool) -> list[Scenario]:
 
     s2_conns, s2_tokens = (500, 6) if q else (5000, 15)
     s4_conns, s4_tokens, s4_delay = (1000, 3, 2000) if q else (10000, 12, 5000)
+    # S7's streams outlast its window: every one is open while the uploads run.
+    s7_warmup, s7_measure, s7_tokens = (3, 4, 10) if q else (4, 10, s2_tokens)
     return [
         Scenario(
             "S1", "throughput: demo, no delay, 1000 events per stream, 50 connections looping",
-            DEMO_STACKS, 0, 1000,
+            (DEMO_STACKS[0], USERS_STACK, *DEMO_STACKS[1:]), 0, 1000,
             load(connections=50, duration=4 if q else 10, warmup=1 if q else 2,
                  expect_messages=1000),
             ("ev_per_cpu_s", "events_per_s", "cpu_pct", "ttfe_p99", "gap_p99", "loadgen_pct"),
@@ -98,7 +111,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario(
             "S6", "tool loop: fake Anthropic API, 3 no-op server tool calls then 100 deltas "
             "10 ms apart, 50 connections",
-            ("sseserver",), 10, 100,
+            ("sseserver", FAKE_ALONE), 10, 100,
             load(connections=50, duration=5 if q else 12, warmup=1 if q else 2,
                  expect_messages=100),
             ("ev_per_cpu_s", "events_per_s", "cpu_pct", "tool_gap_p50", "tool_gap_p99"),
@@ -111,6 +124,22 @@ def scenarios(quick: bool) -> list[Scenario]:
                  expect_messages=100, pace_ms=20),
             ("ttfe_p99", "added_p99", "added_p50", "cpu_pct"),
             upstream=True,
+        ),
+        Scenario(
+            "S7", f"uploads beside idle streams: {s2_conns} connections at 1 event/s, and "
+            f"{S7_UPLOADS} concurrent POSTs of a {S7_PDF_MIB} MiB PDF in a loop",
+            ("sseserver",), 1000, s7_tokens,
+            load(connections=s2_conns, streams=s2_conns, warmup=s7_warmup, measure=s7_measure,
+                 expect_messages=s7_tokens, pace_ms=1000, timeout=s7_tokens + 60),
+            ("added_p99", "added_p50", "upload_rss_x", "uploads_done", "uploads_503",
+             "cpu_pct", "tree_cpu_pct", "upload_p99"),
+            timeout=s7_tokens + 90,
+            # Room for every upload in flight at once (the default holds two of them): a
+            # refusal for body memory is not what S7 measures.
+            server_args=("--max-body-bytes-total", str(S7_BODIES_TOTAL)),
+            # From just before the window to just after it, so that it is covered whole.
+            uploads=load(concurrency=S7_UPLOADS, size_mib=S7_PDF_MIB,
+                         start_after=s7_warmup - 0.5, duration=s7_measure + 1),
         ),
         Scenario(
             "R", "resume: POST then GET, every connection cut after 50 events and resumed",
@@ -161,6 +190,10 @@ def _scale(value: float | None, by: float) -> float | None:
     return None if value is None else value / by
 
 
+def _upload(key: str) -> Callable[[Report], float | None]:
+    return _path("uploads", key)
+
+
 COLUMNS: Final[dict[str, Column]] = {
     "ev_per_cpu_s": Column("events/CPU-s", _path("server", "events_per_cpu_s"), "{:,.0f}"),
     "events_per_s": Column("events/s", _path("events_per_s"), "{:,.0f}"),
@@ -182,6 +215,14 @@ COLUMNS: Final[dict[str, Column]] = {
     # From the fake upstream: a tool_use reply's end to its continuation's arrival.
     "tool_gap_p50": Column("tool gap p50 ms", _path("bench", "tool_gap_p50_ms"), "{:.2f}"),
     "tool_gap_p99": Column("tool gap p99 ms", _path("bench", "tool_gap_p99_ms"), "{:.2f}"),
+    # From bench/uploads.py: peak RSS growth (server and its workers) ÷ the bytes of the
+    # bodies in flight at once.
+    "upload_rss_x": Column("RSS growth ÷ in flight", _upload("rss_growth_per_in_flight"),
+                           "{:.2f}"),
+    "uploads_done": Column("uploads done", _upload("done"), "{:.0f}"),
+    "uploads_503": Column("uploads 503", _upload("refused_503"), "{:.0f}"),
+    "tree_cpu_pct": Column("with workers CPU %", _path("bench", "tree_cpu_pct"), "{:.0f}"),
+    "upload_p99": Column("upload p99 ms", _path("uploads", "upload_ms", "p99"), "{:.0f}"),
 }
 
 
@@ -267,10 +308,25 @@ def _relay_latency(results: Results) -> Judged:
 
 def _tool_loop(results: Results) -> Judged:
     gap = _med(results, "S6", "sseserver", "tool_gap_p99")
-    if gap is None:
+    alone = _med(results, "S6", FAKE_ALONE, "tool_gap_p99")
+    if gap is None or alone is None:
         return None
     ok = _verified(results, "S6")
-    return ok and gap <= 5, f"verified {ok}, tool_use to continuation p99 {gap:.2f} ms"
+    return ok and gap - alone <= 5, (
+        f"verified {ok}, tool_use to continuation p99 {gap:.2f} ms, the fake alone "
+        f"{alone:.2f} ms: {gap - alone:+.2f} ms")
+
+
+def _uploads(results: Results) -> Judged:
+    added = _med(results, "S7", "sseserver", "added_p99")
+    growth = _med(results, "S7", "sseserver", "upload_rss_x")
+    refused = _med(results, "S7", "sseserver", "uploads_503")
+    if added is None or growth is None or refused is None:
+        return None
+    ok = _verified(results, "S7")
+    return (ok and added <= 30 and growth <= 3 and refused == 0,
+            f"added p99 {added:.1f} ms, peak RSS growth {growth:.2f}× the bytes in flight, "
+            f"{refused:.0f} uploads refused with 503, verified {ok}")
 
 
 def _resume(results: Results) -> Judged:
@@ -289,6 +345,9 @@ TARGETS: Final = (
     Target("S5a", "≥ the Node relay's events/CPU-s, every feature on",
            _at_least("S5a", "node-relay", 1.0)),
     Target("S5d", "TTFE p99 ≤ 60 ms, added latency p99 ≤ 50 ms", _relay_latency),
-    Target("S6", "a tool_use reply to its continuation ≤ 5 ms p99 (at the fake)", _tool_loop),
+    Target("S6", "a tool_use reply to its continuation ≤ 5 ms p99 beyond the fake alone's",
+           _tool_loop),
+    Target("S7", "added latency p99 ≤ 30 ms, peak RSS growth ≤ 3× the bytes in flight, "
+           "no upload refused with 503", _uploads),
     Target("R", "no event lost or repeated across resumes", _resume),
 )

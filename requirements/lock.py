@@ -36,15 +36,16 @@ def compile_lock(lock: str, extras: tuple[str, ...], constrained: bool, upgrade:
     command = [
         sys.executable, "-m", "piptools", "compile", "--quiet", "--generate-hashes",
         "--allow-unsafe", "--strip-extras", "--no-emit-index-url", "--no-emit-find-links",
-        "--no-header", "--output-file", str(HERE / lock),
+        "--no-header", "--output-file", f"requirements/{lock}",
     ]
     for extra in extras:
         command += ["--extra", extra]
     if constrained:
-        command += ["--constraint", str(HERE / "test.txt")]
+        command += ["--constraint", "requirements/test.txt"]
     if upgrade:
         command.append("--upgrade")
-    command += [str(ROOT / "pyproject.toml"), str(HERE / "build.in")]
+    # Paths relative to the checkout, so the locks' comments do not depend on where it is.
+    command += ["pyproject.toml", "requirements/build.in"]
     subprocess.run(command, check=True, cwd=ROOT)
     # The constraint is how the locks agree, not a reason a package is there.
     path = HERE / lock

@@ -4,18 +4,25 @@ workers, supervisor.py) and print its URL. Running and stopping it is `server.py
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import sys
 from collections.abc import Sequence
 
-from .config import Settings, is_loopback, load_settings, resolved_provider
+from .config import (
+    Settings,
+    is_loopback,
+    load_settings,
+    resolved_provider,
+    secrets_on_command_line,
+)
 from .deprecations import deprecation_warnings
 from .errors import ConfigError
 from .event_loop import resolved_loop, run
 from .server import configure_logging, serve
 from .supervisor import run_workers
 
-__all__ = ["configure_logging", "exposure_warning", "main"]
+__all__ = ["configure_logging", "exposure_warning", "listen_error", "main"]
 
 log = logging.getLogger("sseserver")
 
@@ -30,13 +37,29 @@ def exposure_warning(settings: Settings) -> str | None:
     return (
         f"!!! listening on {settings.host} with the anthropic provider and no "
         "--access-token: anyone who can reach this port can spend your API key. Set "
-        "--access-token (SSESERVER_ACCESS_TOKEN) before exposing it."
+        "--access-token-file (or SSESERVER_ACCESS_TOKEN) before exposing it."
     )
 
 
+def listen_error(settings: Settings, exc: OSError) -> str:
+    """One line that names the port and what to do; the errno's own words say neither."""
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {settings.port} is already in use on {settings.host} (another "
+                "sseserver, or `make run`?): stop that process, or pick another port with "
+                "--port N (--port 0 picks a free one)")
+    if exc.errno == errno.EACCES:
+        return (f"no permission to listen on {where}: ports below 1024 need privileges; "
+                "pick another with --port N")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {settings.host} is not an address of this machine"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        settings = load_settings(argv)
     except ConfigError as exc:
         print(f"sseserver: {exc}", file=sys.stderr)
         return 2
@@ -46,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.forwarded_allow_ips:
         log.info("client address and scheme from X-Forwarded-For/-Proto when the peer is "
                  "in %s", ", ".join(map(str, settings.forwarded_allow_ips)))
+    for flag in secrets_on_command_line(argv):
+        log.warning("%s was given on the command line, where any user of this machine can "
+                    "read it (ps, /proc): use %s-file or the variable instead", flag, flag)
     exposure = exposure_warning(settings)
     if exposure is not None:
         log.warning("%s", exposure)
@@ -66,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sseserver: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"sseserver: cannot listen on {settings.host}:{settings.port}: {exc}",
-              file=sys.stderr)
+        print(f"sseserver: {listen_error(settings, exc)}", file=sys.stderr)
         return 1
     return 0
 

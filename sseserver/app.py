@@ -19,31 +19,38 @@ import jinja2
 from aiohttp import web
 
 from .aisdk import routes as aisdk_routes
-from .bodies import BodyBudget
-from .config import Settings, load_settings
-from .cors import add_cors_headers
-from .fanout import Fanout
-from .generations import Generations
-from .guard import fallback, json_error_bodies
-from .keys import (
+from .app_keys import (
     BODY_BUDGET,
+    BUDGETS,
     FANOUT,
     GENERATIONS,
     METRICS,
+    PARSER,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
     STORE,
     SUBSCRIBERS,
+    VERIFIER,
 )
+from .bodies import BodyBudget
+from .budgets import Budgets
+from .config import Settings, load_settings
+from .cors import add_cors_headers
+from .fanout import Fanout
+from .generations import Generations
+from .guard import fallback, json_error_bodies
+from .identity import Verifier
 from .metrics import Metrics
 from .overload import LoopLag
 from .providers import create_provider
 from .routes import routes
+from .serving import Subscribers
 from .store.base import StreamStore
 from .store.memory import MemoryStore
-from .subscriber import Subscribers
+from .store.quotas import MemoryQuotas, Quotas
 from .tools.loop import with_tools
+from .uploads import BodyParser
 
 log = logging.getLogger("sseserver")
 
@@ -72,6 +79,17 @@ def create_store(settings: Settings) -> StreamStore:
                       resume_max_bytes=resume_max_bytes)
 
 
+def create_quotas(settings: Settings, store: StreamStore) -> Quotas:
+    """Limits and budgets where the streams are: the fleet's on Redis."""
+    if settings.redis_url is None:
+        return MemoryQuotas()
+    from .store.redis import RedisStore
+    from .store.redis.quotas import RedisQuotas
+
+    assert isinstance(store, RedisStore)
+    return RedisQuotas(store.shards, store.prefix, store.token, store.dead_processes)
+
+
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     """Provider and generations live as long as the app (shutdown: `_stop_generations`)."""
     settings = app[SETTINGS]
@@ -82,17 +100,27 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     lag = LoopLag(settings.max_loop_lag_ms, app[METRICS].loop_lag)
     lag.start()
-    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS], lag)
+    quotas = create_quotas(settings, store)
+    budgets = None
+    if settings.users:
+        await app[VERIFIER].open()
+        budgets = app[BUDGETS] = Budgets(quotas, settings, app[METRICS])
+    app[GENERATIONS] = Generations(store, provider, settings, app[METRICS], lag, quotas,
+                                   budgets)
     fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
     app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS], app[GENERATIONS])
     heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
+    app[PARSER] = BodyParser(settings)
     log.info("provider: %s (model %s)", provider.name, settings.model)
     yield
+    app[PARSER].close()
     lag.stop()
     heartbeats.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await heartbeats
     await app[GENERATIONS].close()
+    if settings.users:
+        await app[VERIFIER].close()
     await store.close()
     await provider.close()
 
@@ -115,10 +143,12 @@ def app_from_environment() -> web.Application:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     # No middleware: every route guards itself (guard.py).
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_upload_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_total)
+    if settings.users:
+        app[VERIFIER] = Verifier(settings)
     root = web_root()
     aiohttp_jinja2.setup(
         app,

@@ -8,7 +8,8 @@ balancers probe without credentials and which says only "ok" and a count.
 How a client proves it has the token, either way compared in constant time:
 
 - `Authorization: Bearer TOKEN` (scripts, curl, Prometheus' `authorization` setting);
-- the cookie that `GET /?token=TOKEN` sets (browsers: `EventSource` cannot send headers).
+- the cookie that the page's sign-in form sets (`POST /login` with the token in a JSON
+  body), or `GET /?token=TOKEN` (browsers: `EventSource` cannot send headers).
   It is HttpOnly (no script reads it) and SameSite=Strict (no other site's page makes the
   browser send it, so no cross-site request forgery), and it holds an HMAC of the token,
   not the token. The answer to `/?token=` is a redirect to `/`, so the token leaves the
@@ -23,17 +24,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .errors import Forbidden, Unauthorized
+from .app_keys import SETTINGS
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .forwarded import client_secure
-from .keys import SETTINGS
 
 COOKIE_NAME: Final = "sseserver_access"
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600  # a month; a new token (restart) invalidates it
+# Set on the redirect away from `/?token=WRONG`, read and removed by the page it leads to,
+# so the page says "wrong token" without the token staying in the address.
+WRONG_COOKIE: Final = "sseserver_wrong_token"
 _COOKIE_CONTEXT: Final = b"sseserver access cookie v1"
 
 
@@ -86,8 +91,8 @@ def same_origin(request: web.BaseRequest) -> bool:
     return origin_host == host or (":" not in host.rpartition("]")[2] and origin_name == host)
 
 
-def unauthorized() -> Unauthorized:
-    return Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="sseserver"'})
+def unauthorized(message: str | None = None) -> Unauthorized:
+    return Unauthorized(message, headers={"WWW-Authenticate": 'Bearer realm="sseserver"'})
 
 
 def require_token(request: web.Request) -> None:
@@ -106,19 +111,41 @@ def require_token(request: web.Request) -> None:
         )
 
 
-def login_with_query_token(request: web.Request) -> web.Response | None:
-    """`GET /?token=T`: a redirect to `/` that sets the cookie, a 401 for a wrong token,
-    or None (serve the page) when there is no `token` parameter or no token configured."""
+# What the page says about access (data-access on <body>): nothing to do, signed in by the
+# cookie, needs the token, or was given a wrong one.
+Access = Literal["open", "signed-in", "sign-in", "wrong"]
+WRONG_TOKEN: Final = "Wrong token: check it and try again."
+
+
+def access_state(request: web.Request) -> Access:
     token = request.app[SETTINGS].access_token
-    presented = request.query.get("token")
-    if token is None or presented is None:
-        return None
-    if not _same(presented, token):
-        raise unauthorized()
-    response = web.Response(
-        status=303,
-        headers={"Location": "/", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    if token is None:
+        return "open"
+    if token_matches(request, token):
+        return "signed-in"
+    return "wrong" if WRONG_COOKIE in request.cookies else "sign-in"
+
+
+def sign_in(request: web.Request, body: bytes) -> web.Response:
+    """`POST /login` with `{"token": T}`: 204 and the cookie, or a 401 that says the token
+    is wrong. The token travels in a body, never in an address or the history."""
+    token = request.app[SETTINGS].access_token
+    if token is None:
+        raise NotFound("This server has no access token: there is nothing to sign in to.")
+    try:
+        presented = json.loads(body).get("token")
+    except (ValueError, AttributeError):
+        presented = None
+    if not isinstance(presented, str):
+        raise BadRequest('The body must be {"token": "..."}.')
+    if not _same(presented.strip(), token):
+        raise Unauthorized(WRONG_TOKEN)
+    response = web.Response(status=204, headers={"Cache-Control": "no-store"})
+    _set_cookie(response, request, token)
+    return response
+
+
+def _set_cookie(response: web.Response, request: web.Request, token: str) -> None:
     response.set_cookie(
         COOKIE_NAME,
         cookie_value(token),
@@ -129,4 +156,23 @@ def login_with_query_token(request: web.Request) -> web.Response | None:
         # HTTPS here or at a trusted proxy (forwarded.py): never send it over plain HTTP.
         secure=client_secure(request),
     )
+
+
+def login_with_query_token(request: web.Request) -> web.Response | None:
+    """`GET /?token=T`: a redirect to `/` that sets the cookie (for a wrong token, a mark
+    instead, and the page says "wrong token"), or None (serve the page) when there is no
+    `token` parameter or no token configured. Either way the token leaves the address."""
+    token = request.app[SETTINGS].access_token
+    presented = request.query.get("token")
+    if token is None or presented is None:
+        return None
+    response = web.Response(
+        status=303,
+        headers={"Location": "/", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+    if _same(presented, token):
+        _set_cookie(response, request, token)
+    else:
+        response.set_cookie(WRONG_COOKIE, "1", max_age=60, path="/", httponly=True,
+                            samesite="Strict", secure=client_secure(request))
     return response

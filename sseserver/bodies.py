@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
@@ -72,16 +72,30 @@ def require_known_encoding(request: web.Request) -> None:
 
 @contextlib.asynccontextmanager
 async def read_body(
-    request: web.Request, budget: BodyBudget, settings: Settings
+    request: web.Request, budget: BodyBudget, settings: Settings, limit: int | None = None,
 ) -> AsyncIterator[bytes]:
     """The whole body, counted against `budget` until the block ends (its parsing
-    included), or a refusal."""
+    included), or a refusal; at most `limit` bytes (--max-body-bytes when None)."""
+    chunks: list[bytes] = []
+    async with body_chunks(request, budget, settings, chunks.append, limit):
+        body = b"".join(chunks)
+        chunks.clear()
+        yield body
+
+
+@contextlib.asynccontextmanager
+async def body_chunks(
+    request: web.Request, budget: BodyBudget, settings: Settings,
+    write: Callable[[bytes], None], limit: int | None = None,
+) -> AsyncIterator[int]:
+    """`read_body` for a caller that keeps the bytes itself: each chunk goes to `write`
+    as it arrives; the block gets the body's size, and the bytes count against `budget`
+    until it ends."""
     require_known_encoding(request)
-    limit = settings.max_body_bytes
+    limit = settings.max_body_bytes if limit is None else limit
     too_large = TooLarge(f"The body is larger than {limit} bytes.")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    chunks: list[bytes] = []
     taken = 0
     try:
         try:
@@ -93,7 +107,7 @@ async def read_body(
                         raise BodiesFull
                     budget.held += len(chunk)
                     taken += len(chunk)
-                    chunks.append(chunk)
+                    write(chunk)
         except TimeoutError:
             raise RequestTimeout from None
         except RequestPayloadError as exc:
@@ -102,9 +116,7 @@ async def read_body(
             # reading it again after the answer, which would log the same error twice.
             request.content.feed_eof()
             raise BadRequest(f"The body could not be read: {_reason(exc)}") from None
-        body = b"".join(chunks)
-        chunks.clear()
-        yield body
+        yield taken
     finally:
         budget.held -= taken
 

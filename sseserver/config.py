@@ -39,6 +39,9 @@ DEFAULT_PER_CLIENT = 4
 # which a stalled upstream would otherwise hold a generation (docs/operations.md,
 # "Options").
 DEFAULT_UPSTREAM_TIMEOUT = 120.0
+# A JWKS is fetched again for an unknown key id at most this often, so tokens with made-up
+# key ids cannot turn the server into a flood against the identity provider.
+JWKS_MIN_REFRESH = 30.0
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -73,10 +76,25 @@ class Settings:
     max_loop_lag_ms: int = 50  # 0 = no admission by event-loop lag
     # repr=False: the token must never reach a log line through a Settings repr.
     access_token: str | None = field(default=None, repr=False)
+    # Users (identity.py): keys that sign their tokens, and what a token must say.
+    jwt_jwks_url: str | None = None
+    jwt_secret_file: bytes | None = field(default=None, repr=False)  # the secret itself
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_user_claim: str = "sub"
+    # Not an option: the JWKS refresh bound (JWKS_MIN_REFRESH); tests shorten it.
+    jwks_min_refresh: float = JWKS_MIN_REFRESH
+    # Tokens per user per window (budgets.py); 0: no budget unless a token carries one.
+    budget_tokens: int = 0
+    budget_window: float = 86400.0
     cors_origins: tuple[str, ...] = ()
     shutdown_grace: float = 10.0
     max_message_chars: int = 32000
     max_body_bytes: int = 1024 * 1024
+    # A body with images or documents (docs/protocol.md, "Attachments").
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_attachment_bytes: int = 32 * 1024 * 1024
+    document_citations: bool = True
     max_body_bytes_total: int = 64 * 1024 * 1024
     max_header_bytes: int = 32 * 1024
     request_timeout: float = 15.0
@@ -92,6 +110,11 @@ class Settings:
     # Read from the Anthropic SDK's own variables; repr=False keeps the key out of any log.
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
+
+    @property
+    def users(self) -> bool:
+        """Whether requests are made by users named in verified tokens (identity.py)."""
+        return self.jwt_jwks_url is not None or self.jwt_secret_file is not None
 
     @property
     def allowed_models(self) -> tuple[str, ...]:
@@ -130,6 +153,16 @@ class Option:
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.field.upper()
+
+    @property
+    def file_flag(self) -> str:
+        """A secret's file option: the value read from a file, not from the command line
+        that any local user can read with `ps`."""
+        return self.flag + "-file"
+
+    @property
+    def file_env(self) -> str:
+        return self.env + "_FILE"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -272,6 +305,59 @@ OPTIONS: tuple[Option, ...] = (
         secret=True,
     ),
     Option(
+        "jwt_jwks_url",
+        values.jwks_url,
+        "users: verify their tokens (RS256, ES256, EdDSA) with the keys of this JWKS, "
+        "fetched again for an unknown key id (at most every 30 s); /api/ then needs a "
+        "token, and streams belong to the user who started them",
+        shown_default="none",
+        metavar="URL",
+    ),
+    Option(
+        "jwt_secret_file",
+        values.secret_file,
+        "users: verify their tokens (HS256) with the secret in this file (at least 32 "
+        "bytes; a final line end is not part of it)",
+        shown_default="none",
+        secret=True,
+        metavar="FILE",
+    ),
+    Option(
+        "jwt_audience",
+        values.optional_text,
+        "the aud a user's token must name (a token with an aud is refused without it)",
+        shown_default="none",
+        metavar="AUD",
+    ),
+    Option(
+        "jwt_issuer",
+        values.optional_text,
+        "the iss a user's token must name",
+        shown_default="none",
+        metavar="ISS",
+    ),
+    Option(
+        "jwt_user_claim",
+        values.claim_name,
+        "the claim of a user's token that names the user",
+        metavar="CLAIM",
+    ),
+    Option(
+        "budget_tokens",
+        values.non_negative_int,
+        "tokens each user may spend per --budget-window (input and output; cache reads at "
+        "a tenth), 429 beyond; a token's sse:budget claim overrides it; needs users "
+        "(0 = none)",
+        metavar="N",
+    ),
+    Option(
+        "budget_window",
+        values.duration,
+        "the budget's window, aligned to UTC midnight for 1d: 1d, 12h, 30m or seconds",
+        shown_default="1d",
+        metavar="DURATION",
+    ),
+    Option(
         "cors_origins",
         values.origin_list,
         "comma list of origins (https://host[:port]) allowed to call /api/ cross-site",
@@ -285,7 +371,32 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
     ),
     Option("max_message_chars", values.positive_int, "longest accepted message or system prompt"),
-    Option("max_body_bytes", values.positive_int, "largest accepted JSON request body"),
+    Option(
+        "max_body_bytes",
+        values.positive_int,
+        "largest accepted JSON request body without images or documents",
+    ),
+    Option(
+        "max_upload_bytes",
+        values.positive_int,
+        "largest accepted JSON request body that holds images or documents (base64 "
+        "makes a file a third larger); at least --max-body-bytes",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_attachment_bytes",
+        values.positive_int,
+        "largest image or document a request may hold, decoded",
+        metavar="BYTES",
+    ),
+    Option(
+        "document_citations",
+        values.on_off,
+        "on: documents are sent with citations enabled, and Claude's citations of them "
+        "become citation events; off: they are sent without",
+        shown_default="on",
+        metavar="ON|OFF",
+    ),
     Option(
         "max_body_bytes_total",
         values.positive_int,
@@ -324,7 +435,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "upstream_retries",
         values.non_negative_int,
-        "times the Anthropic SDK retries a failed request before the first token",
+        "times a failed request to the Anthropic API is retried before its answer",
     ),
     Option(
         "upstream_timeout",
@@ -341,6 +452,7 @@ OPTIONS: tuple[Option, ...] = (
         "(redis+cluster://host:port[,host:port...]), so that several processes or hosts "
         "serve any stream",
         shown_default="none: in this process's memory",
+        secret=True,
     ),
     Option(
         "workers",
@@ -375,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Stream Claude's replies over Server-Sent Events, with a chat page at /. "
             "Every option can also be set with the environment variable shown. "
-            "ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL are read by the Anthropic SDK."
+            "ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL are read as the Anthropic SDK reads them."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -388,7 +500,55 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"{option.help} [env {option.env}; default: {default}]",
         )
+        if option.secret:
+            parser.add_argument(
+                option.file_flag,
+                dest=option.field + "_file",
+                metavar="PATH",
+                default=None,
+                help=f"read {option.flag} from this file, where `ps` cannot see it (a "
+                     f"trailing newline is ignored) [env {option.file_env}]",
+            )
     return parser
+
+
+def secrets_on_command_line(argv: Sequence[str]) -> list[str]:
+    """The secret options given a value on the command line: any local user can read a
+    process's arguments (`ps`), so the start-up log warns about each."""
+    flags = [option.flag for option in OPTIONS if option.secret]
+    return [flag for flag in flags
+            if any(arg == flag or arg.startswith(flag + "=") for arg in argv)]
+
+
+def _read_secret(path: str) -> str:
+    """A secret file's content, without its trailing newline (what `echo` or an editor
+    adds); an OSError says why it cannot be read."""
+    with open(path, encoding="utf-8") as file:
+        return file.read().rstrip("\r\n")
+
+
+def _raw_value(option: Option, args: argparse.Namespace,
+               environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """An option's text and where it came from: its flag, else its variable (for a
+    secret, each either as the value or as a file that holds it), else None."""
+    flag_file = getattr(args, option.field + "_file", None)
+    env_file = environ.get(option.file_env) if option.secret else None
+    levels = (
+        ((option.flag, getattr(args, option.field)), (option.file_flag, flag_file)),
+        ((option.env, environ.get(option.env)), (option.file_env, env_file)),
+    )
+    for (source, value), (file_source, path) in levels:
+        if value is not None and path is not None:
+            raise ConfigError(f"give {source} or {file_source}, not both")
+        if value is not None:
+            return value, source
+        if path is not None:
+            try:
+                return _read_secret(path), f"{file_source}={path!r}"
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ConfigError(f"{file_source}={path!r}: cannot read it: {why}") from None
+    return None, option.flag
 
 
 def _show(value: object) -> str:
@@ -405,21 +565,33 @@ def load_settings(
     args = build_parser().parse_args(list(argv or ()))
     values: dict[str, Any] = {}
     for option in OPTIONS:
-        raw: str | None = getattr(args, option.field)
-        source = option.flag
-        if raw is None:
-            raw = environ.get(option.env)
-            source = option.env
+        raw, source = _raw_value(option, args, environ)
         if raw is None:
             continue
         try:
             values[option.field] = option.parse(raw)
         except ValueError as exc:
             shown = "(hidden)" if option.secret else repr(raw)
-            raise ConfigError(f"{source}={shown}: {exc}") from None
+            where = source if "=" in source else f"{source}={shown}"  # a file names itself
+            raise ConfigError(f"{where}: {exc}") from None
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
     settings = Settings(**values)
+    if settings.max_upload_bytes < settings.max_body_bytes:
+        raise ConfigError(
+            f"--max-upload-bytes {settings.max_upload_bytes} is less than --max-body-bytes "
+            f"{settings.max_body_bytes}: a body with attachments may be at least as large "
+            "as one without"
+        )
+    if settings.users and settings.access_token is not None:
+        raise ConfigError(
+            "--access-token is the single-user mode: leave it out with --jwt-jwks-url or "
+            "--jwt-secret-file, whose tokens name each user"
+        )
+    if settings.budget_tokens and not settings.users:
+        raise ConfigError(
+            "--budget-tokens counts per user: it needs --jwt-jwks-url or --jwt-secret-file"
+        )
     if settings.workers > 1 and settings.redis_url is None:
         # Each process would hold its own streams: a reconnect landing on another
         # worker would find nothing, and DELETE would miss the generation.

@@ -43,11 +43,11 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestPayloadError
 
 from .access_log import AccessLogger
+from .app_keys import METRICS
 from .config import Settings
-from .descriptors import DescriptorWatch, Every, connection_cap, open_files_limit
 from .errors import BadRequest, HeadersTooLarge, Refused, TooManyConnections, UriTooLong
 from .guard import error_response
-from .keys import METRICS
+from .open_files import DescriptorWatch, Every, connection_cap, open_files_limit
 from .option_values import MAX_HEADERS, MAX_LINE_BYTES
 
 log = logging.getLogger("sseserver.connections")

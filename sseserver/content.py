@@ -1,7 +1,8 @@
 """Content arrays in a request's messages: the Messages API's own blocks, checked as
 strictly as a string message (docs/protocol.md, "Content arrays").
 
-A user message may hold `text` and `tool_result` blocks; an assistant message the blocks a
+A user message may hold `text`, `image`, `document` (attachments.py checks those two) and
+`tool_result` blocks; an assistant message the blocks a
 `turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, and web search's
 `server_tool_use` and `web_search_tool_result`), which a client sends back as it got them.
 Every `tool_result` must answer a `tool_use` of the assistant message just before it, every
@@ -16,15 +17,17 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
+from .attachments import Attachments
 from .errors import BadRequest
 from .providers.base import Block, Role
 
 _ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,128}")
-_IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # Per role and type: the fields a block must have, and those it may have besides.
 _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
     "user": {
         "text": (frozenset({"type", "text"}), frozenset()),
+        "image": (frozenset({"type", "source"}), frozenset()),
+        "document": (frozenset({"type", "source"}), frozenset({"title", "context"})),
         "tool_result": (frozenset({"type", "tool_use_id"}), frozenset({"content", "is_error"})),
         "tool_approval": (frozenset({"type", "tool_use_id", "approved"}), frozenset({"reason"})),
     },
@@ -44,9 +47,11 @@ TextCheck = Callable[[str, str], str]
 
 def content_blocks(
     value: list[Any], role: Role, where: str, tools: Collection[str], text: TextCheck,
+    files: Attachments,
 ) -> tuple[Block, ...]:
     """A message's content array, each block checked; `text(value, where)` checks a text
-    against the size limits; `tools` are the names of the tools a request may call."""
+    against the size limits; `tools` are the names of the tools a request may call;
+    `files` checks and counts the request's images and documents."""
     if not value:
         raise BadRequest(f"{where} must not be an empty list.")
     allowed = _FIELDS[role]
@@ -66,12 +71,20 @@ def content_blocks(
         if missing or extra:
             wrong = f"lacks {', '.join(missing)}" if missing else f"has unknown {extra[0][:40]!r}"
             raise BadRequest(f"{at} ({kind}) {wrong}.")
-        _check(block, kind, at, tools, text)
+        if kind == "image":
+            block = files.image(block, at)
+        elif kind == "document":
+            block = files.document(block, at)
+        else:
+            _check(block, kind, at, tools, text, files)
         blocks.append(block)
     return tuple(blocks)
 
 
-def _check(block: Block, kind: str, at: str, tools: Collection[str], text: TextCheck) -> None:
+def _check(
+    block: Block, kind: str, at: str, tools: Collection[str], text: TextCheck,
+    files: Attachments,
+) -> None:
     if kind == "text":
         _string(block, "text", at)
         text(block["text"], f"{at}.text")
@@ -105,12 +118,12 @@ def _check(block: Block, kind: str, at: str, tools: Collection[str], text: TextC
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block.get("is_error", False), bool):
             raise BadRequest(f"{at}.is_error must be true or false.")
-        _result_content(block.get("content", ""), f"{at}.content", text)
+        _result_content(block.get("content", ""), f"{at}.content", text, files)
     if "caller" in block and not isinstance(block["caller"], dict):
         raise BadRequest(f"{at}.caller must be an object.")
 
 
-def _result_content(content: object, at: str, text: TextCheck) -> None:
+def _result_content(content: object, at: str, text: TextCheck, files: Attachments) -> None:
     """A tool_result's content: a string, or a list of text and image blocks."""
     if isinstance(content, str):
         if content:
@@ -124,15 +137,12 @@ def _result_content(content: object, at: str, text: TextCheck) -> None:
             "type", "text"
         } and isinstance(part["text"], str):
             text(part["text"], f"{where}.text")
-        elif not (isinstance(part, dict) and part.get("type") == "image"
-                  and set(part) == {"type", "source"} and _is_image_source(part["source"])):
+        elif isinstance(part, dict) and part.get("type") == "image" and set(part) == {
+            "type", "source"
+        }:
+            files.result_image(part, where)
+        else:
             raise BadRequest(f"{where} must be a text block or a base64 image block.")
-
-
-def _is_image_source(source: object) -> bool:
-    return (isinstance(source, dict) and set(source) == {"type", "media_type", "data"}
-            and source["type"] == "base64" and source["media_type"] in _IMAGE_TYPES
-            and isinstance(source["data"], str))
 
 
 def _string(block: Block, key: str, at: str) -> None:

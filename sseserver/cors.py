@@ -19,8 +19,8 @@ from typing import Final
 
 from aiohttp import web
 
+from .app_keys import SETTINGS
 from .errors import Forbidden
-from .keys import SETTINGS
 
 ALLOW_METHODS: Final = "GET, POST, DELETE"
 ALLOW_HEADERS: Final = "Authorization, Content-Type, Last-Event-ID"

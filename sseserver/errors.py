@@ -10,17 +10,21 @@
      ├── SlowSubscriber         a write stayed blocked for --send-timeout
      └── Refused                a request turned away: status, type, label, Retry-After
           ├── BadRequest (400)  ├── Unauthorized (401)   ├── Forbidden (403)
+          │                     │    └── TokenRefused: TokenMissing, TokenExpired,
+          │                     │        TokenNotYetValid, BadSignature, WrongAudience,
+          │                     │        WrongIssuer, InvalidToken (identity.py)
           ├── NotFound (404)    ├── MethodNotAllowed (405)
           ├── RequestTimeout (408)                       ├── TooLarge (413)
           ├── UriTooLong (414)  ├── UnsupportedMediaType (415)
-          ├── ClientLimit (429) ├── HeadersTooLarge (431) ├── ServerError (500)
+          ├── ClientLimit (429) ├── BudgetExceeded (429)
+          ├── HeadersTooLarge (431)                      ├── ServerError (500)
           ├── AtCapacity (503)  ├── ShuttingDown (503)   ├── Overloaded (503)
           ├── BodiesFull (503)  ├── TooManyConnections (503)
           └── StoreDown (503)
 
-A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so the
-one middleware (middleware.py) maps any of them the same way and counts those with a
-metric label. This module imports nothing of ours: every layer can raise from here.
+A `Refused` carries everything its JSON answer needs (docs/protocol.md, "Errors"), so
+guard.py turns any of them into its answer the same way and counts those with a metric
+label. This module imports nothing of ours: every layer can raise from here.
 """
 
 from __future__ import annotations
@@ -46,12 +50,15 @@ class ProviderError(SSEServerError):
 
     `type` keeps Anthropic's error type where there is one (`overloaded_error`, ...),
     else `upstream_unavailable` or `upstream_timeout` (docs/protocol.md, "Errors").
+    `kind` names a transport failure's cause (`refused`, `dns`, `tls`, `timeout`, ...)
+    for the log and /healthz; it is not sent.
     """
 
-    def __init__(self, type: str, message: str) -> None:
+    def __init__(self, type: str, message: str, *, kind: str | None = None) -> None:
         super().__init__(f"{type}: {message}")
         self.type = type
         self.message = message
+        self.kind = kind
 
 
 class StoreError(SSEServerError):
@@ -101,9 +108,54 @@ class Unauthorized(Refused):
     type = "authentication_error"
     label = "unauthorized"
     default_message = (
-        "This server needs its access token: open /?token=TOKEN once in this browser, "
-        "or send 'Authorization: Bearer TOKEN'."
+        "This server needs its access token: sign in on the page (or open /?token=TOKEN "
+        "once in this browser), or send 'Authorization: Bearer TOKEN'."
     )
+
+
+class TokenRefused(Unauthorized):
+    """A user's token (identity.py) was refused; the subclass's type says why, so a
+    client knows whether to refresh it, sign in again or fix its configuration."""
+
+    default_message = "The token was refused."
+
+
+class TokenMissing(TokenRefused):
+    type = "token_missing"
+    default_message = (
+        "This server needs a token: send 'Authorization: Bearer TOKEN', or open "
+        "/?token=TOKEN once in this browser."
+    )
+
+
+class TokenExpired(TokenRefused):
+    type = "token_expired"
+    default_message = "The token has expired."
+
+
+class TokenNotYetValid(TokenRefused):
+    type = "token_not_yet_valid"
+    default_message = "The token is not valid yet (nbf)."
+
+
+class BadSignature(TokenRefused):
+    type = "bad_signature"
+    default_message = "The token's signature does not verify."
+
+
+class WrongAudience(TokenRefused):
+    type = "wrong_audience"
+    default_message = "The token is not meant for this server (aud)."
+
+
+class WrongIssuer(TokenRefused):
+    type = "wrong_issuer"
+    default_message = "The token comes from an issuer this server does not trust (iss)."
+
+
+class InvalidToken(TokenRefused):
+    type = "invalid_token"
+    default_message = "The token cannot be used here."
 
 
 class Forbidden(Refused):
@@ -166,6 +218,16 @@ class ClientLimit(Refused):
     default_message = (
         "You have as many replies running as this server allows; wait for one to end."
     )
+
+
+class BudgetExceeded(Refused):
+    """This user has spent --budget-tokens (or their token's own budget) in this window;
+    Retry-After is the window's end, set by whoever raises it (budgets.py)."""
+
+    status = 429
+    type = "budget_exceeded"
+    label = "budget"
+    default_message = "You have used this window's budget of tokens."
 
 
 class AtCapacity(Refused):

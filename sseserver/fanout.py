@@ -7,7 +7,7 @@ Following is the hot path: the events a stream gets within one step of the event
 one `transport.write`, right after that step, of a chunk built once for all of its
 followers, with no task switch, future or timer per subscriber. A follower whose socket
 buffer is over FOLLOW_HIGH_WATER is let go: its handler catches up by reading the store,
-with aiohttp's flow control (subscriber.py). The store knows nothing of this: it hands
+with aiohttp's flow control (serving.py). The store knows nothing of this: it hands
 each frame and its index to the stream's one listener.
 
 One timer (`Fanout.run`) serves every follower: a `: ping` after --heartbeat seconds without

@@ -31,7 +31,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
-from .keys import SETTINGS
+from .app_keys import SETTINGS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

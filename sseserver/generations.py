@@ -12,11 +12,13 @@ not a task: the store calls it with each signal, and the idle deadline is one ti
 so a generation costs one task and no more (memory per open stream).
 
 Limits count generations, not connections: `--max-streams` for the process and
-`--max-streams-per-client` per client address (by default DEFAULT_PER_CLIENT beyond
-loopback, none on it). A resumed or extra subscriber of a running
-generation starts nothing, so it counts nothing. At shutdown `drain()` refuses new
-generations, lets running ones finish for `--shutdown-grace` seconds, then cancels the rest,
-which ends each of their streams with a `server_shutdown` error event.
+`--max-streams-per-client` per client address, or per user when the server has users (by default
+DEFAULT_PER_CLIENT beyond loopback, none on it). With quotas shared by the fleet (Redis), the
+per-client count is also taken there, exactly across processes; a user's budget (budgets.py) is
+reserved at the start and settled at the end. A resumed or extra subscriber of a running generation
+starts nothing, so it counts nothing. At shutdown `drain()` refuses new generations, lets running
+ones finish for `--shutdown-grace` seconds, then cancels the rest, which ends each of their streams
+with a `server_shutdown` error event.
 
 With a store in another process (Redis) an append can fail: the backend is unreachable
 (`StoreUnavailable`) or the stream was ended for us because this process was taken for
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from .access_log import loggable
+from .budgets import Budgets, Hold
 from .config import DEFAULT_PER_CLIENT, Settings, is_loopback
 from .errors import (
     AtCapacity,
@@ -46,16 +49,20 @@ from .errors import (
     StoreUnavailable,
     StreamLost,
 )
+from .identity import User
 from .ids import new_stream_id
 from .metrics import Metrics
 from .overload import LoopLag
 from .providers import GenerationRequest, Provider, Usage
 from .sse import StreamFrames
 from .store.base import Cancel, Signal, StreamStore
+from .store.quotas import MemoryQuotas, Quotas
 
 log = logging.getLogger("sseserver.generations")
 
 Ending = Literal["done", "cancelled", "client_gone", "error", "shutdown", "lost"]
+# Why a stream ended with stop_reason "cancelled": its `usage` says so in `cancel_reason`.
+CANCEL_REASONS: Final[dict[Ending, str]] = {"cancelled": "deleted", "client_gone": "no_reader"}
 
 # What an unknown block's type may be to become a metric label (else "other").
 _TYPE_NAME: Final = re.compile(r"[a-z0-9_]{1,64}")
@@ -69,6 +76,10 @@ class _Progress:
     """What one generation has done so far; ends up in its log line."""
 
     client: str  # the address that started it, for its log line
+    key: str = ""  # what the per-client limit counts: the address, or the user
+    user: User | None = None
+    slot: bool = False  # it holds one of the fleet's slots for `key` (quotas)
+    hold: Hold | None = None  # what it holds back of its user's budget
     watchdog: _Watchdog | None = None
     started: float = field(default_factory=time.monotonic)
     running: bool = False  # its task has taken its first step
@@ -141,8 +152,12 @@ class Generations:
         settings: Settings,
         metrics: Metrics | None = None,
         lag: LoopLag | None = None,
+        quotas: Quotas | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._store = store
+        self._quotas = quotas if quotas is not None else MemoryQuotas()
+        self._budgets = budgets
         self._provider = provider
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -160,10 +175,12 @@ class Generations:
         return len(self._tasks)
 
     async def start(
-        self, request: GenerationRequest, client: str = "", *, wait_for_subscriber: bool = False
+        self, request: GenerationRequest, client: str = "", *, user: User | None = None,
+        wait_for_subscriber: bool = False,
     ) -> str:
         """Create the stream and start generating into it; returns its id.
-        `client` is the address the per-client limit counts against. With
+        `client` is the address the per-client limit counts against, and `user` (when the
+        server has users) the user it counts instead, who owns the stream. With
         `wait_for_subscriber` the upstream is called only once a first subscriber has
         attached: a stream nobody opens costs no token, and it still counts against the
         limits until the first-subscriber grace frees it."""
@@ -173,20 +190,31 @@ class Generations:
             raise AtCapacity
         if self._lag is not None and self._lag.overloaded:
             raise Overloaded
-        per_client = self._client_limit(client)
-        if per_client and self._per_client.get(client, 0) >= per_client:
+        key = user.limit_key if user is not None else client
+        per_client = self._client_limit(key)
+        if per_client and self._per_client.get(key, 0) >= per_client:
             raise ClientLimit
         # Counted before the first await: the check and the count are one step, so
         # simultaneous requests cannot all pass the check while one of them waits for
         # the store (docs/operations.md, "Limits and timeouts").
-        self._count(client, 1)
+        self._count(key, 1)
+        progress = _Progress(client, key, user)
         stream_id = new_stream_id()
         try:
-            await self._store.create(stream_id)
-        except BaseException:  # the store failed, or the client left while we waited
-            self._count(client, -1)
+            if per_client:  # across the fleet too: one step in Redis
+                if not await self._quotas.take_slot(key, per_client):
+                    raise ClientLimit
+                progress.slot = True
+            if user is not None and self._budgets is not None:
+                progress.hold = await self._budgets.reserve(user, request)
+            await self._store.create(stream_id, user.id if user is not None else "")
+        except BaseException:  # refused, the store failed, or the client left meanwhile
+            self._count(key, -1)
+            if progress.slot:
+                self._quotas.give_slot(key)
+            if progress.hold is not None and self._budgets is not None:
+                await self._budgets.settle(progress.hold, None)
             raise
-        progress = _Progress(client)
         if wait_for_subscriber:
             progress.subscribed = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(stream_id, request, progress), name="generation")
@@ -213,7 +241,10 @@ class Generations:
         if watchdog is not None:
             watchdog.stop()
         if self._tasks.pop(stream_id, None) is not None:
-            self._count(progress.client, -1)
+            self._count(progress.key, -1)
+            if progress.slot:
+                progress.slot = False
+                self._quotas.give_slot(progress.key)
 
     def _count(self, client: str, step: int) -> None:
         self._running += step
@@ -322,7 +353,7 @@ class Generations:
                     await self._append_end(stream_id, frames, progress, dataclasses.replace(
                         progress.usage, output_tokens=progress.deltas,
                         stop_reason="cancelled", stop_details=None,
-                    ))
+                    ), CANCEL_REASONS.get(progress.ending))
         except (StoreUnavailable, StreamLost) as exc:
             progress.ending = "error"
             log.warning("generation %s stopped: the stream store failed: %s", stream_id, exc)
@@ -331,6 +362,9 @@ class Generations:
                 await self._store.finish(stream_id, keep_for=self._settings.resume_window)
             except StoreUnavailable as exc:  # the store ends it later, by itself
                 log.warning("generation %s: could not finish its stream: %s", stream_id, exc)
+            if progress.hold is not None and self._budgets is not None:
+                hold, progress.hold = progress.hold, None
+                await self._budgets.settle(hold, self._spent(progress))
             self._forget(stream_id, progress)
             self._log(stream_id, request, progress, frames.count)
 
@@ -347,11 +381,23 @@ class Generations:
                         data.get("kind") if isinstance(data, dict) else "block", name)
 
     async def _append_end(self, stream_id: str, frames: StreamFrames, progress: _Progress,
-                          usage: Usage) -> None:
-        """The last two frames of a reply that was not cut off: its usage, then done."""
+                          usage: Usage, cancel_reason: str | None = None) -> None:
+        """The last two frames of a reply that was not cut off: its usage (with why it was
+        cancelled, when it was), then done."""
         progress.usage = usage
-        await self._store.append(stream_id, frames.event("usage", usage.wire()))
+        wire = usage.wire()
+        if cancel_reason is not None:
+            wire["cancel_reason"] = cancel_reason
+        await self._store.append(stream_id, frames.event("usage", wire))
         await self._store.append(stream_id, frames.event("done", "[DONE]"))
+
+    @staticmethod
+    def _spent(progress: _Progress) -> Usage:
+        """What the reply used: its output as the upstream counted it, or as the deltas
+        sent when it did not end on its own."""
+        if progress.ending == "done":
+            return progress.usage
+        return dataclasses.replace(progress.usage, output_tokens=progress.deltas)
 
     def _log(
         self, stream_id: str, request: GenerationRequest, progress: _Progress, events: int,
@@ -364,14 +410,16 @@ class Generations:
         usage = progress.usage
         output_tokens = usage.output_tokens if progress.ending == "done" else progress.deltas
         log.info(
-            "generation id=%s client=%s provider=%s model=%s ttft=%s events=%d "
+            "generation id=%s client=%s user=%s provider=%s model=%s ttft=%s events=%d "
             "input_tokens=%d cache_write=%d cache_read=%d output_tokens=%d duration=%.0fms "
-            "ended=%s",
-            stream_id, loggable(progress.client) or "-", self._provider.name,
-            loggable(request.model),
+            "ended=%s%s",
+            stream_id, loggable(progress.client) or "-",
+            loggable(progress.user.id) if progress.user is not None else "-",
+            self._provider.name, loggable(request.model),
             f"{ttft * 1000:.0f}ms" if ttft is not None else "-", events,
             usage.input_tokens, usage.cache_creation_input_tokens,
             usage.cache_read_input_tokens, output_tokens, duration * 1000, progress.ending,
+            _cancel_note(progress),
         )
         self._metrics.generation_finished(
             progress.ending or "error", ttft=ttft, duration=duration,
@@ -379,3 +427,14 @@ class Generations:
             input_tokens=(usage.input_tokens, usage.cache_creation_input_tokens,
                           usage.cache_read_input_tokens),
         )
+
+
+def _cancel_note(progress: _Progress) -> str:
+    """The log line's ` cancel_reason=…` for a cancelled generation: a POSTed stream that
+    nobody opened says so, rather than reading as any other cancel."""
+    reason = CANCEL_REASONS.get(progress.ending) if progress.ending else None
+    if reason is None:
+        return ""
+    if progress.ending == "client_gone" and progress.subscribed is not None:
+        return f" cancel_reason={reason} (nobody opened the stream)"
+    return f" cancel_reason={reason}"

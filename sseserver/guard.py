@@ -10,8 +10,8 @@ No middleware on purpose: an aiohttp app with any middleware wraps every handler
 more coroutines (the middleware's and aiohttp's own), and an open stream would hold both
 for its whole life (docs/performance.md, "Memory per open stream"). Ordinary routes are
 wrapped by `guarded`, whose frame lasts as long as the request; the SSE route
-(subscriber.py) calls `check` and `error_answer` itself, so an open stream holds one
-coroutine of ours.
+(subscriber.py, served by serving.py) calls `check` and `error_answer` itself, so an open
+stream holds one coroutine of ours.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from typing import Final
 from aiohttp import web
 
 from .access_log import access_logger, loggable
+from .app_keys import METRICS
 from .auth import require_token
 from .cors import cors_preflight
 from .errors import Refused, ServerError, StoreDown, StoreUnavailable
 from .forwarded import resolve_client
-from .keys import METRICS
+from .identity import require_user
 
 log = logging.getLogger("sseserver.errors")
 
@@ -50,12 +51,28 @@ _HTTP_TYPES: Final[dict[int, str]] = {
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Set on a request once its 499 line is written: a route that is guarded and also serves a
+# stream (the AI SDK's chat) passes two guards, and a request gets one line.
+_GONE_LOGGED: Final = web.RequestKey("gone_logged", bool)
+
 
 def error_response(status: int, type: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(
         {"error": {"type": type, "message": message}}, status=status, headers=headers,
     )
+
+
+def _http_error(request: web.Request, status: int, reason: str = "") -> tuple[str, str]:
+    """The error type and message of an HTTP error that is not one of our refusals: a
+    missing route (404), a method a path does not take (405), or one of aiohttp's own."""
+    if status == 404:
+        message = "No such route."
+    elif status == 405:
+        message = f"{request.method} is not allowed here."
+    else:
+        message = reason
+    return _HTTP_TYPES.get(status, "api_error"), message
 
 
 def refusal_response(request: web.Request, refusal: Refused) -> web.Response:
@@ -91,12 +108,7 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
         if exc.status < 400:
             raise exc
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        message = {
-            404: "No such route.", 405: f"{request.method} is not allowed here."
-        }.get(exc.status, exc.reason)
-        return error_response(
-            exc.status, _HTTP_TYPES.get(exc.status, "api_error"), message, headers
-        )
+        return error_response(exc.status, *_http_error(request, exc.status, exc.reason), headers)
     if isinstance(exc, ConnectionError):
         return web.Response(status=CLIENT_CLOSED_REQUEST)
     log.error("unexpected error in %s %s", request.method, loggable(request.path),
@@ -109,21 +121,18 @@ async def json_error_bodies(request: web.Request, response: web.StreamResponse) 
     itself (a request its router cannot place, such as a CONNECT) gets the JSON body every
     other error has."""
     if isinstance(response, web.HTTPException) and response.status >= 400:
-        message = {
-            404: "No such route.", 405: f"{request.method} is not allowed here."
-        }.get(response.status, response.reason)
+        type, message = _http_error(request, response.status, response.reason)
         response.content_type = "application/json"
-        response.text = json.dumps({"error": {
-            "type": _HTTP_TYPES.get(response.status, "api_error"), "message": message,
-        }})
+        response.text = json.dumps({"error": {"type": type, "message": message}})
 
 
 def note_gone(request: web.Request, started: float) -> None:
     """The client left (handler cancellation) or the server is stopping before any answer
     began: aiohttp logs no line for a cancelled handler, so this is its one line. An SSE
-    response that had begun logs its own (subscriber.py)."""
+    response that had begun logs its own (serving.py)."""
     logger = access_logger(request)
-    if logger is not None and request.writer.output_size == 0:
+    if logger is not None and request.writer.output_size == 0 and _GONE_LOGGED not in request:
+        request[_GONE_LOGGED] = True
         logger.gone(request, time.monotonic() - started)
 
 
@@ -137,6 +146,7 @@ def guarded(route: Handler) -> Handler:
             answer = check(request)
             if answer is not None:
                 return answer
+            await require_user(request)
             return await route(request)
         except asyncio.CancelledError:
             note_gone(request, started)
@@ -158,7 +168,6 @@ async def fallback(request: web.Request) -> web.StreamResponse:
             _, methods = await resource.resolve(request)
             allowed |= methods
     if allowed:
-        return error_response(405, "method_not_allowed",
-                              f"{request.method} is not allowed here.",
+        return error_response(405, *_http_error(request, 405),
                               {"Allow": ",".join(sorted(allowed))})
-    return error_response(404, "not_found_error", "No such route.")
+    return error_response(404, *_http_error(request, 404))

@@ -25,12 +25,12 @@ import os
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker, GunicornWebWorker
 
-from .collector import CollectorSchedule
+from .app_keys import SETTINGS
 from .config import load_settings
 from .connections import SSERunner
-from .descriptors import raise_open_files_limit
 from .event_loop import resolved_loop
-from .keys import SETTINGS
+from .gc_schedule import CollectorSchedule
+from .open_files import raise_open_files_limit
 
 
 class SSEWorker(GunicornUVLoopWebWorker):
@@ -51,7 +51,7 @@ class SSEWorker(GunicornUVLoopWebWorker):
                 f"{app!r}; use 'sseserver.app:app_from_environment()'"
             )
 
-        collector = CollectorSchedule()  # as serve() runs it (collector.py)
+        collector = CollectorSchedule()  # as serve() runs it (gc_schedule.py)
 
         async def start_collector(app: web.Application) -> None:
             collector.start()

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-# How a generation ended (as in its log line, streams/generations.py).
+# How a generation ended (as in its log line, generations.py).
 ENDINGS: Final = ("done", "cancelled", "client_gone", "error", "shutdown", "lost")
 # Why a subscriber's response ended before its stream did.
 DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
@@ -33,11 +33,13 @@ DISCONNECT_REASONS: Final = ("client_gone", "slow", "shutdown")
 # body or connection was turned away for the memory or descriptors it would take (503).
 REFUSALS: Final = (
     "capacity", "client_limit", "shutting_down", "overload", "unauthorized", "body_memory",
-    "connections",
+    "connections", "budget",
 )
 # Input tokens by how they were billed: at full price, written to the prompt cache, read
 # from it (Anthropic's input_tokens, cache_creation_input_tokens, cache_read_input_tokens).
 INPUT_KINDS: Final = ("uncached", "cache_write", "cache_read")
+# Tokens charged to users' budgets (budgets.py), by kind; no label names a user.
+BUDGET_KINDS: Final = ("uncached", "cache_write", "cache_read", "output")
 # Anthropic's error types (https://docs.anthropic.com/en/api/errors) and our own two.
 UPSTREAM_ERROR_TYPES: Final = frozenset({
     "invalid_request_error", "authentication_error", "billing_error", "permission_error",
@@ -150,6 +152,15 @@ class Metrics:
             "as generic block events, by type.",
             ["type"], registry=registry,
         )
+        self.budget_tokens = Counter(
+            "sseserver_budget_tokens", "Tokens of replies charged to users' budgets, by kind.",
+            ["kind"], registry=registry,
+        )
+        self.budget_counted = Counter(
+            "sseserver_budget_counted_tokens",
+            "What replies counted against users' budgets (cache reads at a tenth).",
+            registry=registry,
+        )
         self.ttft = Histogram(
             "sseserver_time_to_first_token_seconds", "From start to the first text delta.",
             buckets=_TTFT_BUCKETS, registry=registry,
@@ -174,6 +185,8 @@ class Metrics:
             self.refused.labels(refusal)
         for kind in INPUT_KINDS:
             self.input_tokens.labels(kind)
+        for kind in BUDGET_KINDS:
+            self.budget_tokens.labels(kind)
 
     def count_generations(self, active: Callable[[], int]) -> None:
         """Where `sseserver_generations_active` is read from (the Generations registry)."""

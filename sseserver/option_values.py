@@ -28,29 +28,45 @@ MIN_THINKING_BUDGET = 1024
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _int(text: str, accepts: str) -> int:
+    """A whole number, or a ValueError that says what the option accepts (Python's own
+    message names neither)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be {accepts}") from None
+
+
+def _float(text: str, accepts: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be {accepts}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a whole number, at least 1")
     if value < 1:
         raise ValueError("must be at least 1")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a whole number, 0 or more")
     if value < 0:
         raise ValueError("must be 0 or more")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _float(text, "a number, 0 or more")
     if not value >= 0:  # also refuses NaN
         raise ValueError("must be 0 or more")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = _float(text, "a number more than 0")
     if not value > 0:
         raise ValueError("must be more than 0")
     return value
@@ -66,14 +82,14 @@ def finite_positive_float(text: str) -> float:
 
 
 def header_bytes(text: str) -> int:
-    value = int(text)
+    value = _int(text, f"a whole number of bytes, at least {MIN_HEADER_BYTES}")
     if value < MIN_HEADER_BYTES:
         raise ValueError(f"must be at least {MIN_HEADER_BYTES}")
     return value
 
 
 def port(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a whole number, 0..65535")
     if not 0 <= value <= 65535:
         raise ValueError("must be 0..65535")
     return value
@@ -146,7 +162,7 @@ def loop(text: str) -> str:
 
 
 def thinking_tokens(text: str) -> int:
-    value = int(text)
+    value = _int(text, f"0 (no thinking) or a whole number, at least {MIN_THINKING_BUDGET}")
     if value != 0 and value < MIN_THINKING_BUDGET:
         raise ValueError(f"must be 0 (no thinking) or at least {MIN_THINKING_BUDGET}, "
                          "the API's smallest thinking budget")
@@ -163,15 +179,22 @@ def prompt_cache(text: str) -> str:
 MAX_PROMPT_FILE_BYTES = 256 * 1024
 
 
-def prompt_file(text: str) -> str:
-    """A system prompt from a file: its UTF-8 text, not empty."""
+def read_file(path: str, max_bytes: int) -> bytes:
+    """A file an option names, read whole, or a ValueError that says why: at most
+    `max_bytes`, so an option can never make the server read without bound."""
     try:
-        with open(text, "rb") as file:
-            raw = file.read(MAX_PROMPT_FILE_BYTES + 1)
+        with open(path, "rb") as file:
+            raw = file.read(max_bytes + 1)
     except OSError as exc:
         raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_PROMPT_FILE_BYTES:
-        raise ValueError(f"is larger than {MAX_PROMPT_FILE_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise ValueError(f"is larger than {max_bytes} bytes")
+    return raw
+
+
+def prompt_file(text: str) -> str:
+    """A system prompt from a file: its UTF-8 text, not empty."""
+    raw = read_file(text, MAX_PROMPT_FILE_BYTES)
     try:
         prompt = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -192,3 +215,55 @@ def log_level(text: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError("must be debug, info, warning or error")
     return level
+
+
+# An HS256 key at least as long as the hash's output (RFC 7518, 3.2).
+MIN_JWT_SECRET_BYTES = 32
+MAX_JWT_SECRET_BYTES = 4096
+
+
+def jwks_url(text: str) -> str:
+    if not text.startswith(("https://", "http://")) or len(text) <= len("http://"):
+        raise ValueError("must be an https:// (or http://) URL")
+    return text
+
+
+def secret_file(text: str) -> bytes:
+    """An HS256 secret from a file: its bytes, without the line end an editor or `echo`
+    adds; never from argv, where `ps` shows it."""
+    secret = read_file(text, MAX_JWT_SECRET_BYTES).rstrip(b"\r\n")
+    if len(secret) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(f"must hold at least {MIN_JWT_SECRET_BYTES} bytes of secret")
+    return secret
+
+
+def claim_name(text: str) -> str:
+    name = text.strip()
+    if not name or not name.isprintable() or len(name) > 256:
+        raise ValueError("must be a claim name (1 to 256 printable characters)")
+    return name
+
+
+def optional_text(text: str) -> str | None:
+    """An audience or issuer: compared exactly; an empty value means none."""
+    value = text.strip()
+    if value and not value.isprintable():
+        raise ValueError("must be printable text")
+    return value or None
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds, or a number with s, m, h or d: `1d`, `12h`, `30m`, `3600`."""
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError("must be a duration such as 1d, 12h, 30m or 3600 (seconds)") from None
+    if not 60 <= seconds <= 366 * 86400:
+        raise ValueError("must be from 1 minute to 366 days")
+    return seconds

@@ -2,9 +2,10 @@
 metrics, and the fallback for everything else (guard.py).
 
 A request goes: handler → validation → Generations.start (generations.py, which runs the
-provider into the store) → serve_stream (subscriber.py, which replays the store and then
-follows the stream through the fan-out, fanout.py). Every route but the SSE one is
-`guarded`; the SSE one guards itself, so an open stream holds one coroutine of ours.
+provider into the store) → serve_stream (subscriber.py, run by serving.py, which replays
+the store and then follows the stream through the fan-out, fanout.py). Every route but the
+SSE one is `guarded`; the SSE one guards itself, so an open stream holds one coroutine of
+ours.
 """
 
 from __future__ import annotations
@@ -14,26 +15,33 @@ from typing import Any, Final
 import aiohttp_jinja2
 from aiohttp import web
 
-from .auth import login_with_query_token
-from .bodies import read_body, require_json
-from .config import Settings
-from .errors import NotFound
-from .forwarded import client_address
-from .guard import guarded
-from .ids import is_stream_id
-from .keys import (
+from . import identity
+from .app_keys import (
     BODY_BUDGET,
+    BUDGETS,
     GENERATIONS,
     METRICS,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
     STORE,
+    VERIFIER,
 )
+from .attachments import DOCUMENT_TYPES, IMAGE_TYPES, MAX_ATTACHMENTS
+from .auth import WRONG_COOKIE, access_state, login_with_query_token, sign_in
+from .bodies import read_body, require_json
+from .config import Settings
+from .errors import NotFound
+from .forwarded import client_address
+from .guard import guarded
+from .ids import is_stream_id
+from .ownership import may_stop
 from .providers import GenerationRequest
+from .providers.reachability import Reachability
 from .store.base import Cancel
 from .subscriber import serve_stream
 from .tools.loop import offered_tools
+from .uploads import read_request
 from .validation import request_from_json
 
 # What the page is allowed to load: only this origin, and no inline script.
@@ -49,10 +57,15 @@ routes = web.RouteTableDef()
 @guarded
 async def index(request: web.Request) -> web.Response:
     """The page is served without the access token (it holds no secret); `/?token=T`
-    sets the access cookie and redirects here (auth.py)."""
+    sets the access cookie and redirects here (auth.py); after a wrong one, the page's
+    sign-in form says so."""
     login = login_with_query_token(request)
+    verifier = request.app.get(VERIFIER)
+    if login is None and verifier is not None:  # users: the token is a JWT
+        login = await identity.login(request, verifier)
     if login is not None:
         return login
+    access = access_state(request)
     settings = request.app[SETTINGS]
     provider = request.app[PROVIDER]
     response = aiohttp_jinja2.render_template(
@@ -65,10 +78,23 @@ async def index(request: web.Request) -> web.Response:
             "models": list(settings.allowed_models),
             "max_tokens": settings.max_tokens,
             "static_url": "/static",
+            "access": access,
         },
     )
+    if WRONG_COOKIE in request.cookies:
+        response.del_cookie(WRONG_COOKIE, path="/")
     response.headers["Content-Security-Policy"] = PAGE_CSP
     return response
+
+
+@routes.post("/login")
+@guarded
+async def login(request: web.Request) -> web.Response:
+    """The page's sign-in form: `{"token": T}` as JSON (a cross-site form cannot send it
+    without a preflight) → 204 and the access cookie, or 401 "Wrong token"."""
+    require_json(request)
+    async with read_body(request, request.app[BODY_BUDGET], request.app[SETTINGS]) as body:
+        return sign_in(request, body)
 
 
 @routes.get("/static/{path:.+}")
@@ -91,14 +117,23 @@ async def static_file(request: web.Request) -> web.FileResponse:
 @guarded
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    return web.json_response({
-        # degraded: the stream store (Redis) does not answer; new streams get 503.
-        "status": "ok" if await store.healthy() else "degraded",
-        "provider": request.app[PROVIDER].name,
+    provider = request.app[PROVIDER]
+    # degraded: the stream store (Redis) does not answer, and new streams get 503; or the
+    # latest upstream requests could not reach Claude's API.
+    reason = None if await store.healthy() else "the stream store does not answer"
+    reachability = getattr(provider, "reachability", None)
+    if reason is None and isinstance(reachability, Reachability):
+        reason = reachability.problem()
+    body: dict[str, Any] = {
+        "status": "ok" if reason is None else "degraded",
+        "provider": provider.name,
         "active_streams": request.app[GENERATIONS].active,
         "backend": store.backend,
         "capabilities": capabilities(request.app[SETTINGS]),
-    })
+    }
+    if reason is not None:
+        body["reason"] = reason
+    return web.json_response(body)
 
 
 def capabilities(settings: Settings) -> dict[str, Any]:
@@ -117,6 +152,15 @@ def capabilities(settings: Settings) -> dict[str, Any]:
              "needs_approval": spec.needs_approval}
             for spec in offered_tools(settings)
         ],
+        # A page refuses a file over these before uploading it (protocol.md, "Attachments").
+        "attachments": {
+            "max_bytes": settings.max_attachment_bytes,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_count": MAX_ATTACHMENTS,
+            "image_types": list(IMAGE_TYPES),
+            "document_types": list(DOCUMENT_TYPES),
+            "citations": settings.document_citations,
+        },
     }
 
 
@@ -138,9 +182,7 @@ routes.get("/api/streams/{id}", allow_head=False)(serve_stream)
 @guarded
 async def create_stream(request: web.Request) -> web.Response:
     require_json(request)
-    budget, settings = request.app[BODY_BUDGET], request.app[SETTINGS]
-    async with read_body(request, budget, settings) as body:
-        generation = request_from_json(body, settings)
+    generation = await read_request(request, request_from_json, _itself)
     # Nothing is asked of the upstream until the stream's first subscriber comes.
     stream_id = await _start(request, generation, wait_for_subscriber=True)
     url = f"/api/streams/{stream_id}"
@@ -153,10 +195,30 @@ async def create_stream(request: web.Request) -> web.Response:
 @guarded
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _path_stream_id(request)
+    if not await may_stop(request, request.app[STORE], stream_id):
+        raise NotFound  # another user's: as if it were not held (ownership.py)
     # Idempotent: a stream that has ended is fine too; one never held is a 404.
     if await request.app[GENERATIONS].cancel(stream_id) is Cancel.UNKNOWN:
         raise NotFound
     return web.Response(status=204)
+
+
+def _itself(generation: GenerationRequest) -> GenerationRequest:
+    return generation
+
+
+@routes.get("/api/usage")
+@guarded
+async def usage(request: web.Request) -> web.Response:
+    """The caller's tokens in this budget window and what is left (budgets.py)."""
+    budgets = request.app.get(BUDGETS)
+    user = identity.request_user(request)
+    if budgets is None or user is None:
+        raise NotFound(
+            "This server has no users; usage is counted per user (--jwt-jwks-url or "
+            "--jwt-secret-file)."
+        )
+    return web.json_response(await budgets.usage(user), headers={"Cache-Control": "no-store"})
 
 
 def _path_stream_id(request: web.Request) -> str:
@@ -172,5 +234,6 @@ async def _start(
     """Start a generation, or refuse with the limit's status. The client is the peer
     address, or the one a trusted proxy forwarded (forwarded.py)."""
     return await request.app[GENERATIONS].start(
-        generation, client=client_address(request), wait_for_subscriber=wait_for_subscriber
+        generation, client=client_address(request), user=identity.request_user(request),
+        wait_for_subscriber=wait_for_subscriber,
     )

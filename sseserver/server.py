@@ -15,10 +15,10 @@ from types import FrameType
 from aiohttp import web
 
 from .app import create_app
-from .collector import CollectorSchedule
 from .config import Settings
 from .connections import SSERunner
-from .descriptors import raise_open_files_limit
+from .gc_schedule import CollectorSchedule
+from .open_files import raise_open_files_limit
 
 log = logging.getLogger("sseserver")
 
@@ -29,9 +29,6 @@ SHUTDOWN_TIMEOUT = 2.0
 # (or a reconnect storm after a network blip) opens thousands at once, and each overflow
 # costs the client a 1 s SYN retry. The kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 4096
-# Loggers of the HTTP stack under the Anthropic SDK. At DEBUG they log request bodies,
-# i.e. users' messages, so they never go below INFO here (ANTHROPIC_LOG=debug still can).
-_SDK_LOGGERS = ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2")
 
 
 def configure_logging(level_name: str, *, with_pid: bool = False) -> None:
@@ -39,9 +36,6 @@ def configure_logging(level_name: str, *, with_pid: bool = False) -> None:
     process = " [%(process)d]" if with_pid else ""
     logging.basicConfig(format=f"%(asctime)s %(levelname)s{process} %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
-    if not os.environ.get("ANTHROPIC_LOG"):
-        for name in _SDK_LOGGERS:
-            logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:
@@ -85,7 +79,7 @@ async def serve(
             reuse_port=reuse_port or None,
         )
         await site.start()
-        collector.start()  # after start-up, which lives until exit (collector.py)
+        collector.start()  # after start-up, which lives until exit (gc_schedule.py)
         if ready is not None:
             ready()
         for address in runner.addresses if ready is None else ():

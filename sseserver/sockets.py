@@ -2,7 +2,7 @@
 laptop closed, a phone off the network, a NAT that forgot the flow) is found
 (docs/operations.md, "Half-open connections").
 
-The send deadline in subscriber.py cannot find such a client: writes to it do not block
+The send deadline in serving.py cannot find such a client: writes to it do not block
 until the kernel's send buffer (hundreds of KiB) is full, and heartbeats are 8 bytes. Linux
 itself would give up only after `tcp_retries2` retransmissions, about 15 minutes. So:
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .attachments import Attachments
 from .config import Settings
 from .content import check_tool_answers, content_blocks
 from .errors import BadRequest, TooLarge
@@ -168,6 +169,7 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list.")
     parsed: list[ChatMessage] = []
+    files = Attachments(settings.max_attachment_bytes, settings.document_citations)
     offered = offered_tools(settings)
     tools = {spec.name for spec in offered}
     for index, item in enumerate(messages):
@@ -184,7 +186,7 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
         if isinstance(content, list):
             parsed.append(ChatMessage(role, content_blocks(
                 content, role, f"{where}.content", tools,
-                lambda text, what: _within_limit(text, what, settings),
+                lambda text, what: _within_limit(text, what, settings), files,
             )))
         elif isinstance(content, str):
             parsed.append(ChatMessage(role, _text(content, f"{where}.content", settings)))

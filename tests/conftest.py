@@ -1,5 +1,6 @@
 """Shared fixtures: the fake Anthropic API, the real app served on 127.0.0.1 in the test's
-event loop, server processes (tests/processes.py) and Redis (tests/redis_server.py)."""
+event loop, server processes (tests/support/processes.py) and Redis
+(tests/support/redis_server.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from sseserver.app import create_app
 from sseserver.config import Settings
 from sseserver.connections import SSERunner
 
-from .browser import browser, page
-from .fake_anthropic import FakeAnthropic, fake_anthropic
-from .processes import processes
-from .redis_cluster import RedisCluster, require_redis_cluster_tools
-from .redis_server import RedisServer, require_redis_server
+from .support.browser import browser, page
+from .support.fake_anthropic import FakeAnthropic, fake_anthropic
+from .support.processes import processes
+from .support.redis_cluster import RedisCluster, require_redis_cluster_tools
+from .support.redis_server import RedisServer, require_redis_server
 
 __all__ = [
     "RunningServer",
@@ -129,7 +130,7 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
-    """One Redis Cluster for the session: 3 masters, 3 replicas (tests/redis_cluster.py).
+    """One Redis Cluster for the session: 3 masters, 3 replicas (tests/support/redis_cluster.py).
     A test that kills or reshards a node starts its own."""
     require_redis_cluster_tools()
     cluster = RedisCluster()

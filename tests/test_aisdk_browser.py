@@ -21,11 +21,11 @@ from playwright.async_api import Page, async_playwright, expect
 
 from sseserver.tools.definitions import tool_specs
 
-from .aisdk_node import NODE_DIR, require_ai_sdk
-from .browser import CHROMIUM_ARGS, TIMEOUT_MS
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Text, ToolUse
-from .system_tools import CHROMIUM, require
+from .support.aisdk_node import NODE_DIR, require_ai_sdk
+from .support.browser import CHROMIUM_ARGS, TIMEOUT_MS
+from .support.fake_anthropic import FakeAnthropic, Reply, Text, ToolUse
+from .support.system_tools import CHROMIUM, require
 
 pytestmark = pytest.mark.browser
 

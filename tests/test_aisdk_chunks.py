@@ -162,6 +162,40 @@ def test_only_http_urls_reach_the_client() -> None:
     assert [c["source"]["url"] for c in end["citations"]] == ["http://example.com/b"]
 
 
+def test_document_citations_become_source_documents() -> None:
+    """A PDF's page citation and a text document's character citation (protocol.md,
+    "Attachments"): one source-document per document, the cited text (and a text's range)
+    on the text-end; a document with no title is named by its place."""
+    page = {"url": None, "title": "Lease", "cited_text": "Rent is due.",
+            "type": "page_location", "document_index": 0, "start_page_number": 2,
+            "end_page_number": 3}
+    chars = {"url": None, "title": None, "cited_text": "Pay on time.", "type": "char_location",
+             "document_index": 1, "start_char_index": 4, "end_char_index": 16}
+    got = _map(META, ("message", "Rent"), ("citation", page), ("citation", chars),
+               ("message", " and"), ("citation", page), ("usage", USAGE), ("done", "[DONE]"))
+    lease = {"type": "source", "sourceType": "document", "id": "doc-0",
+             "mediaType": "application/pdf", "title": "Lease"}
+    notes = {"type": "source", "sourceType": "document", "id": "doc-1",
+             "mediaType": "text/plain", "title": "Document 2"}
+    assert got == [
+        *START,
+        {"type": "text-start", "id": "t1"},
+        {"type": "text-delta", "id": "t1", "delta": "Rent"},
+        {"type": "source-document", "sourceId": "doc-0", "mediaType": "application/pdf",
+         "title": "Lease"},
+        {"type": "source-document", "sourceId": "doc-1", "mediaType": "text/plain",
+         "title": "Document 2"},
+        {"type": "text-end", "id": "t1", "citations": [
+            {"source": lease, "citedText": "Rent is due."},
+            {"source": notes, "citedText": "Pay on time.", "startIndex": 4, "endIndex": 16}]},
+        {"type": "text-start", "id": "t4"},
+        {"type": "text-delta", "id": "t4", "delta": " and"},
+        {"type": "text-end", "id": "t4", "citations": [
+            {"source": lease, "citedText": "Rent is due."}]},
+        *FINISH,
+    ]
+
+
 def test_stop_reasons_become_finish_reasons() -> None:
     cases = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
              "model_context_window_exceeded": "length", "refusal": "content-filter",
@@ -232,9 +266,9 @@ def _map_with(chunks: UIChunks, *events: tuple[str, Any]) -> list[Any]:
 def test_tool_roles_come_from_the_tool_definitions() -> None:
     specs = tool_specs([
         {"name": "lookup", "input_schema": {"type": "object"},
-         "handler": "tests.tool_handlers:lookup"},
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
-         "handler": "tests.tool_handlers:lookup"},
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "locate", "input_schema": {"type": "object"}},
     ])
     assert ToolRoles.of(specs) == ROLES

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from .aisdk_node import NodeClient, require_ai_sdk, run_client
-from .fake_anthropic import FakeAnthropic, Reply
-from .fake_blocks import (
+from .support.aisdk_node import NodeClient, require_ai_sdk, run_client
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.fake_blocks import (
     SIGNATURE,
     RedactedThinking,
     ServerToolUse,
@@ -27,10 +27,12 @@ from .fake_blocks import (
     web_citation,
     web_result,
 )
-from .processes import Processes, ServerProcess, processes
-from .sse_client import open_sse
+from .support.jwt_issuer import AUDIENCE, claims, hs256, secret_file
+from .support.processes import Processes, ServerProcess, processes
+from .support.sample_files import PDF_SENTENCE, b64, pdf, png, sha256
+from .support.sse_client import open_sse
 
-__all__ = ["processes"]
+__all__ = ["processes", "secret_file"]
 
 # JSON's special characters, a line break, non-ASCII and an emoji: what a splice of raw
 # JSON into the chunks would get wrong first.
@@ -224,9 +226,9 @@ async def test_a_cut_during_a_searched_reply_resumes_it_whole(
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 TOOLS = [
     {"name": "lookup", "description": "Looks a question up.", "input_schema": SCHEMA,
-     "handler": "tests.tool_handlers:recorded"},
+     "handler": "tests.support.tool_handlers:recorded"},
     {"name": "guarded", "description": "Acts, once the user agrees.", "input_schema": SCHEMA,
-     "needs_approval": True, "handler": "tests.tool_handlers:recorded"},
+     "needs_approval": True, "handler": "tests.support.tool_handlers:recorded"},
     {"name": "locate", "description": "The user's locale, from the browser.",
      "input_schema": {"type": "object", "properties": {}}},
 ]
@@ -236,7 +238,7 @@ LOCATION = {"locale": "fr-FR", "timeZone": "Europe/Paris"}
 
 @pytest.fixture
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The file tests.tool_handlers:recorded writes each run to, in the server process."""
+    """The file tests.support.tool_handlers:recorded writes each run to, in the server process."""
     path = tmp_path / "runs.jsonl"
     path.touch()
     monkeypatch.setenv("RECORDED_RUNS", str(path))
@@ -376,3 +378,68 @@ async def test_a_tool_that_needs_approval_runs_only_once_approved(
             {"type": "tool_use", "id": "toolu_g1", "name": "guarded", "input": {"q": "x"}}]},
         {"role": "user", "content": [outcome]},
     ]
+async def test_an_image_and_a_pdf_reach_claude_and_the_pdf_is_cited(
+    server: ServerProcess, fake_anthropic: FakeAnthropic, tmp_path: Path,
+) -> None:
+    """useChat's file parts (data: URLs, as it makes them of a FileList) reach the API byte
+    for byte as image and document blocks; the document's citation comes back as a
+    source-document part and on the text part (protocol.md, "The AI SDK's chat route")."""
+    image, document = png(24, 24), pdf(50_000)
+    files = tmp_path / "files.json"
+    files.write_text(json.dumps([
+        {"type": "file", "mediaType": "image/png", "filename": "board.png",
+         "url": f"data:image/png;base64,{b64(image)}"},
+        {"type": "file", "mediaType": "application/pdf", "filename": "Lease.pdf",
+         "url": f"data:application/pdf;base64,{b64(document)}"},
+    ]))
+    result = await run_client("reply", server.url, "When is rent due?", files=files)
+    assert (result["status"], result["errors"]) == ("ready", [])
+    [sent] = fake_anthropic.requests
+    assert sent.files == [("image", "image/png", sha256(image)),
+                          ("document", "application/pdf", sha256(document))]
+    content = sent.body["messages"][0]["content"]
+    assert content[1]["title"] == "Lease.pdf"
+    assert content[2] == {"type": "text", "text": "When is rent due?"}
+    user = result["messages"][0]
+    assert [p["type"] for p in user["parts"]] == ["file", "file", "text"]
+    parts = _assistant(result)["parts"]
+    assert isinstance(parts, list)
+    assert {"type": "source-document", "sourceId": "doc-0", "mediaType": "application/pdf",
+            "title": "Lease.pdf"} in parts
+    assert _text(_assistant(result)) == ("I read 1 document(s).\n"
+                                          "From Lease.pdf: see the cited passage.\n")
+    # The same reply as the native stream (its id is the message's): the page range too.
+    stream = await open_sse(server.url + f"/api/streams/{_assistant(result)['id']}")
+    async with stream:
+        await stream.read_all()
+    cited = [json.loads(e.data) for e in stream.events if e.type == "citation"]
+    assert cited == [{"url": None, "title": "Lease.pdf", "cited_text": PDF_SENTENCE,
+                      "type": "page_location", "document_index": 0,
+                      "start_page_number": 1, "end_page_number": 2}]
+async def test_the_transport_s_headers_option_carries_a_user_s_token(
+    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str, secret_file: Path,
+) -> None:
+    """With users (docs/operations.md, "Users"), `DefaultChatTransport({headers})` sends
+    the token with every request, its reconnect included, and Stop's DELETE adds it: a
+    reply cut mid-way resumes whole, as the user's own. Without it, the SDK reports our
+    401 as its error."""
+    require_ai_sdk()
+    server = await processes.sseserver(
+        fake_anthropic, "--redis-url", redis_url, "--jwt-secret-file", str(secret_file),
+        "--jwt-audience", AUDIENCE, "--resume-window", "5")
+    token = hs256(claims("sdk-user"))
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.03))
+    result = await run_client("reconnect", server.url, "hi", bearer=token)
+    # The only error is the cut itself; the reconnect, with the token, resumed it whole.
+    assert (result["status"], result["errors"]) == ("ready", ["network error"])
+    assert _assistant(result)["parts"] == [
+        {"type": "step-start"}, {"type": "text", "text": FULL, "state": "done"}]
+    assert len(fake_anthropic.requests) == 1
+    assert result["resumeAfterEnd"] == 204
+    fake_anthropic.enqueue(Reply(chunks=CHUNKS, delay=0.03))
+    stopped = await run_client("stop", server.url, "hi", bearer=token)
+    assert stopped["deleteStatus"] == 204
+    refused = await run_client("reply", server.url, "hi")
+    assert refused["status"] == "error"
+    assert json.loads(refused["errors"][0])["error"]["type"] == "token_missing"
+    assert len(fake_anthropic.requests) == 2

@@ -13,17 +13,17 @@ from typing import Any, Final
 import pytest
 import redis.asyncio
 
-from sseserver.keys import GENERATIONS, STORE
+from sseserver.app_keys import GENERATIONS, STORE
 from sseserver.store.redis.store import RedisStore
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .http_client import request
-from .metrics_text import parse, value
-from .processes import Processes, processes
-from .sse_client import SSEStream, open_sse
-from .tool_handlers import RUNS
+from .support.fake_anthropic import FakeAnthropic, Reply, Silent
+from .support.http_client import request
+from .support.metrics_text import parse, value
+from .support.processes import Processes, processes
+from .support.sse_client import SSEStream, open_sse
+from .support.tool_handlers import RUNS
 
 __all__ = ["processes"]
 
@@ -352,8 +352,21 @@ BAD_BODIES: Final = [
                  "messages[0].parts[0].text must be a string.", id="text-not-a-string"),
     pytest.param(_history(_ui("user", _text("see"), {"type": "file", "mediaType": "image/png",
                                                    "url": "data:image/png;base64,AA=="})),
-                 400, "messages[0].parts[1]: file parts (attachments) are not supported by "
-                 "this server; send text parts only.", id="file-part"),
+                 400, "messages[0].content[0].source.data is not image/png: its first bytes "
+                 "are not that type's signature.", id="file-not-what-it-says"),
+    pytest.param(_history(_ui("user", _text("see"), {"type": "file", "mediaType": "video/mp4",
+                                                   "url": "data:video/mp4;base64,AA=="})),
+                 400, "messages[0].parts[1].mediaType must be one of: image/jpeg, image/png, "
+                 "image/gif, image/webp, application/pdf, text/plain.", id="file-type"),
+    pytest.param(_history(_ui("user", {"type": "file", "mediaType": "application/pdf",
+                                       "url": "http://example.com/a.pdf"})),
+                 400, "messages[0].parts[0].url must be a data: URL, or an https URL of an "
+                 "image or a PDF.", id="file-http-url"),
+    pytest.param(_history(_ui("user", _text("yo")), _ui("assistant", {
+        "type": "file", "mediaType": "image/png", "url": "https://example.com/a.png"}),
+        _ui("user", _text("and?"))), 400,
+                 "messages[1].parts[0]: file parts are supported in user messages only.",
+                 id="file-from-assistant"),
     pytest.param(_history(_ui("user", {"type": "video", "url": "x"})), 400,
                  "messages[0].parts[0].type 'video' is not a UI message part type.",
                  id="unknown-part-type"),
@@ -430,9 +443,10 @@ TOOL_SCHEMA: Final = {"type": "object", "properties": {"q": {"type": "string"}}}
 
 def _tool_specs() -> tuple[ToolSpec, ...]:
     return tool_specs([
-        {"name": "lookup", "input_schema": TOOL_SCHEMA, "handler": "tests.tool_handlers:lookup"},
+        {"name": "lookup", "input_schema": TOOL_SCHEMA,
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "guarded", "input_schema": TOOL_SCHEMA, "needs_approval": True,
-         "handler": "tests.tool_handlers:lookup"},
+         "handler": "tests.support.tool_handlers:lookup"},
         {"name": "locate", "input_schema": {"type": "object"}},
     ])
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sseserver.providers.anthropic_events import EventReader, anthropic_events
 
-from .fake_anthropic import sse_frame
+from .support.fake_anthropic import sse_frame
 
 
 async def _chunks(parts: Sequence[bytes]) -> AsyncIterator[bytes]:

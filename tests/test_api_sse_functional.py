@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from .conftest import StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     Drop,
     EndsEarly,
     FakeAnthropic,
@@ -19,7 +19,8 @@ from .fake_anthropic import (
     Reply,
     Silent,
 )
-from .sse_client import open_sse
+from .support.ports import HeldPort
+from .support.sse_client import open_sse
 
 # Each chunk is one upstream text delta and must arrive as exactly one `message` event.
 TRICKY_CHUNKS = [
@@ -209,7 +210,9 @@ async def test_a_silent_upstream_ends_in_upstream_timeout_after_upstream_timeout
           f"(--upstream-timeout {timeout})")
     assert stream.types() == ["meta", "message", "message", "error"]
     assert json.loads(events[-1].data) == {
-        "type": "upstream_timeout", "message": "Claude did not answer in time."
+        "type": "upstream_timeout",
+        "message": f"Claude did not answer in time: 127.0.0.1:{fake_anthropic.port} sent "
+                   "nothing for too long.",
     }
     # Not before the timeout; after it, within a margin for a shared machine.
     assert timeout * 0.9 <= waited < timeout + 2
@@ -217,12 +220,13 @@ async def test_a_silent_upstream_ends_in_upstream_timeout_after_upstream_timeout
 
 
 async def test_upstream_unreachable_is_upstream_unavailable(start_server: StartServer) -> None:
-    server = await start_server(
-        provider="anthropic", anthropic_api_key="sk-ant-unused",
-        anthropic_base_url="http://127.0.0.1:9",  # discard port: connection refused
-    )
-    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
-        events = await stream.read_all()
+    with HeldPort() as closed:  # connections refused, and nothing may listen there meanwhile
+        server = await start_server(
+            provider="anthropic", anthropic_api_key="sk-ant-unused",
+            anthropic_base_url=f"http://127.0.0.1:{closed.port}",
+        )
+        async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
+            events = await stream.read_all()
     assert stream.types() == ["meta", "error"]
     assert json.loads(events[-1].data)["type"] == "upstream_unavailable"
 

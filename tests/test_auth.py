@@ -12,8 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from sseserver.app_keys import SETTINGS
 from sseserver.auth import (
     COOKIE_NAME,
+    WRONG_COOKIE,
     cookie_value,
     is_protected,
     login_with_query_token,
@@ -22,7 +24,6 @@ from sseserver.auth import (
 )
 from sseserver.config import Settings
 from sseserver.errors import Unauthorized
-from sseserver.keys import SETTINGS
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 
@@ -126,9 +127,18 @@ def test_the_page_is_served_when_no_token_is_presented_or_none_needed(
 
 
 @pytest.mark.parametrize("presented", ["wrong", "", TOKEN[:-1], TOKEN + "x"])
-def test_a_wrong_token_in_the_page_url_is_refused(presented: str) -> None:
-    with pytest.raises(Unauthorized):
-        login_with_query_token(_request(f"/?token={presented}"))
+def test_a_wrong_token_in_the_page_url_leaves_the_address_and_opens_nothing(
+    presented: str,
+) -> None:
+    """Redirected home like the right one (the token leaves the address bar and the
+    history), with no access cookie: a mark the page reads to say "wrong token"."""
+    response = login_with_query_token(_request(f"/?token={presented}"))
+    assert response is not None
+    assert (response.status, response.headers["Location"]) == (303, "/")
+    assert COOKIE_NAME not in response.cookies
+    mark = response.cookies[WRONG_COOKIE]
+    assert mark.value == "1"
+    assert mark["httponly"] is True
 
 
 @pytest.mark.parametrize("https", [False, True])

@@ -13,14 +13,14 @@ from typing import Final
 import pytest
 
 from sseserver.__main__ import exposure_warning
-from sseserver.auth import COOKIE_NAME, cookie_value
+from sseserver.auth import COOKIE_NAME, WRONG_COOKIE, cookie_value
 from sseserver.config import Settings
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .http_client import request
-from .processes import Processes
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.http_client import request
+from .support.processes import Processes
+from .support.sse_client import open_sse
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 
@@ -177,12 +177,77 @@ async def test_the_cookie_from_the_page_itself_is_let_in(
     assert stream.text == "mine"
 
 
-async def test_wrong_token_in_the_page_url_is_401_and_sets_no_cookie(
+async def test_wrong_token_in_the_page_url_leads_to_a_page_that_says_so(
     guarded: RunningServer,
 ) -> None:
-    status, headers, body = await request("GET", guarded.url + "/?token=wrong")
-    _assert_401(status, headers, body)
-    assert "Set-Cookie" not in headers
+    """No raw JSON page, no token left in the address: home, whose sign-in form says the
+    token was wrong (the mark is read once)."""
+    status, headers, _ = await request("GET", guarded.url + "/?token=wrong")
+    assert (status, headers["Location"]) == (303, "/")
+    cookies = SimpleCookie(headers["Set-Cookie"])
+    assert COOKIE_NAME not in cookies
+    mark = {"Cookie": f"{WRONG_COOKIE}={cookies[WRONG_COOKIE].value}"}
+    status, headers, body = await request("GET", guarded.url + "/", headers=mark)
+    assert status == 200
+    assert b'data-access="wrong"' in body
+    assert SimpleCookie(headers["Set-Cookie"])[WRONG_COOKIE]["max-age"] == "0"
+    status, _, body = await request("GET", guarded.url + "/")
+    assert b'data-access="sign-in"' in body
+
+
+async def test_the_sign_in_form_posts_the_token_and_gets_the_cookie(
+    guarded: RunningServer, fake_anthropic: FakeAnthropic
+) -> None:
+    status, headers, body = await request("POST", guarded.url + "/login",
+                                          json_body={"token": TOKEN})
+    assert status == 204, body
+    cookie = SimpleCookie(headers["Set-Cookie"])[COOKIE_NAME]
+    assert (cookie["httponly"], cookie["samesite"]) == (True, "Strict")
+    assert TOKEN not in headers["Set-Cookie"]
+    with_cookie = {"Cookie": f"{COOKIE_NAME}={cookie.value}"}
+    status, _, body = await request("GET", guarded.url + "/", headers=with_cookie)
+    assert b'data-access="signed-in"' in body
+    fake_anthropic.enqueue(Reply(chunks=["in"]))
+    async with await open_sse(guarded.url + "/api/sse?message=hi", headers=with_cookie) as s:
+        await s.read_all()
+    assert s.text == "in"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        pytest.param({"token": "wrong-token-0123456789abcdef"}, {}, 401,
+                     "Wrong token: check it and try again.", id="wrong"),
+        pytest.param({"token": ""}, {}, 401, "Wrong token: check it and try again.",
+                     id="empty"),
+        pytest.param({"token": 42}, {}, 400, 'The body must be {"token": "..."}.',
+                     id="not-a-string"),
+        pytest.param([TOKEN], {}, 400, 'The body must be {"token": "..."}.', id="a-list"),
+        pytest.param(None, {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+                     "The body must be sent as Content-Type: application/json.", id="a-form"),
+    ],
+)
+async def test_a_refused_sign_in_says_why_and_sets_no_cookie(
+    guarded: RunningServer, body: object, headers: dict[str, str], status: int, message: str,
+) -> None:
+    if body is None:
+        answer = await request("POST", guarded.url + "/login", headers=headers,
+                               data=f"token={TOKEN}".encode())
+    else:
+        answer = await request("POST", guarded.url + "/login", json_body=body)
+    assert answer.status == status
+    assert json.loads(answer.body)["error"]["message"] == message
+    assert "Set-Cookie" not in answer.headers
+
+
+async def test_sign_in_without_a_configured_token_is_404(start_server: StartServer) -> None:
+    server = await start_server()
+    answer = await request("POST", server.url + "/login", json_body={"token": TOKEN})
+    assert answer.status == 404
+    assert json.loads(answer.body)["error"]["message"] == (
+        "This server has no access token: there is nothing to sign in to.")
+    _, _, page = await request("GET", server.url + "/")
+    assert b'data-access="open"' in page
 
 
 async def test_without_a_configured_token_everything_is_open(

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.fake_anthropic import FakeAnthropic, Reply
 
 
 async def _request(

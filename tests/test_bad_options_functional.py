@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.fake_anthropic import FakeAnthropic, Reply
 
 NO_THINKING = 'Thinking is turned off on this server; send thinking "off" or leave it out.'
 THINKING_SHAPE = 'thinking must be "off", "adaptive" or a budget of tokens.'

@@ -6,22 +6,26 @@ Anthropic API, as the bench runs them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import socket
+import re
+import urllib.request
+from pathlib import Path
 
 import pytest
 
 from bench import node_sdk
 from bench.peers.common import DEMO_TEXT, frame, meta, reply_tokens, to_json, usage
-from bench.processes import PEERS
+from bench.processes import PEERS, SERVER_CORE, fake_upstream, server_argv, serving
+from bench.scenarios import Scenario
 from sseserver.providers import demo
 from sseserver.sse import encode_event
 from sseserver.sse import to_json as sse_to_json
 
-from .fake_anthropic import FakeAnthropic, Reply, count_output_tokens
-from .processes import Processes, server_env
-from .sse_client import open_sse
-from .system_tools import NODE, NPM, missing, require
+from .support.fake_anthropic import FakeAnthropic, Reply, count_output_tokens
+from .support.processes import Processes, server_env
+from .support.sse_client import open_sse
+from .support.system_tools import NODE, NPM, missing, require
 
 
 @pytest.mark.parametrize("question", ["Hello", "", "  spaced \n out  ", "ü" * 300])
@@ -53,21 +57,14 @@ async def _relay_peer(peer: str, processes: Processes, fake: FakeAnthropic) -> s
         if not node_sdk.installed():
             missing("@anthropic-ai/sdk for the Node relay peer is not installed: run "
                     "`make node-deps` (python -m bench.node_sdk)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [*PEERS[peer], "--port", str(port), "--demo-delay-ms", "0", "--demo-tokens", "1"]
+    argv = [*PEERS[peer], "--port", "0", "--demo-delay-ms", "0", "--demo-tokens", "1"]
     server = await processes.spawn(argv, server_env(fake))
+    assert server.process.stdout is not None
     async with asyncio.timeout(30):
-        while True:
-            assert server.process.returncode is None, server.log
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return f"http://127.0.0.1:{port}"
+        line = (await server.process.stdout.readline()).decode()
+    match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", line)
+    assert match, f"no URL printed: {line!r}\n{server.log}"
+    return match.group(1)
 
 
 @pytest.mark.parametrize("peer", ["node-relay", "naive-relay"])
@@ -105,3 +102,42 @@ async def test_relay_peers_pass_the_loadgens_checks(
     assert report["verification"]["ok"], report["verification"]
     assert report["errors"] == {}
     assert report["streams"]["completed"] == 20
+
+
+# -- every server the bench runs, on a port it picked itself -------------------------------------
+
+# aiohttp-sse and sse-starlette (with uvicorn) are in the bench's lock, not the tests': make
+# bench starts them through the same `serving()`, and fails the point if one prints no URL.
+TEST_LOCK_STACKS = ("sseserver", *(peer for peer in PEERS
+                                  if peer not in ("aiohttp-sse", "sse-starlette")))
+
+
+@pytest.mark.parametrize("stack", TEST_LOCK_STACKS)
+def test_the_bench_reads_each_servers_port_from_what_it_printed(
+    stack: str, tmp_path: Path,
+) -> None:
+    """The bench starts every server with `--port 0` and reads the URL it printed: a port
+    chosen by the bench and handed over could be taken by another process first. The relay
+    peers (and sseserver with them) run against the fake upstream, as in S5."""
+    relay = stack.endswith("-relay")
+    if stack == "node-relay":
+        require(NODE, NPM)
+        if not node_sdk.installed():
+            missing("@anthropic-ai/sdk for the Node relay peer is not installed: run "
+                    "`make node-deps` (python -m bench.node_sdk)")
+    scenario = Scenario("T", "three tokens", (stack,), delay_ms=0, tokens=3, load=(),
+                        columns=(), upstream=relay)
+    env = server_env()
+    with contextlib.ExitStack() as running:
+        if relay:
+            running.enter_context(fake_upstream(scenario, env, tmp_path / "upstream.log"))
+        argv, cwd = server_argv(stack, scenario, {})
+        assert argv[argv.index("--port") + 1] == "0"
+        log = tmp_path / "server.log"
+        log.write_bytes(b"http://127.0.0.1:1 from an earlier run\n")  # the log is appended to
+        _, url = running.enter_context(serving(argv, SERVER_CORE, env, log, cwd))
+        with urllib.request.urlopen(f"{url}/api/sse?message=hi", timeout=30) as response:
+            body = response.read().decode().replace("\r\n", "\n")  # two peers write CRLF
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+    assert body.count("event: message\n") == 3, body
+    assert body.endswith('event: done\ndata: "[DONE]"\n\n'), body

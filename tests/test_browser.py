@@ -3,7 +3,7 @@
 Each test starts the app in-process (``start_server``) with the anthropic provider pointed
 at the fake Anthropic API, so the page goes through the whole real path: POST /api/streams,
 EventSource on the answered URL, the server's SSE frames, the SDK talking to the fake.
-Chromium and the page's helpers are tests/browser.py's. Screenshots land in ``artifacts/``
+Chromium and the page's helpers are tests/support/browser.py's. Screenshots land in ``artifacts/``
 (git-ignored).
 """
 
@@ -21,7 +21,8 @@ from playwright.async_api import (
     expect,
 )
 
-from .browser import (
+from .conftest import RunningServer, StartServer
+from .support.browser import (
     PHONE,
     TIMEOUT_MS,
     ask,
@@ -33,8 +34,7 @@ from .browser import (
     wait_partial_text,
     wait_status,
 )
-from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, HttpError, Reply, Silent, count_output_tokens
+from .support.fake_anthropic import FakeAnthropic, HttpError, Reply, Silent, count_output_tokens
 
 pytestmark = pytest.mark.browser
 
@@ -293,20 +293,15 @@ async def test_request_error_is_shown_inline(
 async def test_access_token_cookie_lets_the_page_and_its_event_source_in(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
-    """With --access-token the page loads without it (it holds no secret), the
-    API refuses with a message saying what to do, and opening /?token=T once sets the
-    HttpOnly cookie that fetch and EventSource then carry."""
+    """With --access-token the page loads without it (it holds no secret) and asks for
+    it; opening /?token=T once sets the HttpOnly cookie that fetch and EventSource then
+    carry; and a cookie gone meanwhile gets the API's 401, which asks again."""
     token = "browser-token-0123456789abcdef"
     chunks = numbered_chunks(8)
     fake_anthropic.enqueue(Reply(chunks=chunks, delay=0.02))
     server = await start_server(fake=fake_anthropic, access_token=token)
     await page.goto(server.url)
-    await ask(page, "Let me in")
-    refused = last_reply(page)
-    await wait_status(refused, "error")
-    await expect(refused.locator(".error .error-type")).to_have_text("authentication_error")
-    await expect(refused.locator(".error .error-message")).to_contain_text("/?token=")
-    assert fake_anthropic.requests == []
+    await expect(page.locator("#sign-in")).to_be_visible()
 
     await page.goto(f"{server.url}/?token={token}")
     assert page.url == server.url + "/"  # the token left the address bar
@@ -315,10 +310,21 @@ async def test_access_token_cookie_lets_the_page_and_its_event_source_in(
     assert cookie["sameSite"] == "Strict"
     assert token not in cookie["value"]
     assert await page.evaluate("document.cookie") == ""  # no script can read it
+    await expect(page.locator("#sign-in")).to_be_hidden()
     await ask(page, "Count for me")
     reply = last_reply(page)
     await wait_status(reply, "done")
     assert await reply_text(reply) == "".join(chunks)
+    assert len(fake_anthropic.requests) == 1
+
+    await page.context.clear_cookies()
+    await ask(page, "Let me in")
+    refused = last_reply(page)
+    await wait_status(refused, "error")
+    await expect(refused.locator(".error .error-type")).to_have_text("authentication_error")
+    await expect(refused.locator(".error .error-message")).to_contain_text("sign in on the page")
+    await expect(page.locator("#sign-in-error")).to_have_text("Sign in, then Retry.")
+    await expect(page.locator("#access-token")).to_be_focused()
     assert len(fake_anthropic.requests) == 1
 
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     Block,
     FakeAnthropic,
     RedactedThinking,
@@ -30,9 +30,16 @@ from .fake_anthropic import (
     web_citation,
     web_result,
 )
-from .fake_blocks import ENCRYPTED, REDACTED, SIGNATURE, output_text, searches, thinking_text
-from .metrics_text import value
-from .sse_client import open_sse
+from .support.fake_blocks import (
+    ENCRYPTED,
+    REDACTED,
+    SIGNATURE,
+    output_text,
+    searches,
+    thinking_text,
+)
+from .support.metrics_text import value
+from .support.sse_client import open_sse
 from .test_api_sse_functional import TRICKY_CHUNKS
 from .test_metrics_functional import scrape
 
@@ -276,19 +283,25 @@ async def _get_health(server: RunningServer) -> dict[str, Any]:
 # The demo's two example tools, offered unless it writes --demo-tokens load replies.
 DEMO_TOOLS = [{"name": "current_time", "runs": "server", "needs_approval": False},
               {"name": "browser_locale", "runs": "client", "needs_approval": False}]
+ATTACHMENTS = {
+    "max_bytes": 32 * 1024 * 1024, "max_upload_bytes": 64 * 1024 * 1024, "max_count": 100,
+    "image_types": ["image/jpeg", "image/png", "image/gif", "image/webp"],
+    "document_types": ["application/pdf", "text/plain"], "citations": True,
+}
 
 
 @pytest.mark.parametrize(
     ("settings", "capabilities"),
     [
         ({}, {"thinking": {"max_tokens": 1023}, "web_search": False, "prompt_cache": "5m",
-              "client_system": True, "tools": DEMO_TOOLS}),
+              "client_system": True, "tools": DEMO_TOOLS, "attachments": ATTACHMENTS}),
         ({"max_tokens": 16000, "web_search": 5, "prompt_cache": "1h", "client_system": False},
          {"thinking": {"max_tokens": 10000}, "web_search": {"max_uses": 5},
-          "prompt_cache": "1h", "client_system": False, "tools": DEMO_TOOLS}),
+          "prompt_cache": "1h", "client_system": False, "tools": DEMO_TOOLS,
+          "attachments": ATTACHMENTS}),
         ({"max_thinking_tokens": 0, "prompt_cache": "off", "demo_tokens": 5},
          {"thinking": False, "web_search": False, "prompt_cache": "off",
-          "client_system": True, "tools": []}),
+          "client_system": True, "tools": [], "attachments": ATTACHMENTS}),
     ],
 )
 async def test_healthz_says_what_requests_may_ask_for(

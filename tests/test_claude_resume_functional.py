@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     FakeAnthropic,
     Reply,
     ServerToolUse,
@@ -20,7 +20,7 @@ from .fake_anthropic import (
     web_citation,
     web_result,
 )
-from .sse_client import SSEStream, open_sse
+from .support.sse_client import SSEStream, open_sse
 
 SOURCE = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 REPLY = Reply(

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,9 @@ from sseserver.config import OPTIONS
 from sseserver.deprecations import sdk_table
 from sseserver.event_loop import resolved_loop
 
-from .processes import Processes
-from .sse_parser import parse_all
-from .system_tools import CURL, require
+from .support.processes import Processes
+from .support.sse_parser import parse_all
+from .support.system_tools import CURL, require
 
 # `auto` is uvloop (test_auto_loop_is_uvloop_when_installed): every other process test
 # runs it, so these also run asyncio's loop.
@@ -117,3 +118,38 @@ async def test_deprecated_model_is_warned_about_with_its_end_of_life(
     server = await processes.sseserver(None, "--models", model)
     assert await server.stop(timeout=10) == 0
     assert f"model {model!r} is deprecated by Anthropic; end of life {end_of_life}" in server.log
+
+
+async def test_a_port_in_use_is_one_line_naming_it_and_what_to_do(processes: Processes) -> None:
+    """Started next to `make run`, the bind fails: the user reads which port and what to do,
+    not the errno's wording with a tuple of the address."""
+    held = await processes.sseserver(None)
+    port = held.url.rsplit(":", 1)[1]
+    code, _, stderr = await processes.command("--port", port)
+    assert code == 1
+    errors = [line for line in stderr.splitlines() if line.startswith("sseserver:")]
+    assert errors == [
+        f"sseserver: port {port} is already in use on 127.0.0.1 (another sseserver, or "
+        "`make run`?): stop that process, or pick another port with --port N (--port 0 "
+        "picks a free one)"
+    ]
+    assert "Traceback" not in stderr
+
+
+async def test_a_secret_on_the_command_line_is_warned_about_and_a_file_is_not(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """Any user of the machine reads a process's arguments with `ps`: the log says so and
+    names the way that keeps it out of sight, and never shows the secret."""
+    token = "cli-secret-token-0123456789abcdef"
+    on_argv = await processes.sseserver(None, "--access-token", token)
+    assert await on_argv.stop(timeout=10) == 0
+    assert ("--access-token was given on the command line, where any user of this machine "
+            "can read it (ps, /proc): use --access-token-file or the variable instead"
+            ) in on_argv.log
+    assert token not in on_argv.log
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    from_file = await processes.sseserver(None, "--access-token-file", str(token_file))
+    assert await from_file.stop(timeout=10) == 0
+    assert "command line" not in from_file.log

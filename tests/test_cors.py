@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from sseserver.app_keys import SETTINGS
 from sseserver.config import Settings
 from sseserver.cors import add_cors_headers, cors_preflight
 from sseserver.errors import Forbidden
-from sseserver.keys import SETTINGS
 
 ORIGIN: Final = "https://chat.example.com"
 OTHER: Final = "https://evil.example"

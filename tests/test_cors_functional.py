@@ -8,9 +8,9 @@ import json
 from typing import Final
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .http_client import request
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.http_client import request
+from .support.sse_client import open_sse
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 ORIGIN: Final = "https://chat.example.com"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import pytest
+
 from sseserver.providers import ChatMessage, DemoProvider, Event, GenerationRequest, Usage
-from sseserver.providers.demo import DEMO_TEXT, demo_tokens
+from sseserver.providers.demo import DEMO_TEXT, demo_tokens, pick
 
 SOURCE = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 
@@ -131,3 +133,39 @@ def test_a_demo_server_never_imports_the_anthropic_sdk() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, timeout=60)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "marks"),
+    [
+        ("Show me some Python code", "code", ["```python\n", "```js\n"]),
+        ("Compare SSE and WebSocket in a table", "table", ["| Direction |", "|---|"]),
+        ("Give me a list of steps", "list", ["1. Get an API key", "- set an access token"]),
+        ("Write a long answer", "long", ["## How a reply reaches this page"]),
+        ("Think about this puzzle", "thinking", ["The answer is **9**"]),
+        ("Search for the standard", "search", ["the `EventSource` interface."]),
+        ("Why is the sky blue?", "default", ['You asked: "Why is the sky blue?"']),
+    ],
+)
+async def test_the_question_picks_one_of_the_canned_replies(
+    question: str, kind: str, marks: list[str]
+) -> None:
+    """A newcomer sees what the page renders (code, a table, a list, thinking, a search
+    with citations), each reply the same every time it is asked."""
+    assert pick(question) == kind
+    request = dataclasses.replace(_request(), messages=(ChatMessage("user", question),),
+                                  thinking="adaptive", web_search=1, max_tokens=4096)
+    runs = [[item async for item in DemoProvider(delay_ms=0).stream(request)]
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+    text = "".join(i for i in runs[0] if isinstance(i, str))
+    for mark in marks:
+        assert mark in text
+    names = [i.name for i in runs[0] if isinstance(i, Event)]
+    citations = names.count("citation")
+    assert citations == {"search": 2, "default": 1}.get(kind, 0)
+    assert ("tool" in names) == (kind in ("search", "default"))
+    usage = runs[0][-1]
+    assert isinstance(usage, Usage)
+    assert usage.stop_reason == "end_turn"
+    assert usage.thinking_tokens == names.count("thinking")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import aiohttp
 
-from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .processes import Processes, gunicorn_url, server_env, wait_healthy
-from .redis_server import RedisServer
-from .sse_client import open_sse
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply, Silent
+from .support.processes import Processes, gunicorn_url, server_env, wait_healthy
+from .support.redis_server import RedisServer
+from .support.sse_client import open_sse
+from .support.waiting import until
 
 
 def _workers(pid: int) -> list[int]:

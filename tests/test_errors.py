@@ -18,14 +18,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sseserver import errors
+from sseserver.app_keys import METRICS, SETTINGS
 from sseserver.config import Settings
 from sseserver.errors import (
     AtCapacity,
     BadRequest,
+    BadSignature,
     BodiesFull,
+    BudgetExceeded,
     ClientLimit,
     Forbidden,
     HeadersTooLarge,
+    InvalidToken,
     MethodNotAllowed,
     NotFound,
     Overloaded,
@@ -36,17 +40,22 @@ from sseserver.errors import (
     SSEServerError,
     StoreDown,
     StoreUnavailable,
+    TokenExpired,
+    TokenMissing,
+    TokenNotYetValid,
+    TokenRefused,
     TooLarge,
     TooManyConnections,
     Unauthorized,
     UnsupportedMediaType,
     UriTooLong,
+    WrongAudience,
+    WrongIssuer,
 )
 from sseserver.guard import fallback, guarded
-from sseserver.keys import METRICS, SETTINGS
 from sseserver.metrics import Metrics
 
-from .metrics_text import parse, value
+from .support.metrics_text import parse, value
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -64,10 +73,30 @@ ANSWERS: dict[type[Refused], Answer] = {
     BadRequest: Answer(400, "invalid_request_error", "The request was refused.", None, None),
     Unauthorized: Answer(
         401, "authentication_error",
-        "This server needs its access token: open /?token=TOKEN once in this browser, "
-        "or send 'Authorization: Bearer TOKEN'.",
+        "This server needs its access token: sign in on the page (or open /?token=TOKEN "
+        "once in this browser), or send 'Authorization: Bearer TOKEN'.",
         None, "unauthorized",
     ),
+    TokenRefused: Answer(401, "authentication_error", "The token was refused.", None,
+                         "unauthorized"),
+    TokenMissing: Answer(
+        401, "token_missing",
+        "This server needs a token: send 'Authorization: Bearer TOKEN', or open "
+        "/?token=TOKEN once in this browser.", None, "unauthorized",
+    ),
+    TokenExpired: Answer(401, "token_expired", "The token has expired.", None, "unauthorized"),
+    TokenNotYetValid: Answer(401, "token_not_yet_valid", "The token is not valid yet (nbf).",
+                             None, "unauthorized"),
+    BadSignature: Answer(401, "bad_signature", "The token's signature does not verify.", None,
+                         "unauthorized"),
+    WrongAudience: Answer(401, "wrong_audience", "The token is not meant for this server (aud).",
+                          None, "unauthorized"),
+    WrongIssuer: Answer(
+        401, "wrong_issuer", "The token comes from an issuer this server does not trust (iss).",
+        None, "unauthorized",
+    ),
+    InvalidToken: Answer(401, "invalid_token", "The token cannot be used here.", None,
+                         "unauthorized"),
     Forbidden: Answer(403, "permission_error", "The request was refused.", None, None),
     NotFound: Answer(404, "not_found_error", "No such stream.", None, None),
     MethodNotAllowed: Answer(405, "method_not_allowed", "The request was refused.", None, None),
@@ -84,6 +113,9 @@ ANSWERS: dict[type[Refused], Answer] = {
         429, "rate_limit_error",
         "You have as many replies running as this server allows; wait for one to end.",
         "5", "client_limit",
+    ),
+    BudgetExceeded: Answer(
+        429, "budget_exceeded", "You have used this window's budget of tokens.", None, "budget",
     ),
     AtCapacity: Answer(
         503, "overloaded_error", "The server is at capacity; try again shortly.", "5",
@@ -111,7 +143,7 @@ ANSWERS: dict[type[Refused], Answer] = {
     ),
     ServerError: Answer(500, "api_error", "Internal server error.", None, None),
 }
-LABELS = ("capacity", "client_limit", "shutting_down", "overload", "unauthorized")
+LABELS = ("capacity", "client_limit", "shutting_down", "overload", "unauthorized", "budget")
 
 
 def _app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],

@@ -10,7 +10,7 @@ import pytest
 import uvloop
 
 from .conftest import StartServer
-from .sse_client import open_sse
+from .support.sse_client import open_sse
 
 
 async def test_the_app_streams_on_the_loop_its_test_names(

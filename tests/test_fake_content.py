@@ -18,7 +18,7 @@ import pydantic
 import pytest
 from anthropic.types import MessageParam, RawMessageStreamEvent
 
-from tests.fake_anthropic import (
+from tests.support.fake_anthropic import (
     MESSAGES_PATH,
     FakeAnthropic,
     RedactedThinking,

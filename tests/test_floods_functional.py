@@ -14,8 +14,8 @@ from typing import Final
 
 import pytest
 
-from .processes import Processes, ServerProcess, gunicorn_url, server_env, wait_healthy
-from .raw_http import exchange, host_port, request
+from .support.processes import Processes, ServerProcess, gunicorn_url, server_env, wait_healthy
+from .support.raw_http import exchange, host_port, request
 
 TOKEN: Final = "flood-token-0123456789abcdef"
 MIB: Final = 1024 * 1024

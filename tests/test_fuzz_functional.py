@@ -33,14 +33,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
-from sseserver.keys import GENERATIONS
 from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
-from .raw_http import parse_answer
-from .sse_parser import parse_all
-from .tool_handlers import RUNS
+from .support.jwt_issuer import AUDIENCE, SECRET, claims, hs256
+from .support.raw_http import parse_answer
+from .support.sample_files import b64, gif, pdf, png
+from .support.sse_parser import parse_all
+from .support.tool_handlers import RUNS
 
 TOKEN: Final = "fuzz-token-0123456789abcdef"
 FUZZ: Final = settings(
@@ -55,7 +57,7 @@ PATHS: Final = [
     "/", "/healthz", "/metrics", "/api/sse", "/api/streams", "/api/streams/abc",
     "/api/streams/STREAM", "/static/app.js", "/static/../pyproject.toml", "/api/", "/nope",
     "/api/chat", "/api/chat/CHAT/stream", "/api/chat/never/stream", "/api/chat/a%20b/stream",
-    "/api/chat/%2E%2E/stream",
+    "/api/chat/%2E%2E/stream", "/login", "/api/usage",
 ]
 
 
@@ -394,6 +396,57 @@ chat_bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=600),
 )
+# Images and documents (docs/protocol.md, "Attachments"): real files and ones that lie
+# about their type, base64 cut, padded wrongly or with foreign characters, sources of
+# every kind with every media type, URLs of every scheme.
+FILES: Final = [png(), gif(), pdf(), b"\xff\xd8\xff\xe0" + bytes(12), b"RIFF\0\0\0\0WEBPVP8 ",
+                b"", b"%PDF", b"not a file"]
+file_data = st.one_of(
+    st.sampled_from(FILES).map(b64),
+    st.tuples(st.sampled_from(FILES).map(b64), st.integers(0, 60), any_text).map(
+        lambda t: t[0][:t[1]] + t[2] + t[0][t[1]:]),
+    st.sampled_from(FILES).map(lambda f: b64(f).rstrip("=")),
+    any_text,
+    json_values,
+)
+media_types = st.sampled_from(["image/png", "image/gif", "image/jpeg", "image/webp",
+                               "application/pdf", "text/plain", "image/bmp", ""]) | json_values
+sources = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["base64", "text", "url", "content", ""]),
+                           "media_type": media_types, "data": file_data}),
+    st.fixed_dictionaries({"type": st.sampled_from(["url", "base64"]), "url": st.sampled_from(
+        ["https://example.com/a.png", "http://example.com/a.pdf", "https://", "ftp://x/y",
+         "https://a.example/x y", "javascript:alert(1)"]) | any_text}),
+    json_values,
+)
+attachments = st.fixed_dictionaries(
+    {"type": st.sampled_from(["image", "document"]), "source": sources},
+    optional={"title": any_text | json_values, "context": any_text | json_values,
+              "citations": json_values, "cache_control": json_values},
+)
+attachment_bodies = st.integers(1, 3).flatmap(
+    lambda n: st.tuples(*[
+        st.fixed_dictionaries({
+            "role": st.just("user" if i % 2 == 0 else "assistant"),
+            "content": turn_text | st.lists(attachments | st.fixed_dictionaries(
+                {"type": st.just("text"), "text": turn_text}), min_size=1, max_size=4)})
+        for i in range(n)
+    ]).map(lambda turns: json.dumps({"messages": list(turns)}).encode())
+)
+file_parts = st.fixed_dictionaries(
+    {"type": st.just("file"), "mediaType": media_types,
+     "url": st.one_of(file_data.map(lambda d: f"data:image/png;base64,{d}"),
+                      st.sampled_from(FILES).map(lambda f: f"data:application/pdf;base64,"
+                                                            f"{b64(f)}"),
+                      st.sampled_from(["https://example.com/a.png", "http://x/y.pdf",
+                                       "data:,hello", "data:text/plain;base64,aGk="]),
+                      any_text)},
+    optional={"filename": any_text | json_values},
+)
+file_chats = st.lists(file_parts | st.fixed_dictionaries(
+    {"type": st.just("text"), "text": turn_text}), min_size=1, max_size=3).map(
+    lambda parts: json.dumps({"id": "c3", "messages": [
+        {"id": "m0", "role": "user", "parts": parts}]}).encode())
 content_types = st.sampled_from(
     [b"application/json", b"application/json; charset=utf-8", b"APPLICATION/JSON",
      b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x",
@@ -444,6 +497,39 @@ async def test_fuzzed_json_bodies(
         url = json.loads(answer.body)["url"]
         stream = await _raw(server, _request("GET", url, _auth(True)), "GET")
         check(stream, url)
+
+
+@FUZZ
+@given(body=bodies, content_type=content_types, auth=authed)
+async def test_fuzzed_sign_in_bodies(
+    server: RunningServer, body: bytes, content_type: bytes, auth: bool
+) -> None:
+    headers = _post_headers(auth, content_type)
+    answer = await _raw(server, _request("POST", "/login", headers, body), "POST")
+    check(answer, "/login")
+    assert answer.status in (204, 400, 401, 413, 415)
+    assert ("set-cookie" in answer.headers) == (answer.status == 204)
+
+
+@FUZZ
+@given(body=attachment_bodies)
+async def test_fuzzed_attachments(server: RunningServer, body: bytes) -> None:
+    """Images and documents nearly right or not at all: a JSON 4xx, or a stream."""
+    headers = _post_headers(True, b"application/json")
+    answer = await _raw(server, _request("POST", "/api/streams", headers, body), "POST")
+    check(answer, "/api/streams")
+    if answer.status == 201:
+        url = json.loads(answer.body)["url"]
+        check(await _raw(server, _request("GET", url, _auth(True)), "GET"), url)
+
+
+@FUZZ
+@given(body=file_chats)
+async def test_fuzzed_file_parts(server: RunningServer, body: bytes) -> None:
+    """The AI SDK's file parts, nearly right or not at all: a JSON 4xx, or a stream."""
+    headers = _post_headers(True, b"application/json")
+    check(await _raw(server, _request("POST", "/api/chat", headers, body), "POST"),
+          "/api/chat")
 
 
 @FUZZ
@@ -503,15 +589,15 @@ tool_chats = st.tuples(
 @pytest.fixture
 async def tool_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
     """As `server`, offering a server-run tool, one that needs approval (both run by
-    tests.tool_handlers:lookup, which counts its runs) and a client-run one."""
+    tests.support.tool_handlers:lookup, which counts its runs) and a client-run one."""
     RUNS.reset()
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
         max_body_bytes=4096, access_token=TOKEN, tools=tool_specs([
             {"name": "lookup", "input_schema": {"type": "object"},
-             "handler": "tests.tool_handlers:lookup"},
+             "handler": "tests.support.tool_handlers:lookup"},
             {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,
-             "handler": "tests.tool_handlers:lookup"},
+             "handler": "tests.support.tool_handlers:lookup"},
             {"name": "locate", "input_schema": {"type": "object"}},
         ]),
     )
@@ -715,3 +801,72 @@ async def test_fuzzed_static_names(server: RunningServer, name: str, method: str
     answer = await _raw(server, _request(method, "/static/" + name, []), method)
     check(answer, "/static/")
     assert answer.status in (200, 400, 404, 414, 431), answer.status
+
+
+@pytest.fixture
+async def users_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
+    """As `server`, with users (HS256 tokens) and a budget instead of the access token."""
+    running = await start_server(
+        demo_delay_ms=0, demo_tokens=3, resume_window=2, max_body_bytes=4096,
+        jwt_secret_file=SECRET, jwt_audience=AUDIENCE, budget_tokens=100_000,
+        max_streams_per_client=0,
+    )
+    baseline = len(asyncio.all_tasks())
+    LOGS.attach()
+    try:
+        yield running
+        await _assert_settled(running, baseline)
+    finally:
+        LOGS.detach()
+        LOGS.records.clear()
+
+
+def _jwt_parts() -> st.SearchStrategy[bytes]:
+    """Tokens that are almost right: a good one cut, padded, re-signed or recombined
+    with fuzzed parts, and any bytes."""
+    good = hs256(claims("fuzzer")).encode()
+    header, payload, signature = good.split(b".")
+    part = st.one_of(st.sampled_from([header, payload, signature, b"", b"e30", b"bnVsbA"]),
+                     st.binary(max_size=60))
+    return st.one_of(
+        st.just(good),
+        st.tuples(part, part, part).map(lambda p: b".".join(p)),
+        st.integers(0, len(good)).map(lambda n: good[:n]),
+        header_bytes,
+    )
+
+
+@FUZZ
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    path=st.sampled_from(["/api/usage", "/api/sse?message=hi", "/api/streams",
+                          "/api/streams/STREAM", "/metrics", "/?token=", "/api/chat/c/stream"]),
+    token=_jwt_parts(),
+    where=st.sampled_from(["bearer", "cookie", "query"]),
+)
+async def test_fuzzed_user_tokens(
+    users_server: RunningServer, method: str, path: str, token: bytes, where: str,
+) -> None:
+    """Whatever a token holds, the answer is a JSON error (401 with its challenge), a
+    stream or the route's own content; never a 500."""
+    if "STREAM" in path:  # a stream of the token's own user, when the token is good
+        created = await _raw(users_server, _request(
+            "POST", "/api/streams", [("Authorization", f"Bearer {hs256(claims('fuzzer'))}"
+                                      .encode()), ("Content-Type", b"application/json")],
+            b'{"messages":[{"role":"user","content":"hi"}]}'), "POST")
+        assert created.status == 201
+        path = path.replace("STREAM", json.loads(created.body)["id"])
+    headers: list[tuple[str, bytes]] = []
+    if where == "bearer":
+        headers.append(("Authorization", b"Bearer " + token))
+    elif where == "cookie":
+        headers.append(("Cookie", b"sseserver_token=" + token))
+    elif path.endswith("?token="):
+        path += quote(token, safe="")
+    if method == "POST":
+        headers.append(("Content-Type", b"application/json"))
+    body = b'{"messages": [{"role": "user", "content": "hi"}]}' if method == "POST" else b""
+    answer = await _raw(users_server, _request(method, path, headers, body), method)
+    check(answer, path)
+    if answer.status == 401:
+        assert answer.headers["www-authenticate"].startswith('Bearer realm="sseserver"')

@@ -11,7 +11,7 @@ from sseserver.generations import Generations
 from sseserver.providers import ChatMessage, GenerationRequest
 from sseserver.providers.demo import DemoProvider
 from sseserver.store.memory import MemoryStore
-from tests.sse_parser import parse_all
+from tests.support.sse_parser import parse_all
 
 # An idle event loop sleeps in the kernel and uses next to no CPU in this time; a callback
 # that reschedules itself spins it, and a spinning process gets a fair share of a core even

@@ -30,15 +30,15 @@ from typing import Final
 import pytest
 from aiohttp import web
 
-from sseserver import subscriber
+from sseserver import serving
 from sseserver.access_log import AccessLogger
 from sseserver.app import create_app
+from sseserver.app_keys import METRICS
 from sseserver.config import Settings
-from sseserver.keys import METRICS
 
-from .fake_anthropic import FakeAnthropic, Silent
-from .metrics_text import parse, value
-from .system_tools import IP, TC, require, require_root
+from .support.fake_anthropic import FakeAnthropic, Silent
+from .support.metrics_text import parse, value
+from .support.system_tools import IP, TC, require, require_root
 
 NAMESPACE: Final = f"sseserver-t{os.getpid()}"
 HOST_END: Final = "sseA"
@@ -157,7 +157,7 @@ async def test_control_without_the_socket_options_the_client_is_not_found(
 ) -> None:
     """Why sockets.py exists: with only the write deadline, a vanished client is still
     attached well past the bound (Linux would retransmit for about 15 minutes)."""
-    monkeypatch.setattr(subscriber, "watch_for_half_open", lambda request, timeout: None)
+    monkeypatch.setattr(serving, "watch_for_half_open", lambda request, timeout: None)
     app, port = app_on_the_link
     fake_anthropic.enqueue(Silent(chunks=["thinking..."]))
     client, _ = await _vanish(port)

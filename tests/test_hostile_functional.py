@@ -20,13 +20,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
-from sseserver.keys import GENERATIONS
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .raw_http import exchange, host_port, parse_answer, request
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.raw_http import exchange, host_port, parse_answer, request
+from .support.waiting import until
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 MIB = 1024 * 1024
@@ -363,12 +363,13 @@ async def test_a_post_nobody_subscribes_to_never_calls_the_upstream(
             body = await response.text()
     assert body.count("event: message") == 0
     assert '"output_tokens":0,"stop_reason":"cancelled"' in body
+    assert '"cancel_reason":"no_reader"}' in body  # why, in the stream itself
     assert body.endswith('event: done\ndata: "[DONE]"\n\n')
     lines = [r.getMessage() for r in caplog.records if r.name == "sseserver.generations"]
     assert len(lines) == 1
     assert "ttft=- events=3 " in lines[0]
     assert " output_tokens=0 " in lines[0]
-    assert lines[0].endswith("ended=client_gone")
+    assert lines[0].endswith("ended=client_gone cancel_reason=no_reader (nobody opened the stream)")
 
 
 async def test_the_first_subscriber_starts_the_upstream(
@@ -443,7 +444,7 @@ async def test_request_bodies_held_at_once_are_bounded(start_server: StartServer
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(head + payload[:900_000])
         partial.append((reader, writer))
-    from sseserver.keys import BODY_BUDGET  # here: the module imports on older code too
+    from sseserver.app_keys import BODY_BUDGET  # here: the module imports on older code too
 
     budget = server.app[BODY_BUDGET]
     for _ in range(100):

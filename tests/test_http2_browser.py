@@ -19,11 +19,11 @@ from typing import Any, Final
 import pytest
 from playwright.async_api import async_playwright
 
-from .browser import CHROMIUM_ARGS
-from .fake_anthropic import FakeAnthropic, Reply
-from .nginx_server import Nginx, nginx_workdir, running_nginx
-from .processes import Processes
-from .system_tools import CHROMIUM, require
+from .support.browser import CHROMIUM_ARGS
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.nginx_server import Nginx, nginx_workdir, running_nginx
+from .support.processes import Processes
+from .support.system_tools import CHROMIUM, require
 
 __all__ = ["nginx_workdir"]
 

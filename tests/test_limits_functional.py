@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Silent
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply, Silent
+from .support.sse_client import open_sse
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -142,7 +142,7 @@ async def test_shutting_down_refuses_new_generations_with_503(
 ) -> None:
     """During the shutdown grace, a request already on an open connection may still
     arrive: it gets 503 and a Retry-After, while the running generation goes on."""
-    from sseserver.keys import GENERATIONS
+    from sseserver.app_keys import GENERATIONS
 
     server = await start_server(fake=fake_anthropic)
     fake_anthropic.enqueue(Reply(chunks=["x "] * 30, delay=0.02))

@@ -24,7 +24,8 @@ from sseserver.loadgen.report import percentiles
 from sseserver.loadgen.stats import Stats
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.ports import HeldPort
 
 Event = tuple[bytes | None, bytes, bytes]
 
@@ -294,7 +295,8 @@ async def test_duration_mode_cuts_streams_at_the_deadline(start_server: StartSer
 
 
 async def test_refused_connections_are_errors() -> None:
-    report = await _run("http://127.0.0.1:9", connections=1, streams=2)
+    with HeldPort() as closed:  # nothing may listen there while the test runs
+        report = await _run(f"http://127.0.0.1:{closed.port}", connections=1, streams=2)
     assert report["errors"] == {"connect:ConnectionRefusedError": 2}
 
 

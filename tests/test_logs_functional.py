@@ -18,15 +18,13 @@ from typing import Final
 import aiohttp
 import pytest
 
-from sseserver.__main__ import configure_logging
-
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .http_client import request as http_request
-from .processes import Processes, ServerProcess, wait_healthy
-from .raw_http import exchange, host_port, request
-from .sse_client import open_sse
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.http_client import request as http_request
+from .support.processes import Processes, ServerProcess, wait_healthy
+from .support.raw_http import exchange, host_port, request
+from .support.sse_client import open_sse
+from .support.waiting import until
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 
@@ -51,21 +49,6 @@ async def test_the_token_and_the_key_never_reach_a_log_line(
     for secret in (TOKEN, fake_anthropic.api_key, "wrong-guess", "a-private-question"):
         assert secret not in caplog.text
     assert TOKEN not in repr(guarded.settings)
-
-
-def test_debug_logging_keeps_the_sdk_from_logging_request_bodies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("ANTHROPIC_LOG", raising=False)
-    saved = {name: logging.getLogger(name).level for name in ("anthropic", "httpx2", "")}
-    try:
-        configure_logging("debug")
-        assert logging.getLogger("sseserver").isEnabledFor(logging.DEBUG)
-        assert not logging.getLogger("anthropic._base_client").isEnabledFor(logging.DEBUG)
-        assert not logging.getLogger("httpx2").isEnabledFor(logging.DEBUG)
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
 
 
 AUTH: Final = ("Authorization", f"Bearer {TOKEN}".encode())
@@ -147,7 +130,7 @@ async def test_a_forwarded_address_cannot_forge_generation_log_fields(
         assert line.isascii(), line
         assert line.isprintable(), line
     [generation] = [line for line in log.splitlines() if " generation id=" in line]
-    assert " client=fe80::1 provider=demo " in generation, generation
+    assert " client=fe80::1 user=- provider=demo " in generation, generation
     for field in ("provider=", "model=", "ended="):
         assert generation.count(field) == 1, generation
     assert "evil" not in log
@@ -189,7 +172,7 @@ async def test_neither_message_nor_token_reaches_the_log(processes: Processes) -
         (b"GET /api/sse?message=" + MESSAGE.encode() + b"\x01 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
         (b"GET /api/sse?message=" + MESSAGE.encode() + b" HTTP/1.1\r\nHost: t\r\nX-Bad: "
          + TOKEN.encode() + b"\x00\r\n\r\n", 400),
-        (request("GET", f"/?token={TOKEN}x"), 401),
+        (request("GET", f"/?token={TOKEN}x"), 303),  # home, whose form says it was wrong
         (request("GET", f"/api/sse?message={MESSAGE}",
                  [("Authorization", f"Bearer {TOKEN}-wrong".encode())]), 401),
         (request("GET", f"/?token={TOKEN}"), 303),
@@ -264,6 +247,56 @@ async def test_a_stream_the_client_drops_is_logged_once(
     assert len(access) == 1, access
     match = re.fullmatch(
         rf'127\.0\.0\.1 "GET {re.escape(path)}" 200 [\d.]+ms sse bytes=(\d+) ended=client_gone',
+        access[0],
+    )
+    assert match, access[0]
+    assert int(match[1]) >= len(received)
+
+
+CHAT_BODY: Final = json.dumps({
+    "id": "chat-logged", "trigger": "submit-message",
+    "messages": [{"id": "m0", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+}).encode()
+
+
+async def test_a_chat_reply_is_logged_once_with_its_bytes(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The AI SDK's chat route is an SSE response too: its line says what it sent and how
+    it ended, like ours."""
+    server = await start_server(demo_tokens=5)
+    caplog.set_level(logging.INFO)
+    answer = await exchange(server.url, request(
+        "POST", "/api/chat", [("Content-Type", b"application/json")], CHAT_BODY))
+    assert answer.status == 200
+    assert answer.body.endswith(b"data: [DONE]\n\n")
+    access = await _access_lines_after_a_drop(caplog)
+    assert len(access) == 1, access
+    assert re.fullmatch(
+        rf'127\.0\.0\.1 "POST /api/chat" 200 [\d.]+ms sse bytes={len(answer.body)} '
+        r"ended=complete",
+        access[0],
+    ), access[0]
+
+
+async def test_a_chat_reply_the_client_drops_is_logged_once(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves a chat reply cancels its handler; aiohttp logs nothing for a
+    cancelled handler, so the response logs its own line."""
+    server = await start_server(demo_delay_ms=50, demo_tokens=100)
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as session, session.post(
+        server.url + "/api/chat", data=CHAT_BODY, headers={"Content-Type": "application/json"}
+    ) as response:
+        received = b""
+        while received.count(b'"type":"text-delta"') < 3:
+            received += await response.content.readany()
+        response.connection.transport.abort()  # type: ignore[union-attr]
+    access = await _access_lines_after_a_drop(caplog)
+    assert len(access) == 1, access
+    match = re.fullmatch(
+        r'127\.0\.0\.1 "POST /api/chat" 200 [\d.]+ms sse bytes=(\d+) ended=client_gone',
         access[0],
     )
     assert match, access[0]

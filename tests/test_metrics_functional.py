@@ -12,7 +12,7 @@ import aiohttp
 from sseserver.metrics import Metrics
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     FakeAnthropic,
     HttpError,
     MidStreamError,
@@ -20,8 +20,8 @@ from .fake_anthropic import (
     Silent,
     count_output_tokens,
 )
-from .metrics_text import Samples, parse, value
-from .sse_client import SSEStream, open_sse
+from .support.metrics_text import Samples, parse, value
+from .support.sse_client import SSEStream, open_sse
 
 QUESTION = "secret-question-42"
 

@@ -1,4 +1,4 @@
-"""Behind a real reverse proxy: Debian's nginx runs deploy/nginx.conf (tests/nginx_server.py
+"""Behind a real reverse proxy: Debian's nginx runs deploy/nginx.conf (tests/support/nginx_server.py
 swaps only its addresses, ports and certificate) in front of two sseserver processes sharing
 one Redis, over HTTPS with the test's own certificate: the shipped config must pass frames
 through unbuffered and let a resume land on either process."""
@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .fake_anthropic import FakeAnthropic, Reply
-from .nginx_server import Nginx, nginx_workdir, running_nginx
-from .processes import Processes, ServerProcess
-from .sse_client import SSEStream, open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.nginx_server import Nginx, nginx_workdir, running_nginx
+from .support.processes import Processes, ServerProcess
+from .support.sse_client import SSEStream, open_sse
 
 __all__ = ["nginx_workdir"]
 

@@ -10,8 +10,8 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
-from .metrics_text import Samples, parse, value
-from .processes import Processes, ServerProcess, store_options
+from .support.metrics_text import Samples, parse, value
+from .support.processes import Processes, ServerProcess, store_options
 
 LIMIT_MS: Final = 10
 # What the lag's p99 may reach beyond the limit once the connections are open: admission

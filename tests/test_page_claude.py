@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from playwright.async_api import Browser, Page, Request, ViewportSize, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
-from .browser import (
+from .conftest import StartServer
+from .support.browser import (
     ARTIFACTS,
     DESKTOP,
     PHONE,
@@ -25,11 +26,11 @@ from .browser import (
     assert_no_horizontal_scroll,
     checked_page,
     last_reply,
+    post_bodies,
     reply_text,
     wait_status,
 )
-from .conftest import StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     FakeAnthropic,
     RedactedThinking,
     Reply,
@@ -76,20 +77,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     async with checked_page(browser) as checked:
         await checked.add_init_script(RECORDER)
         yield checked
-
-
-def post_bodies(page: Page) -> list[dict[str, Any]]:
-    """The JSON bodies of the page's POST /api/streams, as they are sent."""
-    bodies: list[dict[str, Any]] = []
-
-    def record(request: Request) -> None:
-        if request.method == "POST" and request.url.endswith("/api/streams"):
-            body = request.post_data_json
-            assert isinstance(body, dict)
-            bodies.append(body)
-
-    page.on("request", record)
-    return bodies
 
 
 async def test_thinking_fills_live_then_folds_when_the_text_begins(

@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, CDPSession, Page
 
-from .browser import ask, checked_page, launch_chromium, wait_status
-from .processes import Processes, processes
+from .support.browser import ask, checked_page, launch_chromium, wait_status
+from .support.processes import Processes, processes
 
 __all__ = ["processes"]
 

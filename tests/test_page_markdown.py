@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from .browser import ask, checked_page, last_reply, reply_text, wait_status
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.browser import ask, checked_page, last_reply, reply_text, wait_status
+from .support.fake_anthropic import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.browser
 

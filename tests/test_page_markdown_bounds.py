@@ -16,9 +16,9 @@ import time
 import pytest
 from playwright.async_api import Page, expect
 
-from .browser import ask, last_reply, reply_text, wait_status
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.browser import ask, last_reply, reply_text, wait_status
+from .support.fake_anthropic import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.browser
 

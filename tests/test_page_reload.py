@@ -13,15 +13,15 @@ import asyncio
 import pytest
 from playwright.async_api import Page, Request, expect
 
-from .browser import (
+from .conftest import StartServer
+from .support.browser import (
     ask,
     last_reply,
     reply_text,
     wait_partial_text,
     wait_status,
 )
-from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
+from .support.fake_anthropic import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.browser
 

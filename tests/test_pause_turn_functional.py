@@ -14,7 +14,7 @@ import pytest
 from sseserver.providers import anthropic_reply
 
 from .conftest import StartServer
-from .fake_anthropic import (
+from .support.fake_anthropic import (
     FakeAnthropic,
     Reply,
     ServerToolUse,
@@ -25,8 +25,8 @@ from .fake_anthropic import (
     web_citation,
     web_result,
 )
-from .fake_blocks import output_text
-from .sse_client import open_sse
+from .support.fake_blocks import output_text
+from .support.sse_client import open_sse
 from .test_fake_content import assert_message_param
 
 SOURCE = "https://example.org/page"
@@ -143,6 +143,23 @@ async def test_continuations_are_bounded(
     assert stream.text == "more " * 6
     assert json.loads(stream.events[-2].data)["stop_reason"] == "pause_turn"
     assert stream.types()[-1] == "done"
+
+
+async def test_each_continuation_asks_for_what_is_left_of_the_reply_s_max_tokens(
+    start_server: StartServer, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply's max_tokens bounds the reply, however many requests it takes: a turn that
+    pauses every time used to ask for the full max_tokens again on each continuation (6
+    requests of 1,024 for a reply asked to stay within 1,024)."""
+    server = await start_server(fake=fake_anthropic, web_search=10)
+    paused = Reply(chunks=["more "], stop_reason="pause_turn", output_tokens=300)
+    fake_anthropic.enqueue(*[paused] * 6)
+    query = "/api/sse?message=hi&web_search=on&max_tokens=700&thinking=off"
+    async with await open_sse(server.url + query) as stream:
+        await stream.read_all()
+    assert [r.body["max_tokens"] for r in fake_anthropic.requests] == [700, 400, 100]
+    usage = json.loads(stream.events[-2].data)
+    assert (usage["output_tokens"], usage["stop_reason"]) == (900, "pause_turn")
 
 
 async def test_no_continuation_once_the_reply_s_searches_are_spent(

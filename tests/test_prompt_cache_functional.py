@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .metrics_text import Samples, parse, value
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.metrics_text import Samples, parse, value
+from .support.sse_client import open_sse
 
 # Long enough that the first prompt is above the API's 1,024-token caching minimum.
 SYSTEM = "You answer questions about the HTML Standard, briefly and exactly. " * 80

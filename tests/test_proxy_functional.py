@@ -1,5 +1,5 @@
 """Behind a real proxy (docs/operations.md, "Behind a proxy"): Debian's nginx with
-deploy/nginx.conf (tests/nginx_server.py) over HTTPS in front of real sseserver processes.
+deploy/nginx.conf (tests/support/nginx_server.py) over HTTPS in front of real sseserver processes.
 
 - With --forwarded-allow-ips naming nginx, each client behind it has its own address: the
   per-client limit, the access log and the cookie's Secure flag use it.
@@ -30,11 +30,11 @@ import pytest
 from sseserver.auth import COOKIE_NAME
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .metrics_text import parse, value
-from .nginx_server import Nginx, nginx_workdir, running_nginx
-from .processes import Processes, ServerProcess
-from .sse_client import SSEStream, open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.metrics_text import parse, value
+from .support.nginx_server import Nginx, nginx_workdir, running_nginx
+from .support.processes import Processes, ServerProcess
+from .support.sse_client import SSEStream, open_sse
 
 __all__ = ["nginx_workdir"]
 

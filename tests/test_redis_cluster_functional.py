@@ -17,9 +17,9 @@ import pytest
 
 from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
-from .processes import Processes, ServerProcess
-from .redis_cluster import ClusterNode, RedisCluster, require_redis_cluster_tools
-from .sse_client import open_sse
+from .support.processes import Processes, ServerProcess
+from .support.redis_cluster import ClusterNode, RedisCluster, require_redis_cluster_tools
+from .support.sse_client import open_sse
 
 TOKENS = 60
 PACE_MS = 100
@@ -167,3 +167,4 @@ async def test_a_master_killed_mid_load_costs_only_its_own_streams(
     assert hit
     assert spared
     assert all(seconds <= LOST_BOUND for seconds in lost)
+

@@ -16,10 +16,10 @@ import pytest
 from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .processes import Processes, ServerProcess
-from .redis_server import RedisServer
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.processes import Processes, ServerProcess
+from .support.redis_server import RedisServer
+from .support.sse_client import open_sse
 
 WORDS = [f"word{i} " for i in range(40)]
 # A killed process is noticed within its lease plus one heartbeat of a survivor.

@@ -15,8 +15,8 @@ import pytest
 
 from sseserver.store.redis.connection import MAX_CONNECTIONS
 
-from .processes import Processes, ServerProcess
-from .redis_server import RedisServer
+from .support.processes import Processes, ServerProcess
+from .support.redis_server import RedisServer
 
 TOKENS: Final = 100
 PACE_MS: Final = 200

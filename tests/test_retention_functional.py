@@ -9,9 +9,9 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
-from .processes import Processes, ServerProcess, store_options
-from .redis_server import RedisServer
-from .sse_client import open_sse
+from .support.processes import Processes, ServerProcess, store_options
+from .support.redis_server import RedisServer
+from .support.sse_client import open_sse
 
 CAP_MB: Final = 4
 # What RSS may grow beyond the cap: the streams running at the time, the allocator's slack.

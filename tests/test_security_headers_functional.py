@@ -12,8 +12,8 @@ import pytest
 from sseserver.routes import PAGE_CSP
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .http_client import request
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.http_client import request
 
 TOKEN: Final = "t0ken-for-tests-0123456789abcdef"
 

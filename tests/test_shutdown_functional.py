@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from .fake_anthropic import FakeAnthropic, Reply
-from .processes import Processes
-from .sse_client import open_sse
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.processes import Processes
+from .support.sse_client import open_sse
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -28,10 +28,10 @@ import pytest
 
 from sseserver.providers.demo import demo_tokens
 
-from .metrics_text import parse, value
-from .processes import Processes
-from .sse_parser import SSEEvent, SSEParser
-from .waiting import until
+from .support.metrics_text import parse, value
+from .support.processes import Processes
+from .support.sse_parser import SSEEvent, SSEParser
+from .support.waiting import until
 
 GENERATIONS: Final = 10_000
 WARM_UP: Final = 300

@@ -1,7 +1,7 @@
 """`sseserver.sse`: exact wire bytes, field validation, and a browser-faithful round trip.
 
 Exact-bytes tests pin the format; the properties run every frame through the
-WHATWG-conformant `tests.sse_parser`, so "the browser receives what we sent" is checked
+WHATWG-conformant `tests.support.sse_parser`, so "the browser receives what we sent" is checked
 for any text, any event mix and any TCP chunking.
 """
 
@@ -24,7 +24,7 @@ from sseserver.sse import (
     encode_retry,
     to_json,
 )
-from tests.sse_parser import SSEEvent, SSEParser, parse_all
+from tests.support.sse_parser import SSEEvent, SSEParser, parse_all
 
 # --- exact bytes ----------------------------------------------------------------------
 

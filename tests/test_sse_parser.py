@@ -1,6 +1,6 @@
 """The test parser against the HTML Standard's own server-sent-events examples and rules.
 
-Every other SSE test trusts `tests.sse_parser`, so it is pinned here to the spec: the
+Every other SSE test trusts `tests.support.sse_parser`, so it is pinned here to the spec: the
 worked examples of "Parsing an event stream" / "Interpreting an event stream", and
 invariance of the result under any split of the byte stream into chunks.
 """
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.sse_parser import SSEEvent, SSEParser, parse_all
+from tests.support.sse_parser import SSEEvent, SSEParser, parse_all
 
 
 def msg(data: str, last_event_id: str = "", type_: str = "message") -> SSEEvent:

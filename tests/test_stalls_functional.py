@@ -15,9 +15,9 @@ import aiohttp
 
 from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
-from .metrics_text import parse, value
-from .processes import Processes, ServerProcess
-from .sse_client import open_sse
+from .support.metrics_text import parse, value
+from .support.processes import Processes, ServerProcess
+from .support.sse_client import open_sse
 
 PACE_MS: Final = 200
 TOKENS: Final = 60

@@ -1,6 +1,6 @@
 """The StreamStore contract (store/base.py), one suite run against every backend: the
 in-memory store and the Redis store, on a real redis-server and on a real Redis Cluster
-of 3 masters (tests/redis_cluster.py)."""
+of 3 masters (tests/support/redis_cluster.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from sseserver.store.base import Batch, Cancel, Signal, StreamStore
 from sseserver.store.memory import MemoryStore
 
-from .waiting import until
+from .support.waiting import until
 
 # How much earlier than asked a timer may seem to fire, measured on time.monotonic():
 # Redis counts expiry in whole milliseconds on a clock of its own.

@@ -14,10 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sseserver.app_keys import FANOUT, STORE
+
 from .conftest import RunningServer, StartServer
-from .fake_anthropic import FakeAnthropic, Reply
-from .sse_client import SSEStream, open_sse
-from .waiting import until
+from .support.fake_anthropic import FakeAnthropic, Reply
+from .support.sse_client import SSEStream, open_sse
+from .support.waiting import until
 
 WORDS = [f"word{i} " for i in range(40)]
 
@@ -165,6 +167,7 @@ async def test_delete_cancels_the_upstream_within_100ms(
     assert stream.types()[-2:] == ["usage", "done"]
     usage = json.loads(stream.events[-2].data)
     assert usage["stop_reason"] == "cancelled"
+    assert usage["cancel_reason"] == "deleted"
     assert usage["output_tokens"] == stream.types().count("message")
     assert await _delete(server, url) == 204  # idempotent once ended
 
@@ -187,6 +190,12 @@ async def test_last_subscriber_gone_cancels_after_the_resume_window(
         assert after < 0.1
     else:
         assert window - 0.5 <= after <= window + 0.5
+        # Kept for the window: its end says why it was cancelled.
+        async with await open_sse(server.url + "/api/sse?message=hi",
+                                  headers={"Last-Event-ID": stream.last_id}) as rest:
+            await rest.read_all()
+        usage = json.loads(rest.events[-2].data)
+        assert (usage["stop_reason"], usage["cancel_reason"]) == ("cancelled", "no_reader")
 
 
 async def test_a_subscriber_coming_back_within_the_window_keeps_the_generation(
@@ -210,7 +219,7 @@ async def test_a_subscriber_coming_back_within_the_window_keeps_the_generation(
 async def test_slow_subscriber_is_dropped_and_others_are_not_slowed(
     start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sseserver.subscriber import WRITE_BUFFER_CAP
+    from sseserver.serving import WRITE_BUFFER_CAP
 
     caplog.set_level(logging.INFO, logger="sseserver.subscriber")
     server = await start_server(fake=fake_anthropic, send_timeout=1, resume_window=5)
@@ -302,7 +311,7 @@ async def test_an_http_1_0_client_gets_the_whole_stream_unchunked(
 ) -> None:
     """Pushed frames are HTTP/1.1 chunks; an HTTP/1.0 response has no chunking, so such a
     client is served by reading (ApacheBench and some proxies still speak 1.0)."""
-    from .sse_parser import parse_all
+    from .support.sse_parser import parse_all
 
     server = await start_server(fake=fake_anthropic)
     fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.002))
@@ -317,3 +326,33 @@ async def test_an_http_1_0_client_gets_the_whole_stream_unchunked(
     events = parse_all(body)
     assert "".join(json.loads(e.data) for e in events if e.type == "message") == "".join(WORDS)
     assert events[-1].type == "done"
+
+
+async def test_a_stream_the_store_no_longer_holds_mid_read_ends_with_generation_lost(
+    start_server: StartServer,
+) -> None:
+    """A response never stops without its end (docs/protocol.md, "Error events"): when the
+    store answers a reader that has begun that it no longer holds the stream (Redis lost
+    it in a failover or a restart, or retention freed it while the reader was behind), the
+    reader gets `generation_lost` at its position, not a response that just stops."""
+    server = await start_server(demo_delay_ms=50, demo_tokens=40)
+    store = server.app[STORE]
+    # A reader that reads the store (one behind, or on HTTP/1.0) rather than being pushed to.
+    server.app[FANOUT].follow = lambda *args: False  # type: ignore[method-assign]
+    async with await open_sse(server.url + "/api/sse?message=hi") as stream:
+        await stream.take(4)
+        real_read = store.read
+
+        async def forgotten(stream_id: str, start: int, wait: float) -> None:
+            return None
+
+        store.read = forgotten  # type: ignore[method-assign]
+        try:
+            await stream.read_all(timeout=5)
+        finally:
+            store.read = real_read  # type: ignore[method-assign]
+    last = stream.events[-1]
+    assert last.type == "error"
+    assert json.loads(last.data)["type"] == "generation_lost"
+    index = int(last.last_event_id.rsplit(":", 1)[1])
+    assert index == len(stream.events) - 1  # the next id after the last frame it had

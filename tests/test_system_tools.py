@@ -1,4 +1,4 @@
-"""The rule for a missing system tool (tests/system_tools.py): locally a skip that names the
+"""The rule for a missing system tool (tests/support/system_tools.py): locally a skip that names the
 apt-get line to run, under CI a failure."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .system_tools import (
+from .support.system_tools import (
     CHROMIUM,
     CURL,
     IP,

@@ -19,7 +19,7 @@ from sseserver.validation import request_from_data
 
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 GOOD = {"name": "lookup", "description": "Looks up", "input_schema": SCHEMA,
-        "handler": "tests.tool_handlers:lookup"}
+        "handler": "tests.support.tool_handlers:lookup"}
 
 
 def _load(tmp_path: Path, data: object) -> tuple[ToolSpec, ...]:
@@ -32,7 +32,7 @@ def test_a_good_file_gives_the_api_definitions_and_who_runs_each(tmp_path: Path)
     client = {"name": "locate", "input_schema": {"type": "object"}, "strict": True}
     specs = _load(tmp_path, [GOOD, client])
     assert [(s.name, s.handler, s.needs_approval) for s in specs] == [
-        ("lookup", "tests.tool_handlers:lookup", False), ("locate", None, False),
+        ("lookup", "tests.support.tool_handlers:lookup", False), ("locate", None, False),
     ]
     assert specs[0].definition == {"name": "lookup", "description": "Looks up",
                                    "input_schema": SCHEMA}
@@ -55,11 +55,11 @@ def test_a_good_file_gives_the_api_definitions_and_who_runs_each(tmp_path: Path)
         ([GOOD | {"handler": "no_such_module_here:run"}],
          "tool 'lookup': handler 'no_such_module_here:run' cannot be imported: "
          "ModuleNotFoundError"),
-        ([GOOD | {"handler": "tests.tool_handlers:missing"}],
-         "tool 'lookup': handler 'tests.tool_handlers:missing': tests.tool_handlers has no "
-         "missing"),
-        ([GOOD | {"handler": "tests.tool_handlers:RUNS.inputs"}],
-         "tool 'lookup': handler 'tests.tool_handlers:RUNS.inputs' is not a function"),
+        ([GOOD | {"handler": "tests.support.tool_handlers:missing"}],
+         "tool 'lookup': handler 'tests.support.tool_handlers:missing': "
+         "tests.support.tool_handlers has no missing"),
+        ([GOOD | {"handler": "tests.support.tool_handlers:RUNS.inputs"}],
+         "tool 'lookup': handler 'tests.support.tool_handlers:RUNS.inputs' is not a function"),
         ([GOOD | {"handler": "justaname"}], "handler 'justaname' must be module:function"),
         ([GOOD, GOOD], "tool 'lookup': the name is used twice"),
         ([GOOD | {"name": "web_search"}],

@@ -17,22 +17,29 @@ import pytest
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
 from .conftest import StartServer
-from .fake_anthropic import FakeAnthropic, Reply, Text, Thinking, ToolUse, count_output_tokens
-from .fake_blocks import output_text
-from .sse_client import SSEStream, open_sse
+from .support.fake_anthropic import (
+    FakeAnthropic,
+    Reply,
+    Text,
+    Thinking,
+    ToolUse,
+    count_output_tokens,
+)
+from .support.fake_blocks import output_text
+from .support.sse_client import SSEStream, open_sse
+from .support.tool_handlers import RUNS
 from .test_fake_content import assert_message_param
-from .tool_handlers import RUNS
 
 USER = {"role": "user", "content": "What is the answer?"}
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 
 
 def _tools(**handlers: str | None) -> tuple[ToolSpec, ...]:
-    """One tool per keyword: its name, and its handler in tests.tool_handlers (None: the
+    """One tool per keyword: its name, and its handler in tests.support.tool_handlers (None: the
     client runs it)."""
     return tool_specs([
         {"name": name, "description": f"{name} things", "input_schema": SCHEMA}
-        | ({"handler": f"tests.tool_handlers:{handler}"} if handler else {})
+        | ({"handler": f"tests.support.tool_handlers:{handler}"} if handler else {})
         for name, handler in handlers.items()
     ])
 
@@ -173,9 +180,12 @@ async def test_the_fake_refuses_a_continuation_without_its_thinking_block(
 @pytest.mark.parametrize(
     ("handler", "settings", "content", "logged"),
     [("broken", {}, "The tool failed.", "tool lookup (toolu_01) failed: RuntimeError"),
+     ("bad_image", {}, "The tool returned a result this server cannot send.",
+      "tool lookup (toolu_01) returned a list that is not text and image blocks (an image's "
+      "data is base64 of its type)"),
      ("slow", {"tool_timeout": 0.2}, "The tool did not answer in time.",
       "tool lookup (toolu_01) timed out after 0.2s")],
-    ids=["raises", "times-out"],
+    ids=["raises", "bad-image", "times-out"],
 )
 async def test_a_failing_handler_becomes_an_error_result_and_the_reply_goes_on(
     start_server: StartServer, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture,
@@ -271,7 +281,7 @@ async def test_a_client_tool_ends_the_reply_with_its_turn_and_the_client_continu
          "messages[2].content[0].is_error must be true or false."),
         ([{"type": "tool_use", "id": "toolu_x", "name": "locate", "input": {}}],
          "messages[2].content[0].type 'tool_use' is not allowed in a user message; allowed: "
-         "text, tool_result, tool_approval."),
+         "text, image, document, tool_result, tool_approval."),
     ],
     ids=["forged-id", "unanswered", "results-not-first", "bad-content", "bad-is-error",
          "user-tool-use"],
@@ -368,7 +378,7 @@ async def test_a_tool_that_needs_approval_waits_for_the_users_decision(
     approval: dict[str, Any], result: dict[str, Any], runs: list[dict[str, Any]],
 ) -> None:
     tools = tool_specs([{"name": "lookup", "input_schema": SCHEMA, "needs_approval": True,
-                         "handler": "tests.tool_handlers:lookup"}])
+                         "handler": "tests.support.tool_handlers:lookup"}])
     server = await start_server(fake=fake_anthropic, tools=tools)
     fake_anthropic.enqueue(_calls("lookup"), ANSWER)
     status, body = await _post(server.url, {"messages": [USER]})

@@ -197,7 +197,8 @@ EXACTLY = "must be an object with exactly role and content."
                      "messages[0].content[0] must be an object with a type.", id="block-string"),
         pytest.param(_body(messages=_turns(("user", [{"type": "thinking"}]))), 400,
                      "messages[0].content[0].type 'thinking' is not allowed in a user message; "
-                     "allowed: text, tool_result, tool_approval.", id="block-type-for-role"),
+                     "allowed: text, image, document, tool_result, tool_approval.",
+                     id="block-type-for-role"),
         pytest.param(_body(messages=_turns(("user", [{"type": "text"}]))), 400,
                      "messages[0].content[0] (text) lacks text.", id="block-field-missing"),
         pytest.param(_body(messages=_turns(("user", [{"type": "text", "text": "a",

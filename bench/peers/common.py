@@ -6,6 +6,7 @@ import argparse
 import itertools
 import json
 import secrets
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -28,18 +29,29 @@ class PeerOptions:
 def parse_options(description: str, argv: Sequence[str] | None = None) -> PeerOptions:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8080, help="0: a port the kernel picks")
     parser.add_argument("--demo-delay-ms", type=float, default=30.0)
     parser.add_argument("--demo-tokens", type=int)
     args = parser.parse_args(argv)
     return PeerOptions(args.host, args.port, args.demo_delay_ms / 1000, args.demo_tokens)
 
 
+def listen(options: PeerOptions) -> socket.socket:
+    """The peer's listening socket, its URL on stdout (`listening on http://HOST:PORT`, as
+    sseserver prints it): with `--port 0` the kernel picks the port, and the bench and the
+    tests learn it from that line. The server framework then serves on this socket (and
+    sets its own backlog)."""
+    sock = socket.create_server((options.host, options.port))
+    host, port = sock.getsockname()[:2]
+    print(f"listening on http://{host}:{port}", flush=True)
+    return sock
+
+
 def run_aiohttp_peer(make_app: Callable[[PeerOptions], web.Application], doc: str) -> int:
     """Serve an aiohttp peer with handler cancellation on, as sseserver is served."""
     options = parse_options(doc)
-    web.run_app(make_app(options), host=options.host, port=options.port,
-                handler_cancellation=True, access_log=None, print=None)
+    web.run_app(make_app(options), sock=listen(options), handler_cancellation=True,
+                access_log=None, print=None)
     return 0
 
 

@@ -6,8 +6,9 @@
 // `done`, every event with the id `<stream>:<index>` (bench/peers/__init__.py).
 //
 // Usage: node bench/peers/node_relay.mjs --port N [--host H] [--demo-delay-ms D]
-// [--demo-tokens T] (the demo options are accepted, as every peer's are, and unused: the
-// reply comes from the API at ANTHROPIC_BASE_URL, with ANTHROPIC_API_KEY).
+// [--demo-tokens T] (port 0: one the kernel picks; the demo options are accepted, as every
+// peer's are, and unused: the reply comes from the API at ANTHROPIC_BASE_URL, with
+// ANTHROPIC_API_KEY).
 
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
@@ -84,7 +85,12 @@ const server = createServer((request, response) => {
     response.destroy();
   });
 });
-server.listen(Number(args.port), args.host);
+// With --port 0 the kernel picks the port: the URL line (as sseserver prints it) tells the
+// bench and the tests which.
+server.listen(Number(args.port), args.host, () => {
+  const { address, port } = server.address();
+  console.log(`listening on http://${address}:${port}`);
+});
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => {
     server.close();

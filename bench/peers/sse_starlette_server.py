@@ -17,7 +17,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .common import PeerOptions, meta, new_stream_id, parse_options, reply_tokens, to_json
+from .common import (
+    PeerOptions,
+    listen,
+    meta,
+    new_stream_id,
+    parse_options,
+    reply_tokens,
+    to_json,
+)
 from .common import usage as usage_json
 
 
@@ -45,8 +53,9 @@ def make_app(options: PeerOptions) -> Starlette:
 def main() -> int:
     options = parse_options(__doc__ or "")
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    uvicorn.run(make_app(options), host=options.host, port=options.port, loop="asyncio",
-                http=http, access_log=False, log_level="warning")
+    config = uvicorn.Config(make_app(options), loop="asyncio", http=http, access_log=False,
+                            log_level="warning")
+    uvicorn.Server(config).run(sockets=[listen(options)])
     return 0
 
 

@@ -9,8 +9,9 @@ rebuild its message from a replay (`resumeStreamIsReplay`) without a duplicated 
 
     meta ─▶ start {messageId}, start-step
     thinking ─▶ reasoning-start / -delta        thinking_hidden ─▶ an empty reasoning part
-    message ─▶ text-start / text-delta          citation ─▶ source-url; the text part's
-    tool_start ─▶ tool-input-start                          text-end carries its citations
+    message ─▶ text-start / text-delta          citation ─▶ source-url (a document's:
+    tool_start ─▶ tool-input-start              source-document); the text part's text-end
+                                                            carries its citations
     tool_input ─▶ tool-input-delta              tool ─▶ tool-input-available
     tool_result ─▶ tool-output-available, tool-output-error or tool-output-denied; the
                    next content after a server-run tool's results opens a new step
@@ -51,6 +52,13 @@ FINISH_REASONS: Final = {
     "tool_use": "tool-calls",
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
+}
+# A document citation's type says what the document was: a PDF is cited by page, a text
+# document by character, a document of content blocks by block (as text).
+DOCUMENT_TYPES: Final = {
+    "page_location": "application/pdf",
+    "char_location": "text/plain",
+    "content_block_location": "text/plain",
 }
 CUT_SHORT: Final = "The reply ended before it finished; ask again."
 LOST: Final = "The server generating this reply stopped before it finished; ask again."
@@ -276,9 +284,12 @@ class UIChunks:
 
     def _citation(self, data: dict[str, Any], out: list[bytes]) -> None:
         """A citation of the text part just written (it arrives after that part's last
-        delta); one without an http(s) URL (a document's) has no source-url form and is
-        skipped."""
+        delta); a document's becomes a source-document; one without an http(s) URL (a
+        `javascript:` one) has no source-url form and is skipped."""
         url = data.get("url")
+        if data.get("type") in DOCUMENT_TYPES:
+            self._document_citation(data, out)
+            return
         if not _is_web_url(url):
             return
         source: dict[str, Any] = {"type": "source", "sourceType": "url", "id": url, "url": url}
@@ -290,6 +301,29 @@ class UIChunks:
             out.append(chunk(part | ({"title": source["title"]} if "title" in source else {})))
         if self._kind == b"text":
             self._citations.append({"source": source, "citedText": data.get("cited_text", "")})
+
+    def _document_citation(self, data: dict[str, Any], out: list[bytes]) -> None:
+        """A document's citation: a source-document part once per document (its id from
+        the document's index, so a replay gives the same), and on the text-end the cited
+        text, with its character range for a text document."""
+        index = data.get("document_index")
+        source_id = f"doc-{index}"
+        title = data.get("title") or f"Document {index + 1 if isinstance(index, int) else ''}"
+        source: dict[str, Any] = {"type": "source", "sourceType": "document", "id": source_id,
+                                  "mediaType": DOCUMENT_TYPES[data["type"]],
+                                  "title": str(title).strip()}
+        if source_id not in self._sources:
+            self._sources.add(source_id)
+            out.append(chunk({"type": "source-document", "sourceId": source_id,
+                              "mediaType": source["mediaType"], "title": source["title"]}))
+        if self._kind == b"text":
+            cited: dict[str, Any] = {"source": source, "citedText": data.get("cited_text", "")}
+            start, end = data.get("start_char_index"), data.get("end_char_index")
+            if data["type"] == "char_location" and isinstance(start, int) and isinstance(
+                end, int
+            ):
+                cited |= {"startIndex": start, "endIndex": end}
+            self._citations.append(cited)
 
     def _tool_result(self, data: dict[str, Any], out: list[bytes]) -> None:
         call = data.get("tool_use_id")

@@ -21,8 +21,10 @@ What becomes of a UI message's parts:
   `custom`, web search's tool parts (its results cannot be sent back without the
   encrypted content the client never gets) and data parts (`data-*`, which the AI SDK's
   own `convertToModelMessages` leaves out too).
-- `file` and `steering-message` are refused (400): they carry what the user sent, which
-  this server cannot pass on, and dropping it would change the question silently.
+- `file` parts of a user message become image and document blocks before its text
+  (files.py); in an assistant message they are refused (400).
+- `steering-message` is refused (400): it carries what the user sent, which this server
+  cannot pass on, and dropping it would change the question silently.
 - Any other type is refused (400).
 
 An assistant message with nothing left (a reply stopped before its first word) is left out,
@@ -47,6 +49,7 @@ from ..providers.base import Block
 from ..tools.definitions import SERVER_TOOL_NAMES
 from ..tools.handlers import DENIED
 from ..validation import json_body, request_from_data
+from .files import file_block
 
 CHAT_KEYS: Final = frozenset({"id", "messages", "trigger", "messageId"})
 TRIGGERS: Final = frozenset({"submit-message", "regenerate-message"})
@@ -58,7 +61,6 @@ IGNORED_PARTS: Final = frozenset({
     "step-start", "reasoning", "reasoning-file", "source-url", "source-document", "custom",
 })
 REFUSED_PARTS: Final = {
-    "file": "file parts (attachments) are not supported by this server",
     "steering-message": "steering messages are not supported by this server",
 }
 # A tool part's states: with an outcome Claude reads, and on their way to one.
@@ -109,6 +111,12 @@ def chat_request(body: bytes, settings: Settings) -> ChatTurn:
                     continues)
 
 
+def chat_generation(turn: ChatTurn) -> GenerationRequest:
+    """What `chat_request`'s answer asks to generate (uploads.py parses a large body in a
+    worker process with both)."""
+    return turn.generation
+
+
 def conversation(messages: object, settings: Settings) -> list[dict[str, Any]]:
     """UI messages as alternating {role, content} turns, starting and ending with the user;
     content is a string, or the API's blocks where tool calls were made."""
@@ -119,10 +127,11 @@ def conversation(messages: object, settings: Settings) -> list[dict[str, Any]]:
         where = f"messages[{index}]"
         role, parts = _message(message, where)
         if role == "user":
-            text = _user_text(parts, where)
-            if not text.strip():
+            text, files = _user_content(parts, where)
+            if not text.strip() and not files:
                 raise BadRequest(f"{where} has no text.")
-            made: list[tuple[str, Content]] = [("user", text)]
+            made: list[tuple[str, Content]] = [("user", with_files(files, text) if files
+                                                 else text)]
         else:
             made = _assistant_turns(parts, where)
         for made_role, content in made:
@@ -181,7 +190,7 @@ def _kind(part: dict[str, Any], at: str) -> str:
     kind: str = part["type"]
     if kind in REFUSED_PARTS:
         raise BadRequest(f"{at}: {REFUSED_PARTS[kind]}; send text parts only.")
-    if kind not in IGNORED_PARTS and kind not in ("text", "dynamic-tool") \
+    if kind not in IGNORED_PARTS and kind not in ("text", "file", "dynamic-tool") \
             and not kind.startswith(("tool-", "data-")):
         raise BadRequest(f"{at}.type {kind[:50]!r} is not a UI message part type.")
     if kind == "text" and not isinstance(part.get("text"), str):
@@ -189,12 +198,24 @@ def _kind(part: dict[str, Any], at: str) -> str:
     return kind
 
 
-def _user_text(parts: list[Any], where: str) -> str:
-    texts = []
+def _user_content(parts: list[Any], where: str) -> tuple[str, list[Block]]:
+    """A user message's text, and its files as image and document blocks."""
+    texts: list[str] = []
+    files: list[Block] = []
     for number, part in enumerate(parts):
-        if _kind(part, f"{where}.parts[{number}]") == "text":
+        at = f"{where}.parts[{number}]"
+        kind = _kind(part, at)
+        if kind == "text":
             texts.append(part["text"])
-    return "".join(texts)
+        elif kind == "file":
+            files.append(file_block(part, at))
+    return "".join(texts), files
+
+
+def with_files(files: list[Block], text: str) -> list[Block]:
+    """A user turn's content: its files, then its text (when it has some), as the API
+    advises."""
+    return [*files, {"type": "text", "text": text}] if text.strip() else files
 
 
 def _assistant_turns(parts: list[Any], where: str) -> list[tuple[str, Content]]:
@@ -221,6 +242,8 @@ def _assistant_turns(parts: list[Any], where: str) -> list[tuple[str, Content]]:
     for number, part in enumerate(parts):
         at = f"{where}.parts[{number}]"
         kind = _kind(part, at)
+        if kind == "file":
+            raise BadRequest(f"{at}: file parts are supported in user messages only.")
         if kind == "step-start":
             end_step()
         elif kind == "text":

@@ -23,15 +23,18 @@ from typing import Final
 
 from aiohttp import web
 
-from ..bodies import read_body, require_json
+from ..app_keys import GENERATIONS, SETTINGS, STORE
+from ..bodies import require_json
 from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..forwarded import client_address
 from ..guard import guarded
-from ..keys import BODY_BUDGET, GENERATIONS, SETTINGS, STORE
+from ..identity import request_user
+from ..ownership import chat_name
 from ..store.base import Cancel
 from ..tools.loop import offered_tools
+from ..uploads import read_request
 from .chunks import ToolRoles, UIChunks
-from .history import CHAT_ID_MAX, chat_request, is_chat_id
+from .history import CHAT_ID_MAX, chat_generation, chat_request, is_chat_id
 from .stream import serve_chat
 
 # A superseded reply is waited for this long at most, so that its slot is free again.
@@ -44,21 +47,20 @@ routes = web.RouteTableDef()
 @guarded
 async def send_messages(request: web.Request) -> web.StreamResponse:
     require_json(request)
-    settings = request.app[SETTINGS]
-    async with read_body(request, request.app[BODY_BUDGET], settings) as body:
-        turn = chat_request(body, settings)
-    chat_id = turn.chat_id
+    turn = await read_request(request, chat_request, chat_generation)
     store, generations = request.app[STORE], request.app[GENERATIONS]
-    running = await store.bound(chat_id)
+    name = chat_name(request, turn.chat_id)  # the user's own chat (ownership.py)
+    running = await store.bound(name)
     if running is not None and await generations.cancel(running) is Cancel.CANCELLED:
         await generations.ended(running, SUPERSEDE_WAIT)
     # The upstream is called once the response below subscribes, after the bind: a reply
     # that ended during the bind's round trip would be bound after its end, for good.
     stream_id = await generations.start(
-        turn.generation, client=client_address(request), wait_for_subscriber=True
+        turn.generation, client=client_address(request), user=request_user(request),
+        wait_for_subscriber=True,
     )
     try:
-        replaced = await store.bind(chat_id, stream_id)
+        replaced = await store.bind(name, stream_id)
     except StoreUnavailable:
         with contextlib.suppress(StoreUnavailable):  # nobody could find it: stop it
             await generations.cancel(stream_id)
@@ -69,18 +71,18 @@ async def send_messages(request: web.Request) -> web.StreamResponse:
     # "The AI SDK's chat route", "Tools").
     chunks = UIChunks(turn.continues or stream_id, _roles(request),
                       continuing=turn.continues is not None)
-    return await serve_chat(request, chat_id, stream_id, chunks, resumed=False)
+    return await serve_chat(request, name, stream_id, chunks, resumed=False)
 
 
 @routes.get("/api/chat/{id}/stream", allow_head=False)
 @guarded
 async def reconnect_to_stream(request: web.Request) -> web.StreamResponse:
-    chat_id = _chat_id(request)
-    stream_id = await request.app[STORE].bound(chat_id)
+    name = chat_name(request, _chat_id(request))
+    stream_id = await request.app[STORE].bound(name)
     if stream_id is None:
         return web.Response(status=204)  # the transport's "nothing to resume"
     chunks = UIChunks(stream_id, _roles(request))
-    return await serve_chat(request, chat_id, stream_id, chunks, resumed=True)
+    return await serve_chat(request, name, stream_id, chunks, resumed=True)
 
 
 @routes.delete("/api/chat/{id}/stream")
@@ -89,13 +91,13 @@ async def stop(request: web.Request) -> web.Response:
     """Stop: the reply is cancelled (or was over), and the chat lets go of it, so that a
     reconnect does not bring back a reply the user stopped. What it wrote stays readable
     at GET /api/streams/{its message id} until the resume window ends."""
-    chat_id = _chat_id(request)
+    name = chat_name(request, _chat_id(request))
     store = request.app[STORE]
-    stream_id = await store.bound(chat_id)
+    stream_id = await store.bound(name)
     if stream_id is None:
         raise NotFound("This chat has no reply to stop.")
     await request.app[GENERATIONS].cancel(stream_id)
-    await store.unbind(chat_id, stream_id)
+    await store.unbind(name, stream_id)
     return web.Response(status=204)
 
 

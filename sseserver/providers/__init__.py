@@ -1,7 +1,7 @@
 """Providers: who writes the reply. `create_provider` is the one place that picks.
 
-The Anthropic SDK is imported only when the anthropic provider is picked: importing it
-costs about 50 MB of memory, which a demo or load-test server does not need.
+The anthropic provider is imported only when it is picked: a demo or load-test server
+needs none of it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,6 @@ def create_provider(settings: Settings) -> Provider:
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
         max_retries=settings.upstream_retries,
-        timeout=settings.upstream_timeout,
         prompt_cache=settings.prompt_cache,
+        timeout=settings.upstream_timeout,
     )

@@ -1,9 +1,8 @@
-"""Claude through the official SDK (`AsyncAnthropic`), streaming.
+"""Claude through the Messages API, streaming.
 
-The SDK keeps what it is good at: the request, auth headers, retries before the first
-byte, typed HTTP errors, and owning the response. The per-delta path is ours: the body of
-the SDK's raw streaming response (`with_streaming_response`), read from its aiohttp
-transport's stream, goes to `EventReader` (anthropic_events.py), which parses each event's
+The request goes out through `MessagesAPI` (messages_api.py: the API's headers, retries
+before the first byte, the error's type and message). The body, read straight from
+aiohttp's stream, goes to `EventReader` (anthropic_events.py), which parses each event's
 JSON once, or only a text delta's string, and builds no models; a text delta is yielded
 here as the string it is, and every other event goes to `ReplyReader` (anthropic_reply.py).
 Leaving the `async with` (which task cancellation does) closes the HTTP response, so the
@@ -13,18 +12,20 @@ connection to the Messages API is closed and no more tokens are generated or bil
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+import socket
+import ssl
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 import aiohttp
-import anthropic
-import httpx2
-from anthropic import AsyncAPIResponse
+from yarl import URL
 
 from ..option_values import PromptCache
 from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
 from .base import Event, GenerationRequest, Item, ProviderError, Thinking, bounds_left
+from .messages_api import MessagesAPI, UpstreamStatusError
+from .reachability import Reachability
 
 # Anthropic's error type for an HTTP status, when a body does not name one.
 _TYPE_BY_STATUS: Final[dict[int, str]] = {
@@ -49,16 +50,13 @@ MAX_CONTINUATIONS: Final = 5
 # "What limits the rest").
 BURST_EVENTS: Final = 4
 BURST_PAUSE: Final = 0.002
-# What the SDK raises, or lets through from its transport, when the connection fails or
-# times out: an SDK release may wrap one in the other (transport_error reads either).
-UPSTREAM_TRANSPORT_ERRORS: Final = (
-    anthropic.APIConnectionError, httpx2.TransportError, aiohttp.ClientError,
-)
+# What the transport raises when the connection fails or times out.
+UPSTREAM_TRANSPORT_ERRORS: Final = (aiohttp.ClientError, OSError, TimeoutError)
+# Connecting gets at most this long, whatever --upstream-timeout.
+CONNECT_TIMEOUT: Final = 5.0
 # The basic web search tool: every model with web search has it (the later versions add
 # filtering by code execution, which brings blocks of its own).
 WEB_SEARCH_TOOL: Final = "web_search_20250305"
-# The SDK's own connect timeout; a shorter --upstream-timeout bounds it too.
-CONNECT_TIMEOUT: Final = 5.0
 
 
 class AnthropicProvider:
@@ -69,20 +67,21 @@ class AnthropicProvider:
         prompt_cache: PromptCache = "5m", timeout: float = 600.0,
     ) -> None:
         """`timeout` bounds each wait on the upstream: connecting (at most CONNECT_TIMEOUT),
-        sending the request, its answer, and each read of the body. The SDK's aiohttp
-        transport makes the read bound aiohttp's `sock_read`, which its connection
-        protocol applies to every socket read, the body's included, so the chunks read
-        straight from aiohttp's stream (`aiohttp_body`) are bounded as the SDK's are; it
+        and each socket read, the answer's headers and every read of its body; it is
+        aiohttp's `sock_read`, which its connection protocol applies to every read, so it
         costs no timer of ours per read."""
         self._api_key = api_key
         self._cache_control = (
             None if prompt_cache == "off" else {"type": "ephemeral", "ttl": prompt_cache}
         )
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries,
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-            http_client=anthropic.DefaultAioHttpClient(),
+        self._api = MessagesAPI(
+            api_key, base_url, max_retries=max_retries,
+            connect_timeout=min(timeout, CONNECT_TIMEOUT), read_timeout=timeout,
         )
+        url = URL(self._api.base_url)
+        host = url.host or self._api.base_url
+        self.host = host if url.explicit_port is None else f"{host}:{url.port}"
+        self.reachability = Reachability(self.host)
 
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -114,7 +113,7 @@ class AnthropicProvider:
         # of an operator's tool is answered after a `turn` of the kept blocks.
         reader = ReplyReader(keep=request.web_search > 0 or bool(request.tools))
         on_event = reader.on_event
-        create = self._client.messages.with_streaming_response.create
+        post = self._api.stream
         continuations = 0
         try:
             while True:
@@ -123,8 +122,9 @@ class AnthropicProvider:
                 # parsed whole.
                 feed = EventReader(fast_text=not keeping).feed
                 # Leaving this block (a cancel included) closes this upstream request.
-                async with create(stream=True, **params) as response:
-                    async for chunk in _body(response):
+                async with post(params) as response:
+                    self.reachability.answered()
+                    async for chunk in response.content.iter_any():
                         events = feed(chunk)
                         for event in events:
                             # Text first and inline: nearly every event is a text delta.
@@ -142,8 +142,10 @@ class AnthropicProvider:
                                     continue
                             for item in on_event(event):
                                 yield item
-                        if len(events) >= BURST_EVENTS:
-                            # The upstream is ahead of us: let its next events gather.
+                        if len(events) >= BURST_EVENTS and not reader.finished:
+                            # The upstream is ahead of us: let its next events gather
+                            # (none will after message_stop: a tool call or a pause is
+                            # answered at once).
                             await asyncio.sleep(BURST_PAUSE)
                 if not reader.finished:  # the body ended cleanly but before message_stop
                     raise ProviderError(
@@ -173,11 +175,15 @@ class AnthropicProvider:
         except (AttributeError, KeyError, TypeError, ValueError):  # a shape not as documented
             unreadable = "Claude sent an event this server cannot read."
             raise ProviderError("api_error", unreadable) from None
-        except anthropic.APIStatusError as exc:
-            error_type = exc.type or _TYPE_BY_STATUS.get(exc.status_code, "api_error")
-            raise self._safe_error(error_type, exc.api_message or str(exc)) from None
+        except UpstreamStatusError as exc:
+            self.reachability.answered()
+            error_type = exc.error_type or _TYPE_BY_STATUS.get(exc.status, "api_error")
+            raise self._safe_error(error_type, exc.message or str(exc)) from None
         except UPSTREAM_TRANSPORT_ERRORS as exc:
-            raise transport_error(exc) from None
+            error = transport_error(exc, self.host)
+            if error.kind is not None and error.kind != "lost":
+                self.reachability.failed(error.kind, error.message)
+            raise error from None
         yield reader.usage()
 
     def _safe_error(self, error_type: str, message: str) -> ProviderError:
@@ -186,41 +192,62 @@ class AnthropicProvider:
         return ProviderError(error_type, message)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._api.close()
 
 
-def transport_error(exc: BaseException) -> ProviderError:
-    """What a reader is told when the transport failed. Whichever class an SDK release
-    wraps a failure in (its own `APIConnectionError`, or the transport's exception raised
-    as it is), a timeout anywhere in the chain is a timeout."""
+def transport_error(exc: BaseException, host: str | None = None) -> ProviderError:
+    """What a reader is told when the transport failed, naming the cause found anywhere in
+    the `__cause__` chain (aiohttp wraps the socket's error in its own): a timeout, a name
+    that does not resolve, a TLS handshake that failed, a refused or reset connection, a
+    host that cannot be reached; else the connection was lost mid-reply. `kind` says
+    which, for the log and /healthz. `host` is the API's host (and port); without it, the
+    one the transport names, if any."""
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, anthropic.APITimeoutError | httpx2.TimeoutException
-                      | aiohttp.ServerTimeoutError | TimeoutError):
-            return ProviderError("upstream_timeout", "Claude did not answer in time.")
-        cause = cause.__cause__
-    return ProviderError("upstream_unavailable", "The connection to Claude was lost.")
+    while cause is not None and len(chain) < 16:
+        chain.append(cause)
+        if isinstance(cause, aiohttp.ClientConnectorError) and cause.__cause__ is None:
+            cause = cause.os_error  # aiohttp keeps the socket's error here, not as a cause
+        else:
+            cause = cause.__cause__
+    for link in chain:
+        if isinstance(link, aiohttp.ClientConnectorError) and host is None:
+            host = link.host if link.port in (80, 443) else f"{link.host}:{link.port}"
+    where = host or "Claude's API"
 
+    def first(*kinds: type[BaseException]) -> BaseException | None:
+        return next((link for link in chain if isinstance(link, kinds)), None)
 
-def aiohttp_body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes] | None:
-    """The response body's chunks straight from aiohttp's stream, or None when the SDK's
-    transport is not aiohttp's or the body is compressed (the SDK's reader decompresses).
-    It reaches into the SDK's private attributes: a test asserts that the locked SDK
-    still takes this path."""
-    http = response.http_response
-    raw = getattr(getattr(http.stream, "_stream", None), "_aiohttp_response", None)
-    if isinstance(raw, aiohttp.ClientResponse) and http.headers.get(
-        "content-encoding", "identity"
-    ) == "identity":
-        return raw.content.iter_any()
-    return None
+    def unreachable(kind: str, why: str) -> ProviderError:
+        return ProviderError("upstream_unavailable", f"Could not connect to {where}: {why}.",
+                             kind=kind)
 
-
-def _body(response: AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
-    """The fast path when it is there (the SDK's own reader goes through four more async
-    iterators per chunk). The SDK still owns the response: leaving its `async with`
-    closes it."""
-    return aiohttp_body(response) or response.iter_bytes()
+    if first(aiohttp.ConnectionTimeoutError) is not None:
+        return ProviderError("upstream_timeout",
+                             f"Could not connect to {where}: it did not answer in time.",
+                             kind="connect_timeout")
+    if first(aiohttp.ServerTimeoutError, TimeoutError) is not None:
+        message = ("Claude did not answer in time." if host is None
+                   else f"Claude did not answer in time: {host} sent nothing for too long.")
+        return ProviderError("upstream_timeout", message, kind="timeout")
+    if first(aiohttp.ClientConnectorDNSError, socket.gaierror) is not None:
+        return unreachable("dns", "its name does not resolve (DNS)")
+    tls = first(ssl.SSLError, aiohttp.ClientSSLError)
+    if tls is not None:
+        reasons = (getattr(link, "reason", None) for link in chain
+                   if isinstance(link, ssl.SSLError))
+        reason = str(next((r for r in reasons if r), None) or type(tls).__name__)
+        return unreachable("tls", f"the TLS handshake failed ({reason.replace('_', ' ').lower()})")
+    if first(ConnectionRefusedError) is not None:
+        return unreachable("refused", "the connection was refused")
+    if first(ConnectionResetError) is not None:
+        return ProviderError("upstream_unavailable", f"The connection to {where} was reset.",
+                             kind="reset")
+    connector = first(aiohttp.ClientConnectorError)
+    if isinstance(connector, aiohttp.ClientConnectorError):
+        why = connector.os_error.strerror or "the host cannot be reached"
+        return unreachable("unreachable", why[:1].lower() + why[1:])
+    return ProviderError("upstream_unavailable", "The connection to Claude was lost.", kind="lost")
 
 
 def _thinking(thinking: Thinking) -> dict[str, Any]:

@@ -269,9 +269,31 @@ def _readable(value: Any) -> Any:
     return value
 
 
+# Per location type, the fields of a document citation's range, as the API names them.
+DOCUMENT_RANGES: Final = {
+    "char_location": ("start_char_index", "end_char_index"),
+    "page_location": ("start_page_number", "end_page_number"),
+    "content_block_location": ("start_block_index", "end_block_index"),
+}
+
+
 def _citation(citation: dict[str, Any]) -> dict[str, Any]:
     """The parts a reader can use: where it points and what it quotes (never the
-    encrypted index). Document citations have a document title and no URL."""
+    encrypted index). A document's citation has no URL: its title is the document's,
+    and it says which document (its index among the request's documents) and where in
+    it, with the API's own field names (docs/protocol.md, "Events")."""
+    kind = citation.get("type")
+    if kind in DOCUMENT_RANGES:
+        start, end = DOCUMENT_RANGES[kind]
+        return {
+            "url": None,
+            "title": citation.get("document_title"),
+            "cited_text": str(citation.get("cited_text") or ""),
+            "type": kind,
+            "document_index": citation.get("document_index"),
+            start: citation.get(start),
+            end: citation.get(end),
+        }
     return {
         "url": citation.get("url"),
         "title": citation.get("title", citation.get("document_title")),

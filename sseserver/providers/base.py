@@ -11,7 +11,8 @@ A provider turns a `GenerationRequest` into an async iterator of items:
   returned it, which the tool loop (tools/loop.py) sends back with the tools' results.
 - `Usage`: one as soon as the input is counted, the last one final.
 
-Handlers and the stream store never know which provider they have. Closing the generator
+Handlers, generations and the store never know which provider they have. Closing the
+generator
 (`aclose()`, or task cancellation) must close the upstream request.
 """
 
@@ -61,6 +62,15 @@ class GenerationRequest:
     web_search: int = 0  # the most searches this reply may make; 0: no web search
     # The operator's tool definitions, in the API's shape (tools/definitions.py).
     tools: tuple[Block, ...] = ()
+    web_fetch: int = 0  # the most page fetches this reply may make; 0: no web fetch
+    code_execution: bool = False
+    tool_search: bool = False  # the operator's tools are found by search, deferred
+    container: str | None = None  # code execution's container from an earlier reply
+    # The API's `output_config` (effort, a structured output's format), or None.
+    output_config: Block | None = None
+    # The operator's remote MCP servers, in the API's shape (tokens included).
+    mcp_servers: tuple[Block, ...] = ()
+    compaction: bool = False  # the API's context management compacts older turns
 
 
 @dataclass(slots=True)

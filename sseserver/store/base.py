@@ -84,8 +84,13 @@ class StreamStore(Protocol):
         """Whether the backend answers now (quickly; for /healthz)."""
         ...
 
-    async def create(self, stream_id: str) -> None:
-        """Hold a new, empty stream (with no subscribers)."""
+    async def create(self, stream_id: str, owner: str = "") -> None:
+        """Hold a new, empty stream (with no subscribers), started by the user `owner`
+        ("" when the server has no users)."""
+        ...
+
+    async def owner(self, stream_id: str) -> str | None:
+        """The user who started the stream ("" for none), or None when it is not held."""
         ...
 
     def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:

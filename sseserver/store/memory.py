@@ -10,10 +10,11 @@ from .retention import Retention, kept_size
 
 
 class _Stream:
-    __slots__ = ("ended", "expiry", "frames", "listener", "name", "on_signal", "subscribers",
-                 "waiters")
+    __slots__ = ("ended", "expiry", "frames", "listener", "name", "on_signal", "owner",
+                 "subscribers", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
         self.frames: list[bytes] = []
         self.ended = False
         self.subscribers = 0
@@ -50,8 +51,12 @@ class MemoryStore:
     async def healthy(self) -> bool:
         return True
 
-    async def create(self, stream_id: str) -> None:
-        self._streams[stream_id] = _Stream()
+    async def create(self, stream_id: str, owner: str = "") -> None:
+        self._streams[stream_id] = _Stream(owner)
+
+    async def owner(self, stream_id: str) -> str | None:
+        stream = self._streams.get(stream_id)
+        return None if stream is None else stream.owner
 
     def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
         self._streams[stream_id].on_signal = on_signal

@@ -15,8 +15,9 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
+
+from ..option_values import read_file
 
 # A tool definition or content block in the Messages API's own shape.
 Block = dict[str, Any]
@@ -49,14 +50,7 @@ class ToolSpec:
 
 
 def load_tool_file(path_text: str) -> tuple[ToolSpec, ...]:
-    path = Path(path_text)
-    try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ValueError(f"is larger than {MAX_FILE_BYTES} bytes")
+    raw = read_file(path_text, MAX_FILE_BYTES)
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ..attachments import Attachments
+from ..errors import Refused
 from ..providers.base import Block
 from .definitions import Handler
 
@@ -65,7 +67,10 @@ class ToolOutcome:
 async def run_calls(
     calls: list[ToolCall], handlers: dict[str, Handler], timeout: float
 ) -> list[ToolOutcome]:
-    """Every call's outcome, in the calls' order; the calls run at once."""
+    """Every call's outcome, in the calls' order; the calls run at once. One call runs in
+    the caller's task: no task to start, and no turn of the loop before it does."""
+    if len(calls) == 1:
+        return [await run_call(calls[0], handlers[calls[0].name], timeout)]
     return list(await asyncio.gather(*(run_call(c, handlers[c.name], timeout) for c in calls)))
 
 
@@ -101,6 +106,8 @@ def _result_problem(result: object) -> str | None:
             size = len(json.dumps(result).encode("utf-8", "surrogatepass"))
         except (TypeError, ValueError):
             return "a list that is not JSON"
+    elif isinstance(result, list):
+        return "a list that is not text and image blocks (an image's data is base64 of its type)"
     else:
         return f"a {type(result).__name__}, not a string or a list of text and image blocks"
     return "too much" if size > MAX_RESULT_BYTES else None
@@ -111,11 +118,12 @@ def _is_result_block(block: object) -> bool:
         return False
     if block.get("type") == "text":
         return set(block) == {"type", "text"} and isinstance(block["text"], str)
-    if block.get("type") == "image":
-        source = block.get("source")
-        return set(block) == {"type", "source"} and isinstance(source, dict) and (
-            source.get("type") == "base64" and isinstance(source.get("data"), str)
-            and source.get("media_type") in {"image/jpeg", "image/png", "image/gif",
-                                              "image/webp"}
-        )
+    if block.get("type") == "image" and set(block) == {"type", "source"}:
+        # The API refuses an image whose base64 or signature is wrong, which would end
+        # the reply: checked here as a request's images are.
+        try:
+            Attachments(MAX_RESULT_BYTES, citations=False).result_image(block, "result")
+        except Refused:
+            return False
+        return True
     return False

@@ -23,7 +23,12 @@
 //              denied with a reason for deny); useChat sends the decision by itself
 //              (lastAssistantMessageIsCompleteWithApprovalResponses)
 // Every scenario ends with the reconnect route's status (the SDK's GET), read once more,
-// and reports the body of each POST the transport made.
+// and reports the body of each POST the transport made. With AISDK_FILES naming a JSON
+// file of FileUIParts ({type: 'file', mediaType, url, filename}), the message is sent
+// with them, as useChat sends an attached file.
+//
+// With AISDK_BEARER in the environment (a user's token), the transport sends it with its
+// `headers` option, which its reconnect sends too, and Stop's DELETE adds it itself.
 
 import { Chat } from '@ai-sdk/react';
 import {
@@ -31,13 +36,19 @@ import {
   lastAssistantMessageIsCompleteWithApprovalResponses,
   lastAssistantMessageIsCompleteWithToolCalls,
 } from 'ai';
+import { readFileSync } from 'node:fs';
 
 const [scenario, base, text = 'Hello', body] = process.argv.slice(2);
 const api = `${base}/api/chat`;
+const bearer = process.env.AISDK_BEARER;
+const headers = bearer ? { Authorization: `Bearer ${bearer}` } : undefined;
 const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
 // What the app's client tools answer.
 const CLIENT_OUTPUTS = { locate: { locale: 'fr-FR', timeZone: 'Europe/Paris' } };
+const files = process.env.AISDK_FILES
+  ? JSON.parse(readFileSync(process.env.AISDK_FILES, 'utf8'))
+  : undefined;
 
 // The connection is cut as a network would: the socket is closed (the server sees the
 // client go) and the response body fails with the TypeError browsers give.
@@ -114,6 +125,7 @@ async function main() {
     id: `chat-${scenario}-${process.pid}`,
     transport: new DefaultChatTransport({
       api,
+      headers,
       body: body ? JSON.parse(body) : undefined,
       fetch: recordingFetch(
         sent, scenario === 'reconnect' || scenario === 'late' ? cuttingFetch(cut) : fetch),
@@ -134,12 +146,12 @@ async function main() {
   const result = { scenario };
 
   if (scenario === 'stop') {
-    const sending = chat.sendMessage({ text });
+    const sending = chat.sendMessage({ text, files });
     await until(() => assistantText(chat).length >= STOP_AFTER_CHARS, 'some text');
     // The README's Stop: the DELETE cancels the reply upstream, stop() ends the reading.
     result.stoppedAtNs = process.hrtime.bigint().toString();
     const [deleted] = await Promise.all([
-      fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { method: 'DELETE' }),
+      fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { method: 'DELETE', headers }),
       chat.stop(),
     ]);
     result.deleteStatus = deleted.status;
@@ -156,7 +168,7 @@ async function main() {
     await until(() => chat.status === 'ready' && finishes.length === 2,
                 'the reply to the decision');
   } else {
-    await chat.sendMessage({ text });
+    await chat.sendMessage({ text, files });
     if (scenario === 'reconnect' || scenario === 'late') {
       result.afterCut = { status: chat.status, text: assistantText(chat),
                           messageId: chat.messages.at(-1)?.id };
@@ -174,7 +186,7 @@ async function main() {
   result.sent = sent;
   result.toolCalls = toolCalls;
   // The transport's reconnect once more, as a page that loads with `resume` would.
-  const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`);
+  const again = await fetch(`${api}/${encodeURIComponent(chat.id)}/stream`, { headers });
   result.resumeAfterEnd = again.status;
   await chat.resumeStream();
   result.messagesAfterResume = chat.messages.length;

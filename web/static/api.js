@@ -37,6 +37,8 @@ const STREAMS_URL = "/api/streams";
  * @property {{max_tokens: number} | false} thinking
  * @property {{max_uses: number} | false} web_search
  * @property {string} [prompt_cache]
+ * @property {boolean} [client_system] false when the server refuses a client's system prompt
+ * @property {unknown} [attachments] what files a request may carry (attachments.js reads it)
  */
 
 /**
@@ -99,6 +101,8 @@ export async function fetchCapabilities() {
       thinking: typeof capabilities.thinking === "object" && capabilities.thinking ? capabilities.thinking : false,
       web_search: typeof capabilities.web_search === "object" && capabilities.web_search ? capabilities.web_search : false,
       prompt_cache: capabilities.prompt_cache,
+      client_system: capabilities.client_system !== false,
+      attachments: capabilities.attachments,
     };
   } catch {
     return null;

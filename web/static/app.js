@@ -8,16 +8,23 @@
 // another POST into the same turn: the user sees one exchange.
 // After a reload, the saved turns are replayed, and a reply that was streaming resumes
 // from its last event id: the same generation, from where this page left it.
+// Attached files (tray.js) travel as references; each request rebuilds their content
+// blocks from the bytes filestore.js keeps (attachments.js).
 
 import { ApiError, cancelStream, createStream, fetchCapabilities } from "./api.js";
+import { contentOf, formatSize, limitsOf, showFile } from "./attachments.js";
+import { FileStore } from "./filestore.js";
 import { Conversation } from "./history.js";
 import { ReplyMetrics } from "./metrics.js";
-import { ChatStore, load } from "./storage.js";
+import { ChatStore, load, loadDraft, saveDraft } from "./storage.js";
+import { initialSignIn, SignIn } from "./signin.js";
 import { openStream, resumeUrl } from "./stream.js";
+import { AttachmentTray } from "./tray.js";
 import { Turn } from "./turn.js";
 import { find, TranscriptView } from "./view.js";
 
 /** @typedef {import("./api.js").Capabilities} Capabilities */
+/** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./api.js").StreamRequest} StreamRequest */
 /** @typedef {import("./storage.js").ActiveTurn} ActiveTurn */
 /** @typedef {import("./storage.js").Outcome} Outcome */
@@ -62,15 +69,32 @@ const liveStatus = find(body, "#live-status", HTMLElement);
 /** The server's default and upper bound for max_tokens (data-* on <body>: no inline script). */
 const maxTokens = Number.parseInt(body.dataset.maxTokens ?? "", 10) || null;
 
-const transcript = new TranscriptView(find(body, "#transcript", HTMLElement));
+const transcript = new TranscriptView(
+  find(body, "#transcript", HTMLElement),
+  find(body, "#jump-latest", HTMLButtonElement),
+);
 const conversation = new Conversation();
+const files = new FileStore();
+/** @type {Set<string>} the hashes of every file this conversation's questions hold */
+const conversationFiles = new Set();
 /** @type {Turn | null} the reply being streamed */
 let active = null;
+const tray = new AttachmentTray({
+  button: find(body, "#attach", HTMLButtonElement),
+  input: find(body, "#attach-input", HTMLInputElement),
+  list: find(body, "#attachments", HTMLElement),
+  message: find(body, "#attach-message", HTMLElement),
+  composer: form,
+}, files, () => [...conversation.files, ...(active?.files ?? [])], (hash) => conversationFiles.has(hash));
 const store = new ChatStore(() => active?.toActive() ?? null);
 /** @type {Capabilities | null} */
 let capabilities = null;
 /** Set by beforeunload: the page is probably going away. */
 let leaving = false;
+const signIn = new SignIn(find(body, "#sign-in", HTMLFormElement), () => {
+  announce("Signed in.");
+  prompt.focus();
+});
 
 /** @param {string} text */
 function announce(text) {
@@ -85,16 +109,15 @@ function setBusy(busy) {
 }
 
 /**
- * The request body for `question`, or null when an option is invalid.
- * @param {string} question
- * @returns {StreamRequest | null}
+ * The request's options, without its messages, or null when an option is invalid.
+ * @returns {Omit<StreamRequest, "messages"> | null}
  */
-function buildRequest(question) {
-  /** @type {StreamRequest} */
-  const request = { messages: conversation.messagesWith(question) };
+function requestOptions() {
+  /** @type {Omit<StreamRequest, "messages">} */
+  const request = {};
   if (modelPicker instanceof HTMLSelectElement) request.model = modelPicker.value;
   const system = systemInput.value.trim();
-  if (system) request.system = system;
+  if (system && !isHidden(systemInput)) request.system = system;
   if (maxTokensInput.value !== "" && maxTokensInput.value !== String(maxTokens)) {
     if (!maxTokensInput.checkValidity()) {
       const options = maxTokensInput.closest("details");
@@ -110,18 +133,53 @@ function buildRequest(question) {
 }
 
 /**
- * Ask `question`: show it, start a generation, stream its reply.
+ * The messages for a question with its files: the conversation, then the question. A file
+ * whose bytes this browser no longer has goes as a note in its place, and the user is told.
  * @param {string} question
+ * @param {FileRef[]} attached
  */
-async function ask(question) {
-  if (active || question.trim() === "") return;
-  const request = buildRequest(question);
-  if (!request) return;
+async function messagesFor(question, attached) {
+  /** @type {FileRef[]} */
+  const missing = [];
+  const messages = await conversation.messagesWith(
+    question, attached, (text, refs) => contentOf(text, refs, files, missing));
+  if (missing.length > 0) {
+    const names = missing.map((ref) => `${ref.name} (${formatSize(ref.size)})`).join(", ");
+    const them = missing.length === 1 ? "it" : "them";
+    const told = `This browser no longer has ${names}: a note was sent in place of ${them}. `
+      + `Attach ${them} again if Claude needs ${them}.`;
+    tray.say(told);
+    announce(told);
+  }
+  return messages;
+}
+
+/**
+ * Whether an option is hidden (the server does not allow it), itself or in a hidden parent.
+ * @param {HTMLElement} element
+ */
+function isHidden(element) {
+  return element.closest("[hidden]") !== null;
+}
+
+/**
+ * Ask `question` with its files: show it, start a generation, stream its reply. The
+ * composer's draft and files are emptied only once the server has accepted the request;
+ * `replacing` is a failed turn that this one takes the place of (Retry).
+ * @param {string} question
+ * @param {{fromComposer?: boolean, replacing?: Turn, files?: FileRef[]}} [how]
+ */
+async function ask(question, how = {}) {
+  const attached = how.files ?? [];
+  if (active || (question.trim() === "" && attached.length === 0)) return;
+  const options = requestOptions();
+  if (!options) return;
+  if (how.replacing) dropTurn(how.replacing);
 
   const focusOnRetry = document.activeElement?.classList.contains("retry");
   transcript.hideRetries();
   if (focusOnRetry) prompt.focus(); // the button just vanished under the focus
-  const turn = new Turn(question, transcript.addUserTurn(question), transcript.addReply());
+  const turn = new Turn(question, attached, showQuestion(question, attached), transcript.addReply());
   active = turn;
   store.saveNow();
   setBusy(true);
@@ -129,23 +187,54 @@ async function ask(question) {
 
   let created;
   try {
+    const request = { ...options, messages: await messagesFor(question, attached) };
+    if (turn.finished) return; // stopped while the files were read
     created = await createStream(request);
   } catch (error) {
-    const shown = error instanceof ApiError
-      ? { type: error.type, message: error.message }
-      : { type: "client_error", message: String(error) };
-    finish(turn, "error", shown);
+    failStart(turn, error);
+    if (error instanceof ApiError && error.status === 401) signIn.show("Sign in, then Retry.");
     return;
   }
-  if (turn.finished) {
-    // Stop was pressed while the POST was in flight: cancel what it started.
-    void cancelStream(created.id);
-    return;
-  }
-  turn.id = created.id;
-  turn.url = created.url;
+  if (!adopt(turn, created)) return;
+  if (how.fromComposer && prompt.value === question) clearDraft();
+  if (how.fromComposer && attached.length > 0 && sameFiles(tray.refs, attached)) tray.clear();
   store.saveNow();
   follow(turn, created.url);
+}
+
+/**
+ * The question's bubble, with its files; their pictures come from the file store.
+ * @param {string} question
+ * @param {FileRef[]} attached
+ */
+function showQuestion(question, attached) {
+  for (const ref of attached) conversationFiles.add(ref.hash);
+  return transcript.addUserTurn(question, attached, (chip, ref) => void showFile(chip, ref, files));
+}
+
+/**
+ * @param {FileRef[]} a
+ * @param {FileRef[]} b
+ */
+function sameFiles(a, b) {
+  return a.length === b.length && a.every((ref, index) => ref.hash === b[index].hash);
+}
+
+/**
+ * Remove a finished turn from the page and from storage (the latest one: only it has
+ * Retry). A failed turn was never part of the conversation sent onwards.
+ * @param {Turn} turn
+ */
+function dropTurn(turn) {
+  turn.userTurn.remove();
+  turn.reply.node.remove();
+  store.removeLast();
+}
+
+function clearDraft() {
+  prompt.value = "";
+  saveDraft("");
+  autosize();
 }
 
 /**
@@ -204,19 +293,21 @@ function follow(turn, url) {
  * @param {Turn} turn
  */
 async function continueWithTools(turn) {
-  const request = buildRequest(turn.question);
-  if (!request) {
+  const options = requestOptions();
+  if (!options) {
     finish(turn, "error", BAD_OPTIONS);
     return;
   }
-  request.messages.push(...turn.exchange.steps);
   turn.id = null;
   turn.url = null;
   turn.lastEventId = null;
   store.saveNow();
   let created;
   try {
-    created = await createStream(request);
+    const messages = await messagesFor(turn.question, turn.files);
+    messages.push(...turn.exchange.steps);
+    if (turn.finished) return;
+    created = await createStream({ ...options, messages });
   } catch (error) {
     if (leaving) {
       // The page is going away, which aborts the POST: the next load sends it again.
@@ -226,20 +317,40 @@ async function continueWithTools(turn) {
       }, STAYED_MS);
       return;
     }
-    const shown = error instanceof ApiError
-      ? { type: error.type, message: error.message }
-      : { type: "client_error", message: String(error) };
-    finish(turn, "error", shown);
+    failStart(turn, error);
     return;
   }
+  if (!adopt(turn, created)) return;
+  store.saveNow();
+  follow(turn, created.url);
+}
+
+/**
+ * Ends a turn whose POST /api/streams failed, with the error it met.
+ * @param {Turn} turn
+ * @param {unknown} error
+ */
+function failStart(turn, error) {
+  const shown = error instanceof ApiError
+    ? { type: error.type, message: error.message }
+    : { type: "client_error", message: String(error) };
+  finish(turn, "error", shown);
+}
+
+/**
+ * The stream a POST created becomes the turn's; unless Stop was pressed while the POST
+ * was in flight, and then the stream is cancelled. Whether the turn took it.
+ * @param {Turn} turn
+ * @param {{id: string, url: string}} created
+ */
+function adopt(turn, created) {
   if (turn.finished) {
     void cancelStream(created.id);
-    return;
+    return false;
   }
   turn.id = created.id;
   turn.url = created.url;
-  store.saveNow();
-  follow(turn, created.url);
+  return true;
 }
 
 /**
@@ -252,7 +363,7 @@ async function continueWithTools(turn) {
 function showOutcome(turn, outcome, error, canRetry) {
   const { reply } = turn;
   const usage = turn.record.usage;
-  const retry = canRetry ? () => void ask(turn.question) : null;
+  const retry = canRetry ? () => void ask(turn.question, { replacing: turn, files: turn.files }) : null;
   if (outcome === "error" || outcome === "interrupted") {
     reply.setStatus(outcome);
     reply.showError(error ?? INTERRUPTED, retry);
@@ -296,7 +407,7 @@ function finish(turn, outcome, error) {
   const { reply, metrics } = turn;
   reply.parts.finish();
 
-  const kept = conversation.settle(turn.question, turn.exchange, outcome);
+  const kept = conversation.settle(turn.question, turn.files, turn.exchange, outcome);
   if (!kept) reply.markExcluded(turn.userTurn);
   showOutcome(turn, outcome, error, true);
   announce(error ? `${ANNOUNCED[outcome]} ${error.message}` : ANNOUNCED[outcome]);
@@ -322,10 +433,12 @@ function stop() {
 /**
  * A turn from storage, shown as it was.
  * @param {string} question
+ * @param {FileRef[]} attached
  * @param {import("./record.js").Entry[]} entries
  */
-function replayTurn(question, entries) {
-  const turn = new Turn(question, transcript.addUserTurn(question), transcript.addReply(), new ReplyMetrics(null));
+function replayTurn(question, attached, entries) {
+  const turn = new Turn(question, attached, showQuestion(question, attached), transcript.addReply(),
+    new ReplyMetrics(null));
   for (const entry of entries) turn.apply(entry, false);
   return turn;
 }
@@ -334,10 +447,10 @@ function replayTurn(question, entries) {
 function restore() {
   const saved = load();
   saved.turns.forEach((savedTurn, index) => {
-    const turn = replayTurn(savedTurn.question, savedTurn.entries);
+    const turn = replayTurn(savedTurn.question, savedTurn.files ?? [], savedTurn.entries);
     turn.finished = true;
     turn.reply.parts.finish();
-    if (savedTurn.kept) conversation.restore(savedTurn.question, turn.exchange);
+    if (savedTurn.kept) conversation.restore(savedTurn.question, turn.files, turn.exchange);
     else turn.reply.markExcluded(turn.userTurn);
     // Only the latest failure may be retried, and only when nothing else is running.
     const last = index === saved.turns.length - 1 && !saved.active;
@@ -359,7 +472,7 @@ function restore() {
  * @param {ActiveTurn} saved
  */
 function resume(saved) {
-  const turn = replayTurn(saved.question, saved.entries);
+  const turn = replayTurn(saved.question, saved.files ?? [], saved.entries);
   turn.id = saved.streamId;
   turn.url = saved.url;
   turn.lastEventId = saved.lastEventId;
@@ -377,14 +490,44 @@ function resume(saved) {
   follow(turn, resumeUrl(turn.url, turn.lastEventId));
 }
 
-function submitPrompt() {
+async function submitPrompt() {
   if (active) return; // one reply at a time; the draft stays in the box
+  const attached = await tray.ready(); // files still being read go with the question
   const question = prompt.value;
-  if (question.trim() === "") return;
-  prompt.value = "";
-  autosize();
+  if (question.trim() === "" && attached.length === 0) return;
+  if (signIn.shown) {
+    signIn.show("Sign in first: your message stays in the box.");
+    return;
+  }
   prompt.focus();
-  void ask(question);
+  void ask(question, { fromComposer: true, files: attached });
+}
+
+const BANNER_KEY = "sseserver.demoBannerDismissed";
+
+/** The demo banner goes for good once dismissed (this browser remembers it). */
+function dismissableBanner() {
+  const banner = document.getElementById("demo-banner");
+  if (!banner) return;
+  let store = null;
+  try {
+    store = window.localStorage;
+  } catch {
+    // No storage: the banner can still be dismissed for this page.
+  }
+  if (store?.getItem(BANNER_KEY) === "1") {
+    banner.remove();
+    return;
+  }
+  find(banner, "#dismiss-banner", HTMLButtonElement).addEventListener("click", () => {
+    banner.remove();
+    try {
+      store?.setItem(BANNER_KEY, "1");
+    } catch {
+      // Storage full: dismissed for this page only.
+    }
+    prompt.focus();
+  });
 }
 
 function autosize() {
@@ -399,26 +542,45 @@ function autosize() {
  */
 async function showToggles() {
   capabilities = await fetchCapabilities();
+  tray.setLimits(limitsOf(capabilities?.attachments));
   find(body, "#thinking-option", HTMLElement).hidden = !capabilities?.thinking;
   find(body, "#web-search-option", HTMLElement).hidden = !capabilities?.web_search;
   thinkingToggle.checked = Boolean(capabilities?.thinking);
+  hideForbidden(capabilities);
+}
+
+/**
+ * Hide every option whose capability the server reports as false (`data-capability`
+ * names it); an absent capability is allowed.
+ * @param {Capabilities | null} reported
+ */
+function hideForbidden(reported) {
+  /** @type {Record<string, unknown>} */
+  const allowed = reported ? { ...reported } : {};
+  for (const option of body.querySelectorAll("[data-capability]")) {
+    const name = option instanceof HTMLElement ? option.dataset.capability : undefined;
+    if (name && allowed[name] === false && option instanceof HTMLElement) option.hidden = true;
+  }
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  submitPrompt();
+  void submitPrompt();
 });
 
 prompt.addEventListener("keydown", (event) => {
   // Enter sends, Shift+Enter is a new line; never send mid-IME-composition.
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
-    submitPrompt();
+    void submitPrompt();
   } else if (event.key === "Escape" && active) {
     stop();
   }
 });
-prompt.addEventListener("input", autosize);
+prompt.addEventListener("input", () => {
+  autosize();
+  saveDraft(prompt.value);
+});
 
 stopButton.addEventListener("click", stop);
 
@@ -427,6 +589,10 @@ find(body, "#new-chat", HTMLButtonElement).addEventListener("click", () => {
   conversation.clear();
   transcript.clear();
   store.clear();
+  // The files go with the conversation, but not those waiting in the composer.
+  const waiting = new Set(tray.refs.map((ref) => ref.hash));
+  void files.forget([...conversationFiles].filter((hash) => !waiting.has(hash)));
+  conversationFiles.clear();
   announce("New conversation.");
   prompt.focus();
 });
@@ -443,6 +609,12 @@ document.addEventListener("visibilitychange", () => {
 });
 
 setBusy(false);
+const asked = initialSignIn(body);
+if (asked !== null) signIn.show(asked);
+dismissableBanner();
 restore();
+prompt.value = loadDraft();
+autosize();
 void showToggles();
-prompt.focus();
+void files.prune();
+if (!signIn.shown) prompt.focus();

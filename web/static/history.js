@@ -4,8 +4,10 @@
 // being streamed is added when its reply ends, and only if it can be kept. A turn whose
 // reply used the client's tools holds, between its question and its final text, each tool
 // turn's assistant message (a content array) and the user's tool_result message
-// (docs/protocol.md, "Tools").
+// (docs/protocol.md, "Tools"). A question's attached files are kept as references
+// (attachments.js), turned into content blocks for each request.
 
+/** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./storage.js").Outcome} Outcome */
 /** @typedef {import("./tools.js").Message} Message */
 /** @typedef {{steps: Message[], text: string}} Exchange what a reply adds after its question */
@@ -20,23 +22,32 @@ export function keepable(text) {
 }
 
 export class Conversation {
-  /** @type {{user: string, steps: Message[], assistant: string}[]} */
+  /** @type {{user: string, files: FileRef[], steps: Message[], assistant: string}[]} */
   #turns = [];
 
   /**
    * The messages for the next POST: the whole history, then the new question.
    * @param {string} question
+   * @param {FileRef[]} files the new question's
+   * @param {(question: string, files: FileRef[]) => Promise<Message["content"]>} contentOf
+   *   a question's content, its files included
+   * @returns {Promise<Message[]>}
    */
-  messagesWith(question) {
+  async messagesWith(question, files, contentOf) {
     /** @type {Message[]} */
     const messages = [];
     for (const turn of this.#turns) {
-      messages.push({ role: "user", content: turn.user });
+      messages.push({ role: "user", content: await contentOf(turn.user, turn.files) });
       messages.push(...turn.steps);
       messages.push({ role: "assistant", content: turn.assistant });
     }
-    messages.push({ role: "user", content: question });
+    messages.push({ role: "user", content: await contentOf(question, files) });
     return messages;
+  }
+
+  /** Every file the conversation sends with its next question. */
+  get files() {
+    return this.#turns.flatMap((turn) => turn.files);
   }
 
   /**
@@ -53,24 +64,26 @@ export class Conversation {
    * its question, so the history keeps alternating, never holds an empty assistant
    * message, and never ends a turn on unanswered tool calls.
    * @param {string} question
+   * @param {FileRef[]} files
    * @param {Exchange} reply
    * @param {Outcome} outcome
    * @returns {boolean} whether the turn is now part of the conversation
    */
-  settle(question, reply, outcome) {
+  settle(question, files, reply, outcome) {
     if (outcome !== "done" && outcome !== "cancelled") return false;
     if (!keepable(reply.text)) return false;
-    this.restore(question, reply);
+    this.restore(question, files, reply);
     return true;
   }
 
   /**
    * A turn that was kept before the page was reloaded.
    * @param {string} question
+   * @param {FileRef[]} files
    * @param {Exchange} reply
    */
-  restore(question, reply) {
-    this.#turns.push({ user: question, steps: reply.steps, assistant: reply.text });
+  restore(question, files, reply) {
+    this.#turns.push({ user: question, files, steps: reply.steps, assistant: reply.text });
   }
 
   clear() {

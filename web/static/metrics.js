@@ -70,6 +70,12 @@ export class ReplyMetrics {
   summary() {
     /** @type {string[]} */
     const parts = [];
+    if (this.resumed) {
+      // This page saw only the end of the reply: its timings would not be the reply's.
+      parts.push("resumed", `${this.tokens} ${this.tokens === 1 ? "token" : "tokens"}`);
+      parts.push(...usageParts(this.usageEvent));
+      return parts.join(" · ");
+    }
     const ttft = this.ttftMs;
     parts.push(ttft === null ? "TTFT —" : `TTFT ${formatMs(ttft)}`);
     const rate = this.tokensPerSecond;
@@ -82,8 +88,23 @@ export class ReplyMetrics {
     return parts.join(" · ");
   }
 
+  /** Resumed after a reload: the page did not see the reply start. */
+  get resumed() {
+    return this.startedAt === null;
+  }
+
   /** The tooltip: what each number means, and where the token count comes from. */
   explanation() {
+    if (this.resumed) {
+      return [
+        "Resumed after a reload: this page did not see the reply start, so it shows no time to first token or tokens per second.",
+        this.tokensFromUsage
+          ? "Tokens: usage.output_tokens reported by the server."
+          : "Tokens: counted text chunks (SSE message events) since the reload.",
+        "input: every input token of the request, cached ones included (the server's usage).",
+        "cached: input tokens read from the prompt cache (cache_read_input_tokens).",
+      ].join("\n");
+    }
     const source = this.tokensFromUsage
       ? "Tokens: usage.output_tokens reported by the server."
       : "Tokens: counted text chunks (SSE message events); replaced by the server's usage.output_tokens when the reply ends.";

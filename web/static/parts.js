@@ -1,12 +1,14 @@
 // @ts-check
 // The body of one reply, in the order Claude produced it: "Thinking" sections, web
 // searches with their results, tool calls (tools.js), and Markdown text with numbered citation markers; then
-// the list of sources the markers point to. Everything but the Markdown is built with
+// the list of sources the markers point to: web pages, and passages of the documents the
+// user sent (title, page, the text cited). Everything but the Markdown is built with
 // DOM calls and text nodes; every link is http(s), opens a new tab, and sends no
 // referrer.
 
 import { isSafeUrl, MarkdownView } from "./markdown.js";
 import { isSearchResult, ToolPanel } from "./tools.js";
+import { element } from "./dom.js";
 
 /** @typedef {import("./record.js").Citation} Citation */
 /** @typedef {import("./record.js").ToolCall} ToolCall */
@@ -43,6 +45,35 @@ export function domainOf(url) {
 }
 
 /**
+ * Whether a citation points into a document the user sent, rather than at a web page.
+ * @param {Citation} citation
+ */
+function isDocumentCitation(citation) {
+  return citation.url === null && typeof citation.document_index === "number";
+}
+
+/**
+ * A document's name in its citations; the API sends null for one sent without a title.
+ * @param {Citation} citation
+ */
+function documentTitle(citation) {
+  return citation.title || `Document ${(citation.document_index ?? 0) + 1}`;
+}
+
+/**
+ * "p. 3", or "pp. 3–4" for pages 3 to 4 (the API's end page is exclusive); "" when the
+ * citation is not of a PDF's pages.
+ * @param {Citation} citation
+ */
+function pageOf(citation) {
+  const start = citation.start_page_number;
+  const end = citation.end_page_number;
+  if (citation.type !== "page_location" || typeof start !== "number") return "";
+  const last = typeof end === "number" ? end - 1 : start;
+  return last > start ? `pp. ${start}–${last}` : `p. ${start}`;
+}
+
+/**
  * A link that opens in a new tab without a referrer, or plain text when `url` is not
  * http(s).
  * @param {string | null} url
@@ -60,18 +91,6 @@ function link(url, label) {
   a.rel = "noopener noreferrer";
   a.textContent = label;
   return a;
-}
-
-/**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text]
- */
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /** A collapsible "Thinking" section that streams live with its own clock. */
@@ -304,17 +323,23 @@ export class ReplyParts {
 
   /**
    * A citation supports the text just before it: a numbered marker goes there, and its
-   * source joins the list under the reply (once per URL).
+   * source joins the list under the reply (once per URL; a document's once per passage).
    * @param {Citation} citation
    */
   citation(citation) {
-    const key = citation.url ?? `title:${citation.title ?? citation.cited_text}`;
+    const passage = isDocumentCitation(citation);
+    const key = passage
+      ? `document:${citation.document_index}:${pageOf(citation)}:${citation.cited_text}`
+      : citation.url ?? `title:${citation.title ?? citation.cited_text}`;
     let n = this.sourceNumbers.get(key);
     if (n === undefined) {
-      this.sources.push({ url: citation.url, title: citation.title });
+      const page = pageOf(citation);
+      const title = passage ? [documentTitle(citation), page].filter(Boolean).join(", ") : citation.title;
+      this.sources.push({ url: citation.url, title });
       n = this.sources.length;
       this.sourceNumbers.set(key, n);
-      this.addSource(citation);
+      if (passage) this.addPassage(citation);
+      else this.addSource(citation);
     }
     (this.texts.at(-1) ?? this.openText()).cite(n);
   }
@@ -324,6 +349,20 @@ export class ReplyParts {
     const li = document.createElement("li");
     const title = citation.title || domainOf(citation.url) || citation.url || "Source";
     li.append(link(citation.url, title), element("span", "domain", domainOf(citation.url)));
+    this.sourcesList.append(li);
+    this.sourcesEl.hidden = false;
+  }
+
+  /**
+   * A document's passage: its title, its page for a PDF, and the text cited.
+   * @param {Citation} citation
+   */
+  addPassage(citation) {
+    const li = element("li", "passage");
+    li.append(element("span", "passage-title", documentTitle(citation)));
+    const page = pageOf(citation);
+    if (page) li.append(element("span", "passage-page", page));
+    if (citation.cited_text) li.append(element("q", "passage-text", citation.cited_text));
     this.sourcesList.append(li);
     this.sourcesEl.hidden = false;
   }

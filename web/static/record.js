@@ -33,7 +33,18 @@
  * @property {Block[]} [tool_results]
  * @property {string[]} [needs_approval]
  */
-/** @typedef {{url: string | null, title: string | null, cited_text: string}} Citation */
+/**
+ * A `citation` event: a web page's (`url`), or a document's, which says where it points
+ * with the API's names (docs/protocol.md, "Attachments"); page ranges end exclusive.
+ * @typedef {object} Citation
+ * @property {string | null} url
+ * @property {string | null} title
+ * @property {string} cited_text
+ * @property {string} [type] "page_location", "char_location", "content_block_location"
+ * @property {number} [document_index]
+ * @property {number} [start_page_number]
+ * @property {number} [end_page_number]
+ */
 /** @typedef {{type: string, category: string | null, explanation: string | null}} StopDetails */
 /**
  * The `usage` event. Every key is optional here: a server without cache or thinking

@@ -7,7 +7,10 @@
 // a stream only for its resume window, so nothing is gained by keeping a chat past the
 // tab; one tab is one conversation, so two tabs never overwrite each other's; and the
 // text does not outlive the browser session on a shared computer. "New chat" clears it.
+// Attached files are kept here as references only (attachments.js): their bytes, which
+// could exceed the storage's quota, are in IndexedDB (filestore.js).
 
+/** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./record.js").Entry} Entry */
 
 /** @typedef {"done" | "cancelled" | "error" | "interrupted" | "refused"} Outcome */
@@ -16,6 +19,7 @@
  * A finished turn, as shown.
  * @typedef {object} SavedTurn
  * @property {string} question
+ * @property {FileRef[]} [files] the files sent with the question
  * @property {Entry[]} entries
  * @property {Outcome} outcome
  * @property {boolean} kept whether it is part of the conversation sent onwards
@@ -27,6 +31,7 @@
  * The turn being streamed: enough to resume it exactly where this page left it.
  * @typedef {object} ActiveTurn
  * @property {string} question
+ * @property {FileRef[]} [files]
  * @property {string | null} streamId  null until POST /api/streams has answered
  * @property {string | null} url
  * @property {string | null} lastEventId the id of the last event in `entries`
@@ -44,6 +49,23 @@ function storage() {
     return window.sessionStorage;
   } catch {
     return null;
+  }
+}
+
+const DRAFT_KEY = "sseserver.draft";
+
+/** @returns {string} the composer's text as it was when the page went away */
+export function loadDraft() {
+  return storage()?.getItem(DRAFT_KEY) ?? "";
+}
+
+/** @param {string} text the composer's text, kept until the server accepts it */
+export function saveDraft(text) {
+  try {
+    if (text) storage()?.setItem(DRAFT_KEY, text);
+    else storage()?.removeItem(DRAFT_KEY);
+  } catch {
+    // Storage full: the draft is still in the box.
   }
 }
 
@@ -81,6 +103,12 @@ export class ChatStore {
 
   clear() {
     this.turns = [];
+    this.saveNow();
+  }
+
+  /** Forget the latest finished turn (a failed one that Retry replaces). */
+  removeLast() {
+    this.turns.pop();
     this.saveNow();
   }
 

@@ -6,6 +6,8 @@
 // Tool names, inputs and results are untrusted: they reach the DOM as text nodes only, and
 // an image result only as a data: URL of a raster type this module checked.
 
+import { element } from "./dom.js";
+
 /** @typedef {import("./record.js").Block} Block */
 /** @typedef {import("./record.js").Entry} Entry */
 /** @typedef {import("./record.js").ToolResult} ToolResult */
@@ -27,18 +29,6 @@ function browserLocale() {
   const languages = navigator.languages.length > 0 ? navigator.languages : [navigator.language];
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   return `Languages: ${languages.join(", ")}. Time zone: ${zone}.`;
-}
-
-/**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text]
- */
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /**

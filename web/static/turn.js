@@ -7,6 +7,7 @@ import { ReplyMetrics } from "./metrics.js";
 import { ReplyRecord } from "./record.js";
 import { answerTools, awaitingContinuation, exchangeOf, unansweredTurn } from "./tools.js";
 
+/** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./record.js").Entry} Entry */
 /** @typedef {import("./storage.js").ActiveTurn} ActiveTurn */
 /** @typedef {import("./storage.js").Outcome} Outcome */
@@ -16,12 +17,14 @@ import { answerTools, awaitingContinuation, exchangeOf, unansweredTurn } from ".
 export class Turn {
   /**
    * @param {string} question
+   * @param {FileRef[]} files sent with the question
    * @param {HTMLElement} userTurn
    * @param {ReplyView} reply
    * @param {ReplyMetrics} [metrics]
    */
-  constructor(question, userTurn, reply, metrics = new ReplyMetrics()) {
+  constructor(question, files, userTurn, reply, metrics = new ReplyMetrics()) {
     this.question = question;
+    this.files = files;
     this.userTurn = userTurn;
     this.reply = reply;
     this.metrics = metrics;
@@ -136,6 +139,7 @@ export class Turn {
   toActive() {
     return {
       question: this.question,
+      files: this.files,
       streamId: this.id,
       url: this.url,
       lastEventId: this.lastEventId,
@@ -151,7 +155,7 @@ export class Turn {
    */
   toSaved(outcome, kept, error) {
     /** @type {SavedTurn} */
-    const saved = { question: this.question, entries: this.record.entries, outcome, kept };
+    const saved = { question: this.question, files: this.files, entries: this.record.entries, outcome, kept };
     if (error) saved.error = error;
     if (!this.reply.metricsEl.hidden) {
       saved.metrics = { text: this.reply.metricsEl.textContent ?? "", title: this.reply.metricsEl.title };

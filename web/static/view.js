@@ -4,9 +4,11 @@
 // raw HTML and sanitizes what it renders. Nothing from the model is ever assigned to
 // innerHTML here.
 
+import { fileChip } from "./attachments.js";
 import { codeOf } from "./markdown.js";
 import { ReplyParts } from "./parts.js";
 
+/** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./metrics.js").ReplyMetrics} ReplyMetrics */
 
 /** Status of a reply -> the text shown in its status pill. */
@@ -51,16 +53,32 @@ function cloneTemplate(id) {
 }
 
 export class TranscriptView {
-  /** @param {HTMLElement} root the #transcript element */
-  constructor(root) {
+  /**
+   * @param {HTMLElement} root the #transcript element
+   * @param {HTMLButtonElement | null} [jump] the "jump to latest" button, shown while the
+   *   reader has scrolled up from the newest text
+   */
+  constructor(root, jump = null) {
     this.root = root;
+    this.jump = jump;
     // Following: true while the reader is at the bottom. Tracked from scroll events, so a
     // frame that adds text never has to measure the layout before changing it.
     this.pinned = true;
     this.followFrame = 0;
-    root.addEventListener("scroll", () => {
-      this.pinned = root.scrollHeight - root.scrollTop - root.clientHeight <= FOLLOW_SLACK;
-    }, { passive: true });
+    /** Where the view was after the last scroll event or scroll of ours. */
+    this.lastTop = 0;
+    root.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    // Content that grows in one step (a list, Sources, an error) is followed before it is
+    // painted, whatever its size and whichever code added it.
+    this.resizes = new ResizeObserver(() => {
+      if (this.pinned) this.scrollToEnd();
+    });
+    /** @type {Element | null} the newest turn, the one that grows */
+    this.observed = null;
+    jump?.addEventListener("click", () => {
+      this.scrollToEnd();
+      jump.blur();
+    });
     root.addEventListener("click", (event) => {
       const target = event.target;
       const button = target instanceof Element ? target.closest(".copy-code") : null;
@@ -68,11 +86,38 @@ export class TranscriptView {
     });
   }
 
-  /** @param {string} text @returns {HTMLElement} the new user turn */
-  addUserTurn(text) {
+  /**
+   * Only the reader scrolling up stops the following: growth below the view moves no
+   * scroll position, and a scroll of ours goes down, so neither can be taken for it.
+   */
+  onScroll() {
+    const root = this.root;
+    const top = root.scrollTop;
+    if (root.scrollHeight - top - root.clientHeight <= FOLLOW_SLACK) this.pinned = true;
+    else if (top < this.lastTop) this.pinned = false;
+    this.lastTop = top;
+    if (this.jump) this.jump.hidden = this.pinned;
+  }
+
+  /**
+   * @param {string} text
+   * @param {FileRef[]} [files] sent with it, shown above it
+   * @param {(chip: HTMLElement, ref: FileRef) => void} [fill] shows a file's picture
+   * @returns {HTMLElement} the new user turn
+   */
+  addUserTurn(text, files = [], fill) {
     this.setEmpty(false);
     const node = cloneTemplate("user-turn-template");
-    find(node, ".bubble", HTMLElement).textContent = text;
+    const bubble = find(node, ".bubble", HTMLElement);
+    bubble.textContent = text;
+    bubble.hidden = text === "" && files.length > 0;
+    const list = find(node, ".attachments", HTMLElement);
+    for (const ref of files) {
+      const chip = fileChip(ref);
+      list.append(chip);
+      fill?.(chip, ref);
+    }
+    list.hidden = files.length === 0;
     this.root.append(node);
     this.scrollToEnd();
     return node;
@@ -82,8 +127,16 @@ export class TranscriptView {
   addReply() {
     const node = cloneTemplate("reply-template");
     this.root.append(node);
+    this.watch(node);
     this.scrollToEnd();
     return new ReplyView(node, this);
+  }
+
+  /** @param {Element} node the turn that now grows */
+  watch(node) {
+    if (this.observed) this.resizes.unobserve(this.observed);
+    this.observed = node;
+    this.resizes.observe(node);
   }
 
   /** Remove every turn (New chat). */
@@ -116,7 +169,9 @@ export class TranscriptView {
 
   scrollToEnd() {
     this.root.scrollTop = this.root.scrollHeight;
+    this.lastTop = this.root.scrollTop;
     this.pinned = true;
+    if (this.jump) this.jump.hidden = true;
   }
 }
 

@@ -14,7 +14,9 @@ A beat is several steps, each on one slot (keyspace.py): the process's own keys 
 registry of processes, every other process's lease, and, for a dead one, each stream it
 generated (BURY_STREAM) or served (DROP_PRESENCE), then its own keys. Every step can be
 done twice, so two survivors burying the same process at once, or one that dies halfway,
-leave the same result; the last step takes the dead one off the registry. On a cluster the
+leave the same result; the last steps record the dead one in `<p>dead` (every beat reads
+it, so that quotas.py's scripts, which may touch only their own key, can be told whose
+counts to drop) and take it off the registry. On a cluster the
 thread's client follows the masters itself (redis-py's RedisCluster): a master that fails
 over costs some beats, not the lease, as long as its replica takes over within it.
 """
@@ -24,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from .connection import CONNECT_TIMEOUT
-from .keyspace import ProcessKeys, StreamKeys, registry
+from .keyspace import ProcessKeys, StreamKeys, dead_processes, registry
 from .scripts import BEAT, BURY_STREAM, DROP_PRESENCE
 from .shards import cluster_seeds, is_cluster
 
@@ -50,6 +53,9 @@ HEARTBEAT_INTERVAL: Final = 0.5
 # Process bookkeeping sets live this long past the last beat (they outlive the lease so
 # that a survivor can still bury a dead process).
 REGISTRY_TTL: Final = 3600.0
+# A buried process's token stays in `<p>dead` this long: longer than any count it held
+# lives (quotas.py's keys), so every process drops that count at its next check.
+DEAD_KEPT: Final = 3600.0
 # A beat that does not answer within this long counts as Redis unreachable.
 BEAT_TIMEOUT: Final = 2.0
 
@@ -63,6 +69,7 @@ class Beat:
     listed: bool = True  # we were still registered (not buried, Redis kept its data)
     buried: int = 0  # dead processes this beat buried
     error: str = ""
+    dead: tuple[str, ...] = ()  # tokens of processes buried within DEAD_KEPT
 
 
 def _ms(seconds: float) -> int:
@@ -80,6 +87,7 @@ class LeaseThread:
         self._keep_ms = keep_ms
         self._keys = ProcessKeys(prefix, token)
         self._registry = registry(prefix)
+        self._dead = dead_processes(prefix)
         self._publish = "SPUBLISH" if is_cluster(url) else "PUBLISH"
         self._client_name = f"sseserver-{token}-lease"
         self._on_beat = on_beat
@@ -164,7 +172,14 @@ class LeaseThread:
             for other, alive in zip(others, pipe.execute(), strict=True):
                 if not alive:
                     buried += self._bury(client, other)
-        return Beat(True, bool(held), listed, buried)
+        dead = self._recently_dead(client)
+        return Beat(True, bool(held), listed, buried, dead=dead)
+
+    def _recently_dead(self, client: Any) -> tuple[str, ...]:
+        pipe = client.pipeline(transaction=False)
+        pipe.zremrangebyscore(self._dead, "-inf", _ms(time.time() - DEAD_KEPT))
+        pipe.zrange(self._dead, 0, -1)
+        return tuple(t.decode() for t in pipe.execute()[1])
 
     def _bury(self, client: Any, token: str) -> int:
         """End a dead process's running streams as lost and take its presence away; 1 if
@@ -179,4 +194,6 @@ class LeaseThread:
             self._scripts["drop"](keys=[keys.meta, keys.subs],
                                   args=[token, sid, self._prefix + "ctl:"])
         client.delete(dead.lease, dead.owns, dead.subs)
+        client.zadd(self._dead, {token: _ms(time.time())})
+        client.pexpire(self._dead, _ms(DEAD_KEPT))
         return int(client.srem(self._registry, token))

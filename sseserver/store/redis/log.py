@@ -72,11 +72,12 @@ class Owned:
     """What the owner of a running generation keeps about its stream."""
 
     __slots__ = ("busy", "cancelled", "confirmed", "ended", "failure", "frames", "keys",
-                 "listener", "local", "on_signal", "pending", "remote", "stalled",
+                 "listener", "local", "on_signal", "owner", "pending", "remote", "stalled",
                  "stalled_since", "stream_id", "waiters", "writer")
 
-    def __init__(self, prefix: str, stream_id: str) -> None:
+    def __init__(self, prefix: str, stream_id: str, owner: str = "") -> None:
         self.stream_id = stream_id
+        self.owner = owner  # the user who started it ("" for none), in its meta too
         self.keys = StreamKeys(prefix, stream_id)
         self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
         self.confirmed = 0
@@ -284,7 +285,7 @@ class LogWriter:
                     commands.append((self._publish, keys.channel, b"f%d:%b" % (index, what)))
             elif isinstance(what, _Create):
                 commands.append(("EVALSHA", create_sha, 1, keys.meta, self._token,
-                                 RUNNING_TTL_MS))
+                                 RUNNING_TTL_MS, what.payload))
             elif isinstance(what, _Nudge):
                 commands.append((self._publish, keys.channel, f"h{index}"))
             elif isinstance(what, _Gone):
@@ -484,7 +485,7 @@ class Writers:
 
     async def create(self, owned: Owned) -> None:
         """Register the stream as this process's, and wait until Redis has it."""
-        create = _Create("")
+        create = _Create(owned.owner)
         self._put((owned, 0, create))
         await create.done
 

@@ -6,7 +6,8 @@ What a stream's keys hold:
 
     log    a Redis Stream: frame i is entry `0-(i+1)` (field `f`); the end is one more
            entry (field `e` = done | lost)
-    meta   hash: owner (the generating process's token), ended, cancel
+    meta   hash: owner (the generating process's token), ended, cancel, and user (who
+           started it, when the server has users)
     subs   set: tokens of the processes that have subscribers attached
     live   channel: `f<i>:<frame>` for each frame while other processes follow it,
            `h<n>` when they start to (the log has n frames), `e<i>:<reason>` at the end
@@ -40,8 +41,9 @@ return {state[2] or '', redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '+', 'COU
 """
 
 CREATE: Final = """
--- KEYS: meta; ARGV: token, running ttl ms
+-- KEYS: meta; ARGV: token, running ttl ms, user (empty for none)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'user', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """

@@ -87,6 +87,7 @@ class RedisStore(NamedStreams):
         self._lease: LeaseThread | None = None
         self._first_beat = True
         self._last_beat: Beat | None = None
+        self._dead: tuple[str, ...] = ()
         self._upkeep: asyncio.Task[None] | None = None
         self._refreshed = time.monotonic()
         self._background: set[asyncio.Task[None]] = set()
@@ -145,10 +146,10 @@ class RedisStore(NamedStreams):
 
     # -- the owner's side ---------------------------------------------------------
 
-    async def create(self, stream_id: str) -> None:
+    async def create(self, stream_id: str, owner: str = "") -> None:
         if not self._serving():
             raise StoreUnavailable("redis: not connected")
-        owned = Owned(self._prefix, stream_id)
+        owned = Owned(self._prefix, stream_id, owner)
         owns = self._owns_key
         async with unavailable():
             await asyncio.gather(
@@ -191,6 +192,39 @@ class RedisStore(NamedStreams):
         self._retain(stream_id, kept_size(owned.frames), keep_ms / 1000)
 
     # -- everyone's side ----------------------------------------------------------
+
+    async def owner(self, stream_id: str) -> str | None:
+        owned = self._owned.get(stream_id)
+        if owned is None:
+            finished = self._finished.get(stream_id)
+            owned = finished[0] if finished is not None else None
+        if owned is not None:
+            return owned.owner
+        keys = StreamKeys(self._prefix, stream_id)
+        async with unavailable():
+            process, user = await self._shards.run(
+                keys.meta, lambda client: client.hmget(keys.meta, "owner", "user"))
+        if process is None:
+            return None
+        return user.decode() if user is not None else ""
+
+    @property
+    def shards(self) -> Shards:
+        """Where each key lives, for what the fleet shares besides streams (quotas.py)."""
+        return self._shards
+
+    def dead_processes(self) -> tuple[str, ...]:
+        """Tokens of processes buried lately, as the last beat read them (quotas.py)."""
+        return self._dead
+
+    @property
+    def token(self) -> str:
+        """This process's token: its lease is `<prefix>proc:<token>` (liveness.py)."""
+        return self._token
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
 
     async def read(self, stream_id: str, start: int, wait: float) -> Batch | None:
         batch = self._read_owned(stream_id, start) or await self._read_range(stream_id, start)
@@ -323,6 +357,7 @@ class RedisStore(NamedStreams):
             return
         if last is not None and not last.reached:
             log.warning("redis at %s is reachable again", self._shown_url)
+        self._dead = beat.dead
         if beat.buried:
             log.warning("redis: %d dead sseserver process(es) buried", beat.buried)
         if not first and not beat.listed:

@@ -1,4 +1,4 @@
-"""Tool handlers for the tests, named in tool files as "tests.tool_handlers:NAME". Each run
+"""Tool handlers for the tests, named in tool files as "tests.support.tool_handlers:NAME". Each run
 is recorded here, in the server's process (the tests that use them run the app in-process),
 so a test can count runs and see a cancellation; `recorded` writes its runs to a file, for
 tests that run `python -m sseserver`."""
@@ -64,3 +64,10 @@ def recorded(tool_input: dict[str, Any]) -> str:
     with open(os.environ["RECORDED_RUNS"], "a", encoding="utf-8") as runs:
         runs.write(json.dumps(tool_input) + "\n")
     return f"done: {tool_input.get('q')}"
+
+
+def bad_image(tool_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """An image whose data is not base64 of a PNG: the API would refuse the continuation."""
+    RUNS.inputs.append(tool_input)
+    return [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": 'x" onerror="alert(1)'}}]

@@ -21,6 +21,7 @@ from playwright.async_api import (
     Dialog,
     Locator,
     Page,
+    Request,
     ViewportSize,
     async_playwright,
     expect,
@@ -38,7 +39,7 @@ CHROMIUM_ARGS: Final = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS: Final = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "artifacts"
 DESKTOP: Final = ViewportSize(width=1100, height=800)
 PHONE: Final = ViewportSize(width=360, height=740)
 TIMEOUT_MS: Final = 10_000
@@ -173,3 +174,17 @@ async def save_screenshot(page: Page, name: str) -> Path:
 
 
 # ---- tests ----
+
+
+def post_bodies(page: Page) -> list[dict[str, Any]]:
+    """The JSON bodies of the page's POST /api/streams, as they are sent."""
+    bodies: list[dict[str, Any]] = []
+
+    def record(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/streams"):
+            body = request.post_data_json
+            assert isinstance(body, dict)
+            bodies.append(body)
+
+    page.on("request", record)
+    return bodies

@@ -1,7 +1,8 @@
-"""A private redis-server for the tests: Debian's package on a free 127.0.0.1 port, with no
-persistence, stopped (and restartable on the same port) by the test that owns it.
+"""A private redis-server for the tests: Debian's package on a 127.0.0.1 port held for it
+(tests/support/ports.py: redis-server cannot bind port 0 and report it), with no persistence,
+stopped (and restartable on the same port) by the test that owns it.
 
-A missing redis-server follows the rule of tests/system_tools.py: a skip locally, naming
+A missing redis-server follows the rule of tests/support/system_tools.py: a skip locally, naming
 the apt-get line, a failure under CI.
 """
 
@@ -11,7 +12,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
+from .ports import HeldPort
 from .system_tools import REDIS_SERVER, require
 
 
@@ -19,44 +22,45 @@ def require_redis_server() -> None:
     require(REDIS_SERVER)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self) -> None:
+        # Held until close(): no other socket takes the port while Redis is down, so a
+        # restart finds it free and clients that know the URL reach the same server.
+        self._held = HeldPort()
+        self.port = self._held.port
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.TemporaryDirectory(prefix="sseserver-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not running"
+        return self._process.pid
+
     def start(self, timeout: float = 10.0) -> None:
         assert self._process is None, "already running"
-        self._process = subprocess.Popen(
-            [REDIS_SERVER.path, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--dir", self._dir.name, "--loglevel", "warning", *self.extra_args()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        log = Path(self._dir.name) / "redis.log"
+        with log.open("wb") as out:
+            self._process = subprocess.Popen(
+                [REDIS_SERVER.path, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--daemonize", "no",
+                 "--dir", self._dir.name, "--loglevel", "warning", *self.extra_args()],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.command(b"PING") == b"+PONG\r\n":
                 return
             if self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self._process.returncode}")
+                code, self._process = self._process.returncode, None
+                raise RuntimeError(f"redis-server exited with {code}: "
+                                   f"{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.02)
         raise TimeoutError(f"redis-server did not answer on port {self.port}")
 
     def extra_args(self) -> list[str]:
         """More redis-server options, for a subclass."""
         return []
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None, "not running"
-        return self._process.pid
 
     @property
     def running(self) -> bool:
@@ -75,6 +79,7 @@ class RedisServer:
 
     def close(self) -> None:
         self.stop()
+        self._held.close()
         self._dir.cleanup()
 
     def command(self, *args: bytes) -> bytes | None:

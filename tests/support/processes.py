@@ -27,7 +27,7 @@ import pytest
 
 from .fake_anthropic import FakeAnthropic
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parents[2]
 SSESERVER: Final = (sys.executable, "-m", "sseserver")
 
 

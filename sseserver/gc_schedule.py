@@ -11,8 +11,8 @@ So everything that survives a full collection is frozen (`gc.freeze()`): later f
 collections walk only what was made since. A stream's objects are freed by reference
 counting when it ends, frozen or not: a generation's objects form no cycle (generations.py
 breaks the one it had). Cycles that still form somewhere, and whose objects were frozen
-before they became garbage, would wait; so every UNFREEZE_EVERY seconds everything is
-unfrozen and collected once, one full walk, and frozen again.
+before they became garbage, would wait; so every UNFREEZE_EVERY seconds (by default)
+everything is unfrozen and collected once, one full walk, and frozen again.
 """
 
 from __future__ import annotations
@@ -29,15 +29,17 @@ UNFREEZE_EVERY: Final = 600.0
 
 
 class CollectorSchedule:
-    """Freezes what outlives each full collection; unfreezes and collects now and then."""
+    """Freezes what outlives each full collection; unfreezes and collects every
+    `unfreeze_every` seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, unfreeze_every: float = UNFREEZE_EVERY) -> None:
+        self.unfreeze_every = unfreeze_every
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         gc.freeze()  # what start-up made lives until exit
         gc.callbacks.append(self._on_collection)
-        self._timer = asyncio.get_running_loop().call_later(UNFREEZE_EVERY, self._sweep)
+        self._timer = asyncio.get_running_loop().call_later(self.unfreeze_every, self._sweep)
 
     def stop(self) -> None:
         if self._on_collection in gc.callbacks:
@@ -58,4 +60,4 @@ class CollectorSchedule:
         collected = gc.collect()  # the callback freezes what survives
         log.debug("full collection of %d frozen objects: %d collected in %.0f ms",
                   frozen, collected, (time.perf_counter() - started) * 1000)
-        self._timer = asyncio.get_running_loop().call_later(UNFREEZE_EVERY, self._sweep)
+        self._timer = asyncio.get_running_loop().call_later(self.unfreeze_every, self._sweep)

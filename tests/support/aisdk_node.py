@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any, Final
 
 from .system_tools import NODE, NPM, missing, require
 
-NODE_DIR: Final = Path(__file__).resolve().parent / "node"
+NODE_DIR: Final = Path(__file__).resolve().parents[1] / "node"
 CLIENT: Final = NODE_DIR / "aisdk_client.mjs"
 # The versions this suite was written against; package.json pins them exactly.
 AI_VERSION: Final = "7.0.173"
 AI_REACT_VERSION: Final = "4.0.177"
+LINE_LIMIT: Final = 64 * 1024 * 1024
 
 
 def require_ai_sdk() -> str:
@@ -39,14 +41,20 @@ class NodeClient:
 
     @classmethod
     async def start(cls, scenario: str, base_url: str, text: str,
-                    body: dict[str, Any] | None = None) -> NodeClient:
-        """`body`: what the transport adds to each request's body (our request options)."""
+                    body: dict[str, Any] | None = None, files: Path | None = None,
+                    bearer: str | None = None) -> NodeClient:
+        """`body`: what the transport adds to each request's body (our request options);
+        `files`: a JSON file of FileUIParts the message is sent with; `bearer`: a user's
+        token, which the transport sends with its `headers` option."""
         node = require_ai_sdk()
         extra = [json.dumps(body)] if body is not None else []
+        env = dict(os.environ) | ({"AISDK_FILES": str(files)} if files is not None else {}) \
+            | ({"AISDK_BEARER": bearer} if bearer is not None else {})
         process = await asyncio.create_subprocess_exec(
-            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR,
+            node, str(CLIENT), scenario, base_url, text, *extra, cwd=NODE_DIR, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            limit=LINE_LIMIT,  # a result line holds the messages, data: URLs of files too
         )
         return cls(process)
 
@@ -73,9 +81,10 @@ class NodeClient:
 
 
 async def run_client(scenario: str, base_url: str, text: str,
-                     body: dict[str, Any] | None = None) -> dict[str, Any]:
+                     body: dict[str, Any] | None = None,
+                     files: Path | None = None, bearer: str | None = None) -> dict[str, Any]:
     """Run a scenario to its end; its one result line."""
-    client = await NodeClient.start(scenario, base_url, text, body)
+    client = await NodeClient.start(scenario, base_url, text, body, files, bearer)
     try:
         return await client.line()
     finally:

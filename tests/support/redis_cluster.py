@@ -3,7 +3,7 @@ redis-server on free 127.0.0.1 ports, joined by `redis-cli --cluster create`, wi
 `cluster-node-timeout` so that a killed master's replica takes over within seconds, and
 started only once every replica holds its master's data.
 
-A missing redis-server or redis-cli follows the rule of tests/system_tools.py.
+A missing redis-server or redis-cli follows the rule of tests/support/system_tools.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .redis_server import RedisServer, free_port
+from .ports import HeldPort
+from .redis_server import RedisServer
 from .system_tools import REDIS_CLI, REDIS_SERVER, require
 
 # How long a master may be silent before the others fail it over, in ms.
@@ -28,7 +29,8 @@ class ClusterNode(RedisServer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.bus_port = free_port()  # cluster traffic between nodes
+        self._bus = HeldPort()  # cluster traffic between nodes; held as the port is
+        self.bus_port = self._bus.port
         self.url = f"redis://127.0.0.1:{self.port}"
 
     def extra_args(self) -> list[str]:
@@ -42,6 +44,10 @@ class ClusterNode(RedisServer):
                 # replicas to share a diskless transfer, and a master killed meanwhile
                 # fails over to a replica that holds nothing.
                 "--repl-diskless-sync-delay", "0"]
+
+    def close(self) -> None:
+        super().close()
+        self._bus.close()
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no goodbye to the cluster."""
@@ -116,3 +122,4 @@ class RedisCluster:
     def close(self) -> None:
         for node in self.nodes:
             node.close()
+

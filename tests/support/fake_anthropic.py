@@ -14,14 +14,18 @@ reason, refusal ``stop_details``, cumulative usage with the cache, thinking and 
 shares), ``message_stop``. A ``Reply`` of ``chunks`` is one text block of ``text_delta``s;
 its ``blocks`` may hold every other shape (thinking with its signature, redacted thinking,
 a server tool call with ``input_json_delta``, a web search result or error, cited text,
-and block, delta and event types the SDK does not know): ``tests/fake_blocks.py``.
+and block, delta and event types the SDK does not know): ``tests/support/fake_blocks.py``.
 JSON is compact and UTF-8 (non-ASCII characters are not escaped).
 
 Requests are checked like the API checks them, ``thinking`` (budget at least 1,024 and
-below ``max_tokens``), the web search tool and ``cache_control`` included. Each is
+below ``max_tokens``), the web search tool, ``cache_control``, and image and document
+blocks (``tests/support/fake_files.py``: media types, base64 that decodes to a file of that type,
+``citations``, at most 100 images) included. A request that holds documents and has no
+behaviour queued is answered with text citing each of them (``char_location`` for a text
+document, ``page_location`` for a PDF), as the API answers with citations enabled. Each is
 recorded (``requests``, counted in ``request_count``) with its ``cache_control`` and
 ``thinking``, and what it read from and wrote to the fake's prompt cache, which models
-Anthropic's prefix caching (``tests/fake_cache.py``): when a request caches something, its
+Anthropic's prefix caching (``tests/support/fake_cache.py``): when a request caches something, its
 usage reports the cache's figures instead of the ``Reply``'s ``input_tokens``.
 
 Authentication: the key is accepted from ``x-api-key`` *or* ``authorization: Bearer``.
@@ -51,7 +55,7 @@ its minor releases):
 - ``Silent`` -> nothing is raised until the SDK's read timeout; closing the SDK stream
   closes the TCP connection, which the fake records in ``closed_at`` within a few ms.
 
-Run it as its own process (for load tests): ``python -m tests.fake_anthropic --port 8765
+Run it as its own process (for load tests): ``python -m tests.support.fake_anthropic --port 8765
 --chunks 50 --chunk-text "word " --delay-ms 20``; it prints its URL on stdout and serves
 ``default_reply`` until SIGTERM/SIGINT.
 """
@@ -96,6 +100,7 @@ from .fake_blocks import (
     web_result,
 )
 from .fake_cache import CacheUse, PromptCache
+from .fake_files import cited_blocks, documents, fingerprints, validate_files
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -131,6 +136,7 @@ DEFAULT_API_KEY: Final = "sk-ant-api03-fAkEtEsTkEy0000sseserver0000fAkEtEsTkEy00
 """The key a fake started without one accepts (shaped like a real key, obviously not one)."""
 
 MESSAGES_PATH: Final = "/v1/messages"
+MAX_BODY_BYTES: Final = 128 * 1024 * 1024
 
 # Anthropic's usual wording for each error type, used when a test gives no message.
 _DEFAULT_MESSAGES: Final[Mapping[str, str]] = {
@@ -182,7 +188,7 @@ class Reply:
     instead of the chunk's text: a client on the same machine subtracts it from the time the
     text reached it, the latency of everything in between (``make bench-redis``)."""
     blocks: Sequence[Block | UnknownEvent] = ()
-    """The content, in order (see ``tests/fake_blocks.py``); empty: ``Text(chunks)``."""
+    """The content, in order (see ``tests/support/fake_blocks.py``); empty: ``Text(chunks)``."""
     stop_details: dict[str, Any] | None = None
     """``message_delta.delta.stop_details``, e.g. a refusal's category and explanation."""
     gzip: bool = False
@@ -296,6 +302,11 @@ class RecordedRequest:
     def thinking(self) -> object:
         """The request's ``thinking`` parameter (None when absent)."""
         return self.body.get("thinking")
+
+    @property
+    def files(self) -> list[tuple[str, str, str]]:
+        """(kind, media type, SHA-256 of the bytes) of each image and document sent."""
+        return fingerprints(self.body)
 
     @property
     def api_key(self) -> str | None:
@@ -455,7 +466,7 @@ def _validate_body(body: object) -> str | None:
         return "messages: Input should be a valid list"
     if "stream" in body and not isinstance(body["stream"], bool):
         return "stream: Input should be a valid boolean"
-    return _validate_extras(body) or _validate_tool_turns(body)
+    return _validate_extras(body) or validate_files(body) or _validate_tool_turns(body)
 
 
 def _blocks(message: object) -> list[dict[str, Any]]:
@@ -521,8 +532,17 @@ class _TrackingServer(web.Server):
         handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
         on_lost: Callable[[web.RequestHandler], None],
     ) -> None:
-        super().__init__(handler, handler_cancellation=True)
+        super().__init__(handler, handler_cancellation=True, request_factory=self._request)
         self._on_lost = on_lost
+
+    def _request(
+        self, message: Any, payload: Any, protocol: web.RequestHandler, writer: Any,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """A request whose body may be as large as the API's own bound (32 MB) and more,
+        so that an oversized one reaches the checks rather than aiohttp's 413."""
+        return web.BaseRequest(message, payload, protocol, writer, task, self._loop,
+                               client_max_size=MAX_BODY_BYTES)
 
     def connection_lost(
         self, handler: web.RequestHandler, exc: BaseException | None = None
@@ -546,6 +566,9 @@ class FakeAnthropic:
         """Requests to /v1/messages so far (``requests`` may keep fewer)."""
         self.cache = PromptCache()
         """The prompt cache requests read and write (set ``cache.min_tokens`` to taste)."""
+        self.usages: list[dict[str, Any]] = []
+        """The final usage of every reply the fake finished, as it sent it: its own count
+        of the tokens it billed."""
         self.tool_calls = 0
         """With no behaviour queued, a conversation that has answered fewer than this many
         tool calls is answered by one more call of ``tool_name`` (the bench's S6)."""
@@ -686,6 +709,8 @@ class FakeAnthropic:
         """The default reply, or a call of ``tool_name`` while the conversation has answered
         fewer than ``tool_calls``; a continuation's arrival is timed against the end of the
         reply whose call it answers."""
+        if documents(body):
+            return Reply(blocks=cited_blocks(body))
         if not self.tool_calls:
             return self.default_reply
         answered = [b.get("tool_use_id") for m in body["messages"] for b in _blocks(m)
@@ -766,9 +791,10 @@ class FakeAnthropic:
         delta: dict[str, Any] = {"stop_reason": behaviour.stop_reason, "stop_sequence": None}
         if behaviour.stop_details is not None:
             delta["stop_details"] = behaviour.stop_details
+        final = _final_usage(behaviour, record.cache)
+        self.usages.append(final)
         await response.write(sse_frame("message_delta", {
-            "type": "message_delta", "delta": delta,
-            "usage": _final_usage(behaviour, record.cache),
+            "type": "message_delta", "delta": delta, "usage": final,
         }))
         await response.write(sse_frame("message_stop", {"type": "message_stop"}))
         await response.write_eof()
@@ -846,6 +872,7 @@ class FakeAnthropic:
         usage = _start_usage(behaviour.input_tokens, record.cache) | _final_usage(
             behaviour, record.cache
         )
+        self.usages.append(usage)
         message = {
             "id": _new_id("msg_"),
             "type": "message",
@@ -954,7 +981,7 @@ async def _serve(args: argparse.Namespace) -> list[float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry: ``python -m tests.fake_anthropic --port N ...``."""
+    """Command line entry: ``python -m tests.support.fake_anthropic --port N ...``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

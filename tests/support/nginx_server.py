@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from .ports import HeldPort
 from .processes import ROOT
-from .redis_server import free_port
 from .system_tools import NGINX, OPENSSL, require
 
 
@@ -169,30 +169,32 @@ async def running_nginx(workdir: Path, upstreams: Sequence[int]) -> AsyncIterato
     """nginx with deploy/nginx.conf in front of `upstreams` (ports on 127.0.0.1), until
     the block ends (then a graceful stop)."""
     certificate = make_certificate(workdir)
-    http_port, https_port = free_port(), free_port()
-    (workdir / "sseserver.conf").write_text(
-        site_config(upstreams, http_port, https_port, certificate))
-    config = workdir / "nginx.conf"
-    config.write_text(main_config(workdir))
-    process = _start(workdir, config)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.communicate()[1].decode()
-                assert time.monotonic() < deadline, "nginx did not start"
-                await asyncio.sleep(0.05)
-        yield Nginx(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}",
-                    certificate, workdir / "access.log", workdir / "error.log")
-    finally:
-        process.send_signal(signal.SIGQUIT)  # graceful stop
+    # nginx cannot bind port 0 and report it: its ports are held for it until it has
+    # stopped (tests/support/ports.py), so no other socket takes one before nginx binds it.
+    with HeldPort() as http, HeldPort() as https:
+        (workdir / "sseserver.conf").write_text(
+            site_config(upstreams, http.port, https.port, certificate))
+        config = workdir / "nginx.conf"
+        config.write_text(main_config(workdir))
+        process = _start(workdir, config)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", https.port), timeout=1).close()
+                    break
+                except OSError:
+                    assert process.poll() is None, process.communicate()[1].decode()
+                    assert time.monotonic() < deadline, "nginx did not start"
+                    await asyncio.sleep(0.05)
+            yield Nginx(f"https://127.0.0.1:{https.port}", f"http://127.0.0.1:{http.port}",
+                        certificate, workdir / "access.log", workdir / "error.log")
+        finally:
+            process.send_signal(signal.SIGQUIT)  # graceful stop
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stderr is not None:
+                process.stderr.close()

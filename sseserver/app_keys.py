@@ -13,13 +13,16 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .bodies import BodyBudget
+    from .budgets import Budgets
     from .config import Settings
     from .fanout import Fanout
     from .generations import Generations
+    from .identity import Verifier
     from .metrics import Metrics
     from .providers import Provider
+    from .serving import Subscribers
     from .store.base import StreamStore
-    from .subscriber import Subscribers
+    from .uploads import BodyParser
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
@@ -30,3 +33,7 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 FANOUT: web.AppKey[Fanout] = web.AppKey("fanout")
 SUBSCRIBERS: web.AppKey[Subscribers] = web.AppKey("subscribers")
 BODY_BUDGET: web.AppKey[BodyBudget] = web.AppKey("body_budget")
+PARSER: web.AppKey[BodyParser] = web.AppKey("parser")
+# Only when the server has users (identity.py, budgets.py).
+VERIFIER: web.AppKey[Verifier] = web.AppKey("verifier")
+BUDGETS: web.AppKey[Budgets] = web.AppKey("budgets")

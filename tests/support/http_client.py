@@ -1,5 +1,5 @@
 """One HTTP request to a test server, read whole, for tests that check an answer's status,
-headers and body (streams are read with tests/sse_client.py)."""
+headers and body (streams are read with tests/support/sse_client.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""What the tests run on: fakes, servers, clients and parsers (docs/testing.md, "Organisation")."""
