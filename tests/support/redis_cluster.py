@@ -61,6 +61,14 @@ class ClusterNode(RedisServer):
         return dict(line.split(":", 1) for line in reply.decode().splitlines()
                     if ":" in line and not line.startswith(("$", "#")))
 
+    def node_id(self) -> bytes:
+        reply = self.command(b"CLUSTER", b"MYID") or b""
+        return _bulk_strings(reply)[0]
+
+    def keys_in_slot(self, slot: int, count: int) -> list[bytes]:
+        reply = self.command(b"CLUSTER", b"GETKEYSINSLOT", b"%d" % slot, b"%d" % count)
+        return _bulk_strings(reply or b"")
+
     def cluster_info(self) -> dict[str, str]:
         reply = self.command(b"CLUSTER", b"INFO") or b""
         return dict(line.split(":", 1) for line in reply.decode().splitlines()
@@ -119,7 +127,40 @@ class RedisCluster:
                 return node
         raise LookupError(f"no master serves {key!r}")
 
+    def move_slot(self, slot: int, source: ClusterNode, target: ClusterNode,
+                  pause: float) -> int:
+        """Move `slot` from `source` to `target` as `redis-cli --cluster reshard` does
+        (SETSLOT IMPORTING and MIGRATING, MIGRATE, then SETSLOT NODE everywhere), one key
+        at a time with `pause` seconds after each, so that clients meet the slot half
+        moved (ASK, TRYAGAIN) and then moved (MOVED). Returns the keys moved."""
+        source_id, target_id = source.node_id(), target.node_id()
+        number = b"%d" % slot
+        for node, state, other in ((target, b"IMPORTING", source_id),
+                                   (source, b"MIGRATING", target_id)):
+            reply = node.command(b"CLUSTER", b"SETSLOT", number, state, other)
+            assert reply == b"+OK\r\n", reply
+        moved = 0
+        while keys := source.keys_in_slot(slot, 1):
+            reply = source.command(b"MIGRATE", b"127.0.0.1", b"%d" % target.port, b"", b"0",
+                                   b"5000", b"KEYS", *keys)
+            assert reply in (b"+OK\r\n", b"+NOKEY\r\n"), reply
+            moved += len(keys)
+            time.sleep(pause)
+        for node in (target, source, *(n for n in self.masters()
+                                        if n is not target and n is not source)):
+            reply = node.command(b"CLUSTER", b"SETSLOT", number, b"NODE", target_id)
+            assert reply == b"+OK\r\n", reply
+        return moved
+
     def close(self) -> None:
         for node in self.nodes:
             node.close()
 
+
+def _bulk_strings(reply: bytes) -> list[bytes]:
+    """The strings of a RESP reply that is one bulk string or an array of them."""
+    lines = reply.split(b"\r\n")
+    if lines[0].startswith(b"$"):
+        return [lines[1]]
+    assert lines[0].startswith(b"*"), reply
+    return [lines[2 + 2 * i] for i in range(int(lines[0][1:]))]
