@@ -164,8 +164,12 @@ SCALE_TOKENS: Final = 100
 
 def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
                streams: int, redis: ProcStats | None, redis_port: int | None,
-               shards: list[ProcStats] | None = None) -> dict[str, object]:
-    """Each server loaded by its own load generator at once; the worst figures of them."""
+               shards: list[ProcStats] | None = None,
+               ports: list[int] | None = None) -> dict[str, object]:
+    """Each server loaded by its own load generator at once; the worst figures of them.
+    `ports`: the Redis (or each master) whose commands and reads are counted."""
+    ports = ports or ([redis_port] if redis_port else [])
+    counted = [_redis_counters(port) for port in ports]
     loads = [subprocess.Popen(
         [sys.executable, "-m", "sseserver.loadgen", url, "-c", str(streams), "-n", str(streams),
          "--pace-ms", str(SCALE_PACE_MS), "--expect-messages",
@@ -185,6 +189,8 @@ def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
               for shard, before in zip(shards or (), shard_cpu, strict=True)]
     if redis:
         per_1k = [(redis.cpu() - redis_cpu) / events * 1e6]
+    spent = [_difference(_redis_counters(port), before)
+             for port, before in zip(ports, counted, strict=True)]
     return {
         "label": label,
         "verified": all(r["verification"]["ok"] for r in reports),
@@ -198,7 +204,29 @@ def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
         if redis else 0.0,
         "redis_clients": clients,
         "redis_ms_per_1k": per_1k,
+        # Per 1,000 events of the whole load, for each Redis: reads (a batch each, about),
+        # and commands by name.
+        "redis_reads_per_1k": [n.get("reads", 0) / events * 1000 for n in spent],
+        "redis_calls_per_1k": [{name: round(calls / events * 1000, 1)
+                                for name, calls in sorted(n.items(), key=lambda i: -i[1])
+                                if name != "reads" and calls / events * 1000 >= 0.5}
+                               for n in spent],
     }
+
+
+def _redis_counters(port: int) -> dict[str, int]:
+    """Reads processed, and calls of each command, since the Redis at `port` started."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "all"],
+                         capture_output=True, text=True, check=False).stdout
+    counters = {name: int(calls) for name, calls in
+                re.findall(r"^cmdstat_([a-z|]+):calls=(\d+)", out, re.MULTILINE)}
+    reads = re.search(r"^total_reads_processed:(\d+)", out, re.MULTILINE)
+    counters["reads"] = int(reads.group(1)) if reads else 0
+    return counters
+
+
+def _difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {name: count - before.get(name, 0) for name, count in after.items()}
 
 
 def _redis_clients(port: int) -> int:
@@ -255,7 +283,7 @@ def _cluster_row(streams: int) -> dict[str, object]:
         try:
             time.sleep(1)
             row = _scale_row("cluster, 3 masters", servers, streams, None, None,
-                             [ProcStats(m.pid) for m in masters])
+                             [ProcStats(m.pid) for m in masters], [m.port for m in masters])
             row["redis_clients"] = sum(_redis_clients(m.port) for m in masters)
             return row
         finally:
@@ -343,6 +371,11 @@ def main() -> int:
                   f"{row['ttfe_p99']:>9.1f} {row['cpu_pct']!s:>13} "
                   f"{row['redis_cpu_pct']:>11.0f} {row['redis_clients']:>11}  "
                   + " ".join(f"{ms:.2f}" for ms in per_1k))
+            reads = cast(list[float], row["redis_reads_per_1k"])
+            calls = cast(list[dict[str, float]], row["redis_calls_per_1k"])
+            for number, (read, named) in enumerate(zip(reads, calls, strict=True)):
+                print(f"{'':20} redis {number}: {read:.0f} reads per 1k events; calls per 1k "
+                      "events: " + ", ".join(f"{name} {n:g}" for name, n in named.items()))
         lone = [r for r in scale if r["label"].startswith("redis")]  # type: ignore[attr-defined]
         shards = [r for r in scale if r["label"].startswith("cluster")]  # type: ignore[attr-defined]
         if lone and shards:
