@@ -45,7 +45,6 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_declared(
     stream = StreamKeys(PREFIX, "s1")
     process = ProcessKeys(PREFIX, "p1")
     calls: list[tuple[str, list[str], list[object]]] = [
-        (scripts.CREATE, [stream.meta], ["p1", 60000, "alice"]),
         (scripts.JOIN, [stream.meta, stream.subs], ["p2", "s1", PREFIX + "ctl:"]),
         (scripts.READ, [stream.log, stream.meta], [1, 10]),
         (scripts.LEAVE, [stream.meta, stream.subs], ["p2", "s1", PREFIX + "ctl:"]),
@@ -66,6 +65,8 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_declared(
     ]
     assert {source for source, _, _ in calls} == _every_script()
     try:
+        # The stream as its owner's writer creates it (plain commands, no script).
+        await shards.run(stream.meta, lambda c: c.hset(stream.meta, "owner", "p1"))
         for source, keys, args in calls:
             await shards.script(script(source), keys, args)
         # END ended the stream, so FORGET freed it.

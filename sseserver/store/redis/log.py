@@ -10,15 +10,19 @@ before its next chunk.
                  confirmed: the stream's local listener and waiters get each frame
 
 Frames that generations produce while the writer sends wait in `entries` and go out
-together in the next batch, with their ids fixed at append time. A batch is sent without
-waiting for the answer to the one before (up to MAX_IN_FLIGHT unanswered): Redis runs a
-connection's commands in order, so order and ids stay exact however the batches fall, and
-a frame waits for one round trip, not for the batch in flight before it too.
+together in the next batch, with their ids fixed at append time. A busy writer sends at
+most one batch per BATCH_INTERVAL (an idle one sends at once): Redis's cost, and a
+master's replica link's, is largely per batch, and at Claude's pace a batch per loop step
+carries only a few frames. A batch is sent without waiting for the answer to the one
+before (up to MAX_IN_FLIGHT unanswered): Redis runs a connection's commands in order, so
+order and ids stay exact however the batches fall, and a frame waits for one round trip,
+not for the batch in flight before it too.
 
 A frame costs Redis one `XADD`, and one `PUBLISH` (`SPUBLISH` on a cluster) only while a
 process other than the owner has subscribers (the owner hears it from presence, and then
-publishes `h<n>` so that a follower that started meanwhile reads the log). Creations and
-ends are small scripts (scripts.py).
+publishes `h<n>` so that a follower that started meanwhile reads the log). A creation is a
+plain `HSET` and `PEXPIRE`; an end is a small script (scripts.py), since it must check that
+the stream is still the owner's.
 
 The owner keeps its running streams' frames too, so its own subscribers read and follow
 them without a round trip; only what Redis has confirmed is shown to them, so a frame a
@@ -40,13 +44,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Signal, StreamListener
 from .keyspace import StreamKeys
-from .scripts import CREATE, END
+from .scripts import END
 from .shards import MIGRATING_PAUSE, Shards
 
 try:
@@ -64,6 +69,9 @@ WRITE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 COMMAND_TIMEOUT: Final = 5.0
 # Batches sent and not yet answered, at most.
 MAX_IN_FLIGHT: Final = 8
+# A busy writer's batches are at least this far apart, in seconds: what a frame may wait
+# for the frames after it to join its batch.
+BATCH_INTERVAL: Final = 0.01
 # A running stream's keys live this long unless its owner refreshes them (liveness.py).
 RUNNING_TTL_MS: Final = 60_000
 
@@ -71,13 +79,16 @@ RUNNING_TTL_MS: Final = 60_000
 class Owned:
     """What the owner of a running generation keeps about its stream."""
 
-    __slots__ = ("busy", "cancelled", "confirmed", "ended", "failure", "frames", "keys",
-                 "listener", "local", "on_signal", "owner", "pending", "remote", "stalled",
-                 "stalled_since", "stream_id", "waiters", "writer")
+    __slots__ = ("busy", "cancelled", "confirmed", "ended", "failure", "frames", "kept_at",
+                 "keys", "listener", "local", "on_signal", "owner", "pending", "remote",
+                 "stalled", "stalled_since", "stream_id", "waiters", "writer")
 
     def __init__(self, prefix: str, stream_id: str, owner: str = "") -> None:
         self.stream_id = stream_id
         self.owner = owner  # the user who started it ("" for none), in its meta too
+        # When its keys were last given RUNNING_TTL_MS (monotonic): at its creation, then
+        # by the owner's upkeep.
+        self.kept_at = time.monotonic()
         self.keys = StreamKeys(prefix, stream_id)
         self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
         self.confirmed = 0
@@ -205,13 +216,14 @@ class LogWriter:
         self._idle = asyncio.Event()  # nothing queued nor in flight
         self._task: asyncio.Task[None] | None = None
         self._connection: Any = None  # borrowed from the command pool while it works
-        self._shas: tuple[str, str] = ("", "")
+        self._end_sha = ""
         self._in_flight: collections.deque[tuple[list[Entry], list[int]]] = (
             collections.deque())
         self._sent = asyncio.Event()  # a batch joined the flight
         self._landed = asyncio.Event()  # a batch's answer was applied
         self._answers: asyncio.Task[None] | None = None
         self._closing = False
+        self._next_batch = 0.0  # loop time from which the next batch may go
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="redis writer")
@@ -252,6 +264,7 @@ class LogWriter:
             await self._room.wait()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if not self._entries:
                 self._wake.clear()
@@ -263,6 +276,11 @@ class LogWriter:
                 self._landed.clear()
                 await self._landed.wait()
                 continue
+            now = loop.time()
+            if now < self._next_batch:
+                await asyncio.sleep(self._next_batch - now)
+                continue
+            self._next_batch = now + BATCH_INTERVAL
             batch, self._entries = self._entries, []
             await self._send(batch)
 
@@ -270,7 +288,6 @@ class LogWriter:
         """The batch's commands, and how many each entry sent."""
         commands: list[tuple[Any, ...]] = []
         counts: list[int] = []
-        create_sha, end_sha = self._shas
         for owned, index, what in batch:
             keys = owned.keys
             before = len(commands)
@@ -284,15 +301,16 @@ class LogWriter:
                 if owned.remote:
                     commands.append((self._publish, keys.channel, b"f%d:%b" % (index, what)))
             elif isinstance(what, _Create):
-                commands.append(("EVALSHA", create_sha, 1, keys.meta, self._token,
-                                 RUNNING_TTL_MS, what.payload))
+                user = ("user", what.payload) if what.payload else ()
+                commands.append(("HSET", keys.meta, "owner", self._token, *user))
+                commands.append(("PEXPIRE", keys.meta, RUNNING_TTL_MS))
             elif isinstance(what, _Nudge):
                 commands.append((self._publish, keys.channel, f"h{index}"))
             elif isinstance(what, _Gone):
                 commands.append((self._publish, keys.channel, f"e{index}:lost"))
             else:
                 reason, _, keep_ms = what.payload.partition(":")
-                commands.append(("EVALSHA", end_sha, 3, keys.log, keys.meta, keys.subs,
+                commands.append(("EVALSHA", self._end_sha, 3, keys.log, keys.meta, keys.subs,
                                  self._token, index + 1, reason, keep_ms, self._publish))
             counts.append(len(commands) - before)
         return commands, counts
@@ -313,22 +331,19 @@ class LogWriter:
                 await self._let_go(exc, connection)
 
     async def _connect(self) -> Any:
-        """The writer's connection, with the scripts loaded, and the task reading its
-        answers."""
+        """The writer's connection, with the end's script loaded, and the task reading
+        its answers."""
         if self._connection is None:
             pool: Any = self._client.connection_pool
             connection = await pool.get_connection()
             try:
-                shas = []
-                for script in (CREATE, END):
-                    await connection.send_command("SCRIPT", "LOAD", script)
-                    sha = await connection.read_response()
-                    shas.append(sha.decode() if isinstance(sha, bytes) else str(sha))
+                await connection.send_command("SCRIPT", "LOAD", END)
+                sha = await connection.read_response()
             except BaseException:
                 await connection.disconnect()
                 await pool.release(connection)
                 raise
-            self._shas = (shas[0], shas[1])
+            self._end_sha = sha.decode() if isinstance(sha, bytes) else str(sha)
             self._connection = connection
             self._answers = asyncio.create_task(self._read_answers(connection),
                                                 name="redis writer answers")

@@ -12,7 +12,8 @@ What a stream's keys hold:
     live   channel: `f<i>:<frame>` for each frame while other processes follow it,
            `h<n>` when they start to (the log has n frames), `e<i>:<reason>` at the end
 
-Frames need no script: the writer sends a plain `XADD log NOMKSTREAM 0-(i+1)` (log.py).
+Creations and frames need no script: the writer sends plain `HSET meta owner <token>` and
+`PEXPIRE`, and `XADD log NOMKSTREAM 0-(i+1)` (log.py).
 Explicit entry ids make a read by frame index exact (`XRANGE 0-(start+1) +`), and make the
 end written by a reaper collide with the next frame of an owner that was taken for dead,
 so that owner stops (`StreamLost`) instead of writing past the end.
@@ -29,7 +30,7 @@ from typing import Final
 
 from .keyspace import StreamKeys
 
-__all__ = ["BEAT", "BURY_STREAM", "CANCEL", "CREATE", "DROP_PRESENCE", "END", "FORGET",
+__all__ = ["BEAT", "BURY_STREAM", "CANCEL", "DROP_PRESENCE", "END", "FORGET",
            "JOIN", "LEAVE", "READ", "StreamKeys"]
 
 READ: Final = """
@@ -38,14 +39,6 @@ local state = redis.call('HMGET', KEYS[2], 'owner', 'ended')
 if not state[1] then return false end
 return {state[2] or '', redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2]),
         redis.call('XLEN', KEYS[1])}
-"""
-
-CREATE: Final = """
--- KEYS: meta; ARGV: token, running ttl ms, user (empty for none)
-redis.call('HSET', KEYS[1], 'owner', ARGV[1])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'user', ARGV[3]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
 """
 
 # The owner's end, if the stream is still its own: 1 written, 0 not ours any more.

@@ -401,14 +401,19 @@ class RedisStore(NamedStreams):
             log.debug("redis upkeep deferred: %s", exc)
 
     async def _refresh_running(self) -> None:
-        if not self._owned:
+        """Give running streams' keys their running time again; those given it less than
+        REFRESH_EVERY ago (most of them, at Claude's pace) keep it until the next time."""
+        now = time.monotonic()
+        due = [owned for owned in self._owned.values() if now - owned.kept_at >= REFRESH_EVERY]
+        if not due:
             return
         calls: list[tuple[str, Any]] = [
             (key, lambda pipe, key=key: pipe.pexpire(key, RUNNING_TTL_MS))
-            for owned in self._owned.values()
-            for key in (owned.keys.log, owned.keys.meta, owned.keys.subs)]
+            for owned in due for key in (owned.keys.log, owned.keys.meta, owned.keys.subs)]
         async with unavailable():
             await self._shards.pipeline(calls + self._names.refresh())
+        for owned in due:
+            owned.kept_at = now
 
     def _retain(self, stream_id: str, size: int, keep_for: float) -> None:
         freed = self._retention.add(stream_id, size, keep_for)
