@@ -277,7 +277,9 @@ class LogWriter:
                 await self._landed.wait()
                 continue
             now = loop.time()
-            if now < self._next_batch:
+            if now < self._next_batch and self._connection is not None:
+                # (Without a connection the batch goes at once: it fails at once if Redis
+                # is down, and its streams stop without waiting.)
                 await asyncio.sleep(self._next_batch - now)
                 continue
             self._next_batch = now + BATCH_INTERVAL

@@ -37,6 +37,7 @@ from .live import Readers
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
 from .log import RUNNING_TTL_MS, Owned, Writers, batch_of
 from .names import NamedStreams, Names
+from .owns import OwnList
 from .presence import Presence
 from .scripts import CANCEL, FORGET, READ
 from .shards import Shards, script
@@ -69,7 +70,7 @@ class RedisStore(NamedStreams):
         self._cancel_script = script(CANCEL)
         self._forget_script = script(FORGET)
         self._process_keys = ProcessKeys(prefix, self._token)
-        self._owns_key = self._process_keys.owns
+        self._own_list = OwnList(self._shards, self._process_keys.owns)
         self._owned: dict[str, Owned] = {}
         # Streams this process generated that ended well, kept for its own readers while
         # they stay in Redis: a reader here never waits on Redis for a stream made here.
@@ -130,6 +131,7 @@ class RedisStore(NamedStreams):
             if task is not None:
                 task.cancel()
         await self._writer.close()
+        await self._own_list.close()
         await self._reader.close()
         await self._presence.close()
         if self._lease is not None:
@@ -150,11 +152,8 @@ class RedisStore(NamedStreams):
         if not self._serving():
             raise StoreUnavailable("redis: not connected")
         owned = Owned(self._prefix, stream_id, owner)
-        owns = self._owns_key
         async with unavailable():
-            await asyncio.gather(
-                self._writer.create(owned),
-                self._shards.run(owns, lambda client: client.sadd(owns, stream_id)))
+            await asyncio.gather(self._writer.create(owned), self._own_list.add(stream_id))
         self._owned[stream_id] = owned
 
     def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
@@ -183,7 +182,7 @@ class RedisStore(NamedStreams):
             raise
         finally:
             del self._owned[stream_id]
-        self._spawn(self._disown(stream_id))
+        self._own_list.remove(stream_id)  # no longer among what a survivor would bury
         if owned.failure is None:
             keep_for = keep_ms / 1000
             expiry = asyncio.get_running_loop().call_later(
@@ -432,15 +431,6 @@ class RedisStore(NamedStreams):
                     for k in (StreamKeys(self._prefix, sid) for sid in stream_ids)))
         except StoreUnavailable as exc:
             log.debug("redis: could not free %d finished streams: %s", len(stream_ids), exc)
-
-    async def _disown(self, stream_id: str) -> None:
-        """The stream ended: it is no longer among the streams a survivor would bury."""
-        owns = self._owns_key
-        try:
-            async with unavailable():
-                await self._shards.run(owns, lambda client: client.srem(owns, stream_id))
-        except StoreUnavailable as exc:
-            log.debug("redis: could not drop %s from this process's list: %s", stream_id, exc)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
