@@ -47,6 +47,8 @@ async def test_one_users_limit_is_exact_across_processes_and_freed_by_the_lease(
         None, "--redis-url", some_redis_url, "--jwt-secret-file", str(secret_file),
         "--jwt-audience", AUDIENCE, "--max-streams-per-client", str(LIMIT),
         "--resume-window", "60", "--max-loop-lag-ms", "0",
+        # The streams it holds run to the end of the test: no grace for them at its stop.
+        "--shutdown-grace", "0",
     ) for _ in range(2)))
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:

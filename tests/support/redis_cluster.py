@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .ports import HeldPort
@@ -153,8 +154,9 @@ class RedisCluster:
         return moved
 
     def close(self) -> None:
-        for node in self.nodes:
-            node.close()
+        """Every node stopped at once (each waits for its process to exit)."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(ClusterNode.close, self.nodes))
 
 
 def _bulk_strings(reply: bytes) -> list[bytes]:
