@@ -25,6 +25,7 @@ from .app_keys import (
     FANOUT,
     GENERATIONS,
     METRICS,
+    MODELS,
     PARSER,
     PROVIDER,
     SETTINGS,
@@ -37,13 +38,14 @@ from .bodies import BodyBudget
 from .budgets import Budgets
 from .config import Settings, load_settings
 from .cors import add_cors_headers
+from .deprecations import sdk_table
 from .fanout import Fanout
 from .generations import Generations
 from .guard import fallback, json_error_bodies
 from .identity import Verifier
 from .metrics import Metrics
 from .overload import LoopLag
-from .providers import create_provider
+from .providers import create_models, create_provider
 from .routes import routes
 from .serving import Subscribers
 from .store.base import StreamStore
@@ -93,7 +95,11 @@ def create_quotas(settings: Settings, store: StreamStore) -> Quotas:
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     """Provider and generations live as long as the app (shutdown: `_stop_generations`)."""
     settings = app[SETTINGS]
-    provider = with_tools(create_provider(settings), settings)
+    upstream = create_provider(settings)
+    provider = with_tools(upstream, settings)
+    # Read in the background: start-up never waits for the Models API.
+    models = app[MODELS] = create_models(upstream, settings, sdk_table())
+    models.start()
     store = create_store(settings)
     await store.open()  # never fails for want of Redis: /healthz says degraded until it is
     app[PROVIDER] = provider
@@ -106,7 +112,7 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
         await app[VERIFIER].open()
         budgets = app[BUDGETS] = Budgets(quotas, settings, app[METRICS])
     app[GENERATIONS] = Generations(store, provider, settings, app[METRICS], lag, quotas,
-                                   budgets)
+                                   budgets, models)
     fanout = app[FANOUT] = Fanout(store, settings, app[METRICS])
     app[SUBSCRIBERS] = Subscribers(store, fanout, settings, app[METRICS], app[GENERATIONS])
     heartbeats = asyncio.create_task(fanout.run(), name="heartbeats")
@@ -122,6 +128,7 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     if settings.users:
         await app[VERIFIER].close()
     await store.close()
+    await models.close()
     await provider.close()
 
 

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from .identity import Verifier
     from .metrics import Metrics
     from .providers import Provider
+    from .providers.models import ModelCatalog
     from .serving import Subscribers
     from .store.base import StreamStore
     from .uploads import BodyParser
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
+MODELS: web.AppKey[ModelCatalog] = web.AppKey("models")
 STORE: web.AppKey[StreamStore] = web.AppKey("store")
 GENERATIONS: web.AppKey[Generations] = web.AppKey("generations")
 STATIC_ROOT: web.AppKey[Path] = web.AppKey("static_root")

@@ -24,6 +24,13 @@ from .option_values import (
     PromptCache,
     ProviderName,
 )
+from .server_tools_config import (
+    McpServer,
+    OutputSchema,
+    load_mcp_file,
+    load_output_schemas,
+    with_tokens,
+)
 from .tools.definitions import ToolSpec, load_tool_file
 
 # A current Sonnet: the seed demo's model is on the SDK's deprecation table (deprecations.py).
@@ -52,6 +59,15 @@ class Settings:
     max_tokens: int = 1024
     max_thinking_tokens: int = 10000  # 0: no thinking
     web_search: int = 0  # searches a reply may make; 0: web search off
+    web_fetch: int = 0  # page fetches a reply may make; 0: web fetch off
+    code_execution: bool = False
+    tool_search: bool = False  # the operator's tools deferred, found by a search tool
+    # Remote MCP servers offered on every request (server_tools_config.py); each token is
+    # kept out of repr by McpServer itself.
+    mcp_servers: tuple[McpServer, ...] = ()
+    compaction: bool = False  # the API summarizes older turns of a long conversation
+    # Named JSON schemas a request may ask the reply to follow.
+    output_schemas: tuple[OutputSchema, ...] = ()
     prompt_cache: PromptCache = "5m"
     # The operator's system prompt, before any a request sends; whether requests may.
     system_prompt: str | None = field(default=None, repr=False)
@@ -195,6 +211,54 @@ OPTIONS: tuple[Option, ...] = (
         "let requests use Claude's web search, at most N searches per reply (each is "
         "billed); 0 = off",
         metavar="N",
+    ),
+    Option(
+        "web_fetch",
+        values.non_negative_int,
+        "let requests use Claude's web fetch, at most N page fetches per reply; 0 = off",
+        metavar="N",
+    ),
+    Option(
+        "code_execution",
+        values.on_off,
+        "on: requests may let Claude run code in Anthropic's sandbox (a container that a "
+        "later request may reuse); off: a request that asks gets 400",
+        shown_default="off",
+        metavar="ON|OFF",
+    ),
+    Option(
+        "tool_search",
+        values.on_off,
+        "on: requests may have Claude find the operator's tools (--tools) by a search, "
+        "each tool sent deferred; needs --tools",
+        shown_default="off",
+        metavar="ON|OFF",
+    ),
+    Option(
+        "mcp_servers",
+        load_mcp_file,
+        'a JSON file of remote MCP servers, [{"name", "url", "token_env"?}], offered on '
+        "every request; token_env names the environment variable holding the server's "
+        "token (a token written in the file is refused) (docs/operations.md, \"Server "
+        'tools")',
+        shown_default="none",
+        metavar="FILE",
+    ),
+    Option(
+        "compaction",
+        values.on_off,
+        "on: the API summarizes a conversation's older turns when it grows long, and the "
+        "summary block is sent back with the next request",
+        shown_default="off",
+        metavar="ON|OFF",
+    ),
+    Option(
+        "output_schemas",
+        load_output_schemas,
+        "a JSON file of named JSON schemas, {name: schema}; a request naming one in "
+        "output_schema gets a reply that follows it",
+        shown_default="none",
+        metavar="FILE",
     ),
     Option(
         "prompt_cache",
@@ -576,7 +640,16 @@ def load_settings(
             raise ConfigError(f"{where}: {exc}") from None
     values["anthropic_api_key"] = environ.get("ANTHROPIC_API_KEY") or None
     values["anthropic_base_url"] = environ.get("ANTHROPIC_BASE_URL") or None
+    if "mcp_servers" in values:
+        try:
+            values["mcp_servers"] = with_tokens(values["mcp_servers"], environ)
+        except ValueError as exc:
+            raise ConfigError(f"--mcp-servers: {exc}") from None
     settings = Settings(**values)
+    if settings.tool_search and not settings.tools:
+        raise ConfigError(
+            "--tool-search on finds the operator's tools: it needs --tools FILE"
+        )
     if settings.max_upload_bytes < settings.max_body_bytes:
         raise ConfigError(
             f"--max-upload-bytes {settings.max_upload_bytes} is less than --max-body-bytes "

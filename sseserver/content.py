@@ -3,8 +3,11 @@ strictly as a string message (docs/protocol.md, "Content arrays").
 
 A user message may hold `text`, `image`, `document` (attachments.py checks those two) and
 `tool_result` blocks; an assistant message the blocks a
-`turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, and web search's
-`server_tool_use` and `web_search_tool_result`), which a client sends back as it got them.
+`turn` event carries (`text`, `thinking`, `redacted_thinking`, `tool_use`, a server tool's
+`server_tool_use` and its result, MCP calls, results and listings, container uploads),
+which a client sends back as it got them, and a `compaction` event's block (docs/protocol.md,
+"Server tools"). The server tools' results are the API's to read: their shape is checked
+only as far as the API's envelope (an object or a list where one belongs).
 Every `tool_result` must answer a `tool_use` of the assistant message just before it, every
 such `tool_use` must be answered, and the results come first, as the API requires. A call
 of a tool the server does not offer is refused. Each text counts against
@@ -22,6 +25,12 @@ from .errors import BadRequest
 from .providers.base import Block, Role
 
 _ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+# The server tools' result blocks, sent back as the API returned them.
+SERVER_RESULTS: Final = (
+    "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+    "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
+    "tool_search_tool_result",
+)
 # Per role and type: the fields a block must have, and those it may have besides.
 _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
     "user": {
@@ -37,9 +46,16 @@ _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
         "redacted_thinking": (frozenset({"type", "data"}), frozenset()),
         "tool_use": (frozenset({"type", "id", "name", "input"}), frozenset({"caller"})),
         "server_tool_use": (frozenset({"type", "id", "name", "input"}), frozenset({"caller"})),
-        "web_search_tool_result": (
+        **dict.fromkeys(SERVER_RESULTS, (
             frozenset({"type", "tool_use_id", "content"}), frozenset({"caller"}),
-        ),
+        )),
+        "mcp_tool_use": (frozenset({"type", "id", "name", "server_name", "input"}), frozenset()),
+        "mcp_tool_result": (frozenset({"type", "tool_use_id"}),
+                            frozenset({"content", "is_error"})),
+        "mcp_tool_listing": (frozenset({"type", "mcp_server_name", "tools"}), frozenset()),
+        "container_upload": (frozenset({"type", "file_id"}), frozenset()),
+        "compaction": (frozenset({"type"}),
+                       frozenset({"content", "encrypted_content", "signature", "tool_changes"})),
     },
 }
 TextCheck = Callable[[str, str], str]
@@ -95,18 +111,41 @@ def _check(
         _string(block, "signature", at)
     elif kind == "redacted_thinking":
         _string(block, "data", at)
-    elif kind in ("tool_use", "server_tool_use"):
+    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
         _tool_id(block, "id", at)
         _string(block, "name", at)
+        if kind == "mcp_tool_use":
+            _string(block, "server_name", at)
         if kind == "tool_use" and block["name"] not in tools:
             raise BadRequest(f"{at} calls {block['name'][:64]!r}, which this server does not "
                              "offer.")
         if not isinstance(block["input"], dict):
             raise BadRequest(f"{at}.input must be an object.")
-    elif kind == "web_search_tool_result":
+    elif kind in SERVER_RESULTS:
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["content"], list | dict):
             raise BadRequest(f"{at}.content must be a list or an object.")
+    elif kind == "mcp_tool_result":
+        _tool_id(block, "tool_use_id", at)
+        if not isinstance(block.get("is_error", False), bool):
+            raise BadRequest(f"{at}.is_error must be true or false.")
+        if not isinstance(block.get("content", ""), str | list):
+            raise BadRequest(f"{at}.content must be a string or a list of text blocks.")
+    elif kind == "mcp_tool_listing":
+        _string(block, "mcp_server_name", at)
+        if not isinstance(block["tools"], list):
+            raise BadRequest(f"{at}.tools must be a list.")
+    elif kind == "container_upload":
+        if not isinstance(block["file_id"], str) or not _ID.fullmatch(block["file_id"]):
+            raise BadRequest(f"{at}.file_id must be a file id (letters, digits, _ and -).")
+    elif kind == "compaction":
+        for key in ("content", "encrypted_content", "signature"):
+            if block.get(key) is not None:
+                _string(block, key, at)
+        if block.get("content") == "":
+            raise BadRequest(f"{at}.content must not be empty (null: a failed compaction).")
+        if not isinstance(block.get("tool_changes", []), list | None):
+            raise BadRequest(f"{at}.tool_changes must be a list.")
     elif kind == "tool_approval":
         _tool_id(block, "tool_use_id", at)
         if not isinstance(block["approved"], bool):

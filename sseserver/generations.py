@@ -54,6 +54,7 @@ from .ids import new_stream_id
 from .metrics import Metrics
 from .overload import LoopLag
 from .providers import GenerationRequest, Provider, Usage
+from .providers.models import ModelCatalog
 from .sse import StreamFrames
 from .store.base import Cancel, Signal, StreamStore
 from .store.quotas import MemoryQuotas, Quotas
@@ -154,10 +155,12 @@ class Generations:
         lag: LoopLag | None = None,
         quotas: Quotas | None = None,
         budgets: Budgets | None = None,
+        models: ModelCatalog | None = None,
     ) -> None:
         self._store = store
         self._quotas = quotas if quotas is not None else MemoryQuotas()
         self._budgets = budgets
+        self._models = models
         self._provider = provider
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -186,6 +189,9 @@ class Generations:
         limits until the first-subscriber grace frees it."""
         if self._closing:
             raise ShuttingDown
+        if self._models is not None:
+            # What the model lacks is refused before anything is counted or sent.
+            await self._models.check(request)
         if self._running >= self._settings.max_streams:
             raise AtCapacity
         if self._lag is not None and self._lag.overloaded:

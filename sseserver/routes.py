@@ -21,6 +21,7 @@ from .app_keys import (
     BUDGETS,
     GENERATIONS,
     METRICS,
+    MODELS,
     PROVIDER,
     SETTINGS,
     STATIC_ROOT,
@@ -129,22 +130,31 @@ async def healthz(request: web.Request) -> web.Response:
         "provider": provider.name,
         "active_streams": request.app[GENERATIONS].active,
         "backend": store.backend,
-        "capabilities": capabilities(request.app[SETTINGS]),
+        "capabilities": capabilities(request.app[SETTINGS], request.app[MODELS].snapshot()),
     }
     if reason is not None:
         body["reason"] = reason
     return web.json_response(body)
 
 
-def capabilities(settings: Settings) -> dict[str, Any]:
+def capabilities(settings: Settings, models: dict[str, Any]) -> dict[str, Any]:
     """What requests may ask for here, so a page shows only the toggles that work
     (docs/protocol.md, "Thinking, tools and caching"), and which tools a reply may call,
     so a client knows which ones it must answer. The thinking bound is the largest
-    budget a request can use: the operator's, and below the largest max_tokens."""
+    budget a request can use: the operator's, and below the largest max_tokens. MCP
+    servers are named, never their URLs or tokens; `models` is what each allowed model
+    can do, once known (providers/models.py)."""
     thinking = min(settings.max_thinking_tokens, settings.max_tokens - 1)
     return {
         "thinking": {"max_tokens": thinking} if settings.max_thinking_tokens else False,
         "web_search": {"max_uses": settings.web_search} if settings.web_search else False,
+        "web_fetch": {"max_uses": settings.web_fetch} if settings.web_fetch else False,
+        "code_execution": settings.code_execution,
+        "tool_search": settings.tool_search,
+        "mcp_servers": [server.name for server in settings.mcp_servers],
+        "compaction": settings.compaction,
+        "output_schemas": [schema.name for schema in settings.output_schemas],
+        "models": models,
         "prompt_cache": settings.prompt_cache,
         "client_system": settings.client_system,
         "tools": [

@@ -15,11 +15,10 @@ from .ids import parse_event_id
 from .option_values import MIN_THINKING_BUDGET
 from .providers import ChatMessage, GenerationRequest
 from .providers.base import Thinking
+from .request_options import FIELDS, ServerOptions, server_options
 from .tools.loop import offered_tools
 
-_BODY_KEYS: Final = frozenset(
-    {"messages", "model", "system", "max_tokens", "thinking", "web_search"}
-)
+_BODY_KEYS: Final = frozenset({"messages", "model", "system", "max_tokens", "thinking"}) | FIELDS
 _MESSAGE_KEYS: Final = frozenset({"role", "content"})
 
 
@@ -100,37 +99,36 @@ def _thinking(value: object, max_tokens: int, settings: Settings) -> Thinking:
     return value
 
 
-def _web_search(value: object, settings: Settings) -> int:
-    """The most searches the reply may make; 0 for none."""
-    bound = settings.web_search
-    if value is None or value == "off":
-        return 0
-    if value != "on" and not _is_int(value):
-        raise BadRequest('web_search must be "off", "on" or a number of searches.')
-    if not bound:
-        raise BadRequest("Web search is not enabled on this server.")
-    if value == "on":
-        return bound
-    assert isinstance(value, int)
-    if not 1 <= value <= bound:
-        raise BadRequest(f"web_search must be from 1 to {bound} searches.")
-    return value
-
-
 def request_from_query(query: Mapping[str, str], settings: Settings) -> GenerationRequest:
     """GET /api/sse?message=...&model=...&max_tokens=...&system=...&thinking=...
-    &web_search=..."""
+    &web_search=...&web_fetch=...&code_execution=...&tool_search=...&container=...
+    &effort=...&output_schema=..."""
     message = query.get("message")
     if message is None:
         raise BadRequest("The message query parameter is required.")
     max_tokens = _max_tokens(_query_int(query.get("max_tokens")), settings)
+    return _generation(
+        (ChatMessage("user", _text(message, "message", settings)),),
+        _model(query.get("model"), settings), max_tokens,
+        _system(query.get("system"), settings),
+        _thinking(_query_int(query.get("thinking")), max_tokens, settings),
+        server_options(lambda name: _query_int(query.get(name)), settings), settings,
+    )
+
+
+def _generation(
+    messages: tuple[ChatMessage, ...], model: str, max_tokens: int, system: str | None,
+    thinking: Thinking, options: ServerOptions, settings: Settings,
+) -> GenerationRequest:
+    """The request's own choices, and what the operator sends on every request (its MCP
+    servers, compaction)."""
     return GenerationRequest(
-        messages=(ChatMessage("user", _text(message, "message", settings)),),
-        model=_model(query.get("model"), settings),
-        max_tokens=max_tokens,
-        system=_system(query.get("system"), settings),
-        thinking=_thinking(_query_int(query.get("thinking")), max_tokens, settings),
-        web_search=_web_search(_query_int(query.get("web_search")), settings),
+        messages=messages, model=model, max_tokens=max_tokens, system=system,
+        thinking=thinking, web_search=options.web_search, web_fetch=options.web_fetch,
+        code_execution=options.code_execution, tool_search=options.tool_search,
+        container=options.container, output_config=options.output_config,
+        mcp_servers=tuple(server.api_shape() for server in settings.mcp_servers),
+        compaction=settings.compaction,
     )
 
 
@@ -153,7 +151,8 @@ def json_body(body: bytes) -> Any:
 
 def request_from_json(body: bytes, settings: Settings) -> GenerationRequest:
     """POST /api/streams: {"messages": [...], "model"?, "system"?, "max_tokens"?,
-    "thinking"?, "web_search"?}"""
+    "thinking"?, "web_search"?, "web_fetch"?, "code_execution"?, "tool_search"?,
+    "container"?, "effort"?, "output_schema"?}"""
     return request_from_data(json_body(body), settings)
 
 
@@ -195,13 +194,11 @@ def request_from_data(data: Any, settings: Settings) -> GenerationRequest:
     check_tool_answers([(m.role, m.content) for m in parsed],
                        {spec.name for spec in offered if spec.needs_approval})
     max_tokens = _max_tokens(data.get("max_tokens"), settings)
-    return GenerationRequest(
-        messages=tuple(parsed),
-        model=_model(data.get("model"), settings),
-        max_tokens=max_tokens,
-        system=_system(data.get("system"), settings),
-        thinking=_thinking(data.get("thinking"), max_tokens, settings),
-        web_search=_web_search(data.get("web_search"), settings),
+    return _generation(
+        tuple(parsed), _model(data.get("model"), settings), max_tokens,
+        _system(data.get("system"), settings),
+        _thinking(data.get("thinking"), max_tokens, settings),
+        server_options(data.get, settings), settings,
     )
 
 

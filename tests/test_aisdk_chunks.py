@@ -410,3 +410,220 @@ def test_a_continuation_keeps_the_message_and_answers_its_calls_first() -> None:
     ]
     # A reconnect has no message to continue: results of calls it never saw are left out.
     assert _map_with(UIChunks("S", ROLES), META, ("tool_result", ran))[2:] == []
+
+
+# ---- Claude's server tools, MCP, compaction, containers and the blocks without a part ----
+# (docs/protocol.md, "The AI SDK's chat route"; the events' shapes are "Server tools")
+
+FILES = [{"file_id": "file_01", "name": "plot.png"}, {"file_id": "file_02", "name": None}]
+
+
+def _tool_parts(*events: tuple[str, Any]) -> list[Any]:
+    """The chunks of a reply made of these events, after its start."""
+    return _map(META, *events)[2:]
+
+
+def test_a_web_fetch_is_a_provider_run_part_and_a_source() -> None:
+    call = {"id": "srvtoolu_f", "name": "web_fetch", "input": {"url": "https://a.test/p"}}
+    fetched = {"tool_use_id": "srvtoolu_f", "name": "web_fetch", "url": "https://a.test/p",
+               "title": "Page A", "retrieved_at": "2026-12-06T12:00:00Z"}
+    assert _tool_parts(("tool", call), ("tool_result", fetched), ("message", "Read.")) == [
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_f", "toolName": "web_fetch",
+         "input": {"url": "https://a.test/p"}, "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "srvtoolu_f", "output": {
+            "type": "web_fetch_result", "url": "https://a.test/p",
+            "retrievedAt": "2026-12-06T12:00:00Z",
+            "content": {"type": "document", "title": "Page A"}}, "providerExecuted": True},
+        {"type": "source-url", "sourceId": "https://a.test/p", "url": "https://a.test/p",
+         "title": "Page A"},
+        # The fetch ends no step: the API ran it within its reply.
+        {"type": "text-start", "id": "t3"},
+        {"type": "text-delta", "id": "t3", "delta": "Read."},
+    ]
+
+
+def test_a_fetched_page_cited_later_is_one_source_and_a_bad_url_none() -> None:
+    call = {"id": "srvtoolu_f", "name": "web_fetch", "input": {"url": "https://a.test/"}}
+    fetched = {"tool_use_id": "srvtoolu_f", "name": "web_fetch", "url": "https://a.test/",
+               "title": None, "retrieved_at": None}
+    cite = {"url": "https://a.test/", "title": None, "cited_text": "c"}
+    got = _tool_parts(("tool", call), ("tool_result", fetched), ("message", "x"),
+                      ("citation", cite), ("usage", USAGE))
+    assert [c for c in got if c["type"] == "source-url"] == [
+        {"type": "source-url", "sourceId": "https://a.test/", "url": "https://a.test/"}]
+    script = fetched | {"url": "javascript:alert(1)"}
+    got = _tool_parts(("tool", call), ("tool_result", script))
+    assert got[-1]["output"]["url"] is None
+    assert not [c for c in got if c["type"] == "source-url"]
+
+
+def test_failed_server_tools_are_output_errors_with_their_code() -> None:
+    call = {"id": "srvtoolu_f", "name": "web_fetch", "input": {"url": "https://a.test/"}}
+    failed = {"tool_use_id": "srvtoolu_f", "name": "web_fetch",
+              "error": {"code": "url_not_accessible"}}
+    with_message = failed | {"error": {"code": "unavailable", "message": "Try later."}}
+    assert _tool_parts(("tool", call), ("tool_result", failed))[-1] == {
+        "type": "tool-output-error", "toolCallId": "srvtoolu_f",
+        "errorText": "url_not_accessible", "providerExecuted": True}
+    got = _tool_parts(("tool", call), ("tool_result", with_message))
+    assert got[-1]["errorText"] == "unavailable: Try later."
+    assert not [c for c in got if c["type"] == "source-url"]
+
+
+def test_code_execution_calls_are_parts_of_code_execution_as_ai_sdk_anthropic_names_them(
+) -> None:
+    bash = {"id": "srvtoolu_b", "name": "bash_code_execution", "input": {"command": "ls"}}
+    ran = {"tool_use_id": "srvtoolu_b", "name": "bash_code_execution", "command": "ls",
+           "stdout": "a.txt\n", "stderr": "", "return_code": 0, "files": FILES}
+    edit = {"id": "srvtoolu_e", "name": "text_editor_code_execution",
+            "input": {"command": "view", "path": "/tmp/a.txt"}}
+    viewed = {"tool_use_id": "srvtoolu_e", "name": "text_editor_code_execution",
+              "command": "view", "path": "/tmp/a.txt", "result": {
+                  "type": "view", "content": "hello", "file_type": "text", "num_lines": 1,
+                  "start_line": 1, "total_lines": 1}, "truncated": True}
+    code = {"id": "srvtoolu_c", "name": "code_execution", "input": {"code": "print(1)"}}
+    printed = {"tool_use_id": "srvtoolu_c", "name": "code_execution", "stdout": "1\n",
+               "stderr": "", "return_code": 0, "files": []}
+    assert _tool_parts(("tool", bash), ("tool_result", ran), ("tool", edit),
+                       ("tool_result", viewed), ("tool", code), ("tool_result", printed)) == [
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_b",
+         "toolName": "code_execution", "input": {"type": "bash_code_execution",
+                                                 "command": "ls"}, "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "srvtoolu_b", "output": {
+            "type": "bash_code_execution_result", "stdout": "a.txt\n", "stderr": "",
+            "return_code": 0, "content": [
+                {"type": "bash_code_execution_output", "file_id": "file_01",
+                 "name": "plot.png"},
+                {"type": "bash_code_execution_output", "file_id": "file_02", "name": None}]},
+         "providerExecuted": True},
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_e",
+         "toolName": "code_execution", "input": {
+             "type": "text_editor_code_execution", "command": "view", "path": "/tmp/a.txt"},
+         "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "srvtoolu_e", "output": {
+            "type": "text_editor_code_execution_view_result", "content": "hello",
+            "file_type": "text", "num_lines": 1, "start_line": 1, "total_lines": 1,
+            "truncated": True}, "providerExecuted": True},
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_c",
+         "toolName": "code_execution", "input": {"type": "programmatic-tool-call",
+                                                 "code": "print(1)"},
+         "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "srvtoolu_c", "output": {
+            "type": "code_execution_result", "stdout": "1\n", "stderr": "", "return_code": 0,
+            "content": []}, "providerExecuted": True},
+    ]
+
+
+def test_an_encrypted_run_has_no_stdout_and_an_edit_its_result_s_fields() -> None:
+    code = {"id": "srvtoolu_c", "name": "code_execution", "input": {"code": "x"}}
+    encrypted = {"tool_use_id": "srvtoolu_c", "name": "code_execution", "stdout": None,
+                 "stderr": "warn", "return_code": 1, "files": FILES[:1]}
+    assert _tool_parts(("tool", code), ("tool_result", encrypted))[-1]["output"] == {
+        "type": "encrypted_code_execution_result", "stderr": "warn", "return_code": 1,
+        "content": [{"type": "code_execution_output", "file_id": "file_01",
+                     "name": "plot.png"}]}
+    edit = {"id": "srvtoolu_e", "name": "text_editor_code_execution",
+            "input": {"command": "str_replace", "path": "/a", "old_str": "x", "new_str": "y"}}
+    replaced = {"tool_use_id": "srvtoolu_e", "name": "text_editor_code_execution",
+                "command": "str_replace", "path": "/a", "result": {
+                    "type": "str_replace", "lines": ["-x", "+y"], "new_lines": 1,
+                    "new_start": 1, "old_lines": 1, "old_start": 1}}
+    assert _tool_parts(("tool", edit), ("tool_result", replaced))[-1]["output"] == {
+        "type": "text_editor_code_execution_str_replace_result", "lines": ["-x", "+y"],
+        "new_lines": 1, "new_start": 1, "old_lines": 1, "old_start": 1}
+
+
+def test_a_tool_search_s_result_is_its_tool_references() -> None:
+    call = {"id": "srvtoolu_s", "name": "tool_search_tool_regex", "input": {"pattern": "wea"}}
+    found = {"tool_use_id": "srvtoolu_s", "name": "tool_search_tool_regex",
+             "tools": ["weather", "wear"]}
+    assert _tool_parts(("tool", call), ("tool_result", found)) == [
+        {"type": "tool-input-available", "toolCallId": "srvtoolu_s",
+         "toolName": "tool_search_tool_regex", "input": {"pattern": "wea"},
+         "providerExecuted": True},
+        {"type": "tool-output-available", "toolCallId": "srvtoolu_s", "output": [
+            {"type": "tool_reference", "toolName": "weather"},
+            {"type": "tool_reference", "toolName": "wear"}], "providerExecuted": True},
+    ]
+
+
+def test_an_mcp_call_is_a_dynamic_part_named_after_the_mcp_tool() -> None:
+    call = {"id": "mcptoolu_1", "name": "get_issue", "input": {"n": 7},
+            "server_name": "tracker"}
+    answered = {"tool_use_id": "mcptoolu_1", "name": "get_issue", "server_name": "tracker",
+                "is_error": False, "content": "Issue 7: open"}
+    metadata = {"anthropic": {"type": "mcp-tool-use", "serverName": "tracker"}}
+    assert _tool_parts(("tool", call), ("tool_result", answered), ("usage", USAGE))[:2] == [
+        {"type": "tool-input-available", "toolCallId": "mcptoolu_1", "toolName": "get_issue",
+         "input": {"n": 7}, "providerExecuted": True, "providerMetadata": metadata,
+         "dynamic": True},
+        {"type": "tool-output-available", "toolCallId": "mcptoolu_1",
+         "output": [{"type": "text", "text": "Issue 7: open"}], "providerExecuted": True,
+         "providerMetadata": metadata, "dynamic": True},
+    ]
+    failed = answered | {"is_error": True, "content": "No such issue.", "truncated": True}
+    assert _tool_parts(("tool", call), ("tool_result", failed))[-1] == {
+        "type": "tool-output-error", "toolCallId": "mcptoolu_1", "errorText": "No such issue.",
+        "providerExecuted": True, "dynamic": True,
+        "providerMetadata": metadata | {"sseserver": {"truncated": True}}}
+
+
+def test_compaction_files_and_unknown_blocks_are_data_parts() -> None:
+    block = {"type": "compaction", "content": "Summary.", "encrypted_content": "E",
+             "signature": "S"}
+    unknown = {"kind": "block", "type": "future_block", "data": {"type": "future_block",
+                                                                "x": 1}}
+    delta = {"kind": "delta", "type": "future_delta", "data": {"type": "future_delta"}}
+    assert _tool_parts(("compaction", {"content": "Summary.", "block": block}),
+                       ("message", "Hi"), ("block", delta), ("message", " there"),
+                       ("block", unknown), ("file", {"file_id": "file_9"}),
+                       ("usage", USAGE)) == [
+        {"type": "data-compaction", "id": "c1", "data": {"content": "Summary.",
+                                                        "block": block}},
+        {"type": "text-start", "id": "t2"},
+        {"type": "text-delta", "id": "t2", "delta": "Hi"},
+        # A delta the server does not know leaves its text part open.
+        {"type": "data-unsupported", "id": "u3", "data": delta},
+        {"type": "text-delta", "id": "t2", "delta": " there"},
+        {"type": "text-end", "id": "t2"},
+        {"type": "data-unsupported", "id": "u5", "data": unknown},
+        {"type": "data-file", "id": "f6", "data": {"fileId": "file_9"}},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
+    failed = {"content": None, "block": {"type": "compaction", "content": None}}
+    assert _tool_parts(("compaction", failed))[0]["data"] == failed
+
+
+def test_the_container_is_the_finish_s_message_metadata() -> None:
+    container = {"id": "container_011", "expires_at": "2026-12-06T13:00:00Z"}
+    assert _tool_parts(("message", "x"), ("container", container), ("usage", USAGE),
+                       ("done", "[DONE]"))[-3:] == [
+        {"type": "finish-step"},
+        {"type": "finish", "finishReason": "stop", "messageMetadata": {"container": {
+            "id": "container_011", "expiresAt": "2026-12-06T13:00:00Z"}}},
+        "[DONE]"]
+    # A cancelled reply's abort carries none (the AI SDK reads metadata on finish only).
+    got = _tool_parts(("container", container), ("usage", USAGE | {"stop_reason": "cancelled"}))
+    assert got[-1] == {"type": "abort", "reason": "cancelled"}
+
+
+def test_compaction_and_a_full_context_finish_as_ai_sdk_anthropic_maps_them() -> None:
+    for stop_reason, finish_reason in (("compaction", "other"),
+                                       ("model_context_window_exceeded", "length"),
+                                       ("pause_turn", "stop")):
+        assert _map(META, ("usage", USAGE | {"stop_reason": stop_reason}))[-1] == {
+            "type": "finish", "finishReason": finish_reason}
+
+
+def test_a_result_that_waited_for_its_files_leaves_the_text_part_open() -> None:
+    """A run's result comes once its files have names, while the text after the call goes
+    on: the output fills the call's part, and the text stays one part."""
+    bash = {"id": "srvtoolu_b", "name": "bash_code_execution", "input": {"command": "ls"}}
+    ran = {"tool_use_id": "srvtoolu_b", "name": "bash_code_execution", "command": "ls",
+           "stdout": "", "stderr": "", "return_code": 0, "files": FILES[:1]}
+    got = _tool_parts(("tool", bash), ("message", "Made "), ("tool_result", ran),
+                      ("message", "a plot."), ("usage", USAGE))
+    assert [c["type"] for c in got] == [
+        "tool-input-available", "text-start", "text-delta", "tool-output-available",
+        "text-delta", "text-end", "finish-step", "finish"]
+    assert {c.get("id") for c in got if c["type"].startswith("text-")} == {"t2"}

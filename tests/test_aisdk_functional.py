@@ -9,6 +9,7 @@ Each test prints what it measured (run with -s to see it)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,23 @@ import pytest
 from .support.aisdk_node import NodeClient, require_ai_sdk, run_client
 from .support.fake_anthropic import FakeAnthropic, Reply
 from .support.fake_blocks import (
+    ENCRYPTED,
     SIGNATURE,
+    BashResult,
+    CodeExecutionResult,
+    Compaction,
+    ContainerUpload,
+    McpToolResult,
+    McpToolUse,
     RedactedThinking,
     ServerToolUse,
     Text,
+    TextEditorResult,
     Thinking,
+    ToolSearchResult,
     ToolUse,
+    UnknownBlock,
+    WebFetchResult,
     WebSearchResult,
     web_citation,
     web_result,
@@ -171,7 +183,7 @@ SEARCH_REPLY = Reply(blocks=(
     Text(["Events carry ids"], citations=[
         web_citation("https://html.spec.test/sse", "Spec", "the last event ID")]),
     Text([", and a reconnect sends the last one."]),
-), delay=0.01)
+), delay=0.03)  # the cut test needs the reply still running when it cuts
 SEARCH_PARTS = [
     {"type": "step-start"},
     {"type": "reasoning", "id": "r1", "text": "Let me look that up.", "state": "done"},
@@ -443,3 +455,169 @@ async def test_the_transport_s_headers_option_carries_a_user_s_token(
     assert refused["status"] == "error"
     assert json.loads(refused["errors"][0])["error"]["type"] == "token_missing"
     assert len(fake_anthropic.requests) == 2
+
+
+# ---- Claude's server tools, MCP, compaction and the container (docs/protocol.md, "The AI
+# SDK's chat route") ----
+
+MCP_SERVERS = [{"name": "tracker", "url": "https://mcp.tracker.test/sse"}]
+CONTAINER = {"id": "container_011CNab", "expires_at": "2099-12-06T13:00:00Z"}
+VIEW = {"type": "text_editor_code_execution_view_result", "file_type": "text",
+        "content": "hello", "num_lines": 1, "start_line": 1, "total_lines": 1}
+EVERY_BLOCK = Reply(blocks=(
+    Compaction(["Earlier: the user asked ", "about SSE."]),
+    ServerToolUse("srvtoolu_f", {"url": "https://a.test/page"}, name="web_fetch"),
+    WebFetchResult("srvtoolu_f", "https://a.test/page", title="Page A"),
+    ServerToolUse("srvtoolu_b", {"command": "ls"}, name="bash_code_execution"),
+    BashResult("srvtoolu_b", stdout="a.txt\n", file_ids=("file_01",)),
+    ServerToolUse("srvtoolu_e", {"command": "view", "path": "/tmp/a.txt"},
+                  name="text_editor_code_execution"),
+    TextEditorResult("srvtoolu_e", VIEW),
+    ServerToolUse("srvtoolu_c", {"code": "print(1)"}, name="code_execution"),
+    CodeExecutionResult("srvtoolu_c", stdout="1\n"),
+    ServerToolUse("srvtoolu_s", {"pattern": "look"}, name="tool_search_tool_regex"),
+    ToolSearchResult("srvtoolu_s", ("lookup",)),
+    McpToolUse("mcptoolu_1", "get_issue", "tracker", {"n": 7}),
+    McpToolResult("mcptoolu_1", ["Issue 7", "is open"]),
+    ContainerUpload("file_up"),
+    UnknownBlock(),
+    Text(["All ", "done."]),
+), container=CONTAINER, delay=0.003)
+COMPACTION_BLOCK = EVERY_BLOCK.content()[0]
+MCP_METADATA = {"anthropic": {"type": "mcp-tool-use", "serverName": "tracker"}}
+
+
+def _executed(part_type: str, call: str, tool_input: object, output: object) -> dict[str, Any]:
+    return {"type": part_type, "toolCallId": call, "state": "output-available",
+            "input": tool_input, "output": output, "providerExecuted": True}
+
+
+EVERY_PART: list[dict[str, Any]] = [
+    {"type": "step-start"},
+    {"type": "data-compaction", "id": "c1", "data": {
+        "content": "Earlier: the user asked about SSE.", "block": COMPACTION_BLOCK}},
+    _executed("tool-web_fetch", "srvtoolu_f", {"url": "https://a.test/page"}, {
+        "type": "web_fetch_result", "url": "https://a.test/page",
+        "retrievedAt": "2026-12-06T12:00:00Z", "content": {"type": "document",
+                                                          "title": "Page A"}}),
+    {"type": "source-url", "sourceId": "https://a.test/page", "url": "https://a.test/page",
+     "title": "Page A"},
+    _executed("tool-code_execution", "srvtoolu_b",
+              {"type": "bash_code_execution", "command": "ls"}, {
+                  "type": "bash_code_execution_result", "stdout": "a.txt\n", "stderr": "",
+                  "return_code": 0, "content": [{"type": "bash_code_execution_output",
+                                                 "file_id": "file_01",
+                                                 "name": "file_01.txt"}]}),
+    _executed("tool-code_execution", "srvtoolu_e",
+              {"type": "text_editor_code_execution", "command": "view", "path": "/tmp/a.txt"},
+              VIEW),
+    _executed("tool-code_execution", "srvtoolu_c",
+              {"type": "programmatic-tool-call", "code": "print(1)"}, {
+                  "type": "code_execution_result", "stdout": "1\n", "stderr": "",
+                  "return_code": 0, "content": []}),
+    _executed("tool-tool_search_tool_regex", "srvtoolu_s", {"pattern": "look"},
+              [{"type": "tool_reference", "toolName": "lookup"}]),
+    {"type": "dynamic-tool", "toolName": "get_issue", "toolCallId": "mcptoolu_1",
+     "state": "output-available", "input": {"n": 7},
+     "output": [{"type": "text", "text": "Issue 7\nis open"}], "providerExecuted": True,
+     "callProviderMetadata": MCP_METADATA, "resultProviderMetadata": MCP_METADATA},
+    {"type": "data-file", "id": "f14", "data": {"fileId": "file_up"}},
+    {"type": "data-unsupported", "id": "u15", "data": {
+        "kind": "block", "type": "future_block", "data": {"type": "future_block", "x": 1}}},
+    {"type": "text", "text": "All done.", "state": "done"},
+]
+EVERY_OPTION = {"web_fetch": "on", "code_execution": "on", "tool_search": "on"}
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def every_tool_server(
+    request: pytest.FixtureRequest, processes: Processes, fake_anthropic: FakeAnthropic,
+    tmp_path: Path, runs: Path,
+) -> ServerProcess:
+    require_ai_sdk()
+    tools, mcp = tmp_path / "tools.json", tmp_path / "mcp.json"
+    tools.write_text(json.dumps(TOOLS))
+    mcp.write_text(json.dumps(MCP_SERVERS))
+    store = [] if request.param == "memory" else [
+        "--redis-url", request.getfixturevalue("redis_url")]
+    return await processes.sseserver(
+        fake_anthropic, "--tools", str(tools), "--tool-search", "on", "--web-fetch", "2",
+        "--code-execution", "on", "--mcp-servers", str(mcp), "--compaction", "on",
+        "--resume-window", "5", *store)
+
+
+async def test_every_server_block_becomes_the_part_the_sdk_assembles(
+    every_tool_server: ServerProcess, fake_anthropic: FakeAnthropic,
+) -> None:
+    """A reply with a block of every new kind: the SDK's message holds each as
+    @ai-sdk/anthropic's own parts would be, the server's (no onToolCall), in one step, and
+    the container in the message's metadata."""
+    fake_anthropic.enqueue(EVERY_BLOCK)
+    result = await run_client("reply", every_tool_server.url, "Use everything",
+                              body=EVERY_OPTION)
+    assert (result["status"], result["errors"], result["toolCalls"]) == ("ready", [], [])
+    assistant = _assistant(result)
+    assert assistant["parts"] == EVERY_PART
+    assert assistant["metadata"] == {"container": {"id": CONTAINER["id"],
+                                                   "expiresAt": CONTAINER["expires_at"]}}
+    assert result["finishes"][0]["finishReason"] == "stop"
+    assert len(result["sent"]) == 1
+
+
+async def test_a_cut_before_the_server_blocks_resumes_them_whole(
+    every_tool_server: ServerProcess, fake_anthropic: FakeAnthropic,
+) -> None:
+    """The connection drops in the text before the blocks; the transport's reconnect
+    rebuilds the message with every one of them, as an uninterrupted reply makes it."""
+    opening = ["Let ", "me ", "use ", "them ", "all."]
+    fake_anthropic.enqueue(replace(EVERY_BLOCK, blocks=(Text(opening), *EVERY_BLOCK.blocks),
+                                   delay=0.02))
+    result = await run_client("reconnect", every_tool_server.url, "Use everything",
+                              body=EVERY_OPTION)
+    assert result["afterCut"]["status"] == "error"
+    cut = result["afterCut"]["text"]
+    assert 0 < len(cut) < len("".join(opening))  # cut in the text, before the blocks
+    assert "".join(opening).startswith(cut)
+    assistant = _assistant(result)
+    shifted = [p | {"id": p["id"][0] + str(int(p["id"][1:]) + len(opening))}
+               if p["type"].startswith("data-") else p for p in EVERY_PART]
+    assert assistant["parts"] == [shifted[0], {"type": "text", "text": "".join(opening),
+                                               "state": "done"}, *shifted[1:]]
+    metadata: Any = assistant["metadata"]
+    assert metadata["container"]["id"] == CONTAINER["id"]
+    assert len(fake_anthropic.requests) == 1
+
+
+async def test_the_container_and_the_compaction_come_back_on_the_next_turn(
+    every_tool_server: ServerProcess, fake_anthropic: FakeAnthropic,
+) -> None:
+    """useChat keeps the message's metadata and its data-compaction part, and posts them
+    back: the second upstream request runs in the first reply's container, with the
+    compaction block first in that assistant turn, exactly as the API gave it."""
+    first = Reply(blocks=(
+        Compaction(["Summary so far."]),
+        ServerToolUse("srvtoolu_b", {"command": "echo hi > a.txt"},
+                      name="bash_code_execution"),
+        BashResult("srvtoolu_b"),
+        Text(["Wrote a.txt."]),
+    ), container=CONTAINER)
+    fake_anthropic.enqueue(first, Reply(chunks=["It is ", "still there."]))
+    result = await run_client("twice", every_tool_server.url, "Write a file",
+                              body={"code_execution": "on"})
+    assert (result["status"], result["errors"]) == ("ready", [])
+    assert [m["role"] for m in result["messages"]] == ["user", "assistant"] * 2
+    sent_second = result["sent"][1]["messages"][1]
+    assert sent_second["metadata"] == {"container": {"id": CONTAINER["id"],
+                                                     "expiresAt": CONTAINER["expires_at"]}}
+    assert len(fake_anthropic.requests) == 2
+    upstream = fake_anthropic.requests[1].body
+    assert upstream["container"] == CONTAINER["id"]
+    assert "container" not in fake_anthropic.requests[0].body
+    assert upstream["messages"] == [
+        {"role": "user", "content": "Write a file"},
+        {"role": "assistant", "content": [
+            {"type": "compaction", "content": "Summary so far.", "encrypted_content": ENCRYPTED,
+             "signature": SIGNATURE},
+            {"type": "text", "text": "Wrote a.txt."}]},
+        {"role": "user", "content": "And then?"},
+    ]

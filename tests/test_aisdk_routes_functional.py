@@ -14,11 +14,28 @@ import pytest
 import redis.asyncio
 
 from sseserver.app_keys import GENERATIONS, STORE
+from sseserver.server_tools_config import mcp_servers
 from sseserver.store.redis.store import RedisStore
 from sseserver.tools.definitions import ToolSpec, tool_specs
 
 from .conftest import RunningServer, StartServer
 from .support.fake_anthropic import FakeAnthropic, Reply, Silent
+from .support.fake_blocks import (
+    ENCRYPTED,
+    SIGNATURE,
+    BashResult,
+    CodeExecutionResult,
+    Compaction,
+    ContainerUpload,
+    McpToolResult,
+    McpToolUse,
+    ServerToolUse,
+    Text,
+    TextEditorResult,
+    ToolSearchResult,
+    UnknownBlock,
+    WebFetchResult,
+)
 from .support.http_client import request
 from .support.metrics_text import parse, value
 from .support.processes import Processes, processes
@@ -605,3 +622,303 @@ async def test_bad_tool_parts_are_refused_and_run_nothing(
     assert (status, json.loads(answer)["error"]["message"]) == (400, message)
     assert server.app[GENERATIONS].active == 0
     assert (fake_anthropic.requests, RUNS.inputs) == ([], [])
+
+
+# ---- what the replies of Claude's server tools leave in the history ----
+# (docs/protocol.md, "The AI SDK's chat route": compaction, container, server tool parts)
+
+COMPACTED: Final = {"type": "compaction", "content": "Earlier: the user asked about SSE.",
+                    "encrypted_content": "EoENC", "signature": "SiG"}
+
+
+def _assistant_with(*parts: dict[str, Any], metadata: Any = None) -> dict[str, Any]:
+    message = _ui("assistant", *parts)
+    return message | ({"metadata": metadata} if metadata is not None else {})
+
+
+async def test_a_compaction_goes_back_first_and_server_tool_parts_stay_out(
+    start_server: StartServer, fake_anthropic: FakeAnthropic,
+) -> None:
+    """The compaction's block is the first block of its message, exactly as the reply gave
+    it; the parts of Claude's own tools (a fetch, a run, an MCP call) are not sent back."""
+    server = await start_server(fake=fake_anthropic)
+    mcp = {"type": "dynamic-tool", "toolName": "get_issue", "toolCallId": "mcptoolu_1",
+           "state": "output-available", "input": {"n": 7}, "providerExecuted": True,
+           "output": [{"type": "text", "text": "open"}], "callProviderMetadata": {
+               "anthropic": {"type": "mcp-tool-use", "serverName": "tracker"}}}
+    history = [
+        _ui("user", _text("Go on")),
+        _assistant_with(
+            {"type": "step-start"},
+            {"type": "data-compaction", "id": "c1", "data": {"content": COMPACTED["content"],
+                                                             "block": COMPACTED}},
+            {"type": "tool-web_fetch", "toolCallId": "srvtoolu_f", "state": "output-available",
+             "input": {"url": "https://a.test/"}, "providerExecuted": True, "output": {}},
+            {"type": "tool-code_execution", "toolCallId": "srvtoolu_b",
+             "state": "output-available", "providerExecuted": True,
+             "input": {"type": "bash_code_execution", "command": "ls"}, "output": {}},
+            mcp, {"type": "data-file", "id": "f2", "data": {"fileId": "file_1"}},
+            _text("Done.")),
+        _ui("user", _text("And?")),
+    ]
+    fake_anthropic.enqueue(Reply(chunks=["OK."]))
+    async with await _post(server, _history(*history)) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    assert fake_anthropic.requests[0].body["messages"] == [
+        {"role": "user", "content": "Go on"},
+        {"role": "assistant", "content": [COMPACTED, {"type": "text", "text": "Done."}]},
+        {"role": "user", "content": "And?"},
+    ]
+
+
+CONTAINER_AT: Final = {"id": "container_011CN", "expiresAt": "2099-01-01T00:00:00Z"}
+EXPIRED_AT: Final = {"id": "container_old", "expiresAt": "2020-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(("metadatas", "extra", "sent"), [
+    pytest.param([{"container": CONTAINER_AT}, None], {"code_execution": "on"},
+                 "container_011CN", id="latest-reply-with-one"),
+    pytest.param([{"container": EXPIRED_AT}, {"container": CONTAINER_AT}],
+                 {"code_execution": True}, "container_011CN", id="newest-first"),
+    pytest.param([{"container": CONTAINER_AT}, {"container": EXPIRED_AT}],
+                 {"code_execution": "on"}, "container_011CN", id="expired-skipped"),
+    pytest.param([{"container": CONTAINER_AT}, None], {}, None, id="code-execution-off"),
+    pytest.param([{"container": CONTAINER_AT}, None],
+                 {"code_execution": "on", "container": "container_mine"}, "container_mine",
+                 id="the-body-s-own"),
+    pytest.param([None, {"other": 1}], {"code_execution": "on"}, None, id="none-named"),
+    pytest.param([None, {"container": {"id": "container_x", "expiresAt": "soon"}}],
+                 {"code_execution": "on"}, "container_x", id="expiry-unreadable-api-decides"),
+    pytest.param([None, {"container": {"id": "container_x", "expiresAt": "2020-01-01T00:00"}}],
+                 {"code_execution": "on"}, None, id="expired-without-zone-read-as-utc"),
+])
+async def test_the_container_comes_back_from_the_reply_s_metadata(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, metadatas: list[Any],
+    extra: dict[str, Any], sent: str | None,
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True)
+    history = [_ui("user", _text("one")),
+               _assistant_with(_text("ran"), metadata=metadatas[0]),
+               _ui("user", _text("two")),
+               _assistant_with(_text("ran again"), metadata=metadatas[1]),
+               _ui("user", _text("three"))]
+    fake_anthropic.enqueue(Reply(chunks=["OK."]))
+    body = json.dumps({"id": CHAT, "messages": history, **extra}).encode()
+    async with await _post(server, body) as stream:
+        await stream.read_all()
+    assert stream.status == 200
+    assert fake_anthropic.requests[0].body.get("container") == sent
+
+
+BAD_SERVER_TOOL_HISTORIES: Final = [
+    pytest.param([_assistant_with(_text("x"), metadata={"container": {"id": "bad id"}})],
+                 "messages[1].metadata.container.id must be a container id from an earlier "
+                 "reply (1 to 128 characters of A-Z a-z 0-9 _ -).", id="container-id"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {"content": "x"}})],
+                 'messages[1].parts[0].data.block must be the compaction block the reply gave '
+                 '(an object of type "compaction").', id="compaction-without-block"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": {"type": "text", "text": "x"}}})],
+                 'messages[1].parts[0].data.block must be the compaction block the reply gave '
+                 '(an object of type "compaction").', id="compaction-not-one"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": COMPACTED | {"content": 5}}})],
+                 "messages[1].content[0].content must be a string or null.",
+                 id="compaction-content"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": COMPACTED | {"signature": 5}}})],
+                 "messages[1].content[0].signature must be a string or null.",
+                 id="compaction-signature"),
+    pytest.param([_assistant_with({"type": "data-compaction", "data": {
+        "block": COMPACTED | {"cache_control": {"type": "ephemeral"}}}})],
+                 "messages[1].content[0] (compaction) has unknown 'cache_control'.",
+                 id="compaction-extra-field"),
+]
+
+
+@pytest.mark.parametrize(("messages", "message"), BAD_SERVER_TOOL_HISTORIES)
+async def test_bad_compaction_and_container_parts_are_refused(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, messages: list[Any],
+    message: str,
+) -> None:
+    server = await start_server(fake=fake_anthropic, code_execution=True)
+    body = json.dumps({"id": CHAT, "code_execution": "on", "messages": [
+        _ui("user", _text("Go")), *messages, _ui("user", _text("On"))]}).encode()
+    status, _, answer = await request("POST", server.url + "/api/chat", data=body,
+                                      headers={"Content-Type": "application/json"})
+    assert (status, json.loads(answer)["error"]["message"]) == (400, message)
+    assert server.app[GENERATIONS].active == 0
+    assert fake_anthropic.requests == []
+
+
+
+# ---- each new part, byte for byte, and a reconnect in its middle ----
+
+def _frames(*chunks: Any) -> bytes:
+    """The exact bytes of these chunks (JSON as the SDK's own servers write it)."""
+    return b"".join(
+        b"data: [DONE]\n\n" if c == "[DONE]" else
+        b"data: " + json.dumps(c, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+        for c in chunks)
+
+
+def _text_part(part_id: str, *deltas: str) -> list[dict[str, Any]]:
+    return [{"type": "text-start", "id": part_id},
+            *({"type": "text-delta", "id": part_id, "delta": d} for d in deltas),
+            {"type": "text-end", "id": part_id}]
+
+
+def _done(reason: str = "stop", metadata: Any = None) -> list[Any]:
+    finish: dict[str, Any] = {"type": "finish", "finishReason": reason}
+    if metadata is not None:
+        finish["messageMetadata"] = metadata
+    return [{"type": "finish-step"}, finish, "[DONE]"]
+
+
+def _call(call: str, name: str, tool_input: Any, **extra: Any) -> dict[str, Any]:
+    return {"type": "tool-input-available", "toolCallId": call, "toolName": name,
+            "input": tool_input, "providerExecuted": True, **extra}
+
+
+def _output(call: str, output: Any, **extra: Any) -> dict[str, Any]:
+    return {"type": "tool-output-available", "toolCallId": call, "output": output,
+            "providerExecuted": True, **extra}
+
+
+MCP_META: Final = {"anthropic": {"type": "mcp-tool-use", "serverName": "tracker"}}
+VIEWED: Final = {"type": "text_editor_code_execution_view_result", "file_type": "text",
+                 "content": "line 1", "num_lines": 1, "start_line": 1, "total_lines": 1}
+THE_CONTAINER: Final = {"id": "container_011", "expires_at": "2099-01-01T00:00:00Z"}
+FILE_DELAY: Final = 0.3
+# Per new kind of block: the reply, then its chunks after `start` and `start-step`; the
+# reconnect cuts the first response just after the chunk of the part in the middle.
+NEW_PARTS: Final = [
+    pytest.param((
+        Text(["Fetching."]),
+        ServerToolUse("srvtoolu_f", {"url": "https://a.test/p"}, name="web_fetch"),
+        WebFetchResult("srvtoolu_f", "https://a.test/p", title="Page A"),
+        Text(["Read."]),
+    ), None, "end_turn", [
+        *_text_part("t1", "Fetching."),
+        _call("srvtoolu_f", "web_fetch", {"url": "https://a.test/p"}),
+        _output("srvtoolu_f", {"type": "web_fetch_result", "url": "https://a.test/p",
+                               "retrievedAt": "2026-12-06T12:00:00Z",
+                               "content": {"type": "document", "title": "Page A"}}),
+        {"type": "source-url", "sourceId": "https://a.test/p", "url": "https://a.test/p",
+         "title": "Page A"},
+        *_text_part("t4", "Read."), *_done()], 5, id="web-fetch"),
+    pytest.param((
+        ServerToolUse("srvtoolu_f", {"url": "https://a.test/p"}, name="web_fetch"),
+        WebFetchResult("srvtoolu_f", "https://a.test/p", error_code="url_not_accessible"),
+        Text(["It failed."]),
+    ), None, "end_turn", [
+        _call("srvtoolu_f", "web_fetch", {"url": "https://a.test/p"}),
+        {"type": "tool-output-error", "toolCallId": "srvtoolu_f",
+         "errorText": "url_not_accessible", "providerExecuted": True},
+        *_text_part("t3", "It failed."), *_done()], 2, id="web-fetch-error"),
+    pytest.param((
+        ServerToolUse("srvtoolu_b", {"command": "ls"}, name="bash_code_execution"),
+        BashResult("srvtoolu_b", stdout="a.txt\n", stderr="warn", return_code=2,
+                   file_ids=("file_01",)),
+    ), THE_CONTAINER, "end_turn", [
+        _call("srvtoolu_b", "code_execution", {"type": "bash_code_execution",
+                                               "command": "ls"}),
+        # The result waits for its file's name (FILE_DELAY): the cut comes before it.
+        _output("srvtoolu_b", {"type": "bash_code_execution_result", "stdout": "a.txt\n",
+                               "stderr": "warn", "return_code": 2, "content": [
+                                   {"type": "bash_code_execution_output", "file_id": "file_01",
+                                    "name": "file_01.txt"}]}),
+        *_done(metadata={"container": {"id": "container_011",
+                                       "expiresAt": "2099-01-01T00:00:00Z"}})], 1,
+        id="bash-and-container"),
+    pytest.param((
+        ServerToolUse("srvtoolu_e", {"command": "view", "path": "/a"},
+                      name="text_editor_code_execution"),
+        TextEditorResult("srvtoolu_e", VIEWED),
+        ServerToolUse("srvtoolu_c", {"code": "print(1)"}, name="code_execution"),
+        CodeExecutionResult("srvtoolu_c", stderr="e", encrypted=True),
+        Text(["Done."]),
+    ), None, "end_turn", [
+        _call("srvtoolu_e", "code_execution", {"type": "text_editor_code_execution",
+                                               "command": "view", "path": "/a"}),
+        _output("srvtoolu_e", VIEWED),
+        _call("srvtoolu_c", "code_execution", {"type": "programmatic-tool-call",
+                                               "code": "print(1)"}),
+        _output("srvtoolu_c", {"type": "encrypted_code_execution_result", "stderr": "e",
+                               "return_code": 0, "content": []}),
+        *_text_part("t5", "Done."), *_done()], 3, id="text-editor-and-encrypted-run"),
+    pytest.param((
+        ServerToolUse("srvtoolu_s", {"pattern": "look"}, name="tool_search_tool_regex"),
+        ToolSearchResult("srvtoolu_s", ("lookup", "locate")),
+        Text(["Found."]),
+    ), None, "end_turn", [
+        _call("srvtoolu_s", "tool_search_tool_regex", {"pattern": "look"}),
+        _output("srvtoolu_s", [{"type": "tool_reference", "toolName": "lookup"},
+                               {"type": "tool_reference", "toolName": "locate"}]),
+        *_text_part("t3", "Found."), *_done()], 1, id="tool-search"),
+    pytest.param((
+        McpToolUse("mcptoolu_1", "get_issue", "tracker", {"n": 7}),
+        McpToolResult("mcptoolu_1", ["Issue 7", "is open"]),
+        McpToolUse("mcptoolu_2", "get_issue", "tracker", {"n": 8}),
+        McpToolResult("mcptoolu_2", "No such issue.", is_error=True),
+        Text(["Checked."]),
+    ), None, "end_turn", [
+        _call("mcptoolu_1", "get_issue", {"n": 7}, providerMetadata=MCP_META, dynamic=True),
+        _output("mcptoolu_1", [{"type": "text", "text": "Issue 7\nis open"}],
+                providerMetadata=MCP_META, dynamic=True),
+        _call("mcptoolu_2", "get_issue", {"n": 8}, providerMetadata=MCP_META, dynamic=True),
+        {"type": "tool-output-error", "toolCallId": "mcptoolu_2",
+         "errorText": "No such issue.", "providerExecuted": True,
+         "providerMetadata": MCP_META, "dynamic": True},
+        *_text_part("t5", "Checked."), *_done()], 1, id="mcp"),
+    pytest.param((
+        Compaction(["Earlier turns, summarized."]),
+        ContainerUpload("file_up"),
+        UnknownBlock(),
+        Text(["Onward."]),
+    ), None, "compaction", [
+        {"type": "data-compaction", "id": "c1", "data": {
+            "content": "Earlier turns, summarized.", "block": {
+                "type": "compaction", "content": "Earlier turns, summarized.",
+                "signature": SIGNATURE, "encrypted_content": ENCRYPTED}}},
+        {"type": "data-file", "id": "f2", "data": {"fileId": "file_up"}},
+        {"type": "data-unsupported", "id": "u3", "data": {
+            "kind": "block", "type": "future_block", "data": {"type": "future_block",
+                                                             "x": 1}}},
+        *_text_part("t4", "Onward."), *_done("other")], 2, id="compaction-file-unknown"),
+    pytest.param((Text(["Too ", "long."]),), None, "model_context_window_exceeded", [
+        *_text_part("t1", "Too ", "long."), *_done("length")], 2, id="context-full"),
+]
+
+
+@pytest.mark.parametrize(("blocks", "container", "stop_reason", "expected", "cut"),
+                         NEW_PARTS)
+async def test_each_new_part_byte_for_byte_and_a_reconnect_in_its_middle(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, backend: dict[str, Any],
+    blocks: tuple[Any, ...], container: dict[str, Any] | None, stop_reason: str,
+    expected: list[Any], cut: int,
+) -> None:
+    """The first response is cut just after the new part began; the reconnect replays the
+    reply from its start, byte for byte what an uninterrupted reply is, no part twice."""
+    server = await start_server(
+        fake=fake_anthropic, tools=_tool_specs(), tool_search=True, web_fetch=2,
+        code_execution=True, compaction=True, resume_window=5.0,
+        mcp_servers=mcp_servers([{"name": "tracker", "url": "https://mcp.tracker.test/sse"}]),
+        **backend)
+    fake_anthropic.file_delay = FILE_DELAY
+    fake_anthropic.enqueue(Reply(blocks=blocks, container=container, stop_reason=stop_reason,
+                                 delay=0.05))
+    body = _body(CHAT, web_fetch="on", code_execution="on", tool_search="on")
+    first = await _post(server, body)
+    taken = await first.take(2 + cut)
+    await first.close()
+    async with await open_sse(f"{server.url}/api/chat/{CHAT}/stream") as again:
+        await again.read_all()
+    message_id = json.loads(taken[0].data)["messageId"]
+    whole = _frames({"type": "start", "messageId": message_id}, {"type": "start-step"},
+                    *expected)
+    assert bytes(again.raw) == whole
+    assert whole.startswith(bytes(first.raw))
+    assert len(first.raw) < len(whole)  # the cut came before the reply's end
+    assert len(fake_anthropic.requests) == 1

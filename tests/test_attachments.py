@@ -210,7 +210,10 @@ def test_attachments_are_the_users_only(kind: str) -> None:
     assert _refused(json.dumps({"messages": messages}).encode()) == (
         400, f"messages[1].content[0].type {kind!r} is not allowed in a assistant message; "
         "allowed: text, thinking, redacted_thinking, tool_use, server_tool_use, "
-        "web_search_tool_result.")
+        "web_search_tool_result, web_fetch_tool_result, code_execution_tool_result, "
+        "bash_code_execution_tool_result, text_editor_code_execution_tool_result, "
+        "tool_search_tool_result, mcp_tool_use, mcp_tool_result, mcp_tool_listing, "
+        "container_upload, compaction.")
 
 
 def test_a_tool_results_image_is_checked_as_strictly() -> None:

@@ -34,6 +34,7 @@ from .support.fake_blocks import (
     ENCRYPTED,
     REDACTED,
     SIGNATURE,
+    fetches,
     output_text,
     searches,
     thinking_text,
@@ -83,6 +84,7 @@ def usage(reply: Reply, **changes: Any) -> dict[str, Any]:
         "cache_read_input_tokens": 0,
         "thinking_tokens": count_output_tokens(thinking) if thinking and has_thinking else 0,
         "web_search_requests": searches(blocks),
+        "web_fetch_requests": fetches(blocks),
         "stop_details": reply.stop_details,
     } | changes
 
@@ -290,18 +292,31 @@ ATTACHMENTS = {
 }
 
 
+# Server tools off, as by default; the demo's model can do everything asked of it.
+SERVER_TOOLS_OFF = {
+    "web_fetch": False, "code_execution": False, "tool_search": False, "mcp_servers": [],
+    "compaction": False, "output_schemas": [],
+    "models": {"claude-sonnet-5-5": {
+        "effort": ["low", "medium", "high", "xhigh", "max"], "structured_outputs": True,
+        "web_fetch": True, "code_execution": True, "compaction": True, "source": "demo",
+    }},
+}
+
+
 @pytest.mark.parametrize(
     ("settings", "capabilities"),
     [
         ({}, {"thinking": {"max_tokens": 1023}, "web_search": False, "prompt_cache": "5m",
-              "client_system": True, "tools": DEMO_TOOLS, "attachments": ATTACHMENTS}),
+              "client_system": True, "tools": DEMO_TOOLS, "attachments": ATTACHMENTS,
+              **SERVER_TOOLS_OFF}),
         ({"max_tokens": 16000, "web_search": 5, "prompt_cache": "1h", "client_system": False},
          {"thinking": {"max_tokens": 10000}, "web_search": {"max_uses": 5},
           "prompt_cache": "1h", "client_system": False, "tools": DEMO_TOOLS,
-          "attachments": ATTACHMENTS}),
+          "attachments": ATTACHMENTS, **SERVER_TOOLS_OFF}),
         ({"max_thinking_tokens": 0, "prompt_cache": "off", "demo_tokens": 5},
          {"thinking": False, "web_search": False, "prompt_cache": "off",
-          "client_system": True, "tools": [], "attachments": ATTACHMENTS}),
+          "client_system": True, "tools": [], "attachments": ATTACHMENTS,
+          **SERVER_TOOLS_OFF}),
     ],
 )
 async def test_healthz_says_what_requests_may_ask_for(
@@ -357,7 +372,8 @@ async def test_the_demo_shows_every_kind_of_event_offline(start_server: StartSer
     assert (usage["thinking_tokens"], usage["web_search_requests"]) == (5, 1)
     assert set(usage) == {"input_tokens", "output_tokens", "stop_reason",
                           "cache_creation_input_tokens", "cache_read_input_tokens",
-                          "thinking_tokens", "web_search_requests", "stop_details"}
+                          "thinking_tokens", "web_search_requests", "web_fetch_requests",
+                          "stop_details"}
 
 
 @pytest.mark.parametrize("block", [

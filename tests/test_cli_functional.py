@@ -85,6 +85,9 @@ async def test_help_lists_every_option_with_its_variable_and_default(
     assert "ANTHROPIC_API_KEY" in help_text
 
 
+MCP_TOKEN = "mcp-cli-token-8c1f0e2d"
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
@@ -97,6 +100,10 @@ async def test_help_lists_every_option_with_its_variable_and_default(
          "--tools='/nonexistent/tools.json': cannot be read: No such file or directory"),
         (["--upstream-timeout", "inf"], {},
          "--upstream-timeout='inf': must be more than 0 and finite"),
+        (["--tool-search", "on"], {},
+         "--tool-search on finds the operator's tools: it needs --tools FILE"),
+        ([], {"SSESERVER_CODE_EXECUTION": "maybe"},
+         "SSESERVER_CODE_EXECUTION='maybe': must be on or off"),
     ],
 )
 async def test_bad_settings_exit_2_naming_the_option(
@@ -105,6 +112,26 @@ async def test_bad_settings_exit_2_naming_the_option(
     code, _, stderr = await processes.command("--port", "0", *args, env=env)
     assert code == 2
     assert message in stderr
+
+
+@pytest.mark.parametrize(("server", "env", "message"), [
+    ({"name": "docs", "url": "https://mcp.example.com", "authorization_token": MCP_TOKEN}, {},
+     "a token may not be written in the file"),
+    ({"name": "docs", "url": "https://mcp.example.com", "token_env": "DOCS_TOKEN"}, {},
+     "--mcp-servers: server 'docs': the environment variable DOCS_TOKEN (token_env) is not "
+     "set or empty"),
+])
+async def test_a_bad_mcp_server_exits_2_without_showing_a_token(
+    processes: Processes, tmp_path: Path, server: dict[str, str], env: dict[str, str],
+    message: str,
+) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps([server]))
+    code, stdout, stderr = await processes.command("--port", "0", "--mcp-servers", str(path),
+                                                   env=env)
+    assert code == 2
+    assert message in stderr
+    assert MCP_TOKEN not in stderr + stdout
 
 
 async def test_deprecated_model_is_warned_about_with_its_end_of_life(

@@ -35,6 +35,7 @@ from hypothesis.control import currently_in_test_context
 
 from sseserver.app_keys import GENERATIONS
 from sseserver.generations import FIRST_SUBSCRIBER_GRACE
+from sseserver.server_tools_config import OutputSchema
 from sseserver.tools.definitions import tool_specs
 
 from .conftest import RunningServer, StartServer
@@ -175,7 +176,8 @@ async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
         max_body_bytes=4096, max_tokens=2000, models=("claude-sonnet-5-5", "claude-haiku-5-5"),
         access_token=TOKEN, forwarded_allow_ips=(ipaddress.ip_network("127.0.0.1"),),
-        max_thinking_tokens=1500, web_search=2,
+        max_thinking_tokens=1500, web_search=2, web_fetch=2, code_execution=True,
+        output_schemas=(OutputSchema("answer", {"type": "object"}),),
     )
     baseline = len(asyncio.all_tasks())
     LOGS.attach()
@@ -242,7 +244,8 @@ any_text = st.text(max_size=300)
 escaped_bytes = st.binary(max_size=40).map(lambda b: "".join(f"%{x:02X}" for x in b))
 query_keys = st.sampled_from(
     ["message", "model", "max_tokens", "system", "thinking", "web_search", "lastEventId",
-     "token", "x", ""]
+     "token", "x", "", "web_fetch", "code_execution", "tool_search", "container", "effort",
+     "output_schema"]
 ) | st.text(max_size=10)
 # Around every bound: max_tokens 2000, budgets 1024..1500 (and below max_tokens), 1-2 uses.
 query_values = (
@@ -251,7 +254,8 @@ query_values = (
     | st.sampled_from(["", "hi", "0", "-1", "1", "2", "3", "1023", "1024", "1500", "1501",
                        "2000", "2001", "1e3", "NaN", "off", "on", "adaptive", "OFF",
                        "claude-haiku-5-5", "abc:1", "abc:99999999999", ":0", "x" * 201, "%",
-                       "%zz", "&&", "=="])
+                       "%zz", "&&", "==", "low", "xhigh", "max", "answer", "container_1",
+                       "c" * 129, "a/b", "true"])
     | st.integers().map(str)
 )
 valid_message = st.text(min_size=1, max_size=50).filter(str.strip).map(lambda m: ("message", m))
@@ -297,6 +301,18 @@ conversations = st.integers(1, 5).flatmap(
 thinking_values = st.sampled_from(["off", "adaptive", "on", "", 1023, 1024, 1500, 1501,
                                    0, -1, 1024.0, True, None]) | st.integers()
 web_search_values = st.sampled_from(["off", "on", "", 0, 1, 2, 3, 1.0, False, None])
+switch_values = st.sampled_from(["off", "on", "", "ON", 0, 1, True, False, None])
+container_values = st.sampled_from(["container_1", "", "c" * 128, "c" * 129, "a b", "a/b",
+                                    7, None])
+effort_values = st.sampled_from(["low", "medium", "high", "xhigh", "max", "HIGH", "", 3,
+                                 None])
+schema_values = st.sampled_from(["answer", "other", "", {"type": "object"}, None])
+# The server tools' fields, each around its values (web fetch: 1-2 uses; tool search off).
+server_options = {
+    "web_fetch": web_search_values, "code_execution": switch_values,
+    "tool_search": switch_values, "container": container_values,
+    "effort": effort_values, "output_schema": schema_values,
+}
 nearly_valid = st.fixed_dictionaries(
     {"messages": conversations},
     optional={
@@ -305,6 +321,7 @@ nearly_valid = st.fixed_dictionaries(
         "system": st.text(max_size=220),
         "thinking": thinking_values,
         "web_search": web_search_values,
+        **server_options,
     },
 ).map(lambda d: json.dumps(d).encode())
 # Content arrays: blocks of every type a message may hold, nearly right or not at all, and
@@ -322,6 +339,15 @@ blocks = st.one_of(
                                                     "document", "server_tool_use"])},
                           optional={"thinking": any_text, "signature": any_text,
                                     "data": any_text, "source": json_values}),
+    # What a turn or a compaction event carries back: server tool results, MCP, files.
+    st.fixed_dictionaries({"type": st.sampled_from([
+        "web_fetch_tool_result", "code_execution_tool_result", "mcp_tool_use",
+        "mcp_tool_result", "mcp_tool_listing", "container_upload", "compaction"])},
+        optional={"tool_use_id": tool_ids, "id": tool_ids, "name": any_text,
+                  "server_name": any_text | json_values, "input": json_values,
+                  "content": any_text | json_values, "is_error": json_values,
+                  "file_id": any_text, "tools": json_values, "mcp_server_name": any_text,
+                  "encrypted_content": any_text | json_values, "signature": json_values}),
     json_values,
 )
 content_arrays = st.integers(1, 4).flatmap(
@@ -343,6 +369,7 @@ bodies = st.one_of(
             "system": any_text | json_values,
             "thinking": thinking_values | json_values,
             "web_search": web_search_values | json_values,
+            **{name: values | json_values for name, values in server_options.items()},
             "stream": json_values,
         },
     ).map(lambda d: json.dumps(d).encode()),
@@ -386,7 +413,8 @@ chat_bodies = st.one_of(
                   "messageId": st.none() | any_text | json_values,
                   "max_tokens": st.integers(-1, 101),
                   "model": st.sampled_from(["claude-sonnet-5-5", "gpt"]),
-                  "thinking": thinking_values, "web_search": web_search_values},
+                  "thinking": thinking_values, "web_search": web_search_values,
+                  **server_options},
     ).map(lambda d: json.dumps(d).encode()),
     st.fixed_dictionaries(
         {"id": chat_ids | json_values, "messages": ui_messages | json_values},
@@ -574,26 +602,51 @@ ui_tool_parts = st.one_of(
                           "redactedData": any_text | json_values})}) | json_values}),
     st.fixed_dictionaries({"type": st.sampled_from(["text", "step-start"]),
                            "text": turn_text}),
+    # A reply's compaction, its block nearly right, and the parts of Claude's own tools.
+    st.fixed_dictionaries({"type": st.just("data-compaction"), "data": st.fixed_dictionaries(
+        {}, optional={"content": any_text | json_values, "block": st.fixed_dictionaries(
+            {"type": st.just("compaction") | json_values},
+            optional={"content": st.none() | any_text | json_values,
+                      "encrypted_content": st.none() | any_text | json_values,
+                      "signature": st.none() | any_text | json_values,
+                      "tool_changes": st.none() | json_values,
+                      "cache_control": json_values}) | json_values}) | json_values}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["tool-web_fetch", "tool-code_execution", "dynamic-tool",
+                                  "data-file", "data-unsupported"]),
+         "toolCallId": tool_ids, "state": st.just("output-available"),
+         "input": st.just({}), "toolName": st.just("get_issue")},
+        optional={"callProviderMetadata": st.just(
+            {"anthropic": {"type": "mcp-tool-use", "serverName": "s"}}) | json_values}),
 )
+# What a reply that ran code leaves in its message's metadata (its container).
+ui_metadata = st.fixed_dictionaries({}, optional={"container": st.fixed_dictionaries(
+    {}, optional={"id": st.just("container_011") | any_text | json_values,
+                  "expiresAt": st.just("2099-01-01T00:00:00Z") | any_text | json_values})
+    | json_values}) | json_values
 tool_chats = st.tuples(
     st.lists(ui_tool_parts, min_size=1, max_size=5),
     st.booleans(),
-).map(lambda pair: json.dumps({"id": "tool-chat", "messages": [
+    ui_metadata,
+    st.sampled_from([{}, {"code_execution": "on"}]),
+).map(lambda chat: json.dumps({"id": "tool-chat", "messages": [
     {"id": "m0", "role": "user", "parts": [{"type": "text", "text": "Go"}]},
-    {"id": "m1", "role": "assistant", "parts": [{"type": "step-start"}, *pair[0]]},
+    {"id": "m1", "role": "assistant", "parts": [{"type": "step-start"}, *chat[0]],
+     "metadata": chat[2]},
     *([{"id": "m2", "role": "user", "parts": [{"type": "text", "text": "And?"}]}]
-      if pair[1] else []),
-]}).encode())
+      if chat[1] else []),
+], **chat[3]}).encode())
 
 
 @pytest.fixture
 async def tool_server(start_server: StartServer) -> AsyncIterator[RunningServer]:
     """As `server`, offering a server-run tool, one that needs approval (both run by
-    tests.support.tool_handlers:lookup, which counts its runs) and a client-run one."""
+    tests.support.tool_handlers:lookup, which counts its runs) and a client-run one, and
+    code execution (so a history's container is read)."""
     RUNS.reset()
     running = await start_server(
         demo_delay_ms=0, demo_tokens=3, resume_window=2, max_message_chars=200,
-        max_body_bytes=4096, access_token=TOKEN, tools=tool_specs([
+        max_body_bytes=4096, access_token=TOKEN, code_execution=True, tools=tool_specs([
             {"name": "lookup", "input_schema": {"type": "object"},
              "handler": "tests.support.tool_handlers:lookup"},
             {"name": "guarded", "input_schema": {"type": "object"}, "needs_approval": True,

@@ -84,6 +84,7 @@ async def test_paused_twice_then_ended_is_one_stream_and_three_requests(
         "cache_read_input_tokens": 0,
         "thinking_tokens": count_output_tokens(["Plan: ", "search."]),
         "web_search_requests": 2,
+        "web_fetch_requests": 0,
         "stop_details": None,
     }
 

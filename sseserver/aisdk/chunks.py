@@ -9,12 +9,15 @@ rebuild its message from a replay (`resumeStreamIsReplay`) without a duplicated 
 
     meta ─▶ start {messageId}, start-step
     thinking ─▶ reasoning-start / -delta        thinking_hidden ─▶ an empty reasoning part
-    message ─▶ text-start / text-delta          citation ─▶ source-url (a document's:
-    tool_start ─▶ tool-input-start              source-document); the text part's text-end
-                                                            carries its citations
-    tool_input ─▶ tool-input-delta              tool ─▶ tool-input-available
-    tool_result ─▶ tool-output-available, tool-output-error or tool-output-denied; the
-                   next content after a server-run tool's results opens a new step
+    message ─▶ text-start / text-delta          citation ─▶ source-url or source-document
+    tool_start ─▶ tool-input-start              (sources.py); the text part's text-end
+    tool_input ─▶ tool-input-delta                                carries its citations
+    tool ─▶ tool-input-available (Claude's server tools and MCP calls: server_tools.py)
+    tool_result ─▶ tool-output-available, tool-output-error or tool-output-denied (a web
+                   fetch also a source-url); the next content after the results of the
+                   server's own tools opens a new step
+    compaction ─▶ data-compaction               block ─▶ data-unsupported
+    file ─▶ data-file                           container ─▶ the finish's messageMetadata
     turn ─▶ reasoning-end with the signatures, tool-approval-request per waiting call
     usage ─▶ (ends of open parts) finish-step, then finish {finishReason} or abort
     done ─▶ [DONE]                              error ─▶ error {errorText}, [DONE]
@@ -34,13 +37,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
-from ..sse import to_json
-from ..tools.definitions import ToolSpec
+from ..tools.definitions import SERVER_TOOL_NAMES, ToolSpec
 from ..tools.handlers import DENIED
+from .encoding import DONE, chunk
+from .server_tools import call_chunk, is_claude_s, output_chunk
+from .sources import Sources
 
-DONE: Final = b"data: [DONE]\n\n"
+__all__ = ["CUT_SHORT", "DONE", "LOST", "NO_TOOLS", "ToolRoles", "UIChunks", "chunk"]
 
 # Claude's stop reasons as the AI SDK's finish reasons, as @ai-sdk/anthropic maps them
 # (its map-anthropic-stop-reason.ts); anything else is "other".
@@ -52,13 +57,7 @@ FINISH_REASONS: Final = {
     "tool_use": "tool-calls",
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
-}
-# A document citation's type says what the document was: a PDF is cited by page, a text
-# document by character, a document of content blocks by block (as text).
-DOCUMENT_TYPES: Final = {
-    "page_location": "application/pdf",
-    "char_location": "text/plain",
-    "content_block_location": "text/plain",
+    "compaction": "other",
 }
 CUT_SHORT: Final = "The reply ended before it finished; ask again."
 LOST: Final = "The server generating this reply stopped before it finished; ask again."
@@ -83,15 +82,6 @@ class ToolRoles:
 NO_TOOLS: Final = ToolRoles()
 
 
-def chunk(value: dict[str, Any]) -> bytes:
-    """One chunk as its SSE frame. A lone surrogate (which has no UTF-8) goes as an escape."""
-    text = to_json(value)
-    try:
-        return b"data: %b\n\n" % text.encode()
-    except UnicodeEncodeError:
-        return b"data: %b\n\n" % json.dumps(value, separators=(",", ":")).encode()
-
-
 class UIChunks:
     """The UI message stream of one stream, for one response.
 
@@ -100,7 +90,7 @@ class UIChunks:
     outputs or approvals), that message's id, as the AI SDK's own servers continue it.
     `continuing` then also lets through the results of calls made in that message."""
 
-    __slots__ = ("_citations", "_continuing", "_held", "_hiding", "_index", "_kind", "_open",
+    __slots__ = ("_container", "_continuing", "_held", "_hiding", "_index", "_kind", "_open",
                  "_over", "_roles", "_sources", "_started", "_stepped", "_tools", "finished",
                  "message_id")
 
@@ -118,9 +108,9 @@ class UIChunks:
         self._held: list[tuple[str, str | None]] = []  # reasoning parts whose end waits
         self._stepped = False  # the step has content
         self._over = False  # the step ended with server-run tools' results
-        self._citations: list[dict[str, Any]] = []  # of the open text part
-        self._sources: set[str] = set()  # URLs given a source-url part
+        self._sources = Sources()  # given, and the open text part's citations
         self._tools: dict[str, str] = {}  # tool calls seen: id -> name
+        self._container: dict[str, Any] | None = None  # the reply's code execution container
 
     def frame(self, frame: bytes, out: list[bytes]) -> None:
         """Append to `out` the chunks of the next stored frame."""
@@ -131,7 +121,7 @@ class UIChunks:
             return
         event, data = parts[1][7:], parts[2][6:]
         if event == b"message":
-            if self._kind != b"text" or self._citations:
+            if self._kind != b"text" or self._sources.pending:
                 self._open_part(b"text", b"t%d" % index, out)
             out.append(b'data: {"type":"text-delta","id":"%b","delta":%b}\n\n'
                        % (self._open, data))
@@ -149,7 +139,7 @@ class UIChunks:
         if event == "meta":
             self._start(out)
         elif event == "citation":
-            self._citation(data, out)
+            self._sources.citation(data, self._kind == b"text", out)
         elif event == "thinking_hidden":
             self._open_part(b"reasoning", b"r%d" % index, out, hidden=data.get("reason"))
             self._close(out)
@@ -166,6 +156,9 @@ class UIChunks:
         elif event == "tool":
             self._content(out)
             self._tools[data["id"]] = data["name"]
+            if is_claude_s(data):
+                out.append(chunk(call_chunk(data)))
+                return
             available = {"type": "tool-input-available", "toolCallId": data["id"],
                          "toolName": data["name"], "input": data["input"]}
             out.append(chunk(available | self._executed(data["name"])))
@@ -174,15 +167,45 @@ class UIChunks:
         elif event == "turn":
             self._turn(data, out)
         elif event == "usage":
-            self._finish_step(out)
-            reason = data.get("stop_reason")
-            if reason == "cancelled":
-                out.append(chunk({"type": "abort", "reason": "cancelled"}))
-            else:
-                out.append(chunk({"type": "finish",
-                                  "finishReason": FINISH_REASONS.get(reason, "other")}))
+            self._usage(data, out)
         elif event == "error":
             self.fail(str(data.get("message", "")) or CUT_SHORT, out)
+        else:
+            self._data_part(event, data, index, out)
+
+    def _data_part(self, event: str, data: Any, index: int, out: list[bytes]) -> None:
+        """The blocks the AI SDK has no part for, as data parts (ids from the event's
+        index, as every part's), and the container the finish's metadata carries."""
+        if event == "compaction":
+            self._content(out)
+            out.append(chunk({"type": "data-compaction", "id": f"c{index}", "data": {
+                "content": data.get("content"), "block": data.get("block")}}))
+        elif event == "file":
+            self._content(out)
+            out.append(chunk({"type": "data-file", "id": f"f{index}",
+                              "data": {"fileId": data.get("file_id")}}))
+        elif event == "block":
+            if data.get("kind") == "block":  # a whole block; a delta's part stays open
+                self._content(out)
+            self._start(out)
+            out.append(chunk({"type": "data-unsupported", "id": f"u{index}", "data": {
+                "kind": data.get("kind"), "type": data.get("type"), "data": data.get("data")}}))
+        elif event == "container" and isinstance(data.get("id"), str):
+            self._container = {"id": data["id"], "expiresAt": data.get("expires_at")}
+
+    def _usage(self, data: dict[str, Any], out: list[bytes]) -> None:
+        """The reply's end: its step's, then the message's, with the reply's container as
+        the message's metadata (the AI SDK's only place for what a later request needs)."""
+        self._finish_step(out)
+        reason = data.get("stop_reason")
+        if reason == "cancelled":
+            out.append(chunk({"type": "abort", "reason": "cancelled"}))
+            return
+        finish: dict[str, Any] = {"type": "finish",
+                                  "finishReason": FINISH_REASONS.get(str(reason), "other")}
+        if self._container is not None:
+            finish["messageMetadata"] = {"container": self._container}
+        out.append(chunk(finish))
 
     def fail(self, message: str, out: list[bytes]) -> None:
         """End with an error chunk (the stream was lost, or ended in an error event)."""
@@ -210,9 +233,9 @@ class UIChunks:
             out.append(DONE)
 
     def _executed(self, name: str) -> dict[str, Any]:
-        """Web search and the server's own tools run on the server: the client's
+        """Claude's server tools and the server's own tools run on the server: the client's
         `onToolCall` is not called for them, nor does the client wait on them."""
-        if name == "web_search" or name in self._roles.server:
+        if name in SERVER_TOOL_NAMES or name in self._roles.server:
             return {"providerExecuted": True}
         return {}
 
@@ -254,9 +277,8 @@ class UIChunks:
                 out.append(chunk(_reasoning_end(part_id, hidden, None)))
             return
         end: dict[str, Any] = {"type": "text-end", "id": part_id}
-        if self._citations:
-            end["citations"] = self._citations
-            self._citations = []
+        if self._sources.pending:
+            end["citations"] = self._sources.take()
         out.append(chunk(end))
 
     def _release(self, out: list[bytes], blocks: list[dict[str, Any]] | None = None) -> None:
@@ -282,71 +304,22 @@ class UIChunks:
                 out.append(chunk({"type": "tool-approval-request", "approvalId": call,
                                   "toolCallId": call}))
 
-    def _citation(self, data: dict[str, Any], out: list[bytes]) -> None:
-        """A citation of the text part just written (it arrives after that part's last
-        delta); a document's becomes a source-document; one without an http(s) URL (a
-        `javascript:` one) has no source-url form and is skipped."""
-        url = data.get("url")
-        if data.get("type") in DOCUMENT_TYPES:
-            self._document_citation(data, out)
-            return
-        if not _is_web_url(url):
-            return
-        source: dict[str, Any] = {"type": "source", "sourceType": "url", "id": url, "url": url}
-        if data.get("title") is not None:
-            source["title"] = data["title"]
-        if url not in self._sources:
-            self._sources.add(url)
-            part = {"type": "source-url", "sourceId": url, "url": url}
-            out.append(chunk(part | ({"title": source["title"]} if "title" in source else {})))
-        if self._kind == b"text":
-            self._citations.append({"source": source, "citedText": data.get("cited_text", "")})
-
-    def _document_citation(self, data: dict[str, Any], out: list[bytes]) -> None:
-        """A document's citation: a source-document part once per document (its id from
-        the document's index, so a replay gives the same), and on the text-end the cited
-        text, with its character range for a text document."""
-        index = data.get("document_index")
-        source_id = f"doc-{index}"
-        title = data.get("title") or f"Document {index + 1 if isinstance(index, int) else ''}"
-        source: dict[str, Any] = {"type": "source", "sourceType": "document", "id": source_id,
-                                  "mediaType": DOCUMENT_TYPES[data["type"]],
-                                  "title": str(title).strip()}
-        if source_id not in self._sources:
-            self._sources.add(source_id)
-            out.append(chunk({"type": "source-document", "sourceId": source_id,
-                              "mediaType": source["mediaType"], "title": source["title"]}))
-        if self._kind == b"text":
-            cited: dict[str, Any] = {"source": source, "citedText": data.get("cited_text", "")}
-            start, end = data.get("start_char_index"), data.get("end_char_index")
-            if data["type"] == "char_location" and isinstance(start, int) and isinstance(
-                end, int
-            ):
-                cited |= {"startIndex": start, "endIndex": end}
-            self._citations.append(cited)
-
     def _tool_result(self, data: dict[str, Any], out: list[bytes]) -> None:
         call = data.get("tool_use_id")
         if not isinstance(call, str):
             return
-        if "content" in data:
-            self._server_result(call, data, out)
+        if not is_claude_s(data):
+            if "content" in data:
+                self._server_result(call, data, out)
             return
         if call not in self._tools:
             return  # the client has no tool part to put it in
-        self._close(out)
-        if "error" in data:
-            code = (data["error"] or {}).get("code") or "error"
-            out.append(chunk({"type": "tool-output-error", "toolCallId": call,
-                              "errorText": str(code), "providerExecuted": True}))
-            return
-        # The shape @ai-sdk/anthropic gives web search results, less their encrypted content.
-        # Only http(s) URLs, as the page links only those: a client may not check.
-        results = [{"type": "web_search_result", "url": r.get("url"), "title": r.get("title"),
-                    "pageAge": r.get("page_age")} for r in data.get("results") or []
-                   if _is_web_url(r.get("url"))]
-        out.append(chunk({"type": "tool-output-available", "toolCallId": call,
-                          "output": results, "providerExecuted": True}))
+        # The output fills the call's part where it is: a result that waited (for its
+        # files' names) while text went on leaves that text's part open.
+        self._start(out)
+        out.append(chunk(output_chunk(data)))
+        if data.get("name") == "web_fetch" and "error" not in data:
+            self._sources.page(data.get("url"), data.get("title"), out)
 
     def _server_result(self, call: str, data: dict[str, Any], out: list[bytes]) -> None:
         """A server-run tool's result: of a call of this stream, or, first in a reply that
@@ -365,11 +338,6 @@ class UIChunks:
                               "output": content, "providerExecuted": True}))
         if self._stepped:  # what follows is the continuation: the next step
             self._over = True
-
-
-def _is_web_url(url: object) -> TypeGuard[str]:
-    """An http(s) URL: what a client may put in a link (no `javascript:` or `data:`)."""
-    return isinstance(url, str) and url[:8].lower().startswith(("http://", "https://"))
 
 
 def _reasoning_end(part_id: str, hidden: str | None,

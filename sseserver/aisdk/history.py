@@ -16,11 +16,15 @@ What becomes of a UI message's parts:
   that carry a signature (or redacted data) in their `providerMetadata.anthropic` become
   its thinking blocks, which the API needs back when a tool turn is continued. Calls with
   no outcome yet are left out, as a stopped reply's text is kept.
+- A `data-compaction` part (a reply's compaction, chunks.py) sends its `block` back, exactly
+  as the API gave it, as the first block of that assistant message: the API needs it to
+  know what the summary replaced.
 - Parts our own replies hold or that are the app's own are left out: `step-start`,
   `reasoning` (outside a tool step), `reasoning-file`, `source-url`, `source-document`,
-  `custom`, web search's tool parts (its results cannot be sent back without the
-  encrypted content the client never gets) and data parts (`data-*`, which the AI SDK's
-  own `convertToModelMessages` leaves out too).
+  `custom`, the parts of Claude's server tools and MCP calls (their results cannot be
+  sent back without what the client never gets: encrypted content, whole documents) and
+  other data parts (`data-*`, which the AI SDK's own `convertToModelMessages` leaves out
+  too).
 - `file` parts of a user message become image and document blocks before its text
   (files.py); in an assistant message they are refused (400).
 - `steering-message` is refused (400): it carries what the user sent, which this server
@@ -34,12 +38,17 @@ itself joins consecutive turns: so a chat where a reply was stopped early, or re
 message: a chat may end with an assistant message only when its tool calls were answered
 (`useChat`'s `sendAutomaticallyWhen` after `addToolOutput` or an approval), and the reply
 then continues that message.
+
+A reply that ran code names its container in its message's metadata (`metadata.container`,
+from the `finish` chunk); with code execution on, the request's container is the latest
+one the history names that has not expired, unless the body names one itself.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard
 
 from ..config import Settings
@@ -49,6 +58,7 @@ from ..providers.base import Block
 from ..tools.definitions import SERVER_TOOL_NAMES
 from ..tools.handlers import DENIED
 from ..validation import json_body, request_from_data
+from .containers import last_container
 from .files import file_block
 
 CHAT_KEYS: Final = frozenset({"id", "messages", "trigger", "messageId"})
@@ -105,6 +115,11 @@ def chat_request(body: bytes, settings: Settings) -> ChatTurn:
     messages = data.get("messages")
     turns = conversation(messages, settings)
     assert isinstance(messages, list)  # conversation() checked it
+    code_execution = options.get("code_execution")
+    if "container" not in options and (code_execution == "on" or code_execution is True):
+        container = last_container(messages, datetime.now(UTC))
+        if container is not None:
+            options["container"] = container
     last = messages[-1]
     continues = last["id"] if last["role"] == "assistant" else None
     return ChatTurn(chat_id, request_from_data({"messages": turns, **options}, settings),
@@ -225,6 +240,7 @@ def _assistant_turns(parts: list[Any], where: str) -> list[tuple[str, Content]]:
     turns: list[tuple[str, Content]] = []
     step: list[Block] = []  # thinking, text and tool_use blocks, in order
     answers: list[Block] = []
+    compactions: list[Block] = []  # the blocks the message begins with
 
     def end_step() -> None:
         if answers:
@@ -260,8 +276,27 @@ def _assistant_turns(parts: list[Any], where: str) -> list[tuple[str, Content]]:
             if call is not None:
                 step.append(call[0])
                 answers.append(call[1])
+        elif kind == "data-compaction":
+            compactions.append(_compaction(part, at))
     end_step()
+    if compactions:
+        first = turns[0][1] if turns and turns[0][0] == "assistant" else None
+        if first is None:
+            turns.insert(0, ("assistant", compactions))
+        else:
+            turns[0] = ("assistant", compactions + _blocks(first))
     return turns
+
+
+def _compaction(part: dict[str, Any], at: str) -> Block:
+    """A data-compaction part's block, which goes back as the API gave it (its summary,
+    encrypted content and signature), checked like every content block then."""
+    data = part.get("data")
+    block = data.get("block") if isinstance(data, dict) else None
+    if not isinstance(block, dict) or block.get("type") != "compaction":
+        raise BadRequest(f"{at}.data.block must be the compaction block the reply gave "
+                         '(an object of type "compaction").')
+    return block
 
 
 def _thinking(part: dict[str, Any], at: str) -> Block | None:
@@ -291,7 +326,7 @@ def _tool_call(part: dict[str, Any], kind: str, at: str) -> tuple[Block, Block] 
     state = part.get("state")
     if not isinstance(state, str) or state not in ANSWERED | PENDING:
         raise BadRequest(f"{at}.state must be a tool part's state.")
-    if name in SERVER_TOOL_NAMES or state in PENDING:
+    if name in SERVER_TOOL_NAMES or state in PENDING or _is_mcp(part):
         return None
     call_id, tool_input = part.get("toolCallId"), part.get("input")
     if not isinstance(call_id, str):
@@ -322,6 +357,13 @@ def _tool_call(part: dict[str, Any], kind: str, at: str) -> tuple[Block, Block] 
         denied = DENIED + (f" Reason: {reason}" if isinstance(reason, str) and reason else "")
         result |= {"content": denied, "is_error": True}
     return use, result
+
+
+def _is_mcp(part: dict[str, Any]) -> bool:
+    """An MCP call's part: the metadata chunks.py gives its call (as @ai-sdk/anthropic)."""
+    metadata = part.get("callProviderMetadata")
+    anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
+    return isinstance(anthropic, dict) and anthropic.get("type") == "mcp-tool-use"
 
 
 def _is_result_content(output: object) -> bool:

@@ -25,7 +25,8 @@ from ..errors import StoreUnavailable
 from ..serving import STORE_UNAVAILABLE, Opened, Subscribers, serve
 from ..sse import SSE_HEADERS
 from ..store.base import Batch, StreamStore
-from .chunks import LOST, UIChunks, chunk
+from .chunks import LOST, UIChunks
+from .encoding import chunk
 
 log = logging.getLogger("sseserver.aisdk")
 

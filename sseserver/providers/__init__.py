@@ -6,10 +6,13 @@ needs none of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..config import Settings, resolved_provider
 from ..errors import ConfigError
 from .base import ChatMessage, Event, GenerationRequest, Item, Provider, ProviderError, Usage
 from .demo import DemoProvider
+from .models import ModelCatalog
 
 __all__ = [
     "ChatMessage",
@@ -20,6 +23,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Usage",
+    "create_models",
     "create_provider",
 ]
 
@@ -38,3 +42,17 @@ def create_provider(settings: Settings) -> Provider:
         prompt_cache=settings.prompt_cache,
         timeout=settings.upstream_timeout,
     )
+
+
+def create_models(
+    provider: Provider, settings: Settings, table: Mapping[str, str]
+) -> ModelCatalog:
+    """The allowed models' capabilities: read from the Models API for Claude, with the
+    SDK's deprecation `table` where it cannot be read; the demo can do everything asked
+    of it."""
+    if not isinstance(provider, DemoProvider):
+        from .anthropic import AnthropicProvider
+
+        if isinstance(provider, AnthropicProvider):
+            return ModelCatalog(settings.allowed_models, provider.get_json, table)
+    return ModelCatalog(settings.allowed_models, None, table)

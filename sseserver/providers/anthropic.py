@@ -5,6 +5,8 @@ before the first byte, the error's type and message). The body, read straight fr
 aiohttp's stream, goes to `EventReader` (anthropic_events.py), which parses each event's
 JSON once, or only a text delta's string, and builds no models; a text delta is yielded
 here as the string it is, and every other event goes to `ReplyReader` (anthropic_reply.py).
+A code run's result that lists files waits for their names (file_names.py) while the rest
+of the reply goes on.
 Leaving the `async with` (which task cancellation does) closes the HTTP response, so the
 connection to the Messages API is closed and no more tokens are generated or billed.
 """
@@ -15,7 +17,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import AsyncGenerator
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 from yarl import URL
@@ -23,7 +25,15 @@ from yarl import URL
 from ..option_values import PromptCache
 from .anthropic_events import EventReader
 from .anthropic_reply import ReplyReader
-from .base import Event, GenerationRequest, Item, ProviderError, Thinking, bounds_left
+from .anthropic_request import (
+    continuation_params,
+    may_continue,
+    mcp_tokens,
+    request_betas,
+    request_params,
+)
+from .base import Event, GenerationRequest, Item, ProviderError, bounds_left
+from .file_names import FileNames
 from .messages_api import MessagesAPI, UpstreamStatusError
 from .reachability import Reachability
 
@@ -54,9 +64,6 @@ BURST_PAUSE: Final = 0.002
 UPSTREAM_TRANSPORT_ERRORS: Final = (aiohttp.ClientError, OSError, TimeoutError)
 # Connecting gets at most this long, whatever --upstream-timeout.
 CONNECT_TIMEOUT: Final = 5.0
-# The basic web search tool: every model with web search has it (the later versions add
-# filtering by code execution, which brings blocks of its own).
-WEB_SEARCH_TOOL: Final = "web_search_20250305"
 
 
 class AnthropicProvider:
@@ -83,37 +90,20 @@ class AnthropicProvider:
         self.host = host if url.explicit_port is None else f"{host}:{url.port}"
         self.reachability = Reachability(self.host)
 
-    def _params(self, request: GenerationRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "messages": [
-                {"role": m.role, "content": m.content if isinstance(m.content, str)
-                 else list(m.content)} for m in request.messages
-            ],
-            "thinking": _thinking(request.thinking),
-        }
-        if request.system:
-            params["system"] = request.system
-        tools = _tools(request, request.web_search)
-        if tools:
-            params["tools"] = tools
-        if self._cache_control is not None:
-            # Automatic caching: the API puts the breakpoint on the request's last block,
-            # so everything before it (system, the history, the new message) is the
-            # prefix the next turn reads from the cache (docs/protocol.md, "Thinking,
-            # tools and caching").
-            params["cache_control"] = self._cache_control
-        return params
-
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Item, None]:
-        params = self._params(request)
+        params = request_params(request, self._cache_control)
+        betas = request_betas(request)
         # Blocks are kept for a continuation only when one can happen: pause_turn comes
-        # only from server tools (web search is the one this server turns on), and a call
-        # of an operator's tool is answered after a `turn` of the kept blocks.
-        reader = ReplyReader(keep=request.web_search > 0 or bool(request.tools))
+        # only from server tools and MCP servers, and a call of an operator's tool is
+        # answered after a `turn` of the kept blocks; a compaction's block goes back too.
+        reader = ReplyReader(keep=bool(
+            request.web_search or request.web_fetch or request.code_execution
+            or request.tool_search or request.mcp_servers or request.compaction
+            or request.tools
+        ))
         on_event = reader.on_event
         post = self._api.stream
+        names = FileNames(self._api)
         continuations = 0
         try:
             while True:
@@ -122,9 +112,24 @@ class AnthropicProvider:
                 # parsed whole.
                 feed = EventReader(fast_text=not keeping).feed
                 # Leaving this block (a cancel included) closes this upstream request.
-                async with post(params) as response:
+                async with post(params, betas) as response:
                     self.reachability.answered()
-                    async for chunk in response.content.iter_any():
+                    reads = response.content.iter_any().__aiter__()
+                    while True:
+                        try:
+                            if names.busy:  # a result waits for file names
+                                for named in names.ready():
+                                    yield named
+                                chunk = await names.next_chunk(reads)
+                                if chunk is None:
+                                    continue
+                            else:
+                                chunk = await reads.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except BaseException:
+                            names.stop_reading()
+                            raise
                         events = feed(chunk)
                         for event in events:
                             # Text first and inline: nearly every event is a text delta.
@@ -141,7 +146,8 @@ class AnthropicProvider:
                                         yield text
                                     continue
                             for item in on_event(event):
-                                yield item
+                                if not (isinstance(item, Event) and names.hold(item)):
+                                    yield item
                         if len(events) >= BURST_EVENTS and not reader.finished:
                             # The upstream is ahead of us: let its next events gather
                             # (none will after message_stop: a tool call or a pause is
@@ -151,45 +157,56 @@ class AnthropicProvider:
                     raise ProviderError(
                         "upstream_unavailable", "The reply from Claude ended early."
                     )
-                searches_left = request.web_search - reader.searches
                 bounds = bounds_left(request, reader.usage().output_tokens)
                 if (reader.stop_reason != "pause_turn" or continuations == MAX_CONTINUATIONS
-                        or not reader.keep or searches_left < 1 or bounds is None):
+                        or not reader.keep or bounds is None
+                        or not may_continue(request, reader.searches, reader.fetches)):
                     break
                 # Continue the paused turn: the reply so far goes back as the assistant
-                # turn, with what is left of this reply's searches and tokens.
+                # turn, with what is left of this reply's searches, fetches and tokens, in
+                # the container its code ran in.
                 continuations += 1
-                max_tokens, thinking = bounds
-                params = params | {
-                    "messages": [*params["messages"][: len(request.messages)],
-                                 {"role": "assistant", "content": list(reader.kept)}],
-                    "tools": _tools(request, searches_left),
-                    "max_tokens": max_tokens,
-                    "thinking": _thinking(thinking),
-                }
+                params = continuation_params(params, request, reader.kept, reader.searches,
+                                             reader.fetches, bounds)
+                if reader.container is not None:
+                    params["container"] = reader.container["id"]
                 reader.next_request()
+            for named in await names.flush():
+                yield named
             if reader.stop_reason == "tool_use" and request.tools and reader.keep:
                 yield Event("turn", {"role": "assistant", "content": list(reader.kept)})
+            if reader.container is not None:
+                yield Event("container", reader.container)
         except ProviderError as exc:
-            raise self._safe_error(exc.type, exc.message) from None
+            raise self._safe_error(exc.type, exc.message, request) from None
         except (AttributeError, KeyError, TypeError, ValueError):  # a shape not as documented
             unreadable = "Claude sent an event this server cannot read."
             raise ProviderError("api_error", unreadable) from None
         except UpstreamStatusError as exc:
             self.reachability.answered()
             error_type = exc.error_type or _TYPE_BY_STATUS.get(exc.status, "api_error")
-            raise self._safe_error(error_type, exc.message or str(exc)) from None
+            raise self._safe_error(error_type, exc.message or str(exc), request) from None
         except UPSTREAM_TRANSPORT_ERRORS as exc:
             error = transport_error(exc, self.host)
             if error.kind is not None and error.kind != "lost":
                 self.reachability.failed(error.kind, error.message)
             raise error from None
+        finally:
+            names.close()
         yield reader.usage()
 
-    def _safe_error(self, error_type: str, message: str) -> ProviderError:
-        """Anthropic's own message, shortened, with the key scrubbed should it ever appear."""
-        message = message.replace(self._api_key, "[redacted]")[:_MAX_MESSAGE_CHARS]
-        return ProviderError(error_type, message)
+    def _safe_error(
+        self, error_type: str, message: str, request: GenerationRequest
+    ) -> ProviderError:
+        """Anthropic's own message, shortened, with the key and the request's MCP tokens
+        scrubbed should they ever appear."""
+        for secret in (self._api_key, *mcp_tokens(request)):
+            message = message.replace(secret, "[redacted]")
+        return ProviderError(error_type, message[:_MAX_MESSAGE_CHARS])
+
+    async def get_json(self, path: str) -> object:
+        """A metadata GET of the API, such as a model's capabilities (models.py)."""
+        return await self._api.get_json(path)
 
     async def close(self) -> None:
         await self._api.close()
@@ -249,23 +266,3 @@ def transport_error(exc: BaseException, host: str | None = None) -> ProviderErro
         return unreachable("unreachable", why[:1].lower() + why[1:])
     return ProviderError("upstream_unavailable", "The connection to Claude was lost.", kind="lost")
 
-
-def _thinking(thinking: Thinking) -> dict[str, Any]:
-    """The API's thinking parameter. Thinking is asked for `summarized` because some
-    models otherwise omit its text, which the reader would then wait through unseen."""
-    if thinking == "off":
-        return {"type": "disabled"}
-    if thinking == "adaptive":
-        return {"type": "adaptive", "display": "summarized"}
-    return {"type": "enabled", "budget_tokens": thinking, "display": "summarized"}
-
-
-def _tools(request: GenerationRequest, searches: int) -> list[dict[str, Any]]:
-    """The request's `tools`: web search with what is left of its searches, and the
-    operator's own."""
-    web_search = [_web_search_tool(searches)] if searches > 0 else []
-    return [*web_search, *request.tools]
-
-
-def _web_search_tool(max_uses: int) -> dict[str, Any]:
-    return {"type": WEB_SEARCH_TOOL, "name": "web_search", "max_uses": max_uses}

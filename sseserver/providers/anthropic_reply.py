@@ -4,9 +4,12 @@
 itself, the hot path) and returns the items they make, in the shapes of docs/protocol.md,
 "Events": `thinking` per thinking delta, `thinking_hidden` once per thinking block whose
 text is not shown, an operator's tool call as `tool_start` and `tool_input` deltas, `tool`
-once a tool's input is complete, a web search's `tool_result` with titles and URLs only,
-and a text block's `citation`s after its last text. Signatures and encrypted
-content never become an item. A block or delta of a type the server does not know becomes
+once a tool's input is complete (a server tool's and an MCP server's tool's too), each
+server tool's `tool_result` (server_tools.py: what a reader can show, never encrypted or
+bulky content), a `compaction` with its whole block, a `file` for a file uploaded to the
+code execution container, and a text block's `citation`s after its last text. Signatures
+and encrypted content never become an item, but a compaction's block, which the client
+sends back as it is. A block or delta of a type the server does not know becomes
 one generic `block` event (`unknown_block`), so nothing is dropped in silence; unknown event
 types between blocks (the API's own additions to its framing) make nothing.
 
@@ -14,7 +17,8 @@ A reply may span several upstream requests: a turn that pauses (`pause_turn`) is
 by sending what it produced so far back as the assistant turn, and so is one that calls
 tools (tools/loop.py), with their results. With `keep`, the reader keeps
 every content block exactly as the API returned it (signatures and encrypted content
-included) for that, up to `MAX_KEPT_BYTES`. Usage is summed over the requests.
+included) for that, up to `MAX_KEPT_BYTES`. Usage is summed over the requests; `container`
+is the code execution container the last request named (the client names it next turn).
 """
 
 from __future__ import annotations
@@ -24,16 +28,20 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .base import Event, Item, ProviderError, Usage
+from .server_tools import RESULT_BLOCKS, Call, tool_result
 
 # Past this, a paused reply is not continued (the reply so far would have to be resent).
 MAX_KEPT_BYTES: Final = 8 * 1024 * 1024
 _NOTHING: Final[tuple[Item, ...]] = ()
+_CALLS: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+# An MCP server's tool listing makes no event: it is the API's, sent back as it came.
 _KNOWN_BLOCKS: Final = frozenset({
-    "text", "thinking", "redacted_thinking", "tool_use", "server_tool_use",
-    "web_search_tool_result",
+    "text", "thinking", "redacted_thinking", *_CALLS, *RESULT_BLOCKS, "compaction",
+    "container_upload", "mcp_tool_listing",
 })
 _KNOWN_DELTAS: Final = frozenset({
     "text_delta", "thinking_delta", "citations_delta", "input_json_delta", "signature_delta",
+    "compaction_delta",
 })
 # Left out of an unknown block's event: what only the API can read back.
 _OPAQUE_KEYS: Final = frozenset({"signature", "data", "encrypted_content", "encrypted_index"})
@@ -58,7 +66,7 @@ class _Block:
 
 class ReplyReader:
     __slots__ = (
-        "_blocks", "_current", "_earlier", "_tool_names", "finished", "keep", "kept",
+        "_blocks", "_calls", "_current", "_earlier", "container", "finished", "keep", "kept",
         "kept_bytes", "stop_details", "stop_reason",
     )
 
@@ -67,12 +75,15 @@ class ReplyReader:
         self.kept: list[dict[str, Any]] = []  # the reply's finished blocks, when kept
         self.kept_bytes = 0
         self._blocks: dict[int, _Block] = {}
-        self._tool_names: dict[str, str] = {}
+        self._calls: dict[str, Call] = {}  # server tools' and MCP calls, by id
         # Usage counters: of the finished requests, and of the one streaming now.
-        self._earlier = dict.fromkeys((*_USAGE_FIELDS, "thinking", "searches"), 0)
+        self._earlier = dict.fromkeys((*_USAGE_FIELDS, "thinking", "searches", "fetches"), 0)
         self._current = dict(self._earlier)
         self.stop_reason: str | None = None
         self.stop_details: dict[str, Any] | None = None
+        # {"id", "expires_at"}: the container code execution ran in, as the last request
+        # named it.
+        self.container: dict[str, Any] | None = None
         self.finished = False  # this request's message_stop arrived
 
     def next_request(self) -> None:
@@ -89,6 +100,11 @@ class ReplyReader:
     def searches(self) -> int:
         return self._earlier["searches"] + self._current["searches"]
 
+    @property
+    def fetches(self) -> int:
+        """Web fetches made so far, as web search's `searches`."""
+        return self._earlier["fetches"] + self._current["fetches"]
+
     def usage(self) -> Usage:
         total = {key: value + self._current[key] for key, value in self._earlier.items()}
         return Usage(
@@ -96,7 +112,7 @@ class ReplyReader:
             cache_creation_input_tokens=total["cache_creation_input_tokens"],
             cache_read_input_tokens=total["cache_read_input_tokens"],
             thinking_tokens=total["thinking"], web_search_requests=total["searches"],
-            stop_details=self.stop_details,
+            stop_details=self.stop_details, web_fetch_requests=total["fetches"],
         )
 
     def keep_text(self, index: int, text: str) -> None:
@@ -120,6 +136,10 @@ class ReplyReader:
             delta = event["delta"]
             self.stop_reason = delta.get("stop_reason")
             self.stop_details = _refusal(delta.get("stop_details"))
+            container = delta.get("container")
+            if isinstance(container, dict) and isinstance(container.get("id"), str):
+                self.container = {"id": container["id"],
+                                  "expires_at": container.get("expires_at")}
             self._count(event["usage"])
         elif kind == "message_stop":
             self.finished = True
@@ -143,12 +163,16 @@ class ReplyReader:
         if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
             current["thinking"] = details["thinking_tokens"]
         tools = usage.get("server_tool_use")
-        if isinstance(tools, dict) and isinstance(tools.get("web_search_requests"), int):
-            current["searches"] = tools["web_search_requests"]
+        if isinstance(tools, dict):
+            for key, name in (("searches", "web_search_requests"),
+                              ("fetches", "web_fetch_requests")):
+                if isinstance(tools.get(name), int):
+                    current[key] = tools[name]
 
     def _start(self, index: int, raw: dict[str, Any]) -> Sequence[Item]:
         kind = raw["type"]
-        block = _Block(kind, dict(raw) if self.keep else raw)
+        # A compaction's block is the reader's to send back: always whole.
+        block = _Block(kind, dict(raw) if self.keep or kind == "compaction" else raw)
         self._blocks[index] = block
         if kind == "text":
             text = raw.get("text")
@@ -166,10 +190,15 @@ class ReplyReader:
             return (Event("thinking_hidden", {"reason": "redacted"}),)
         elif kind == "tool_use":  # an operator's tool: its call streams as it forms
             return (Event("tool_start", {"id": raw["id"], "name": raw["name"]}),)
-        elif kind == "server_tool_use":
-            self._tool_names[str(raw["id"])] = str(raw["name"])
-        elif kind == "web_search_tool_result":
-            return (Event("tool_result", self._tool_result(raw)),)
+        elif kind in ("server_tool_use", "mcp_tool_use"):  # its result needs its name
+            server = raw.get("server_name")
+            self._calls[str(raw["id"])] = Call(str(raw["name"]), {},
+                                               None if server is None else str(server))
+        elif kind in RESULT_BLOCKS:
+            call = self._calls.get(str(raw["tool_use_id"]))
+            return (Event("tool_result", tool_result(raw, call)),)
+        elif kind == "container_upload":
+            return (Event("file", {"file_id": raw["file_id"]}),)
         elif kind not in _KNOWN_BLOCKS:  # a block this server does not know: not dropped
             return (unknown_block("block", kind, raw),)
         return _NOTHING
@@ -197,6 +226,11 @@ class ReplyReader:
         elif kind == "signature_delta":
             if self.keep:
                 block.raw["signature"] = delta["signature"]
+        elif kind == "compaction_delta":
+            # Each delta holds the whole value of what it names (as the SDK reads it).
+            for key in ("content", "encrypted_content"):
+                if key in delta:
+                    block.raw[key] = delta[key]
         elif kind not in _KNOWN_DELTAS and block.kind in _KNOWN_BLOCKS:
             # A new delta of a known block; an unknown block's deltas are its own business.
             return (unknown_block("delta", kind, delta),)
@@ -219,12 +253,20 @@ class ReplyReader:
                 items = (Event("thinking_hidden", {"reason": "omitted"}),)
             if self.keep:
                 raw["thinking"] = "".join(block.parts)
-        elif block.kind in ("tool_use", "server_tool_use"):
+        elif block.kind in _CALLS:
             joined = "".join(block.parts)
             tool_input = json.loads(joined) if joined else raw.get("input") or {}
             if self.keep:
                 raw["input"] = tool_input
-            items = (Event("tool", {"id": raw["id"], "name": raw["name"], "input": tool_input}),)
+            call: dict[str, Any] = {"id": raw["id"], "name": raw["name"], "input": tool_input}
+            known = self._calls.get(str(raw["id"]))
+            if known is not None:
+                known.input = tool_input
+            if block.kind == "mcp_tool_use":
+                call["server_name"] = raw.get("server_name")
+            items = (Event("tool", call),)
+        elif block.kind == "compaction":
+            items = (Event("compaction", {"content": raw.get("content"), "block": dict(raw)}),)
         if self.keep:
             self.kept.append(raw)
             self.kept_bytes += len(json.dumps(raw, ensure_ascii=False))
@@ -232,22 +274,6 @@ class ReplyReader:
                 self.keep = False
                 self.kept.clear()
         return items
-
-    def _tool_result(self, raw: dict[str, Any]) -> dict[str, Any]:
-        tool_use_id = str(raw["tool_use_id"])
-        summary: dict[str, Any] = {
-            "tool_use_id": tool_use_id,
-            "name": self._tool_names.get(tool_use_id, "web_search"),
-        }
-        content = raw["content"]
-        if isinstance(content, list):
-            summary["results"] = [
-                {"title": r.get("title"), "url": r["url"], "page_age": r.get("page_age")}
-                for r in content if r.get("type") == "web_search_result"
-            ]
-        else:
-            summary["error"] = {"code": content.get("error_code")}
-        return summary
 
 
 def unknown_block(kind: str, type_name: str, raw: dict[str, Any]) -> Event:

@@ -5,10 +5,11 @@ A provider turns a `GenerationRequest` into an async iterator of items:
 - `str`: one text delta (a `message` event). Text is nearly every item of a reply, so it
   stays a plain string: the relay's hot path does no more than frame it.
 - `Event`: any other wire event (`thinking`, `thinking_hidden`, `tool_start`, `tool_input`,
-  `tool`, `tool_result`, `citation`, `turn`), already in the shape docs/protocol.md,
-  "Events" gives it. A provider offered tools (`GenerationRequest.tools`) ends a reply that
-  stops for `tool_use` with a `turn` event: the assistant message exactly as the API
-  returned it, which the tool loop (tools/loop.py) sends back with the tools' results.
+  `tool`, `tool_result`, `citation`, `compaction`, `file`, `container`, `turn`), already in
+  the shape docs/protocol.md, "Events" gives it. A provider offered tools
+  (`GenerationRequest.tools`) ends a reply that stops for `tool_use` with a `turn` event:
+  the assistant message exactly as the API returned it, which the tool loop
+  (tools/loop.py) sends back with the tools' results.
 - `Usage`: one as soon as the input is counted, the last one final.
 
 Handlers, generations and the store never know which provider they have. Closing the
@@ -95,6 +96,7 @@ class Usage:
     web_search_requests: int = 0
     # {"type": "refusal", "category", "explanation"} when Claude refused, else None.
     stop_details: dict[str, Any] | None = None
+    web_fetch_requests: int = 0
 
     def plus(self, later: Usage) -> Usage:
         """This request's usage and a later request's of the same reply, summed; the stop
@@ -107,6 +109,7 @@ class Usage:
             self.thinking_tokens + later.thinking_tokens,
             self.web_search_requests + later.web_search_requests,
             later.stop_details,
+            self.web_fetch_requests + later.web_fetch_requests,
         )
 
     def wire(self) -> dict[str, Any]:
@@ -119,6 +122,7 @@ class Usage:
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "thinking_tokens": self.thinking_tokens,
             "web_search_requests": self.web_search_requests,
+            "web_fetch_requests": self.web_fetch_requests,
             "stop_details": self.stop_details,
         }
 

@@ -10,10 +10,12 @@ the client's, the loop runs the server's calls of that turn, then passes the `tu
 "tool_use"`: the client continues with a new request.
 
 A reply's `max_tokens` bounds the whole reply, however many requests it takes: each one
-asks for what is left. `--max-tool-steps` bounds the requests. Usage sums them all. The
-loop runs inside the generation's task, so whatever cancels the generation (Stop, DELETE,
-the resume window, shutdown) cancels a running handler and the upstream request too; the
-generation runs once per reply, whoever reads it, so a handler runs once per call.
+asks for what is left. Each request runs in the code execution container the reply's code
+ran in, and the reader gets one `container` event, at the end. `--max-tool-steps` bounds
+the requests. Usage sums them all. The loop runs inside the generation's task, so whatever
+cancels the generation (Stop, DELETE, the resume window, shutdown) cancels a running handler
+and the upstream request too; the generation runs once per reply, whoever reads it, so a
+handler runs once per call.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class ToolLoop:
         request = dataclasses.replace(request, tools=self._definitions, messages=tuple(messages))
         spent = Usage(0, 0, None)  # the reply's finished requests
         step_request = request
+        # The code execution container the reply's code ran in: each step runs in it, and
+        # the reader hears of it once, before the reply's usage.
+        container: Event | None = None
         for step in range(1, self._max_steps + 1):
             turn: dict[str, Any] | None = None
             last: Usage | None = None
@@ -75,12 +80,14 @@ class ToolLoop:
                         yield spent.plus(item)
                     elif isinstance(item, Event) and item.name == "turn":
                         turn = item.data  # type: ignore[assignment]
+                    elif isinstance(item, Event) and item.name == "container":
+                        container = item
                     else:
                         yield item
             finally:
                 await items.aclose()
             if turn is None or last is None or last.stop_reason != "tool_use":
-                return
+                break
             content: list[Block] = turn["content"]
             calls = _calls(content)
             server = [c for c in calls if c.name in self._handlers and c.name not in self._approval]
@@ -90,14 +97,14 @@ class ToolLoop:
             if not client_side and (step == self._max_steps or bounds is None):
                 log.info("reply stopped at its tool call: %s", "no tokens left"
                          if bounds is None else f"{self._max_steps} requests made")
-                return
+                break
             outcomes = await run_calls(server, dict(self._handlers), self._timeout)
             for outcome in outcomes:
                 yield Event("tool_result", outcome.event())
             if client_side or bounds is None:
                 waiting = [c.id for c in calls if c.name in self._approval]
                 yield Event("turn", _client_turn(content, outcomes, waiting))
-                return
+                break
             messages += [
                 ChatMessage("assistant", tuple(content)),
                 ChatMessage("user", tuple(outcome.block() for outcome in outcomes)),
@@ -105,7 +112,10 @@ class ToolLoop:
             max_tokens, thinking = bounds
             step_request = dataclasses.replace(
                 request, messages=tuple(messages), max_tokens=max_tokens, thinking=thinking,
+                container=_container_id(container) or request.container,
             )
+        if container is not None:
+            yield container
 
     async def _decide(self, turn: ChatMessage, answer: ChatMessage) -> list[ToolOutcome]:
         """A `tool_approval` block per call that needed one (validation.py checked them):
@@ -128,6 +138,11 @@ class ToolLoop:
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def _container_id(container: Event | None) -> str | None:
+    data = container.data if container is not None else None
+    return str(data["id"]) if isinstance(data, dict) else None
 
 
 def _blocks(message: ChatMessage) -> list[Block]:

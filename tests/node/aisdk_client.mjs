@@ -22,6 +22,9 @@
 //              send TEXT, then answer the approval asked for (addToolApprovalResponse,
 //              denied with a reason for deny); useChat sends the decision by itself
 //              (lastAssistantMessageIsCompleteWithApprovalResponses)
+//   twice      send TEXT, wait for the reply, then send SECOND_TEXT in the same chat: the
+//              second request posts the first reply as useChat keeps it (its metadata
+//              and data parts included)
 // Every scenario ends with the reconnect route's status (the SDK's GET), read once more,
 // and reports the body of each POST the transport made. With AISDK_FILES naming a JSON
 // file of FileUIParts ({type: 'file', mediaType, url, filename}), the message is sent
@@ -46,6 +49,7 @@ const CUT_AFTER_DELTAS = 3;
 const STOP_AFTER_CHARS = 8;
 // What the app's client tools answer.
 const CLIENT_OUTPUTS = { locate: { locale: 'fr-FR', timeZone: 'Europe/Paris' } };
+const SECOND_TEXT = 'And then?';
 const files = process.env.AISDK_FILES
   ? JSON.parse(readFileSync(process.env.AISDK_FILES, 'utf8'))
   : undefined;
@@ -167,6 +171,10 @@ async function main() {
     });
     await until(() => chat.status === 'ready' && finishes.length === 2,
                 'the reply to the decision');
+  } else if (scenario === 'twice') {
+    await chat.sendMessage({ text });
+    result.first = structuredClone(chat.messages);
+    await chat.sendMessage({ text: SECOND_TEXT });
   } else {
     await chat.sendMessage({ text, files });
     if (scenario === 'reconnect' || scenario === 'late') {

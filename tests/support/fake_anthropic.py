@@ -13,8 +13,16 @@ deltas, ``content_block_stop``; a ``ping`` after the first start), ``message_del
 reason, refusal ``stop_details``, cumulative usage with the cache, thinking and web search
 shares), ``message_stop``. A ``Reply`` of ``chunks`` is one text block of ``text_delta``s;
 its ``blocks`` may hold every other shape (thinking with its signature, redacted thinking,
-a server tool call with ``input_json_delta``, a web search result or error, cited text,
-and block, delta and event types the SDK does not know): ``tests/support/fake_blocks.py``.
+a server tool call with ``input_json_delta``, a web search or web fetch result or error,
+code execution, bash and text editor results, a tool search's result, MCP tool listings,
+calls and results, a compaction with its ``compaction_delta``, a container upload, cited
+text, and
+block, delta and event types the SDK does not know): ``tests/support/fake_blocks.py``. A
+``Reply``'s ``container`` goes in ``message_delta.delta.container``.
+
+``GET /v1/files/{id}`` answers a file's metadata (the Files API's ``FileMetadata``) for each
+file a reply named (``files_created``: id -> filename), 404 ``not_found_error`` for any
+other; ``file_delay`` and ``file_error`` slow or fail every lookup.
 JSON is compact and UTF-8 (non-ASCII characters are not escaped).
 
 Requests are checked like the API checks them, ``thinking`` (budget at least 1,024 and
@@ -76,7 +84,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pytest
 from aiohttp import web
@@ -84,15 +92,27 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from .fake_blocks import (
     SIGNATURE,
+    BashResult,
     Block,
+    CodeExecutionResult,
+    Compaction,
+    ContainerUpload,
+    McpToolListing,
+    McpToolResult,
+    McpToolUse,
     RedactedThinking,
     ServerToolUse,
     Text,
+    TextEditorResult,
     Thinking,
+    ToolSearchResult,
     ToolUse,
     UnknownBlock,
     UnknownEvent,
+    WebFetchResult,
     WebSearchResult,
+    fetches,
+    file_ids,
     output_text,
     searches,
     thinking_text,
@@ -101,16 +121,25 @@ from .fake_blocks import (
 )
 from .fake_cache import CacheUse, PromptCache
 from .fake_files import cited_blocks, documents, fingerprints, validate_files
+from .fake_models import MODELS_PATH, model_info, validate_features
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "FILES_PATH",
     "MESSAGES_PATH",
+    "BashResult",
     "Behaviour",
     "Block",
     "CacheUse",
+    "CodeExecutionResult",
+    "Compaction",
+    "ContainerUpload",
     "Drop",
     "FakeAnthropic",
     "HttpError",
+    "McpToolListing",
+    "McpToolResult",
+    "McpToolUse",
     "MidStreamError",
     "RecordedRequest",
     "RedactedThinking",
@@ -118,10 +147,13 @@ __all__ = [
     "ServerToolUse",
     "Silent",
     "Text",
+    "TextEditorResult",
     "Thinking",
+    "ToolSearchResult",
     "ToolUse",
     "UnknownBlock",
     "UnknownEvent",
+    "WebFetchResult",
     "WebSearchResult",
     "count_output_tokens",
     "fake_anthropic",
@@ -136,6 +168,7 @@ DEFAULT_API_KEY: Final = "sk-ant-api03-fAkEtEsTkEy0000sseserver0000fAkEtEsTkEy00
 """The key a fake started without one accepts (shaped like a real key, obviously not one)."""
 
 MESSAGES_PATH: Final = "/v1/messages"
+FILES_PATH: Final = "/v1/files/"
 MAX_BODY_BYTES: Final = 128 * 1024 * 1024
 
 # Anthropic's usual wording for each error type, used when a test gives no message.
@@ -194,6 +227,9 @@ class Reply:
     gzip: bool = False
     """The stream is sent with ``content-encoding: gzip``, as an HTTP server may send it
     to a client that accepts it (the SDK's does)."""
+    container: dict[str, Any] | None = None
+    """``message_delta.delta.container`` (``{"id", "expires_at"}``), as the API sends it
+    when a code execution tool ran in a container."""
 
     @property
     def content_blocks(self) -> Sequence[Block | UnknownEvent]:
@@ -395,9 +431,9 @@ def _final_usage(behaviour: Reply, cache: CacheUse | None) -> dict[str, Any]:
         usage["output_tokens_details"] = {
             "thinking_tokens": count_output_tokens(thinking) if thinking else 0
         }
-    if searches(blocks):
+    if searches(blocks) or fetches(blocks):
         usage["server_tool_use"] = {"web_search_requests": searches(blocks),
-                                    "web_fetch_requests": 0}
+                                    "web_fetch_requests": fetches(blocks)}
     return usage
 
 
@@ -423,24 +459,12 @@ def _validate_thinking(thinking: object, max_tokens: int) -> str | None:
 
 
 def _validate_extras(body: dict[str, Any]) -> str | None:
-    """``thinking``, ``tools`` (web search only) and ``cache_control``, as the API checks."""
+    """``thinking`` and ``cache_control``, as the API checks (the tools and the other
+    features: fake_models.py)."""
     if "thinking" in body:
         problem = _validate_thinking(body["thinking"], body["max_tokens"])
         if problem is not None:
             return problem
-    for tool in body.get("tools") or ():
-        if isinstance(tool, dict) and tool.get("type", "custom") == "custom":
-            if not isinstance(tool.get("name"), str) or not isinstance(
-                tool.get("input_schema"), dict
-            ) or tool["input_schema"].get("type") != "object":
-                return "tools: a custom tool needs a name and an object input_schema"
-            continue
-        if not isinstance(tool, dict) or tool.get("type") != "web_search_20250305":
-            return "tools: this fake knows only web_search_20250305 and custom tools"
-        uses = tool.get("max_uses")
-        if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int)
-                                 or uses < 1):
-            return "tools.0.max_uses: Input should be greater than or equal to 1"
     control = body.get("cache_control")
     if control is not None and (
         not isinstance(control, dict) or control.get("type") != "ephemeral"
@@ -576,6 +600,21 @@ class FakeAnthropic:
         self.tool_gaps: deque[float] = deque(maxlen=100_000)
         """Seconds from the end of each tool_use reply to the continuation's arrival."""
         self._tool_use_done: dict[str, float] = {}
+        self.files_created: dict[str, str] = {}
+        """File id -> filename of each file a reply named (``GET /v1/files/{id}``)."""
+        self.file_requests: list[Mapping[str, str]] = []
+        """The headers of each ``GET /v1/files/{id}``, in order."""
+        self.file_delay = 0.0
+        """Seconds each file lookup waits before it answers."""
+        self.file_error: HttpError | None = None
+        """Set: every file lookup fails with this error."""
+        self.models: dict[str, dict[str, Any]] = {}
+        """Model id -> its ``ModelCapabilities`` (fake_models.capabilities); an id not
+        here can do everything."""
+        self.models_error: HttpError | None = None
+        """Set: every ``GET /v1/models/{id}`` fails with this error."""
+        self.model_requests: list[str] = []
+        """The model id of each ``GET /v1/models/{id}``, in order."""
         self._queue: deque[Behaviour] = deque()
         self._open: dict[web.RequestHandler, list[RecordedRequest]] = {}
         self._arrived = asyncio.Condition()
@@ -659,6 +698,10 @@ class FakeAnthropic:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Route, authenticate and validate like Anthropic, then serve a behaviour."""
         raw = await request.read()
+        if request.path.startswith(FILES_PATH):
+            return await self._file(request)
+        if request.path.startswith(MODELS_PATH):
+            return self._model(request)
         if request.path != MESSAGES_PATH:
             return _error_response(404, "not_found_error", "Not Found", _new_id("req_"))
         record = await self._record(request, raw)
@@ -680,7 +723,9 @@ class FakeAnthropic:
             return self._refuse(
                 record, 400, "invalid_request_error", "There was an issue with the request body"
             )
-        problem = _validate_body(body)
+        problem = _validate_body(body) or validate_features(
+            cast(dict[str, Any], body), record.headers, self.models
+        )
         if problem is not None:
             return self._refuse(record, 400, "invalid_request_error", problem)
 
@@ -704,6 +749,52 @@ class FakeAnthropic:
         if record.body.get("stream") is True:
             return await self._stream(request, record, behaviour)
         return await self._answer_whole(request, record, behaviour)
+
+    def _name_files(self, reply: Reply) -> None:
+        """Files a reply names exist from then on in the Files API (a name a test chose
+        beforehand is kept)."""
+        for file_id in file_ids(reply.content_blocks):
+            self.files_created.setdefault(file_id, f"{file_id}.txt")
+
+    async def _file(self, request: web.BaseRequest) -> web.Response:
+        """``GET /v1/files/{id}``: a file's metadata, as the Files API answers it."""
+        rid = _new_id("req_")
+        self.file_requests.append(CIMultiDictProxy(CIMultiDict(request.headers)))
+        file_id = request.path.removeprefix(FILES_PATH)
+        if request.method != "GET":
+            return _error_response(405, "invalid_request_error", "Method Not Allowed", rid)
+        if _presented_key(request.headers) != self.api_key:
+            return _error_response(401, "authentication_error", "invalid x-api-key", rid)
+        if self.file_delay > 0:
+            await asyncio.sleep(self.file_delay)
+        if self.file_error is not None:
+            return _error_response(self.file_error.status, self.file_error.error_type,
+                                   self.file_error.message, rid)
+        name = self.files_created.get(file_id)
+        if name is None:
+            return _error_response(404, "not_found_error", f"File not found: {file_id}", rid)
+        metadata = {
+            "type": "file", "id": file_id, "filename": name,
+            "mime_type": "image/png" if name.endswith(".png") else "text/plain",
+            "size_bytes": 1024, "created_at": "2026-12-06T12:00:00Z", "downloadable": True,
+        }
+        return web.Response(text=_json(metadata), content_type="application/json",
+                            headers={"request-id": rid})
+
+    def _model(self, request: web.BaseRequest) -> web.Response:
+        """``GET /v1/models/{id}``: the model's ``ModelInfo``, as the Models API answers."""
+        rid = _new_id("req_")
+        model_id = request.path.removeprefix(MODELS_PATH)
+        self.model_requests.append(model_id)
+        if request.method != "GET":
+            return _error_response(405, "invalid_request_error", "Method Not Allowed", rid)
+        if _presented_key(request.headers) != self.api_key:
+            return _error_response(401, "authentication_error", "invalid x-api-key", rid)
+        error = self.models_error
+        if error is not None:
+            return _error_response(error.status, error.error_type, error.message, rid)
+        return web.Response(text=_json(model_info(model_id, self.models.get(model_id))),
+                            content_type="application/json", headers={"request-id": rid})
 
     def _default(self, body: dict[str, Any]) -> Behaviour:
         """The default reply, or a call of ``tool_name`` while the conversation has answered
@@ -764,6 +855,7 @@ class FakeAnthropic:
             sse_frame("message_start", {"type": "message_start", "message": message})
         )
         if isinstance(behaviour, Reply):
+            self._name_files(behaviour)
             await self._write_blocks(response, record, behaviour.content_blocks, behaviour.delay,
                                      stamp=behaviour.stamp)
         else:  # a failure: some text, then the failure, with no content_block_stop
@@ -791,6 +883,8 @@ class FakeAnthropic:
         delta: dict[str, Any] = {"stop_reason": behaviour.stop_reason, "stop_sequence": None}
         if behaviour.stop_details is not None:
             delta["stop_details"] = behaviour.stop_details
+        if behaviour.container is not None:
+            delta["container"] = behaviour.container
         final = _final_usage(behaviour, record.cache)
         self.usages.append(final)
         await response.write(sse_frame("message_delta", {
@@ -869,6 +963,7 @@ class FakeAnthropic:
             )
         if behaviour.delay > 0:
             await asyncio.sleep(behaviour.delay * len(behaviour.chunks))
+        self._name_files(behaviour)
         usage = _start_usage(behaviour.input_tokens, record.cache) | _final_usage(
             behaviour, record.cache
         )
@@ -882,6 +977,7 @@ class FakeAnthropic:
             "stop_reason": behaviour.stop_reason,
             "stop_sequence": None,
             "stop_details": behaviour.stop_details,
+            "container": behaviour.container,
             "usage": usage,
         }
         record.status = 200

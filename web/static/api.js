@@ -20,15 +20,20 @@ export class ApiError extends Error {
 const STREAMS_URL = "/api/streams";
 
 /**
- * The body of POST /api/streams. `thinking` and `web_search` are sent only when the
- * server's capabilities allow them.
+ * The body of POST /api/streams. `thinking` and the server tools are sent only when the
+ * server's capabilities allow them; `container` only with code execution on.
  * @typedef {object} StreamRequest
- * @property {import("./tools.js").Message[]} messages
+ * @property {import("./exchange.js").Message[]} messages
  * @property {string} [model]
  * @property {string} [system]
  * @property {number} [max_tokens]
  * @property {"off" | "adaptive"} [thinking]
  * @property {"off" | "on"} [web_search]
+ * @property {"off" | "on"} [web_fetch]
+ * @property {"off" | "on"} [code_execution]
+ * @property {"off" | "on"} [tool_search]
+ * @property {string} [container] the container an earlier reply's code ran in
+ * @property {"low" | "medium" | "high" | "xhigh" | "max"} [effort]
  */
 
 /**
@@ -36,9 +41,22 @@ const STREAMS_URL = "/api/streams";
  * @typedef {object} Capabilities
  * @property {{max_tokens: number} | false} thinking
  * @property {{max_uses: number} | false} web_search
+ * @property {{max_uses: number} | false} web_fetch
+ * @property {boolean} code_execution
+ * @property {boolean} tool_search
+ * @property {Record<string, ModelCapabilities>} models what each model can do, by id
  * @property {string} [prompt_cache]
  * @property {boolean} [client_system] false when the server refuses a client's system prompt
  * @property {unknown} [attachments] what files a request may carry (attachments.js reads it)
+ */
+
+/**
+ * A model's capabilities as the server knows them: its effort levels (false when it has
+ * none), and whether it can fetch pages and run code.
+ * @typedef {object} ModelCapabilities
+ * @property {string[] | false} [effort]
+ * @property {boolean} [web_fetch]
+ * @property {boolean} [code_execution]
  */
 
 /**
@@ -100,6 +118,10 @@ export async function fetchCapabilities() {
     return {
       thinking: typeof capabilities.thinking === "object" && capabilities.thinking ? capabilities.thinking : false,
       web_search: typeof capabilities.web_search === "object" && capabilities.web_search ? capabilities.web_search : false,
+      web_fetch: typeof capabilities.web_fetch === "object" && capabilities.web_fetch ? capabilities.web_fetch : false,
+      code_execution: capabilities.code_execution === true,
+      tool_search: capabilities.tool_search === true,
+      models: typeof capabilities.models === "object" && capabilities.models ? capabilities.models : {},
       prompt_cache: capabilities.prompt_cache,
       client_system: capabilities.client_system !== false,
       attachments: capabilities.attachments,

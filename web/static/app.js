@@ -13,9 +13,11 @@
 
 import { ApiError, cancelStream, createStream, fetchCapabilities } from "./api.js";
 import { contentOf, formatSize, limitsOf, showFile } from "./attachments.js";
+import { isLive } from "./exchange.js";
 import { FileStore } from "./filestore.js";
 import { Conversation } from "./history.js";
 import { ReplyMetrics } from "./metrics.js";
+import { OptionsPanel } from "./options.js";
 import { ChatStore, load, loadDraft, saveDraft } from "./storage.js";
 import { initialSignIn, SignIn } from "./signin.js";
 import { openStream, resumeUrl } from "./stream.js";
@@ -23,8 +25,8 @@ import { AttachmentTray } from "./tray.js";
 import { Turn } from "./turn.js";
 import { find, TranscriptView } from "./view.js";
 
-/** @typedef {import("./api.js").Capabilities} Capabilities */
 /** @typedef {import("./attachments.js").FileRef} FileRef */
+/** @typedef {import("./record.js").Container} Container */
 /** @typedef {import("./api.js").StreamRequest} StreamRequest */
 /** @typedef {import("./storage.js").ActiveTurn} ActiveTurn */
 /** @typedef {import("./storage.js").Outcome} Outcome */
@@ -58,16 +60,12 @@ const form = find(body, "#composer", HTMLFormElement);
 const prompt = find(body, "#prompt", HTMLTextAreaElement);
 const sendButton = find(body, "#send", HTMLButtonElement);
 const stopButton = find(body, "#stop", HTMLButtonElement);
-const modelPicker = document.querySelector("#model");
-const systemInput = find(body, "#system", HTMLTextAreaElement);
-const maxTokensInput = find(body, "#max-tokens", HTMLInputElement);
-const thinkingToggle = find(body, "#thinking", HTMLInputElement);
-const webSearchToggle = find(body, "#web-search", HTMLInputElement);
 const providerEl = find(body, "#provider", HTMLElement);
 const liveStatus = find(body, "#live-status", HTMLElement);
 
 /** The server's default and upper bound for max_tokens (data-* on <body>: no inline script). */
 const maxTokens = Number.parseInt(body.dataset.maxTokens ?? "", 10) || null;
+const options = new OptionsPanel(body, maxTokens);
 
 const transcript = new TranscriptView(
   find(body, "#transcript", HTMLElement),
@@ -87,8 +85,6 @@ const tray = new AttachmentTray({
   composer: form,
 }, files, () => [...conversation.files, ...(active?.files ?? [])], (hash) => conversationFiles.has(hash));
 const store = new ChatStore(() => active?.toActive() ?? null);
-/** @type {Capabilities | null} */
-let capabilities = null;
 /** Set by beforeunload: the page is probably going away. */
 let leaving = false;
 const signIn = new SignIn(find(body, "#sign-in", HTMLFormElement), () => {
@@ -109,27 +105,17 @@ function setBusy(busy) {
 }
 
 /**
- * The request's options, without its messages, or null when an option is invalid.
- * @returns {Omit<StreamRequest, "messages"> | null}
+ * The request's options (options.js), with the container the conversation's code last ran
+ * in when code execution is on and the container has not expired; null when an option is
+ * invalid.
+ * @param {Container | null} container
  */
-function requestOptions() {
-  /** @type {Omit<StreamRequest, "messages">} */
-  const request = {};
-  if (modelPicker instanceof HTMLSelectElement) request.model = modelPicker.value;
-  const system = systemInput.value.trim();
-  if (system && !isHidden(systemInput)) request.system = system;
-  if (maxTokensInput.value !== "" && maxTokensInput.value !== String(maxTokens)) {
-    if (!maxTokensInput.checkValidity()) {
-      const options = maxTokensInput.closest("details");
-      if (options) options.open = true;
-      maxTokensInput.reportValidity();
-      return null;
-    }
-    request.max_tokens = Number(maxTokensInput.value);
+function requestOptions(container) {
+  const chosen = options.read();
+  if (chosen?.code_execution === "on" && container && isLive(container, Date.now())) {
+    chosen.container = container.id;
   }
-  if (capabilities?.thinking) request.thinking = thinkingToggle.checked ? "adaptive" : "off";
-  if (capabilities?.web_search) request.web_search = webSearchToggle.checked ? "on" : "off";
-  return request;
+  return chosen;
 }
 
 /**
@@ -155,14 +141,6 @@ async function messagesFor(question, attached) {
 }
 
 /**
- * Whether an option is hidden (the server does not allow it), itself or in a hidden parent.
- * @param {HTMLElement} element
- */
-function isHidden(element) {
-  return element.closest("[hidden]") !== null;
-}
-
-/**
  * Ask `question` with its files: show it, start a generation, stream its reply. The
  * composer's draft and files are emptied only once the server has accepted the request;
  * `replacing` is a failed turn that this one takes the place of (Retry).
@@ -172,8 +150,8 @@ function isHidden(element) {
 async function ask(question, how = {}) {
   const attached = how.files ?? [];
   if (active || (question.trim() === "" && attached.length === 0)) return;
-  const options = requestOptions();
-  if (!options) return;
+  const chosen = requestOptions(conversation.container);
+  if (!chosen) return;
   if (how.replacing) dropTurn(how.replacing);
 
   const focusOnRetry = document.activeElement?.classList.contains("retry");
@@ -187,7 +165,7 @@ async function ask(question, how = {}) {
 
   let created;
   try {
-    const request = { ...options, messages: await messagesFor(question, attached) };
+    const request = { ...chosen, messages: await messagesFor(question, attached) };
     if (turn.finished) return; // stopped while the files were read
     created = await createStream(request);
   } catch (error) {
@@ -293,8 +271,8 @@ function follow(turn, url) {
  * @param {Turn} turn
  */
 async function continueWithTools(turn) {
-  const options = requestOptions();
-  if (!options) {
+  const chosen = requestOptions(turn.exchange.container ?? conversation.container);
+  if (!chosen) {
     finish(turn, "error", BAD_OPTIONS);
     return;
   }
@@ -307,7 +285,7 @@ async function continueWithTools(turn) {
     const messages = await messagesFor(turn.question, turn.files);
     messages.push(...turn.exchange.steps);
     if (turn.finished) return;
-    created = await createStream({ ...options, messages });
+    created = await createStream({ ...chosen, messages });
   } catch (error) {
     if (leaving) {
       // The page is going away, which aborts the POST: the next load sends it again.
@@ -374,6 +352,12 @@ function showOutcome(turn, outcome, error, canRetry) {
     const details = usage?.stop_details;
     const category = details?.category ? ` (${details.category.replaceAll("_", " ")})` : "";
     reply.showNotice(`Claude declined to continue this reply${category}.`, details?.explanation ?? undefined);
+  } else if (turn.stopReason === "compaction") {
+    reply.setStatus("done", "paused after summarizing");
+    reply.showNotice(
+      "Claude summarized the earlier turns and paused.",
+      "Send a message to go on from the summary.",
+    );
   } else if (turn.stopReason === "model_context_window_exceeded") {
     reply.setStatus("done", "context window full");
     reply.showNotice(
@@ -536,31 +520,11 @@ function autosize() {
   prompt.style.height = `${prompt.scrollHeight + 2}px`;
 }
 
-/**
- * Show the thinking and web search toggles the server allows, set as the server's own
- * defaults (docs/protocol.md, "Requests"): thinking on where it is allowed, web search off.
- */
+/** Show the options the server allows (options.js) and the files it takes (tray.js). */
 async function showToggles() {
-  capabilities = await fetchCapabilities();
+  const capabilities = await fetchCapabilities();
   tray.setLimits(limitsOf(capabilities?.attachments));
-  find(body, "#thinking-option", HTMLElement).hidden = !capabilities?.thinking;
-  find(body, "#web-search-option", HTMLElement).hidden = !capabilities?.web_search;
-  thinkingToggle.checked = Boolean(capabilities?.thinking);
-  hideForbidden(capabilities);
-}
-
-/**
- * Hide every option whose capability the server reports as false (`data-capability`
- * names it); an absent capability is allowed.
- * @param {Capabilities | null} reported
- */
-function hideForbidden(reported) {
-  /** @type {Record<string, unknown>} */
-  const allowed = reported ? { ...reported } : {};
-  for (const option of body.querySelectorAll("[data-capability]")) {
-    const name = option instanceof HTMLElement ? option.dataset.capability : undefined;
-    if (name && allowed[name] === false && option instanceof HTMLElement) option.hidden = true;
-  }
+  options.show(capabilities);
 }
 
 form.addEventListener("submit", (event) => {

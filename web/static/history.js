@@ -5,24 +5,20 @@
 // reply used the client's tools holds, between its question and its final text, each tool
 // turn's assistant message (a content array) and the user's tool_result message
 // (docs/protocol.md, "Tools"). A question's attached files are kept as references
-// (attachments.js), turned into content blocks for each request.
+// (attachments.js), turned into content blocks for each request. A reply whose context
+// was compacted sends its compaction block back before its text; the container a reply's
+// code last ran in is the next request's (docs/protocol.md, "Server tools").
+
+import { finalMessage, keepable } from "./exchange.js";
 
 /** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./storage.js").Outcome} Outcome */
-/** @typedef {import("./tools.js").Message} Message */
-/** @typedef {{steps: Message[], text: string}} Exchange what a reply adds after its question */
-
-/**
- * Whether a reply's text may be sent back as an assistant message.
- * @param {string} text
- */
-export function keepable(text) {
-  // The API refuses empty (and whitespace-only) content: never send such a message.
-  return text.trim() !== "";
-}
+/** @typedef {import("./exchange.js").Message} Message */
+/** @typedef {import("./exchange.js").Exchange} Exchange */
+/** @typedef {import("./record.js").Container} Container */
 
 export class Conversation {
-  /** @type {{user: string, files: FileRef[], steps: Message[], assistant: string}[]} */
+  /** @type {{user: string, files: FileRef[], reply: Exchange}[]} */
   #turns = [];
 
   /**
@@ -38,11 +34,18 @@ export class Conversation {
     const messages = [];
     for (const turn of this.#turns) {
       messages.push({ role: "user", content: await contentOf(turn.user, turn.files) });
-      messages.push(...turn.steps);
-      messages.push({ role: "assistant", content: turn.assistant });
+      messages.push(...turn.reply.steps, finalMessage(turn.reply.blocks, turn.reply.text));
     }
     messages.push({ role: "user", content: await contentOf(question, files) });
     return messages;
+  }
+
+  /** The container the conversation's code last ran in, if any. */
+  get container() {
+    /** @type {Container | null} */
+    let last = null;
+    for (const turn of this.#turns) last = turn.reply.container ?? last;
+    return last;
   }
 
   /** Every file the conversation sends with its next question. */
@@ -62,7 +65,9 @@ export class Conversation {
    *   exchange along would steer every later reply.
    * A turn without usable final text (after its last tool turn) is always dropped with
    * its question, so the history keeps alternating, never holds an empty assistant
-   * message, and never ends a turn on unanswered tool calls.
+   * message, and never ends a turn on unanswered tool calls; unless the reply stopped
+   * at a compaction, whose block alone is then the assistant's message (the API wants
+   * it back).
    * @param {string} question
    * @param {FileRef[]} files
    * @param {Exchange} reply
@@ -71,7 +76,7 @@ export class Conversation {
    */
   settle(question, files, reply, outcome) {
     if (outcome !== "done" && outcome !== "cancelled") return false;
-    if (!keepable(reply.text)) return false;
+    if (!keepable(reply.text) && reply.blocks.length === 0) return false;
     this.restore(question, files, reply);
     return true;
   }
@@ -83,7 +88,7 @@ export class Conversation {
    * @param {Exchange} reply
    */
   restore(question, files, reply) {
-    this.#turns.push({ user: question, files, steps: reply.steps, assistant: reply.text });
+    this.#turns.push({ user: question, files, reply });
   }
 
   clear() {

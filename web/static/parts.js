@@ -1,19 +1,27 @@
 // @ts-check
 // The body of one reply, in the order Claude produced it: "Thinking" sections, web
-// searches with their results, tool calls (tools.js), and Markdown text with numbered citation markers; then
-// the list of sources the markers point to: web pages, and passages of the documents the
-// user sent (title, page, the text cited). Everything but the Markdown is built with
-// DOM calls and text nodes; every link is http(s), opens a new tab, and sends no
-// referrer.
+// searches and fetches with what they found (webtools.js), code runs (coderun.js), tool
+// calls (tools.js), notes (notes.js: a compaction, a file put in the container, content
+// the server does not know), and Markdown text with numbered citation markers; then the
+// list of sources the markers point to: web pages, and passages of the documents the user
+// sent (title, page, the text cited). Everything but the Markdown is built with DOM calls
+// and text nodes; every link is http(s), opens a new tab, and sends no referrer.
 
-import { isSafeUrl, MarkdownView } from "./markdown.js";
-import { isSearchResult, ToolPanel } from "./tools.js";
+import { CodeRunPanel, isCodeRun } from "./coderun.js";
 import { element } from "./dom.js";
+import { domainOf, link } from "./links.js";
+import { MarkdownView } from "./markdown.js";
+import { compactionMarker, fileNote, unsupportedNote } from "./notes.js";
+import { ToolPanel } from "./tools.js";
+import { isWebTool, WebToolBlock } from "./webtools.js";
 
 /** @typedef {import("./record.js").Citation} Citation */
 /** @typedef {import("./record.js").ToolCall} ToolCall */
 /** @typedef {import("./record.js").ToolResult} ToolResult */
 /** @typedef {import("./record.js").Block} Block */
+/** @typedef {import("./record.js").Compaction} Compaction */
+/** @typedef {import("./record.js").UnknownBlock} UnknownBlock */
+/** @typedef {WebToolBlock | CodeRunPanel | ToolPanel} ToolView */
 
 /** How often a running "Thinking" section updates its clock (ms). */
 const CLOCK_MS = 100;
@@ -30,18 +38,6 @@ const HIDDEN_THINKING_WHY = {
 /** @param {number} ms */
 function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
-}
-
-/**
- * "example.com" for a URL, without a leading "www."; "" when it is not a URL.
- * @param {string | null} url
- */
-export function domainOf(url) {
-  try {
-    return new URL(url ?? "").hostname.replace(/^www\./, "");
-  } catch {
-    return "";
-  }
 }
 
 /**
@@ -71,26 +67,6 @@ function pageOf(citation) {
   if (citation.type !== "page_location" || typeof start !== "number") return "";
   const last = typeof end === "number" ? end - 1 : start;
   return last > start ? `pp. ${start}–${last}` : `p. ${start}`;
-}
-
-/**
- * A link that opens in a new tab without a referrer, or plain text when `url` is not
- * http(s).
- * @param {string | null} url
- * @param {string} label
- */
-function link(url, label) {
-  if (!isSafeUrl(url)) {
-    const span = document.createElement("span");
-    span.textContent = label;
-    return span;
-  }
-  const a = document.createElement("a");
-  a.href = /** @type {string} */ (url);
-  a.target = "_blank";
-  a.rel = "noopener noreferrer";
-  a.textContent = label;
-  return a;
 }
 
 /** A collapsible "Thinking" section that streams live with its own clock. */
@@ -144,50 +120,20 @@ class ThinkingSection {
   }
 }
 
-/** A server tool call: "Searching: <query>", then its results or its error. */
-class ToolBlock {
-  /**
-   * @param {HTMLElement} parent
-   * @param {ToolCall} call
-   */
-  constructor(parent, call) {
-    this.node = element("div", "tool");
-    this.node.dataset.tool = call.name;
-    this.node.dataset.state = "running";
-    const head = element("div", "tool-head");
-    const query = typeof call.input?.query === "string" ? call.input.query : null;
-    if (call.name === "web_search" && query !== null) {
-      this.label = element("span", "tool-label", "Searching:");
-      head.append(this.label, " ", element("q", "tool-query", query));
-    } else {
-      this.label = element("span", "tool-label", `Using ${call.name}…`);
-      head.append(this.label);
-    }
-    this.node.append(head);
-    parent.append(this.node);
-  }
-
-  /** @param {ToolResult} result */
-  result(result) {
-    if (result.error) {
-      this.node.dataset.state = "error";
-      this.label.textContent = this.node.dataset.tool === "web_search" ? "Search failed:" : "Tool failed:";
-      this.node.append(element("div", "tool-error mono", result.error.code));
-      return;
-    }
-    this.node.dataset.state = "done";
-    const results = result.results ?? [];
-    if (this.node.dataset.tool === "web_search") this.label.textContent = "Searched:";
-    this.node.append(element("span", "tool-count", ` · ${results.length} ${results.length === 1 ? "result" : "results"}`));
-    if (results.length === 0) return;
-    const list = element("ol", "search-results");
-    for (const item of results) {
-      const li = document.createElement("li");
-      li.append(link(item.url, item.title || item.url), element("span", "domain", domainOf(item.url)));
-      list.append(li);
-    }
-    this.node.append(list);
-  }
+/**
+ * The view of a call, by its tool's name: a web search or fetch, a code run, or a panel
+ * (an operator's tool, an MCP server's, a tool search).
+ * @param {HTMLElement} parent
+ * @param {ToolCall} call
+ * @param {boolean} seen false for the call of a result whose call this page did not see
+ * @returns {ToolView}
+ */
+function toolView(parent, call, seen) {
+  if (isWebTool(call.name)) return new WebToolBlock(parent, call);
+  if (isCodeRun(call.name)) return new CodeRunPanel(parent, call.name, call.input ?? {});
+  const panel = new ToolPanel(parent, call.name, call.server_name);
+  if (seen) panel.complete(call.input);
+  return panel;
 }
 
 export class ReplyParts {
@@ -209,12 +155,14 @@ export class ReplyParts {
     this.textPart = null;
     /** @type {MarkdownView[]} */
     this.texts = [];
-    /** @type {Map<string, ToolBlock | ToolPanel>} web searches and tool calls, by call id */
+    /** @type {Map<string, ToolView>} web tools, code runs and tool calls, by call id */
     this.tools = new Map();
     /** @type {{url: string | null, title: string | null}[]} */
     this.sources = [];
     /** @type {Map<string, number>} source key -> its number */
     this.sourceNumbers = new Map();
+    /** @type {Set<string>} the unknown content already noted */
+    this.unsupportedSeen = new Set();
   }
 
   /**
@@ -238,8 +186,7 @@ export class ReplyParts {
 
   /** @param {string} reason "redacted" or "omitted" */
   thinkingHidden(reason) {
-    this.endThinking();
-    this.textPart = null;
+    this.newPart();
     const known = reason === "redacted" || reason === "omitted";
     const note = element("div", "thinking hidden-thinking", known ? HIDDEN_THINKING[reason] : `Thinking ${reason}`);
     note.dataset.reason = reason;
@@ -253,8 +200,7 @@ export class ReplyParts {
    * @param {{id: string, name: string}} start
    */
   toolStart(start) {
-    this.endThinking();
-    this.textPart = null;
+    this.newPart();
     this.tools.set(start.id, new ToolPanel(this.root, start.name));
     this.onGrow();
   }
@@ -274,34 +220,65 @@ export class ReplyParts {
       this.onGrow();
       return;
     }
-    this.endThinking();
-    this.textPart = null;
-    if (call.name === "web_search") {
-      this.tools.set(call.id, new ToolBlock(this.root, call));
-    } else {
-      // A call whose start this page did not see: its whole input at once.
-      const panel = new ToolPanel(this.root, call.name);
-      panel.complete(call.input);
-      this.tools.set(call.id, panel);
-    }
+    if (known) return; // a call has one view
+    this.newPart();
+    this.tools.set(call.id, toolView(this.root, call, true));
     this.onGrow();
   }
 
   /** @param {ToolResult} result */
   toolResult(result) {
-    let block = this.tools.get(result.tool_use_id);
-    if (!block) {
+    let view = this.tools.get(result.tool_use_id);
+    if (!view) {
       // A result whose call this page never saw: still show it.
-      this.endThinking();
-      this.textPart = null;
-      block = isSearchResult(result)
-        ? new ToolBlock(this.root, { id: result.tool_use_id, name: result.name, input: {} })
-        : new ToolPanel(this.root, result.name);
-      this.tools.set(result.tool_use_id, block);
+      this.newPart();
+      const call = { id: result.tool_use_id, name: result.name, input: {}, server_name: result.server_name };
+      view = toolView(this.root, call, false);
+      this.tools.set(result.tool_use_id, view);
     }
-    if (block instanceof ToolPanel) block.result(result, false);
-    else block.result(result);
+    if (view instanceof ToolPanel) view.result(result, false);
+    else view.result(result);
     this.onGrow();
+  }
+
+  /**
+   * Earlier turns were summarized to make room (docs/protocol.md, "Server tools").
+   * @param {Compaction} compaction
+   */
+  compaction(compaction) {
+    this.newPart();
+    this.root.append(compactionMarker(compaction.content));
+    this.onGrow();
+  }
+
+  /**
+   * Content of a type the server does not know: a note, once per block (and once per
+   * type for the deltas of a known block).
+   * @param {UnknownBlock} block
+   */
+  unsupported(block) {
+    const key = `${block.kind}:${block.type}`;
+    if (block.kind !== "block" && this.unsupportedSeen.has(key)) return;
+    this.unsupportedSeen.add(key);
+    this.newPart();
+    this.root.append(unsupportedNote(block.type));
+    this.onGrow();
+  }
+
+  /**
+   * A file of the Files API was put in the code execution container.
+   * @param {string} fileId
+   */
+  file(fileId) {
+    this.newPart();
+    this.root.append(fileNote(fileId));
+    this.onGrow();
+  }
+
+  /** A part other than text or thinking begins: the text and thinking before it end. */
+  newPart() {
+    this.endThinking();
+    this.textPart = null;
   }
 
   /**
@@ -388,7 +365,7 @@ export class ReplyParts {
   /** The reply is over: stop every clock and render the text in full. */
   finish() {
     for (const section of this.thoughts) section.end();
-    for (const tool of this.tools.values()) if (tool instanceof ToolPanel) tool.end();
+    for (const tool of this.tools.values()) tool.end();
     this.thinkingPart = null;
     for (const text of this.texts) text.finish();
   }

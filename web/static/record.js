@@ -6,7 +6,10 @@
 
 /** @typedef {{stream?: string, model: string, provider: string}} Meta */
 /** @typedef {{reason: "redacted" | "omitted" | string}} HiddenThinking */
-/** @typedef {{id: string, name: string, input: Record<string, unknown>}} ToolCall */
+/**
+ * A tool call; an MCP server's names its server.
+ * @typedef {{id: string, name: string, input: Record<string, unknown>, server_name?: string}} ToolCall
+ */
 /** @typedef {{title: string | null, url: string, page_age: string | null}} SearchResult */
 /** @typedef {{id: string, name: string}} ToolStart */
 /** @typedef {{id: string, delta: string}} ToolInput */
@@ -15,14 +18,30 @@
  * @typedef {{type: string} & Record<string, unknown>} Block
  */
 /**
- * A tool's result: web search's `results` or `error`, or a server-run tool's `content`.
+ * A tool's result (docs/protocol.md, "Events" and "Server tools"): web search's `results`;
+ * a fetched page's `url` and `title`; a code run's streams, return code and files (a
+ * bash run's `command`, a text editor's `command`, `path` and `result`); a tool search's
+ * `tools`; a server-run or MCP tool's `content`; or, for any server tool, an `error`.
  * @typedef {object} ToolResult
  * @property {string} tool_use_id
  * @property {string} name
  * @property {SearchResult[]} [results]
- * @property {{code: string}} [error]
+ * @property {{code: string, message?: string}} [error] the API's error code, and its
+ *   message when it gives one
  * @property {string | Block[]} [content]
  * @property {boolean} [is_error]
+ * @property {boolean} [truncated]
+ * @property {string} [server_name]
+ * @property {string} [url]
+ * @property {string | null} [title]
+ * @property {string | null} [stdout] null when the API encrypted the run's output
+ * @property {string} [stderr]
+ * @property {number} [return_code]
+ * @property {{file_id: string, name: string | null}[]} [files]
+ * @property {string} [command]
+ * @property {string} [path]
+ * @property {Record<string, unknown>} [result]
+ * @property {string[]} [tools]
  */
 /**
  * The `turn` event: the assistant message to send back, the server's results of its calls,
@@ -45,6 +64,16 @@
  * @property {number} [start_page_number]
  * @property {number} [end_page_number]
  */
+/**
+ * A `compaction` event: the summary of earlier turns (null when it failed) and the block
+ * the API wants back, exactly.
+ * @typedef {{content: string | null, block: Block}} Compaction
+ */
+/** @typedef {{id: string, expires_at?: string}} Container a `container` event */
+/**
+ * A `block` event: content of a type the server does not know.
+ * @typedef {{kind: string, type: string, data?: unknown}} UnknownBlock
+ */
 /** @typedef {{type: string, category: string | null, explanation: string | null}} StopDetails */
 /**
  * The `usage` event. Every key is optional here: a server without cache or thinking
@@ -57,6 +86,7 @@
  * @property {number} [cache_read_input_tokens]
  * @property {number} [thinking_tokens]
  * @property {number} [web_search_requests]
+ * @property {number} [web_fetch_requests]
  * @property {StopDetails | null} [stop_details]
  */
 /**
@@ -68,6 +98,8 @@
  *   | ["tool_start", ToolStart] | ["tool_input", ToolInput]
  *   | ["tool", ToolCall] | ["tool_result", ToolResult] | ["message", string]
  *   | ["citation", Citation] | ["turn", ToolTurn] | ["tool_answers", Block[]]
+ *   | ["compaction", Compaction] | ["container", Container] | ["block", UnknownBlock]
+ *   | ["file", {file_id: string}]
  *   | ["usage", Usage]} Entry
  */
 

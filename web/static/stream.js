@@ -81,6 +81,10 @@ const PARSERS = {
   message: (data) => ["message", parseString(data)],
   citation: (data) => ["citation", parseObject(data, ["cited_text"])],
   turn: (data) => ["turn", parseTurn(data)],
+  compaction: (data) => ["compaction", parseObject(data, ["content", "block"])],
+  container: (data) => ["container", parseObject(data, ["id"])],
+  file: (data) => ["file", parseObject(data, ["file_id"])],
+  block: (data) => ["block", parseObject(data, ["kind", "type"])],
   usage: (data) => ["usage", parseObject(data, [])],
 };
 

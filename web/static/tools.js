@@ -2,7 +2,8 @@
 // The operator's tools on the page (docs/protocol.md, "Tools"): a panel per call that shows
 // its name, its input as it streams and then its result, folded once answered; the
 // answers to the calls the client must run (browser_locale here, an error result for any
-// other); and the messages a reply with tool turns adds to the conversation.
+// other). An MCP server's tool is shown the same way, naming its server; a tool search's
+// panel lists the tools it found.
 // Tool names, inputs and results are untrusted: they reach the DOM as text nodes only, and
 // an image result only as a data: URL of a raster type this module checked.
 
@@ -12,7 +13,6 @@ import { element } from "./dom.js";
 /** @typedef {import("./record.js").Entry} Entry */
 /** @typedef {import("./record.js").ToolResult} ToolResult */
 /** @typedef {import("./record.js").ToolTurn} ToolTurn */
-/** @typedef {{role: "user" | "assistant", content: string | Block[]}} Message */
 
 /** Image types a result may show as a thumbnail (no SVG: it is a document, not a picture). */
 const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
@@ -45,11 +45,14 @@ export class ToolPanel {
   /**
    * @param {HTMLElement} parent
    * @param {string} name
+   * @param {string} [server] the MCP server the call goes to (docs/protocol.md, "Server tools")
    */
-  constructor(parent, name) {
+  constructor(parent, name, server) {
     this.name = name;
+    this.server = server ?? null;
     this.node = /** @type {HTMLDetailsElement} */ (element("details", "tool tool-call"));
     this.node.dataset.tool = name;
+    if (server !== undefined) this.node.dataset.server = server;
     this.node.dataset.state = "running";
     this.node.open = true;
     const summary = element("summary", "tool-head");
@@ -64,12 +67,14 @@ export class ToolPanel {
   }
 
   /**
-   * "Using <name>…", "Used <name>", with the name as code.
+   * "Using <name>…", "Used <name>", with the name as code, and "on <server>" for an MCP
+   * server's tool.
    * @param {string} before
    * @param {string} [after]
    */
   setLabel(before, after = "") {
-    this.label.replaceChildren(`${before} `, element("code", "tool-name", this.name), after);
+    const server = this.server === null ? [] : [" on ", element("span", "tool-server", this.server)];
+    this.label.replaceChildren(`${before} `, element("code", "tool-name", this.name), ...server, after);
   }
 
   /** @param {string} delta a piece of the input's JSON as Claude writes it */
@@ -89,13 +94,15 @@ export class ToolPanel {
    */
   result(result, byPage) {
     if (this.node.dataset.state !== "running") return; // a call has one result
-    const failed = result.is_error === true;
+    const error = /** @type {ToolResult} */ (result).error;
+    const failed = result.is_error === true || error !== undefined;
     this.node.dataset.state = failed ? "error" : "done";
     if (byPage) this.node.dataset.runs = "client";
     if (failed) this.setLabel("Failed:");
     else this.setLabel("Used");
     const heading = `${failed ? "Error" : "Result"}${byPage ? " · answered by this page" : ""}`;
-    this.node.append(section(heading, ...contentNodes(result.content, this.name)));
+    this.node.append(section(heading, ...resultNodes(result, this.name)));
+    if (result.truncated === true) this.node.append(element("div", "tool-empty", "(cut short by the server)"));
     this.node.open = false;
   }
 
@@ -108,11 +115,31 @@ export class ToolPanel {
 }
 
 /**
+ * A result as nodes: an API error's code and message, the tools a tool search found, or
+ * a tool's content.
+ * @param {ToolResult | Block} result
+ * @param {string} name
+ * @returns {Node[]}
+ */
+function resultNodes(result, name) {
+  const error = /** @type {ToolResult} */ (result).error;
+  if (error !== undefined) {
+    const message = typeof error.message === "string" ? `: ${error.message}` : "";
+    return [element("pre", "tool-output mono", `${error.code}${message}`)];
+  }
+  if (Array.isArray(result.tools)) {
+    const found = result.tools.map(String).join(", ");
+    return [found === "" ? element("div", "tool-empty", "(no tools found)") : element("pre", "tool-output mono", found)];
+  }
+  return contentNodes(result.content, name);
+}
+
+/**
  * A labelled part of a panel ("Input", "Result").
  * @param {string} heading
  * @param {...Node} nodes
  */
-function section(heading, ...nodes) {
+export function section(heading, ...nodes) {
   const part = element("div", "tool-io");
   part.append(element("div", "tool-io-label", heading), ...nodes);
   return part;
@@ -207,46 +234,4 @@ export function answerTools(turn) {
     answers.push(answer);
   }
   return answers;
-}
-
-/**
- * What a reply adds to the conversation after its question: for each tool turn, the
- * assistant message exactly as the `turn` event gave it and the user message of
- * `tool_result`s (the server's first, then this page's); then the text written after the
- * last one, which is the reply's final assistant message. A denial this page sent in place
- * of a result is replaced by the result the server streamed for it, as later requests
- * must carry (docs/protocol.md, "Tools"). A turn not yet answered adds nothing, and leaves
- * no final text.
- * @param {Entry[]} entries
- * @returns {{steps: Message[], text: string}}
- */
-export function exchangeOf(entries) {
-  /** @type {Message[]} */
-  const steps = [];
-  /** @type {Map<string, Block>} the results the server streamed, by call */
-  const streamed = new Map();
-  /** @type {ToolTurn | null} */
-  let pending = null;
-  let text = "";
-  for (const entry of entries) {
-    if (entry[0] === "message") {
-      text += entry[1];
-    } else if (entry[0] === "turn") {
-      pending = entry[1];
-      text = ""; // the text before a turn is in its content
-    } else if (entry[0] === "tool_answers" && pending) {
-      const { role, content } = pending;
-      steps.push({ role, content }, { role: "user", content: [...(pending.tool_results ?? []), ...entry[1]] });
-      pending = null;
-    } else if (entry[0] === "tool_result" && !isSearchResult(entry[1])) {
-      const { tool_use_id, content, is_error } = entry[1];
-      streamed.set(tool_use_id, { type: "tool_result", tool_use_id, content, ...(is_error ? { is_error } : {}) });
-    }
-  }
-  for (const step of steps) {
-    if (step.role !== "user" || typeof step.content === "string") continue;
-    step.content = step.content.map((block) =>
-      block.type === "tool_approval" ? streamed.get(String(block.tool_use_id)) ?? block : block);
-  }
-  return { steps, text: pending ? "" : text };
 }

@@ -3,9 +3,10 @@
 // its metrics, and where its stream stands. Events reach the view through apply(), live
 // or replayed from storage, so a restored reply is built by the same code as a live one.
 
+import { exchangeOf } from "./exchange.js";
 import { ReplyMetrics } from "./metrics.js";
 import { ReplyRecord } from "./record.js";
-import { answerTools, awaitingContinuation, exchangeOf, unansweredTurn } from "./tools.js";
+import { answerTools, awaitingContinuation, unansweredTurn } from "./tools.js";
 
 /** @typedef {import("./attachments.js").FileRef} FileRef */
 /** @typedef {import("./record.js").Entry} Entry */
@@ -82,6 +83,15 @@ export class Turn {
       case "citation":
         parts.citation(entry[1]);
         break;
+      case "compaction":
+        parts.compaction(entry[1]);
+        break;
+      case "block":
+        parts.unsupported(entry[1]);
+        break;
+      case "file":
+        parts.file(entry[1].file_id);
+        break;
     }
     this.record.add(entry);
     if (entry[0] === "usage") this.metrics.usage(this.record.totalUsage);
@@ -113,7 +123,8 @@ export class Turn {
 
   /**
    * What the reply adds to the conversation: its tool turns as messages, then its final
-   * text exactly (what is sent back as the assistant's last message).
+   * text exactly (what is sent back as the assistant's last message), with the blocks that
+   * lead it and its container (exchange.js).
    */
   get exchange() {
     return exchangeOf(this.record.entries);
