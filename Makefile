@@ -44,6 +44,7 @@ run: $(STAMP)
 # namespace, curl for the command-line test, Node.js and npm for the AI SDK's own client
 # and the bench's Node relay peer.
 SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
+	/usr/bin/redis-cli:redis-tools \
 	/usr/sbin/nginx:nginx /usr/bin/openssl:openssl /usr/sbin/tc:iproute2 /usr/bin/curl:curl \
 	/usr/bin/node:nodejs /usr/bin/npm:npm
 

@@ -3,7 +3,8 @@ in-memory one, same run, same load.
 
     python -m bench.redis_vs_memory [--streams 50] [--flat-tokens 2000] [--tokens 200]
                                     [--paced-streams 20] [--delay-ms 20]
-                                    [--scale-streams 1500] [--no-scale]
+                                    [--scale-streams 1500] [--no-scale] [--scale-only]
+                                    [--no-cluster]
 
 Starts Debian's redis-server as the tests do, the tests' fake Anthropic API in its own
 process with stamped replies (each text delta is the time it was written, in monotonic ns),
@@ -21,7 +22,9 @@ Then the scale run (docs/performance.md, "Redis"): the demo provider at 200 ms p
 100 tokens a reply; one in-memory process with 2 × --scale-streams streams, then two
 processes on one Redis with --scale-streams each, every process loaded by its own
 `python -m sseserver.loadgen` (which verifies every stream): the gap between events, the
-first event, the server CPU and Redis's connections.
+first event, the server CPU and Redis's connections; then the same two processes on a
+Redis Cluster of 3 masters and 3 replicas (tests/support/redis_cluster.py), with each master's
+CPU per 1,000 events beside the lone Redis's.
 
 The client reads the stamps out of the events, which `python -m sseserver.loadgen` does
 not do, so it is a small one of its own.
@@ -41,7 +44,7 @@ import sys
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import aiohttp
 
@@ -160,8 +163,13 @@ SCALE_TOKENS: Final = 100
 
 
 def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
-               streams: int, redis: ProcStats | None, redis_port: int | None) -> dict[str, object]:
-    """Each server loaded by its own load generator at once; the worst figures of them."""
+               streams: int, redis: ProcStats | None, redis_port: int | None,
+               shards: list[ProcStats] | None = None,
+               ports: list[int] | None = None) -> dict[str, object]:
+    """Each server loaded by its own load generator at once; the worst figures of them.
+    `ports`: the Redis (or each master) whose commands and reads are counted."""
+    ports = ports or ([redis_port] if redis_port else [])
+    counted = [_redis_counters(port) for port in ports]
     loads = [subprocess.Popen(
         [sys.executable, "-m", "sseserver.loadgen", url, "-c", str(streams), "-n", str(streams),
          "--pace-ms", str(SCALE_PACE_MS), "--expect-messages",
@@ -170,9 +178,19 @@ def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     ) for process, url in servers]
     redis_cpu = redis.cpu() if redis else 0.0
+    shard_cpu = [shard.cpu() for shard in shards or ()]
     time.sleep(10)  # every stream running: what Redis holds for them now
     clients = _redis_clients(redis_port) if redis_port else 0
     reports = [json.loads(load.communicate()[0]) for load in loads]
+    # Every event of every stream (Redis's CPU is read over the whole run, not a window).
+    events = sum(int(count) * int(streams) for r in reports
+                 for count, streams in r["verification"]["events_per_stream"].items())
+    per_1k = [(shard.cpu() - before) / events * 1e6
+              for shard, before in zip(shards or (), shard_cpu, strict=True)]
+    if redis:
+        per_1k = [(redis.cpu() - redis_cpu) / events * 1e6]
+    spent = [_difference(_redis_counters(port), before)
+             for port, before in zip(ports, counted, strict=True)]
     return {
         "label": label,
         "verified": all(r["verification"]["ok"] for r in reports),
@@ -185,7 +203,30 @@ def _scale_row(label: str, servers: list[tuple[subprocess.Popen[str], str]],
         "redis_cpu_pct": (redis.cpu() - redis_cpu) / max(r["window_s"] for r in reports) * 100
         if redis else 0.0,
         "redis_clients": clients,
+        "redis_ms_per_1k": per_1k,
+        # Per 1,000 events of the whole load, for each Redis: reads (a batch each, about),
+        # and commands by name.
+        "redis_reads_per_1k": [n.get("reads", 0) / events * 1000 for n in spent],
+        "redis_calls_per_1k": [{name: round(calls / events * 1000, 1)
+                                for name, calls in sorted(n.items(), key=lambda i: -i[1])
+                                if name != "reads" and calls / events * 1000 >= 0.5}
+                               for n in spent],
     }
+
+
+def _redis_counters(port: int) -> dict[str, int]:
+    """Reads processed, and calls of each command, since the Redis at `port` started."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "all"],
+                         capture_output=True, text=True, check=False).stdout
+    counters = {name: int(calls) for name, calls in
+                re.findall(r"^cmdstat_([a-z|]+):calls=(\d+)", out, re.MULTILINE)}
+    reads = re.search(r"^total_reads_processed:(\d+)", out, re.MULTILINE)
+    counters["reads"] = int(reads.group(1)) if reads else 0
+    return counters
+
+
+def _difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {name: count - before.get(name, 0) for name, count in after.items()}
 
 
 def _redis_clients(port: int) -> int:
@@ -208,7 +249,8 @@ def _demo_server(*extra: str) -> tuple[subprocess.Popen[str], str]:
     return process, match.group(0)
 
 
-def _scale(streams: int, redis_port: int, redis: ProcStats) -> list[dict[str, object]]:
+def _scale(streams: int, redis_port: int, redis: ProcStats,
+           cluster: bool) -> list[dict[str, object]]:
     rows = []
     for label, count, extra in (
         ("memory, 1 process", 1, ()),
@@ -224,7 +266,32 @@ def _scale(streams: int, redis_port: int, redis: ProcStats) -> list[dict[str, ob
             for process, _ in servers:
                 process.terminate()
                 process.wait()
+    if cluster:
+        rows.append(_cluster_row(streams))
     return rows
+
+
+def _cluster_row(streams: int) -> dict[str, object]:
+    """Two processes on a 3-master cluster; each master's CPU per 1,000 events."""
+    from tests.support.redis_cluster import RedisCluster
+
+    cluster = RedisCluster()
+    cluster.start()
+    try:
+        masters = cluster.masters()
+        servers = [_demo_server("--redis-url", cluster.url) for _ in range(2)]
+        try:
+            time.sleep(1)
+            row = _scale_row("cluster, 3 masters", servers, streams, None, None,
+                             [ProcStats(m.pid) for m in masters], [m.port for m in masters])
+            row["redis_clients"] = sum(_redis_clients(m.port) for m in masters)
+            return row
+        finally:
+            for process, _ in servers:
+                process.terminate()
+                process.wait()
+    finally:
+        cluster.close()
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -241,6 +308,9 @@ def main() -> int:
     parser.add_argument("--scale-streams", type=int, default=1500,
                         help="streams per Redis process in the scale run")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale run")
+    parser.add_argument("--scale-only", action="store_true", help="only the scale run")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="leave the Redis Cluster out of the scale run")
     args = parser.parse_args()
     if REDIS_SERVER.find() is None:
         print("redis-server is missing: apt-get install redis-server", file=sys.stderr)
@@ -260,8 +330,8 @@ def main() -> int:
         if not control.poll(30):
             raise RuntimeError("the fake upstream did not start")
         upstream = str(control.recv())
-        for backend, extra in (("memory", ()),
-                               ("redis", ("--redis-url", f"redis://127.0.0.1:{redis_port}/0"))):
+        for backend, extra in () if args.scale_only else (
+                ("memory", ()), ("redis", ("--redis-url", f"redis://127.0.0.1:{redis_port}/0"))):
             server, url = _start_server(upstream, *extra)
             try:
                 _measure(url, control, 5, 20, 0)  # warm up
@@ -277,7 +347,7 @@ def main() -> int:
                          cpu["redis"] * 1000 if extra else 0.0, statistics.median(paced),
                          _quantile(paced, 0.99), max(paced)))
         if not args.no_scale:
-            scale = _scale(args.scale_streams, redis_port, redis_stats)
+            scale = _scale(args.scale_streams, redis_port, redis_stats, not args.no_cluster)
     finally:
         # The fake may be gone already; the error that brought us here is the one to show.
         with contextlib.suppress(OSError):
@@ -286,6 +356,37 @@ def main() -> int:
         if upstream_process.is_alive():
             upstream_process.terminate()
         redis.close()
+    if rows:
+        _print_flat(args, rows)
+    if scale:
+        print(f"\nscale: {2 * args.scale_streams} streams in all, {SCALE_TOKENS} tokens "
+              f"{SCALE_PACE_MS} ms apart, each process loaded by its own load generator")
+        print(f"{'run':20} {'verified':>8} {'streams':>8} {'errors':>6} {'gap p50':>8} "
+              f"{'gap p99':>8} {'TTFE p99':>9} {'server CPU %':>13} {'redis CPU %':>11} "
+              f"{'redis conns':>11}  redis CPU-ms per 1k events (each master)")
+        for row in scale:
+            per_1k = cast(list[float], row["redis_ms_per_1k"])
+            print(f"{row['label']:20} {row['verified']!s:>8} {row['completed']:>8} "
+                  f"{row['errors']:>6} {row['gap_p50']:>8.1f} {row['gap_p99']:>8.1f} "
+                  f"{row['ttfe_p99']:>9.1f} {row['cpu_pct']!s:>13} "
+                  f"{row['redis_cpu_pct']:>11.0f} {row['redis_clients']:>11}  "
+                  + " ".join(f"{ms:.2f}" for ms in per_1k))
+            reads = cast(list[float], row["redis_reads_per_1k"])
+            calls = cast(list[dict[str, float]], row["redis_calls_per_1k"])
+            for number, (read, named) in enumerate(zip(reads, calls, strict=True)):
+                print(f"{'':20} redis {number}: {read:.0f} reads per 1k events; calls per 1k "
+                      "events: " + ", ".join(f"{name} {n:g}" for name, n in named.items()))
+        lone = [r for r in scale if r["label"].startswith("redis")]  # type: ignore[attr-defined]
+        shards = [r for r in scale if r["label"].startswith("cluster")]  # type: ignore[attr-defined]
+        if lone and shards:
+            busiest = max(cast(list[float], shards[0]["redis_ms_per_1k"]))
+            alone = cast(list[float], lone[0]["redis_ms_per_1k"])[0]
+            print(f"busiest master / lone Redis, CPU per 1,000 events: {busiest / alone:.2f}")
+    return 0
+
+
+def _print_flat(args: argparse.Namespace,
+                rows: list[tuple[str, float, float, float, float, float, float]]) -> None:
     print(f"events/s: {args.streams} streams x {args.flat_tokens} events, flat out; latency: "
           f"{args.paced_streams} streams x {args.tokens} events, one per {args.delay_ms:g} ms "
           "each, upstream to client")
@@ -297,18 +398,6 @@ def main() -> int:
     memory, redis_row = rows[0], rows[1]
     print(f"redis/memory: events per server-CPU-second {redis_row[2] / memory[2]:.0%}, "
           f"latency p99 {redis_row[5] / memory[5]:.2f}x")
-    if scale:
-        print(f"\nscale: {2 * args.scale_streams} streams in all, {SCALE_TOKENS} tokens "
-              f"{SCALE_PACE_MS} ms apart, each process loaded by its own load generator")
-        print(f"{'run':20} {'verified':>8} {'streams':>8} {'errors':>6} {'gap p50':>8} "
-              f"{'gap p99':>8} {'TTFE p99':>9} {'server CPU %':>13} {'redis CPU %':>11} "
-              f"{'redis conns':>11}")
-        for row in scale:
-            print(f"{row['label']:20} {row['verified']!s:>8} {row['completed']:>8} "
-                  f"{row['errors']:>6} {row['gap_p50']:>8.1f} {row['gap_p99']:>8.1f} "
-                  f"{row['ttfe_p99']:>9.1f} {row['cpu_pct']!s:>13} "
-                  f"{row['redis_cpu_pct']:>11.0f} {row['redis_clients']:>11}")
-    return 0
 
 
 if __name__ == "__main__":

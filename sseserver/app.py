@@ -89,7 +89,7 @@ def create_quotas(settings: Settings, store: StreamStore) -> Quotas:
     from .store.redis.quotas import RedisQuotas
 
     assert isinstance(store, RedisStore)
-    return RedisQuotas(store.redis, store.prefix, store.token)
+    return RedisQuotas(store.shards, store.prefix, store.token, store.dead_processes)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:

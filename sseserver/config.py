@@ -512,7 +512,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "redis_url",
         values.redis_url,
-        "keep streams in Redis (redis://host:port/db), so that several processes or hosts "
+        "keep streams in Redis (redis://host:port/db), or a Redis Cluster "
+        "(redis+cluster://host:port[,host:port...]), so that several processes or hosts "
         "serve any stream",
         shown_default="none: in this process's memory",
         secret=True,

@@ -96,8 +96,15 @@ def port(text: str) -> int:
 
 
 def redis_url(text: str) -> str:
+    if text.startswith("redis+cluster://"):
+        hosts = text[len("redis+cluster://"):].split("/", 1)[0].rpartition("@")[2]
+        for host in hosts.split(","):
+            name, _, port = host.rpartition(":")
+            if not name or not port.isdigit():
+                raise ValueError("a redis+cluster:// URL lists host:port[,host:port...]")
+        return text
     if not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        raise ValueError("must be a redis://, rediss://, unix:// or redis+cluster:// URL")
     return text
 
 

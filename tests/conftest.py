@@ -21,6 +21,7 @@ from sseserver.connections import SSERunner
 from .support.browser import browser, page
 from .support.fake_anthropic import FakeAnthropic, fake_anthropic
 from .support.processes import processes
+from .support.redis_cluster import RedisCluster, require_redis_cluster_tools
 from .support.redis_server import RedisServer, require_redis_server
 
 __all__ = [
@@ -30,8 +31,11 @@ __all__ = [
     "fake_anthropic",
     "page",
     "processes",
+    "redis_cluster",
+    "redis_cluster_url",
     "redis_server",
     "redis_url",
+    "some_redis_url",
     "start_server",
 ]
 
@@ -122,6 +126,33 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session's Redis, emptied for this test."""
     assert redis_server.command(b"FLUSHALL") == b"+OK\r\n"
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """One Redis Cluster for the session: 3 masters, 3 replicas (tests/support/redis_cluster.py).
+    A test that kills or reshards a node starts its own."""
+    require_redis_cluster_tools()
+    cluster = RedisCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session's cluster, emptied for this test (`redis+cluster://` and its masters)."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def some_redis_url(request: pytest.FixtureRequest) -> str:
+    """One Redis, then a Redis Cluster, each emptied for the test."""
+    name = "redis_url" if request.param == "redis" else "redis_cluster_url"
+    return str(request.getfixturevalue(name))
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -240,7 +240,7 @@ async def test_a_reply_that_ends_at_once_leaves_its_chat_name_to_expire(
     assert store._names.owned == {}  # what the owner refreshes
     client = redis.asyncio.from_url(redis_url)
     try:
-        names = [key async for key in client.scan_iter(match="*name:brief-*")]
+        names = [key async for key in client.scan_iter(match="*name:{brief-*")]
         ttls = {key: await client.pttl(key) for key in names}
     finally:
         await client.aclose()

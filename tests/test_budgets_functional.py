@@ -58,7 +58,7 @@ async def _settled(server: RunningServer, who: dict[str, str]) -> dict[str, Any]
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("backend_name", ["memory", "redis"])
+@pytest.mark.parametrize("backend_name", ["memory", "redis", "cluster"])
 async def test_concurrent_starts_stay_within_one_max_tokens_of_the_budget(
     start_server: StartServer, fake_anthropic: FakeAnthropic, request: pytest.FixtureRequest,
     backend_name: str,
@@ -69,8 +69,9 @@ async def test_concurrent_starts_stay_within_one_max_tokens_of_the_budget(
         "jwt_secret_file": SECRET, "jwt_audience": AUDIENCE, "budget_tokens": budget,
         "budget_window": WINDOW, "max_streams_per_client": 0, "prompt_cache": "off",
     }
-    if backend_name == "redis":
-        redis_url = request.getfixturevalue("redis_url")
+    if backend_name != "memory":
+        redis_url = request.getfixturevalue(
+            "redis_url" if backend_name == "redis" else "redis_cluster_url")
         servers = [await start_server(fake=fake_anthropic, redis_url=redis_url, **options)
                    for _ in range(2)]
     else:

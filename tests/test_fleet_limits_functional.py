@@ -1,7 +1,7 @@
 """The per-user limit holds across the fleet (docs/operations.md, "Users"): two
-`python -m sseserver` processes on one Redis admit exactly `--max-streams-per-client`
-generations of one user however many start at once, and a process killed with SIGKILL
-gives its slots back once its lease runs out."""
+`python -m sseserver` processes on one Redis, and on a Redis Cluster, admit exactly
+`--max-streams-per-client` generations of one user however many start at once, and a
+process killed with SIGKILL gives its slots back once its lease runs out."""
 
 from __future__ import annotations
 
@@ -40,13 +40,15 @@ async def _start(session: aiohttp.ClientSession, server: ServerProcess) -> tuple
 
 
 async def test_one_users_limit_is_exact_across_processes_and_freed_by_the_lease(
-    processes: Processes, redis_url: str, secret_file: Path,
+    processes: Processes, some_redis_url: str, secret_file: Path,
 ) -> None:
     # A POSTed stream nobody reads holds its slot for the resume window: the whole test.
     a, b = await asyncio.gather(*(processes.sseserver(
-        None, "--redis-url", redis_url, "--jwt-secret-file", str(secret_file),
+        None, "--redis-url", some_redis_url, "--jwt-secret-file", str(secret_file),
         "--jwt-audience", AUDIENCE, "--max-streams-per-client", str(LIMIT),
         "--resume-window", "60", "--max-loop-lag-ms", "0",
+        # The streams it holds run to the end of the test: no grace for them at its stop.
+        "--shutdown-grace", "0",
     ) for _ in range(2)))
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:

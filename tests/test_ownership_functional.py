@@ -118,10 +118,10 @@ async def test_another_users_stream_and_chat_do_not_exist_for_them(
 
 
 async def test_ownership_holds_across_two_processes_on_redis(
-    processes: Processes, redis_url: str, secret_file: Path,
+    processes: Processes, some_redis_url: str, secret_file: Path,
 ) -> None:
     a, b = await asyncio.gather(*(processes.sseserver(
-        None, "--redis-url", redis_url, "--jwt-secret-file", str(secret_file),
+        None, "--redis-url", some_redis_url, "--jwt-secret-file", str(secret_file),
         "--jwt-audience", AUDIENCE,
         "--demo-delay-ms", "20", "--demo-tokens", "400", "--resume-window", "30",
     ) for _ in range(2)))

@@ -1,5 +1,6 @@
 """Scale-out end to end: separate `python -m sseserver` processes sharing
-one real Redis, and one fake Anthropic API that sees every upstream request.
+one real Redis (or, where the test takes `some_redis_url`, a Redis Cluster too), and one
+fake Anthropic API that sees every upstream request.
 
 Each test prints what it measured (run with -s to see it)."""
 
@@ -49,9 +50,9 @@ async def _delete(server: ServerProcess, url: str) -> int:
 
 @pytest.mark.parametrize("route", ["/api/sse", "/api/streams"])
 async def test_start_on_a_drop_after_5_events_resume_on_b(
-    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str, route: str
+    processes: Processes, fake_anthropic: FakeAnthropic, some_redis_url: str, route: str
 ) -> None:
-    a, b = await _two(processes, fake_anthropic, redis_url, "--resume-window", "5")
+    a, b = await _two(processes, fake_anthropic, some_redis_url, "--resume-window", "5")
     fake_anthropic.enqueue(Reply(chunks=WORDS, delay=0.01))
     url = "/api/sse?message=hi" if route == "/api/sse" else await _post(a)
     first = await open_sse(a.url + url)
@@ -73,9 +74,9 @@ async def test_start_on_a_drop_after_5_events_resume_on_b(
 
 
 async def test_delete_on_b_cancels_the_upstream_of_a_within_250ms(
-    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str
+    processes: Processes, fake_anthropic: FakeAnthropic, some_redis_url: str
 ) -> None:
-    a, b = await _two(processes, fake_anthropic, redis_url)
+    a, b = await _two(processes, fake_anthropic, some_redis_url)
     fake_anthropic.enqueue(Reply(chunks=["tok "] * 500, delay=0.02))
     url = await _post(a)
     async with await open_sse(a.url + url) as stream:
@@ -94,10 +95,10 @@ async def test_delete_on_b_cancels_the_upstream_of_a_within_250ms(
 
 
 async def test_last_subscriber_leaving_b_cancels_a_after_the_window(
-    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str
+    processes: Processes, fake_anthropic: FakeAnthropic, some_redis_url: str
 ) -> None:
     window = 1.0
-    a, b = await _two(processes, fake_anthropic, redis_url, "--resume-window", str(window))
+    a, b = await _two(processes, fake_anthropic, some_redis_url, "--resume-window", str(window))
     fake_anthropic.enqueue(Reply(chunks=["tok "] * 1000, delay=0.01))
     url = await _post(a)
     async with await open_sse(b.url + url) as stream:
@@ -131,9 +132,9 @@ async def test_a_subscriber_process_killed_counts_as_gone(
 
 
 async def test_owner_killed_mid_generation_its_subscribers_get_an_error(
-    processes: Processes, fake_anthropic: FakeAnthropic, redis_url: str
+    processes: Processes, fake_anthropic: FakeAnthropic, some_redis_url: str
 ) -> None:
-    a, b = await _two(processes, fake_anthropic, redis_url, "--resume-window", "5")
+    a, b = await _two(processes, fake_anthropic, some_redis_url, "--resume-window", "5")
     fake_anthropic.enqueue(Reply(chunks=["tok "] * 2000, delay=0.01))
     url = await _post(a)
     async with await open_sse(b.url + url) as stream:
@@ -192,3 +193,35 @@ async def test_a_reconnect_after_redis_lost_the_stream_gets_204(
             assert response.status == 204, await response.text()
             assert await response.read() == b""
     assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_running_stream_redis_lost_ends_with_generation_lost(
+    start_server: StartServer, fake_anthropic: FakeAnthropic, redis_server: RedisServer,
+    redis_url: str,
+) -> None:
+    """Redis may lose a running stream's keys (a failover to a replica that had not
+    received them, a restart without persistence): its readers, on the owner and on
+    another process, each read the stream as it goes on and must then get its end, a
+    `generation_lost` error at the next id, never a response that stops without one; a
+    resume from that id gets 204."""
+    a = await start_server(fake=fake_anthropic, redis_url=redis_url, resume_window=5)
+    b = await start_server(fake=fake_anthropic, redis_url=redis_url, resume_window=5)
+    fake_anthropic.enqueue(Reply(chunks=["tok "] * 2000, delay=0.01))
+    async with aiohttp.ClientSession() as session, session.post(
+        a.url + "/api/streams", json={"messages": [{"role": "user", "content": "hi"}]}
+    ) as response:
+        url = str((await response.json())["url"])
+    async with await open_sse(a.url + url) as on_a, await open_sse(b.url + url) as on_b:
+        await asyncio.gather(on_a.take(5), on_b.take(5))
+        assert redis_server.command(b"FLUSHALL") == b"+OK\r\n"
+        await asyncio.gather(on_a.read_all(timeout=DEATH_BOUND + 3),
+                             on_b.read_all(timeout=DEATH_BOUND + 3))
+    for stream in (on_a, on_b):
+        assert stream.events[-1].type == "error", stream.events[-1]
+        assert json.loads(stream.events[-1].data)["type"] == "generation_lost"
+        ids = [int(e.last_event_id.split(":")[1]) for e in stream.events]
+        assert ids == list(range(len(ids)))  # the end at the next id
+        async with aiohttp.ClientSession() as session, session.get(
+            b.url + url, headers={"Last-Event-ID": stream.last_id}
+        ) as response:
+            assert response.status == 204

@@ -1,5 +1,6 @@
 """The StreamStore contract (store/base.py), one suite run against every backend: the
-in-memory store and the Redis store (on a real redis-server)."""
+in-memory store and the Redis store, on a real redis-server and on a real Redis Cluster
+of 3 masters (tests/support/redis_cluster.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .support.waiting import until
 CLOCK_SLACK = 0.002
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StreamStore]:
     instance: StreamStore
     if request.param == "memory":
@@ -28,7 +29,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[StreamStore]:
     else:
         from sseserver.store.redis import RedisStore
 
-        url = request.getfixturevalue("redis_url")
+        url = request.getfixturevalue(
+            "redis_url" if request.param == "redis" else "redis_cluster_url")
         instance = RedisStore(url, resume_window=1, prefix=f"t{secrets.token_hex(4)}:")
     await instance.open()
     yield instance
@@ -255,15 +257,15 @@ async def test_no_listener_behind_the_end_and_none_kept_after_it(store: StreamSt
 
 
 async def test_a_listener_in_another_process_catches_up_then_follows(
-    redis_url: str,
+    some_redis_url: str,
 ) -> None:
     """Redis: a process that did not generate the stream gets it through its one reader,
     from the listener's position (read from the log) on, each frame once."""
     from sseserver.store.redis import RedisStore
 
     prefix = f"t{secrets.token_hex(4)}:"
-    owner = RedisStore(redis_url, resume_window=1, prefix=prefix)
-    other = RedisStore(redis_url, resume_window=1, prefix=prefix)
+    owner = RedisStore(some_redis_url, resume_window=1, prefix=prefix)
+    other = RedisStore(some_redis_url, resume_window=1, prefix=prefix)
     await owner.open()
     await other.open()
     try:
@@ -369,14 +371,14 @@ async def test_a_read_says_how_many_events_the_stream_has(store: StreamStore) ->
         assert (batch.ended, batch.lost, batch.held) == (True, False, 3)
 
 
-async def test_a_lost_end_counts_as_an_event(redis_url: str) -> None:
+async def test_a_lost_end_counts_as_an_event(some_redis_url: str) -> None:
     """A stream whose owner went away ends `lost`, reported as an error event with the
     index after the frames: that id was given out, so a resume from it is not beyond."""
     from sseserver.store.redis import RedisStore
 
     prefix = f"t{secrets.token_hex(4)}:"
-    owner = RedisStore(redis_url, resume_window=5, prefix=prefix)
-    reader = RedisStore(redis_url, resume_window=5, prefix=prefix)
+    owner = RedisStore(some_redis_url, resume_window=5, prefix=prefix)
+    reader = RedisStore(some_redis_url, resume_window=5, prefix=prefix)
     await owner.open()
     await reader.open()
     try:
@@ -395,14 +397,14 @@ async def test_a_lost_end_counts_as_an_event(redis_url: str) -> None:
 
 
 async def test_redis_keeps_a_finished_stream_at_least_its_minimum_keep_time(
-    redis_url: str,
+    some_redis_url: str,
 ) -> None:
     """With `--resume-window 0` a finished stream still stays in Redis for MIN_KEEP, so a
     reader that just saw the end of its last batch can read its last frames (protocol.md,
     "Routes": at least 0.25 s with Redis)."""
     from sseserver.store.redis import RedisStore
 
-    store = RedisStore(redis_url, resume_window=0, prefix=f"t{secrets.token_hex(4)}:")
+    store = RedisStore(some_redis_url, resume_window=0, prefix=f"t{secrets.token_hex(4)}:")
     await store.open()
     try:
         await store.create("s")

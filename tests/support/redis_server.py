@@ -44,7 +44,7 @@ class RedisServer:
             self._process = subprocess.Popen(
                 [REDIS_SERVER.path, "--port", str(self.port), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", "--daemonize", "no",
-                 "--dir", self._dir.name, "--loglevel", "warning"],
+                 "--dir", self._dir.name, "--loglevel", "warning", *self.extra_args()],
                 stdout=out, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
@@ -57,6 +57,14 @@ class RedisServer:
                                    f"{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.02)
         raise TimeoutError(f"redis-server did not answer on port {self.port}")
+
+    def extra_args(self) -> list[str]:
+        """More redis-server options, for a subclass."""
+        return []
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
     def stop(self) -> None:
         if self._process is None:

@@ -41,6 +41,7 @@ class Tool:
 
 CHROMIUM: Final = Tool("chromium", "/usr/bin/chromium", "chromium")
 REDIS_SERVER: Final = Tool("redis-server", "/usr/bin/redis-server", "redis-server")
+REDIS_CLI: Final = Tool("redis-cli", "/usr/bin/redis-cli", "redis-tools")
 NGINX: Final = Tool("nginx", "/usr/sbin/nginx", "nginx")
 OPENSSL: Final = Tool("openssl", "/usr/bin/openssl", "openssl")
 CURL: Final = Tool("curl", "/usr/bin/curl", "curl")

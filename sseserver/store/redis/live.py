@@ -1,15 +1,20 @@
-"""The process's one reader: a single pub/sub connection that brings this process the new
-frames of every stream another process generates and this one follows, and the control
-messages for the streams it owns.
+"""The process's readers: one pub/sub connection per master (one on a single Redis) that
+brings this process the new frames of every stream another process generates and this one
+follows; one of them (the home reader) also takes the control messages for the streams it
+owns.
 
-    owner's writer ── PUBLISH f<i>:<frame> ──▶ Redis ──▶ this connection ──▶ the stream's
-                                                                             listener
+    owner's writer ── (S)PUBLISH f<i>:<frame> ──▶ the master of the stream's slot ──▶ its
+                                                   reader here ──▶ the stream's listener
 A stream is subscribed while this process has a follower of it (or a reader waiting), and
-each frame arrives once, however many followers it has here. The log stays the truth:
-after SUBSCRIBE is confirmed, the reader reads the log from the follower's position (what
-was published before the subscription), then takes messages by index, skipping any it has
-and reading the log again on a gap. A lost connection lets every follower go: they read
-the log, which says whether the stream went on, ended, or cannot be reached.
+each frame arrives once, however many followers it has here. On a cluster a stream's
+channel is a sharded one (`SSUBSCRIBE`), on the master serving its slot; control messages
+use plain `SUBSCRIBE` on the home reader. The log stays the truth: after the subscription
+is confirmed, the reader reads the log from the follower's position (what was published
+before it), then takes messages by index, skipping any it has and reading the log again on
+a gap, or when told the log is ahead (`h<n>`: the owner has just begun publishing). A lost
+connection, a slot that moved (the master unsubscribes its channels) or a master failing
+over lets every follower on it go: they read the log, which says whether the stream went
+on, ended, or cannot be reached, and follow again on whichever master serves it then.
 
 The connection is a plain asyncio protocol over hiredis's parser: a message costs one C
 parse and one dispatch, with no task switch or per-message coroutine.
@@ -18,6 +23,7 @@ parse and one dispatch, with no task switch or per-message coroutine.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import ssl
@@ -26,7 +32,8 @@ from typing import Any, Final, cast
 
 from ...errors import StoreUnavailable
 from ..base import Batch, StreamListener
-from .scripts import StreamKeys
+from .keyspace import StreamKeys
+from .shards import Endpoint, Shards
 
 try:
     import hiredis
@@ -103,25 +110,36 @@ class _Protocol(asyncio.Protocol):
 
 
 class LiveReader:
-    """One pub/sub connection per process, reconnected while the store is open."""
+    """One pub/sub connection to one master, reconnected while it is needed."""
 
     def __init__(
         self,
-        url: str,
+        target: str | Endpoint,
         client_name: str,
         prefix: str,
-        control_channel: str,
+        control_channel: str | None,
         on_control: Callable[[bytes], None],
         on_listening: Callable[[], Awaitable[None]],
         read_range: ReadRange,
+        *,
+        sharded: bool = False,
+        on_moved: Callable[[], None] = lambda: None,
     ) -> None:
-        self._url = url
+        self._target = target
         self._client_name = client_name
         self._prefix = prefix
-        self._control = control_channel.encode()
+        self._control = control_channel.encode() if control_channel else None
         self._on_control = on_control
         self._on_listening = on_listening
         self._read_range = read_range
+        self._on_moved = on_moved
+        if sharded:
+            self._subscribe, self._unsubscribe = "SSUBSCRIBE", "SUNSUBSCRIBE"
+            self._message_kind, self._confirm_kind = b"smessage", b"ssubscribe"
+        else:
+            self._subscribe, self._unsubscribe = "SUBSCRIBE", "UNSUBSCRIBE"
+            self._message_kind, self._confirm_kind = b"message", b"subscribe"
+        self._dropping: collections.Counter[bytes] = collections.Counter()
         self._remote: dict[bytes, _Remote] = {}  # by channel
         self._protocol: _Protocol | None = None
         self._pending: list[asyncio.Future[Any]] = []  # replies to non-pub/sub commands
@@ -187,14 +205,16 @@ class LiveReader:
         remote = self._remote.get(channel)
         if remote is None:
             remote = self._remote[channel] = _Remote(stream_id, channel)
-            self._send(pack("SUBSCRIBE", channel))
+            self._send(pack(self._subscribe, channel))
         return remote
 
     def _drop_if_idle(self, remote: _Remote) -> None:
         idle = remote.listener is None and not remote.waiters and not remote.catching_up
         if idle and self._remote.get(remote.channel) is remote:
             del self._remote[remote.channel]
-            self._send(pack("UNSUBSCRIBE", remote.channel))
+            if remote.subscribed or self.connected.is_set():
+                self._dropping[remote.channel] += 1
+                self._send(pack(self._unsubscribe, remote.channel))
 
     def _end(self, remote: _Remote, *, final: bool = False) -> None:
         """No more pushes for this stream; unless it ended normally (`final`), its follower
@@ -213,28 +233,62 @@ class LiveReader:
                 future = self._pending.pop(0)
                 if not future.done():
                     future.set_result(reply)
+            elif isinstance(reply, Exception):
+                self._refused(reply)
             return
         kind = reply[0]
-        if kind == b"message":
-            channel, data = reply[1], reply[2]
-            if channel == self._control:
-                self._on_control(data)
-            else:
-                remote = self._remote.get(channel)
-                if remote is not None:
-                    self._message(remote, data)
-        elif kind == b"subscribe":
-            if reply[1] == self._control:
-                self._control_ready.set()
-                return
+        if kind == b"message" and reply[1] == self._control:
+            self._on_control(reply[2])
+        elif kind == self._message_kind:
+            remote = self._remote.get(reply[1])
+            if remote is not None:
+                self._message(remote, reply[2])
+        elif kind == b"subscribe" and reply[1] == self._control:
+            self._control_ready.set()
+        elif kind == self._confirm_kind:
             remote = self._remote.get(reply[1])
             if remote is not None and not remote.subscribed:
                 remote.subscribed = True
                 if remote.listener is not None:
                     self._catch_up(remote)
                 remote.wake()
+        elif kind == b"sunsubscribe":
+            channel = reply[1]
+            if self._dropping[channel]:
+                self._dropping[channel] -= 1
+                if not self._dropping[channel]:
+                    del self._dropping[channel]
+                return
+            remote = self._remote.pop(channel, None)  # its slot moved to another master
+            if remote is not None:
+                self._let_go(remote)
+            self._on_moved()
+
+    def _refused(self, error: Exception) -> None:
+        """A subscription refused (its slot is served elsewhere now): every stream not yet
+        subscribed here is let go, to read the log and follow again where it lives."""
+        log.debug("redis reader: %s", error)
+        for channel, remote in list(self._remote.items()):
+            if not remote.subscribed:
+                del self._remote[channel]
+                self._let_go(remote)
+        self._on_moved()
+
+    def _let_go(self, remote: _Remote) -> None:
+        remote.subscribed = False
+        listener, remote.listener = remote.listener, None
+        remote.wake()
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.end(False)
 
     def _message(self, remote: _Remote, data: bytes) -> None:
+        if data[:1] == b"h":  # the log holds this many frames: read what is missing
+            remote.wake()
+            if (remote.listener is not None and not remote.catching_up
+                    and int(data[1:]) > remote.next_index):
+                self._catch_up(remote)
+            return
         colon = data.index(b":")
         index = int(data[1:colon])
         is_frame = data[:1] == b"f"
@@ -335,21 +389,20 @@ class LiveReader:
                 self.connected.clear()
                 self.tried.set()
                 self._release_all()
+            self._on_moved()  # a master gone may be a failover: the map may have changed
             await asyncio.sleep(RECONNECT_DELAY)
 
     async def _connect(self) -> None:
-        assert parse_url is not None
-        options: dict[str, Any] = parse_url(self._url)  # type: ignore[no-untyped-call]
+        options = self._options()
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(CONNECT_TIMEOUT):
             if "path" in options:
                 _, protocol = await loop.create_unix_connection(
                     lambda: _Protocol(self), options["path"])
             else:
-                tls = ssl.create_default_context() if self._url.startswith("rediss:") else None
                 _, protocol = await loop.create_connection(
                     lambda: _Protocol(self), options.get("host", "localhost"),
-                    int(options.get("port", 6379)), ssl=tls)
+                    int(options.get("port", 6379)), ssl=options.get("tls"))
             self._protocol = protocol
             assert protocol.transport is not None
             password = options.get("password")
@@ -359,14 +412,30 @@ class LiveReader:
                 reply = await self._command(protocol.transport, pack(*auth))
                 if isinstance(reply, Exception):
                     raise StoreUnavailable(f"redis reader: {reply}")
-            protocol.transport.write(pack("CLIENT", "SETNAME", self._client_name))
-            self._control_ready.clear()
-            protocol.transport.write(pack("SUBSCRIBE", self._control))
-            await self._control_ready.wait()
+            reply = await self._command(protocol.transport,
+                                        pack("CLIENT", "SETNAME", self._client_name))
+            if isinstance(reply, Exception):
+                raise StoreUnavailable(f"redis reader: {reply}")
+            if self._control is not None:
+                self._control_ready.clear()
+                protocol.transport.write(pack("SUBSCRIBE", self._control))
+                await self._control_ready.wait()
             self.connected.set()
         # Signals published before the subscription took effect: caught up from Redis.
-        await self._on_listening()
+        if self._control is not None:
+            await self._on_listening()
         self.tried.set()
+
+    def _options(self) -> dict[str, Any]:
+        target = self._target
+        if isinstance(target, Endpoint):
+            return {"host": target.host, "port": target.port, "username": target.username,
+                    "password": target.password}
+        assert parse_url is not None
+        options: dict[str, Any] = parse_url(target)  # type: ignore[no-untyped-call]
+        if target.startswith("rediss:"):
+            options["tls"] = ssl.create_default_context()
+        return options
 
     async def _command(self, transport: asyncio.Transport, command: bytes) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -382,10 +451,171 @@ class LiveReader:
         self._pending.clear()
         remotes = list(self._remote.values())
         self._remote.clear()
+        self._dropping.clear()
         for remote in remotes:
-            remote.subscribed = False
-            listener, remote.listener = remote.listener, None
-            remote.wake()
-            if listener is not None:
-                with contextlib.suppress(Exception):
-                    listener.end(False)
+            self._let_go(remote)
+
+
+class Readers:
+    """The process's readers: one per master, each started as soon as the slot map names
+    it (so that a first follower finds it listening); the home reader (the master of the
+    process's own keys) also takes its control messages. On one Redis there is just the
+    one."""
+
+    def __init__(
+        self,
+        shards: Shards,
+        url: str,
+        token: str,
+        prefix: str,
+        home_key: str,
+        control_channel: str,
+        on_control: Callable[[bytes], None],
+        on_listening: Callable[[], Awaitable[None]],
+        read_range: ReadRange,
+    ) -> None:
+        self._shards = shards
+        self._url = url
+        self._token = token
+        self._prefix = prefix
+        self._home_key = home_key
+        self._control = control_channel
+        self._on_control = on_control
+        self._on_listening = on_listening
+        self._read_range = read_range
+        self._readers: dict[str, LiveReader] = {}
+        self._home: LiveReader | None = None
+        self._following: dict[str, LiveReader] = {}  # stream id -> where it is followed
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.tried = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        """The home reader listens: control messages reach this process."""
+        return self._home is not None and self._home.connected.is_set()
+
+    def start(self) -> None:
+        if self._shards.cluster:
+            self._shards.on_change(self._map_changed)
+            self._spawn(self._first_map())
+        else:
+            self._start_home()
+
+    async def _first_map(self) -> None:
+        """On a cluster the readers need the slot map: until one node answers, try again."""
+        while not self._closed:
+            try:
+                await self._shards.refresh()
+                return  # _map_changed started the home reader
+            except Exception as exc:
+                log.debug("redis cluster: no slot map yet: %s", exc)
+                self.tried.set()
+                await asyncio.sleep(RECONNECT_DELAY)
+
+    def _start_home(self) -> None:
+        address = self._shards.address_of(self._home_key)
+        home = self._home
+        if home is not None and self._readers.get(address) is home:
+            return
+        if home is not None:  # a home that moved: the new one subscribes the control channel
+            self._drop(self._address_of_reader(home))
+        self._drop(address)  # a stream reader there is replaced by one with control
+        self._home = self._reader(address, control=True)
+        self._spawn(self._mirror_tried(self._home))
+
+    async def _mirror_tried(self, reader: LiveReader) -> None:
+        await reader.tried.wait()
+        self.tried.set()
+
+    def _address_of_reader(self, reader: LiveReader) -> str:
+        for address, candidate in self._readers.items():
+            if candidate is reader:
+                return address
+        return "\0"
+
+    def _reader(self, address: str, *, control: bool = False) -> LiveReader:
+        reader = self._readers.get(address)
+        if reader is None:
+            target: str | Endpoint = self._url
+            if self._shards.cluster:
+                endpoint = self._shards.endpoint(address)
+                assert endpoint is not None, address
+                target = endpoint
+            reader = LiveReader(
+                target, f"sseserver-{self._token}-reader", self._prefix,
+                self._control if control else None, self._on_control, self._on_listening,
+                self._read_range, sharded=self._shards.cluster, on_moved=self._moved,
+            )
+            self._readers[address] = reader
+            reader.start()
+        return reader
+
+    def _for(self, stream_id: str) -> LiveReader | None:
+        if self._closed:
+            return None
+        channel = StreamKeys(self._prefix, stream_id).channel
+        address = self._shards.address_of(channel)
+        if self._shards.cluster and self._shards.endpoint(address) is None:
+            return None  # no map yet
+        return self._reader(address)
+
+    def listen(self, stream_id: str, start: int, listener: StreamListener) -> bool:
+        reader = self._for(stream_id)
+        if reader is None or not reader.listen(stream_id, start, listener):
+            return False
+        self._following[stream_id] = reader
+        return True
+
+    def unlisten(self, stream_id: str) -> None:
+        reader = self._following.pop(stream_id, None)
+        if reader is not None:
+            reader.unlisten(stream_id)
+
+    async def wait(self, stream_id: str, timeout: float) -> None:
+        reader = self._for(stream_id)
+        if reader is None:
+            await asyncio.sleep(min(timeout, RECONNECT_DELAY))
+            return
+        await reader.wait(stream_id, timeout)
+
+    def _moved(self) -> None:
+        if self._shards.cluster and not self._closed:
+            self._spawn(self._refresh())
+
+    async def _refresh(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._shards.refresh()
+
+    def _map_changed(self, gone: set[str]) -> None:
+        for address in gone:
+            self._drop(address)
+        if not self._closed:
+            self._start_home()
+            for address in self._shards.masters():
+                self._reader(address)
+
+    def _drop(self, address: str) -> None:
+        reader = self._readers.pop(address, None)
+        if reader is None:
+            return
+        if reader is self._home:
+            self._home = None
+        for stream_id, following in list(self._following.items()):
+            if following is reader:
+                del self._following[stream_id]
+        self._spawn(reader.close())
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        self._closed = True
+        readers, self._readers = list(self._readers.values()), {}
+        self._home = None
+        await asyncio.gather(*(r.close() for r in readers), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

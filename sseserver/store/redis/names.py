@@ -1,4 +1,4 @@
-"""Names for streams in Redis (`StreamStore.bind`): `<p>name:<name>`, a string holding
+"""Names for streams in Redis (`StreamStore.bind`): `<p>name:{<name>}`, a string holding
 the id of the stream it points at, with that stream's lifetime.
 
 A running stream's keys expire RUNNING_TTL_MS after their owner last refreshed them; the
@@ -7,6 +7,9 @@ same time to live as the stream's keys (the resume window). Every change is
 compare-and-set on the stream id, so a stream that ends after its name was bound to a newer
 one leaves the newer binding alone. A name whose stream was freed early (to stay under
 --resume-max-mb) reads as unbound: `bound` checks that the stream is still held.
+
+A name and its stream are in different slots (keyspace.py): the name is read or set by one
+command, the stream looked up by another; only RELEASE, on the name alone, is a script.
 """
 
 from __future__ import annotations
@@ -16,31 +19,10 @@ from typing import Any, Final
 
 from ...errors import StoreUnavailable
 from .connection import unavailable
+from .keyspace import StreamKeys, name_key
+from .shards import Shards, script
 
 log = logging.getLogger("sseserver.redis")
-
-# 0 or the previous stream when it is still held.
-BIND: Final = """
--- KEYS: name; ARGV: stream id, running ttl ms, key prefix
-local before = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if before and before ~= ARGV[1]
-   and redis.call('EXISTS', ARGV[3] .. '{' .. before .. '}:meta') == 1 then
-  return before
-end
-return false
-"""
-
-BOUND: Final = """
--- KEYS: name; ARGV: key prefix
-local sid = redis.call('GET', KEYS[1])
-if not sid then return false end
-if redis.call('EXISTS', ARGV[1] .. '{' .. sid .. '}:meta') == 0 then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-return sid
-"""
 
 # ARGV[2]: 0 to delete the name, else its time to live in ms.
 RELEASE: Final = """
@@ -54,38 +36,51 @@ return 1
 class Names:
     """The name keys of one store; `owned` maps this process's running streams to theirs."""
 
-    def __init__(self, redis: Any, prefix: str, running_ms: int) -> None:
+    def __init__(self, shards: Shards, prefix: str, running_ms: int) -> None:
+        self._shards = shards
         self._prefix = prefix
         self._running_ms = running_ms
-        self._bind = redis.register_script(BIND)
-        self._bound = redis.register_script(BOUND)
-        self._release = redis.register_script(RELEASE)
+        self._release = script(RELEASE)
         self.owned: dict[str, str] = {}  # stream id -> its name key, until its end
 
     def key(self, name: str) -> str:
-        return f"{self._prefix}name:{name}"
+        return name_key(self._prefix, name)
+
+    async def _held(self, stream_id: str) -> bool:
+        meta = StreamKeys(self._prefix, stream_id).meta
+        return bool(await self._shards.run(meta, lambda client: client.exists(meta)))
 
     async def bind(self, name: str, stream_id: str) -> str | None:
+        """Point the name at the stream; the stream it pointed at, if that is still held."""
         key = self.key(name)
         async with unavailable():
-            before = await self._bind(keys=[key],
-                                      args=[stream_id, self._running_ms, self._prefix])
-        self.owned[stream_id] = key
-        return before.decode() if before else None
+            before = await self._shards.run(key, lambda client: client.set(
+                key, stream_id, px=self._running_ms, get=True))
+            self.owned[stream_id] = key
+            if not before or before.decode() == stream_id:
+                return None
+            return before.decode() if await self._held(before.decode()) else None
 
     async def bound(self, name: str) -> str | None:
+        key = self.key(name)
         async with unavailable():
-            stream_id = await self._bound(keys=[self.key(name)], args=[self._prefix])
-        return stream_id.decode() if stream_id else None
+            stream_id = await self._shards.run(key, lambda client: client.get(key))
+            if not stream_id:
+                return None
+            if await self._held(stream_id.decode()):
+                return str(stream_id.decode())
+            await self._shards.script(self._release, [key], [stream_id, 0])
+        return None
 
     async def unbind(self, name: str, stream_id: str) -> None:
+        key = self.key(name)
         async with unavailable():
-            await self._release(keys=[self.key(name)], args=[stream_id, 0])
+            await self._shards.script(self._release, [key], [stream_id, 0])
 
-    def refresh(self, pipe: Any) -> None:
+    def refresh(self) -> list[tuple[str, Any]]:
         """With the owner's running streams' keys (a newer binding only gains a little)."""
-        for key in self.owned.values():
-            pipe.pexpire(key, self._running_ms)
+        return [(key, lambda pipe, key=key: pipe.pexpire(key, self._running_ms))
+                for key in self.owned.values()]
 
     async def ended(self, stream_id: str, keep_ms: int) -> None:
         """The stream ends: its name (if it still points at it) lives as long as its keys.
@@ -95,7 +90,7 @@ class Names:
             return
         try:
             async with unavailable():
-                await self._release(keys=[key], args=[stream_id, keep_ms])
+                await self._shards.script(self._release, [key], [stream_id, keep_ms])
         except StoreUnavailable as exc:
             log.debug("redis: could not keep the name of %s: %s", stream_id, exc)
 

@@ -4,17 +4,22 @@ first one came (BUSY) and the last one left (IDLE), wherever they are.
 Presence is a set of process tokens per stream, not a counter: a process counts its own
 subscribers and joins the set on 0 → 1 and leaves it on 1 → 0. A process that dies is taken
 out of every set by whoever buries it (liveness.py), which tells the owners too.
+
+The stream's set (its slot) and the process's own list of what it serves (the process's
+slot) are written by two commands at once, not one script: on a cluster they live on
+different masters. The process's list only tells a survivor what to clean up after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from ...errors import StoreUnavailable
 from .connection import unavailable
-from .scripts import JOIN, LEAVE, StreamKeys
+from .keyspace import ProcessKeys, StreamKeys
+from .scripts import JOIN, LEAVE
+from .shards import Shards, script
 
 log = logging.getLogger("sseserver.redis")
 
@@ -32,12 +37,14 @@ class _StreamPresence:
 
 
 class Presence:
-    def __init__(self, redis: Any, prefix: str, token: str) -> None:
+    def __init__(self, shards: Shards, prefix: str, token: str) -> None:
+        self._shards = shards
         self._prefix = prefix
         self._token = token
-        self._subs_key = f"{prefix}proc:{token}:subs"
-        self._join = redis.register_script(JOIN)
-        self._leave = redis.register_script(LEAVE)
+        self._control_prefix = prefix + "ctl:"
+        self._subs_key = ProcessKeys(prefix, token).subs
+        self._join = script(JOIN)
+        self._leave = script(LEAVE)
         self._streams: dict[str, _StreamPresence] = {}
         self._dirty: set[str] = set()  # presence Redis may not know yet
         self._background: set[asyncio.Future[None]] = set()  # shielded leaves
@@ -94,13 +101,16 @@ class Presence:
                 wanted = presence.count > 0
                 if wanted == presence.present:
                     return
-                script = self._join if wanted else self._leave
+                lua = self._join if wanted else self._leave
                 keys = StreamKeys(self._prefix, stream_id)
+                args = [self._token, stream_id, self._control_prefix]
                 try:
                     async with unavailable():
-                        held = await script(
-                            keys=[keys.meta, keys.subs, self._subs_key],
-                            args=[self._token, stream_id, self._prefix],
+                        held, _ = await asyncio.gather(
+                            self._shards.script(lua, [keys.meta, keys.subs], args),
+                            self._shards.run(self._subs_key, lambda client: (
+                                client.sadd if wanted else client.srem
+                            )(self._subs_key, stream_id)),
                         )
                 except StoreUnavailable:
                     # The command may have run all the same: count ourselves listed, so
@@ -113,4 +123,5 @@ class Presence:
             idle = not (presence.users or presence.count or presence.present)
             if idle and self._streams.get(stream_id) is presence:
                 del self._streams[stream_id]
+
 

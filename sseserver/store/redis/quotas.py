@@ -1,14 +1,16 @@
 """Quotas on Redis (store/quotas.py): the per-client limit and users' budgets, exact
-across every process, each check and its count one script.
+across every process, each check and its count one script on one key.
 
-    <p>slots:<key>             hash: process token -> generations it runs for `key`
-    <p>budget:<window>:<user>  hash: uncached, cache_write, cache_read, output, counted
-                               (spent), and r:<token> -> tokens that process holds back
+    <p>slots:{<key>}             hash: process token -> generations it runs for `key`
+    <p>budget:{user:<id>}:<w>    hash: uncached, cache_write, cache_read, output, counted
+                                 (spent), and r:<token> -> tokens that process holds back
 
-A count is kept per process so that a dead one's share can be told apart: every check
-adds up only the fields of processes whose lease (`<p>proc:<token>`, liveness.py) still
-exists, and deletes the others, so what a killed process held is free again once its
-lease runs out, without waiting for anyone to bury it.
+A count is kept per process so that a dead one's share can be told apart. A script may
+touch only its own key (on a cluster the leases live in other slots), so the caller names
+the processes known dead (`<p>dead`, filled by whoever buries one: liveness.py): every
+check adds up the fields of the others and deletes the dead ones'. What a killed process
+held is free again once its lease runs out and a beat has buried it, without waiting for
+anyone to give it back.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ...errors import StoreUnavailable
 from ..quotas import Spent, Tally
 from .connection import unavailable
+from .keyspace import budget_key, slots_key
+from .shards import Shards, script
 
 log = logging.getLogger("sseserver.redis")
 
@@ -30,21 +35,28 @@ SLOTS_TTL_MS: Final = 3_600_000
 
 # Live holders' total first (a dead process's field is deleted), then the check and the
 # count: 1 taken, 0 refused.
+# ARGV[n+1]... : the tokens of processes known dead; `dead[token]` is true for them.
+_DEAD_FROM: Final = """
+local dead = {}
+for i = %d, #ARGV do dead[ARGV[i]] = true end
+"""
+
 TAKE_SLOT: Final = """
--- KEYS: slots; ARGV: token, key prefix, limit, ttl ms
+-- KEYS: slots; ARGV: token, limit, ttl ms, then dead tokens
+""" + _DEAD_FROM % 4 + """
 local fields = redis.call('HGETALL', KEYS[1])
 local total = 0
 for i = 1, #fields, 2 do
   local holder = fields[i]
-  if holder == ARGV[1] or redis.call('EXISTS', ARGV[2] .. 'proc:' .. holder) == 1 then
-    total = total + tonumber(fields[i + 1])
-  else
+  if dead[holder] then
     redis.call('HDEL', KEYS[1], holder)
+  else
+    total = total + tonumber(fields[i + 1])
   end
 end
-if total >= tonumber(ARGV[3]) then return 0 end
+if total >= tonumber(ARGV[2]) then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
@@ -58,8 +70,8 @@ return 1
 
 _KINDS: Final = ("uncached", "cache_write", "cache_read", "output", "counted")
 
-# Reads the window as TALLY does; then holds back ARGV[5] when counted + held + ARGV[4]
-# stays below ARGV[6]. Returns {taken, the five spent figures..., held}.
+# Reads the window as TALLY does; then holds back ARGV[4] when counted + held + ARGV[3]
+# stays below ARGV[5]. Returns {taken, the five spent figures..., held}.
 _READ_WINDOW: Final = """
 local fields = redis.call('HGETALL', KEYS[1])
 local spent = {uncached = 0, cache_write = 0, cache_read = 0, output = 0, counted = 0}
@@ -68,29 +80,31 @@ for i = 1, #fields, 2 do
   local name, value = fields[i], tonumber(fields[i + 1])
   if string.sub(name, 1, 2) == 'r:' then
     local holder = string.sub(name, 3)
-    if holder == ARGV[1] or redis.call('EXISTS', ARGV[2] .. 'proc:' .. holder) == 1 then
-      held = held + value
-    else
+    if dead[holder] then
       redis.call('HDEL', KEYS[1], name)
+    else
+      held = held + value
     end
   else
     spent[name] = value
   end
 end
 """
-RESERVE: Final = _READ_WINDOW + """
--- KEYS: budget; ARGV: token, key prefix, ttl ms, need, hold, budget
+RESERVE: Final = """
+-- KEYS: budget; ARGV: token, ttl ms, need, hold, budget, then dead tokens
+""" + _DEAD_FROM % 6 + _READ_WINDOW + """
 local taken = 0
-if spent.counted + held + tonumber(ARGV[4]) < tonumber(ARGV[6]) then
-  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[1], ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if spent.counted + held + tonumber(ARGV[3]) < tonumber(ARGV[5]) then
+  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   taken = 1
 end
 return {taken, spent.uncached, spent.cache_write, spent.cache_read, spent.output,
         spent.counted, held}
 """
-TALLY: Final = _READ_WINDOW + """
--- KEYS: budget; ARGV: token, key prefix
+TALLY: Final = """
+-- KEYS: budget; ARGV: token, then dead tokens
+""" + _DEAD_FROM % 2 + _READ_WINDOW + """
 return {1, spent.uncached, spent.cache_write, spent.cache_read, spent.output,
         spent.counted, held}
 """
@@ -110,26 +124,24 @@ return 1
 
 
 class RedisQuotas:
-    """Quotas for every process on one Redis; `token` is this process's lease."""
+    """Quotas for every process on one Redis or a cluster; `token` is this process's
+    lease, `dead()` the tokens of processes known dead."""
 
-    def __init__(self, redis: Any, prefix: str, token: str) -> None:
+    def __init__(self, shards: Shards, prefix: str, token: str,
+                 dead: Callable[[], Sequence[str]]) -> None:
+        self._shards = shards
         self._prefix = prefix
         self._token = token
-        self._take = redis.register_script(TAKE_SLOT)
-        self._give = redis.register_script(GIVE_SLOTS)
-        self._reserve = redis.register_script(RESERVE)
-        self._tally = redis.register_script(TALLY)
-        self._settle = redis.register_script(SETTLE)
+        self._dead = dead
+        self._take = script(TAKE_SLOT)
+        self._give = script(GIVE_SLOTS)
+        self._reserve = script(RESERVE)
+        self._tally = script(TALLY)
+        self._settle = script(SETTLE)
         # Slots whose release has not reached Redis yet, and the task sending them, by key:
         # a take of that key waits for it, so a slot just given back counts as free.
         self._owed: collections.Counter[str] = collections.Counter()
         self._releasing: dict[str, asyncio.Task[None]] = {}
-
-    def _slots(self, key: str) -> str:
-        return f"{self._prefix}slots:{key}"
-
-    def _budget(self, user: str, window: int) -> str:
-        return f"{self._prefix}budget:{window}:{user}"
 
     async def take_slot(self, key: str, limit: int) -> bool:
         releasing = self._releasing.get(key)
@@ -138,8 +150,9 @@ class RedisQuotas:
         if self._owed[key]:  # a release Redis did not take before: its turn first
             await self._release(key)
         async with unavailable():
-            taken = await self._take(keys=[self._slots(key)],
-                                     args=[self._token, self._prefix, limit, SLOTS_TTL_MS])
+            taken = await self._shards.script(
+                self._take, [slots_key(self._prefix, key)],
+                [self._token, limit, SLOTS_TTL_MS, *self._dead()])
         return bool(taken)
 
     def give_slot(self, key: str) -> None:
@@ -155,7 +168,8 @@ class RedisQuotas:
         while count := self._owed.pop(key, 0):
             try:
                 async with unavailable():
-                    await self._give(keys=[self._slots(key)], args=[self._token, count])
+                    await self._shards.script(self._give, [slots_key(self._prefix, key)],
+                                              [self._token, count])
             except StoreUnavailable as exc:
                 self._owed[key] += count
                 log.debug("redis: could not release %d slot(s): %s", count, exc)
@@ -164,23 +178,23 @@ class RedisQuotas:
     async def reserve(self, user: str, window: int, need: int, hold: int, budget: int,
                       ttl: float) -> tuple[bool, Tally]:
         async with unavailable():
-            reply = await self._reserve(
-                keys=[self._budget(user, window)],
-                args=[self._token, self._prefix, round(ttl * 1000), need, hold, budget],
-            )
+            reply = await self._shards.script(
+                self._reserve, [budget_key(self._prefix, user, window)],
+                [self._token, round(ttl * 1000), need, hold, budget, *self._dead()])
         return bool(reply[0]), _tally(reply)
 
     async def settle(self, user: str, window: int, hold: int, spent: Spent,
                      ttl: float) -> None:
         figures = [getattr(spent, kind) for kind in _KINDS]
         async with unavailable():
-            await self._settle(keys=[self._budget(user, window)],
-                               args=[self._token, round(ttl * 1000), hold, *figures])
+            await self._shards.script(self._settle, [budget_key(self._prefix, user, window)],
+                                      [self._token, round(ttl * 1000), hold, *figures])
 
     async def tally(self, user: str, window: int) -> Tally:
         async with unavailable():
-            reply = await self._tally(keys=[self._budget(user, window)],
-                                      args=[self._token, self._prefix])
+            reply = await self._shards.script(
+                self._tally, [budget_key(self._prefix, user, window)],
+                [self._token, *self._dead()])
         return _tally(reply)
 
 

@@ -1,19 +1,21 @@
 """RedisStore: the stream store contract on Redis, so that every process on every host
 sees every stream. The pieces, each in its module:
 
-    log.py        the owner's batched writer: appends and ends, one round trip per batch
-    live.py       the one reader: new frames of followed streams, control messages
+    shards.py     where each key lives: one Redis, or the masters of a cluster
+    log.py        the owner's batched writers, one per master: one round trip per batch
+    live.py       the readers, one per master: new frames of followed streams, control
     presence.py   who has subscribers where
     liveness.py   the lease thread, and burying dead processes
     names.py      names clients give streams (bind), with their streams' lifetimes
-    scripts.py    key names and the Lua scripts
+    keyspace.py   key names, and the hash-tag rule that lets a cluster hold them
+    scripts.py    the Lua scripts
 
 This process's own subscribers of a stream it generates read its frames from the owner's
 copy and follow it straight from the writer, each frame once Redis has confirmed it, with
 no round trip of their own; subscribers of a stream generated elsewhere read the log and
 follow through the reader. Either way a frame is handed once to the stream's one listener (the
-fan-out), however many subscribers it has here. Redis Cluster is not supported: the
-scripts touch keys of several streams and processes together.
+fan-out), however many subscribers it has here. On a Redis Cluster (`redis+cluster://`)
+each step touches one slot, so every master carries its share of the streams.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from typing import Any, Final
 from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Cancel, Signal, StreamListener
 from ..retention import Retention, kept_size
-from .connection import HEALTH_TIMEOUT, RedisError, command_client, redacted_url, unavailable
-from .live import LiveReader
+from .connection import HEALTH_TIMEOUT, RedisError, redacted_url, unavailable
+from .keyspace import ProcessKeys, StreamKeys, check_prefix
+from .live import Readers
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
-from .log import RUNNING_TTL_MS, LogWriter, Owned, batch_of
+from .log import RUNNING_TTL_MS, Owned, Writers, batch_of
 from .names import NamedStreams, Names
+from .owns import OwnList
 from .presence import Presence
-from .scripts import CANCEL, FORGET, READ, RETIRE, StreamKeys
+from .scripts import CANCEL, FORGET, READ
+from .shards import Shards, script
 
 log = logging.getLogger("sseserver.redis")
 
@@ -58,29 +63,32 @@ class RedisStore(NamedStreams):
         self._token = secrets.token_hex(8)
         self._url = url
         self._shown_url = redacted_url(url)
-        self._prefix = prefix
+        self._prefix = check_prefix(prefix)
         self._keep_ms = _keep_ms(resume_window)  # for the streams of dead processes
-        self._redis = command_client(url, self._token)
-        self._read_script = self._redis.register_script(READ)
-        self._cancel_script = self._redis.register_script(CANCEL)
-        self._retire_script = self._redis.register_script(RETIRE)
-        self._forget_script = self._redis.register_script(FORGET)
-        self._owns_key = f"{prefix}proc:{self._token}:owns"
+        self._shards = Shards(url, self._token)
+        self._read_script = script(READ)
+        self._cancel_script = script(CANCEL)
+        self._forget_script = script(FORGET)
+        self._process_keys = ProcessKeys(prefix, self._token)
+        self._own_list = OwnList(self._shards, self._process_keys.owns)
         self._owned: dict[str, Owned] = {}
         # Streams this process generated that ended well, kept for its own readers while
         # they stay in Redis: a reader here never waits on Redis for a stream made here.
         self._finished: dict[str, tuple[Owned, asyncio.TimerHandle]] = {}
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
-        self._writer = LogWriter(self._redis, prefix, self._token)
-        self._presence = Presence(self._redis, prefix, self._token)
-        self._names = Names(self._redis, prefix, RUNNING_TTL_MS)
-        self._reader = LiveReader(url, f"sseserver-{self._token}-reader", prefix,
-                                  f"{prefix}ctl:{self._token}",
-                                  self._on_control, self._reconcile, self._read_range)
+        self._writer = Writers(self._shards, prefix, self._token)
+        self._presence = Presence(self._shards, prefix, self._token)
+        self._names = Names(self._shards, prefix, RUNNING_TTL_MS)
+        self._reader = Readers(self._shards, url, self._token, prefix,
+                               self._process_keys.lease, self._process_keys.control,
+                               self._on_control, self._reconcile, self._read_range)
+        if self._shards.cluster:
+            self._shards.on_change(self._writer.forget)
         self._retention = Retention(resume_max_bytes)
         self._lease: LeaseThread | None = None
         self._first_beat = True
         self._last_beat: Beat | None = None
+        self._dead: tuple[str, ...] = ()
         self._upkeep: asyncio.Task[None] | None = None
         self._refreshed = time.monotonic()
         self._background: set[asyncio.Task[None]] = set()
@@ -88,7 +96,6 @@ class RedisStore(NamedStreams):
     # -- lifetime -----------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer.start()
         self._reader.start()
         self._lease = LeaseThread(self._url, self._token, self._prefix, self._keep_ms,
                                   self._on_beat)
@@ -96,7 +103,7 @@ class RedisStore(NamedStreams):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(OPEN_TIMEOUT):
                 await self._reader.tried.wait()
-        if not self._reader.connected.is_set():
+        if not self._reader.connected:
             log.error("redis at %s is unreachable; starting degraded", self._shown_url)
         log.info("stream store: redis at %s (process token %s)", self._shown_url, self._token)
 
@@ -104,7 +111,7 @@ class RedisStore(NamedStreams):
         """The reader is connected (control messages reach us, followers are fed) and the
         lease thread reaches Redis (so this process is not taken for dead)."""
         beat = self._last_beat
-        return self._reader.connected.is_set() and (beat is None or beat.reached)
+        return self._reader.connected and (beat is None or beat.reached)
 
     async def healthy(self) -> bool:
         """Serving, and Redis answers a command now."""
@@ -112,7 +119,7 @@ class RedisStore(NamedStreams):
             return False
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT):
-                await self._redis.ping()
+                await self._shards.ping()
         except (RedisError, OSError, TimeoutError):
             return False
         return True
@@ -124,20 +131,20 @@ class RedisStore(NamedStreams):
             if task is not None:
                 task.cancel()
         await self._writer.close()
+        await self._own_list.close()
         await self._reader.close()
         await self._presence.close()
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT):
-                # Leave cleanly, so nobody waits for our lease to run out: what we still
-                # own ends as lost, our presence goes (telling owners), our lease too.
-                await self._retire_script(args=[self._token, self._prefix, self._keep_ms])
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("redis: could not retire process %s: %s", self._token, exc)
+        if self._lease is not None:
+            try:
+                async with asyncio.timeout(HEALTH_TIMEOUT):
+                    await self._lease.retire()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("redis: could not retire process %s: %s", self._token, exc)
         self._owned.clear()
         for _, expiry in self._finished.values():
             expiry.cancel()
         self._finished.clear()
-        await self._redis.aclose()
+        await self._shards.aclose()
 
     # -- the owner's side ---------------------------------------------------------
 
@@ -145,7 +152,8 @@ class RedisStore(NamedStreams):
         if not self._serving():
             raise StoreUnavailable("redis: not connected")
         owned = Owned(self._prefix, stream_id, owner)
-        await self._writer.create(owned)
+        async with unavailable():
+            await asyncio.gather(self._writer.create(owned), self._own_list.add(stream_id))
         self._owned[stream_id] = owned
 
     def watch(self, stream_id: str, on_signal: Callable[[Signal], None]) -> None:
@@ -156,7 +164,7 @@ class RedisStore(NamedStreams):
         if owned.failure is not None:
             raise owned.failure
         self._writer.frame(owned, frame)
-        await self._writer.room()
+        await self._writer.room(owned)
 
     async def finish(self, stream_id: str, keep_for: float) -> None:
         await self._names.ended(stream_id, _keep_ms(keep_for))
@@ -174,6 +182,7 @@ class RedisStore(NamedStreams):
             raise
         finally:
             del self._owned[stream_id]
+        self._own_list.remove(stream_id)  # no longer among what a survivor would bury
         if owned.failure is None:
             keep_for = keep_ms / 1000
             expiry = asyncio.get_running_loop().call_later(
@@ -192,15 +201,20 @@ class RedisStore(NamedStreams):
             return owned.owner
         keys = StreamKeys(self._prefix, stream_id)
         async with unavailable():
-            process, user = await self._redis.hmget(keys.meta, "owner", "user")
+            process, user = await self._shards.run(
+                keys.meta, lambda client: client.hmget(keys.meta, "owner", "user"))
         if process is None:
             return None
         return user.decode() if user is not None else ""
 
     @property
-    def redis(self) -> Any:
-        """The command pool, for what the fleet shares besides streams (quotas.py)."""
-        return self._redis
+    def shards(self) -> Shards:
+        """Where each key lives, for what the fleet shares besides streams (quotas.py)."""
+        return self._shards
+
+    def dead_processes(self) -> tuple[str, ...]:
+        """Tokens of processes buried lately, as the last beat read them (quotas.py)."""
+        return self._dead
 
     @property
     def token(self) -> str:
@@ -288,14 +302,15 @@ class RedisStore(NamedStreams):
             return Cancel.CANCELLED
         keys = StreamKeys(self._prefix, stream_id)
         async with unavailable():
-            found = await self._cancel_script(keys=[keys.meta], args=[stream_id, self._prefix])
+            found = await self._shards.script(self._cancel_script, [keys.meta],
+                                              [stream_id, self._prefix + "ctl:"])
         return {0: Cancel.UNKNOWN, 1: Cancel.CANCELLED}.get(int(found), Cancel.ENDED)
 
     async def _read_range(self, stream_id: str, start: int) -> Batch | None:
         keys = StreamKeys(self._prefix, stream_id)
         async with unavailable():
-            reply = await self._read_script(keys=[keys.log, keys.meta],
-                                            args=[start + 1, READ_COUNT])
+            reply = await self._shards.script(self._read_script, [keys.log, keys.meta],
+                                              [start + 1, READ_COUNT])
         if reply is None:
             return None
         ended, entries, length = reply
@@ -308,22 +323,28 @@ class RedisStore(NamedStreams):
     def _on_control(self, data: bytes) -> None:
         owned = self._owned.get(data[1:].decode())
         if owned is not None:
-            owned.apply(data[:1])
+            self._apply(owned, data[:1])
+
+    def _apply(self, owned: Owned, kind: bytes) -> None:
+        if owned.apply(kind) and owned.failure is None and not owned.ended:
+            self._writer.nudge(owned)  # followers elsewhere: the log is this far
 
     async def _reconcile(self) -> None:
         """Signals published while the reader was not listening, read from Redis."""
         owned = list(self._owned.values())
         if not owned:
             return
-        async with unavailable(), self._redis.pipeline(transaction=False) as pipe:
-            for stream in owned:
-                pipe.hget(stream.keys.meta, "cancel")
-                pipe.scard(stream.keys.subs)
-            states = await pipe.execute()
+        calls: list[tuple[str, Any]] = []
+        for stream in owned:
+            meta, subs = stream.keys.meta, stream.keys.subs
+            calls.append((meta, lambda pipe, meta=meta: pipe.hget(meta, "cancel")))
+            calls.append((subs, lambda pipe, subs=subs: pipe.scard(subs)))
+        async with unavailable():
+            states = await self._shards.pipeline(calls)
         for stream, cancel, subscribers in zip(owned, states[::2], states[1::2], strict=True):
             if cancel:
                 stream.apply(b"C")
-            stream.apply(b"B" if subscribers else b"I")
+            self._apply(stream, b"B" if subscribers else b"I")
 
     def _on_beat(self, beat: Beat) -> None:
         """From the lease thread, on the event loop."""
@@ -335,6 +356,7 @@ class RedisStore(NamedStreams):
             return
         if last is not None and not last.reached:
             log.warning("redis at %s is reachable again", self._shown_url)
+        self._dead = beat.dead
         if beat.buried:
             log.warning("redis: %d dead sseserver process(es) buried", beat.buried)
         if not first and not beat.listed:
@@ -353,10 +375,12 @@ class RedisStore(NamedStreams):
         owned = list(self._owned.values())
         if not owned:
             return
-        async with unavailable(), self._redis.pipeline(transaction=False) as pipe:
-            for stream in owned:
-                pipe.hmget(stream.keys.meta, "owner", "ended")
-            states = await pipe.execute()
+        calls: list[tuple[str, Any]] = []
+        for stream in owned:
+            meta = stream.keys.meta
+            calls.append((meta, lambda pipe, meta=meta: pipe.hmget(meta, "owner", "ended")))
+        async with unavailable():
+            states = await self._shards.pipeline(calls)
         for stream, (owner, ended) in zip(owned, states, strict=True):
             if owner != self._token.encode() or ended is not None:
                 stream.fail(StreamLost(f"{stream.stream_id} was ended by another process"))
@@ -376,14 +400,19 @@ class RedisStore(NamedStreams):
             log.debug("redis upkeep deferred: %s", exc)
 
     async def _refresh_running(self) -> None:
-        if not self._owned:
+        """Give running streams' keys their running time again; those given it less than
+        REFRESH_EVERY ago (most of them, at Claude's pace) keep it until the next time."""
+        now = time.monotonic()
+        due = [owned for owned in self._owned.values() if now - owned.kept_at >= REFRESH_EVERY]
+        if not due:
             return
-        async with unavailable(), self._redis.pipeline(transaction=False) as pipe:
-            for owned in self._owned.values():
-                for key in (owned.keys.log, owned.keys.meta, owned.keys.subs):
-                    pipe.pexpire(key, RUNNING_TTL_MS)
-            self._names.refresh(pipe)
-            await pipe.execute()
+        calls: list[tuple[str, Any]] = [
+            (key, lambda pipe, key=key: pipe.pexpire(key, RUNNING_TTL_MS))
+            for owned in due for key in (owned.keys.log, owned.keys.meta, owned.keys.subs)]
+        async with unavailable():
+            await self._shards.pipeline(calls + self._names.refresh())
+        for owned in due:
+            owned.kept_at = now
 
     def _retain(self, stream_id: str, size: int, keep_for: float) -> None:
         freed = self._retention.add(stream_id, size, keep_for)
@@ -397,7 +426,9 @@ class RedisStore(NamedStreams):
     async def _forget(self, stream_ids: list[str]) -> None:
         try:
             async with unavailable():
-                await self._forget_script(args=[self._prefix, *stream_ids])
+                await asyncio.gather(*(
+                    self._shards.script(self._forget_script, [k.log, k.meta, k.subs], [])
+                    for k in (StreamKeys(self._prefix, sid) for sid in stream_ids)))
         except StoreUnavailable as exc:
             log.debug("redis: could not free %d finished streams: %s", len(stream_ids), exc)
 
