@@ -324,7 +324,8 @@ async def test_a_turn_with_every_server_tool_block_is_accepted_back_exactly(
 @pytest.mark.parametrize(("block", "message"), [
     ({"type": "compaction", "content": ""},
      "messages[1].content[0].content must not be empty (null: a failed compaction)."),
-    ({"type": "compaction", "content": 5}, "messages[1].content[0].content must be a string or null."),
+    ({"type": "compaction", "content": 5},
+     "messages[1].content[0].content must be a string or null."),
     ({"type": "compaction", "content": "s", "summary": "x"},
      "messages[1].content[0] (compaction) has unknown 'summary'."),
     ({"type": "container_upload", "file_id": "../x"},
