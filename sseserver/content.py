@@ -59,6 +59,7 @@ _FIELDS: Final[dict[Role, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {
     },
 }
 TextCheck = Callable[[str, str], str]
+_A: Final = {"user": "a user", "assistant": "an assistant"}
 
 
 def content_blocks(
@@ -79,7 +80,7 @@ def content_blocks(
         kind = block["type"]
         if kind not in allowed:
             kinds = ", ".join(allowed)
-            raise BadRequest(f"{at}.type {kind[:40]!r} is not allowed in a {role} message; "
+            raise BadRequest(f"{at}.type {kind[:40]!r} is not allowed in {_A[role]} message; "
                              f"allowed: {kinds}.")
         required, optional = allowed[kind]
         missing = sorted(required - set(block))

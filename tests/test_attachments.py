@@ -208,7 +208,7 @@ def test_attachments_are_the_users_only(kind: str) -> None:
     messages = [{"role": "user", "content": "Look."},
                 {"role": "assistant", "content": [block]}]
     assert _refused(json.dumps({"messages": messages}).encode()) == (
-        400, f"messages[1].content[0].type {kind!r} is not allowed in a assistant message; "
+        400, f"messages[1].content[0].type {kind!r} is not allowed in an assistant message; "
         "allowed: text, thinking, redacted_thinking, tool_use, server_tool_use, "
         "web_search_tool_result, web_fetch_tool_result, code_execution_tool_result, "
         "bash_code_execution_tool_result, text_editor_code_execution_tool_result, "

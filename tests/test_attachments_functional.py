@@ -126,9 +126,13 @@ def _refusal_cases() -> list[Any]:
                      "messages[0].content[100]: a request may hold at most 100 images and "
                      "documents.", id="101-images"),
         pytest.param({"messages": assistant}, 400,
-                     "messages[1].content[0].type 'document' is not allowed in a assistant "
+                     "messages[1].content[0].type 'document' is not allowed in an assistant "
                      "message; allowed: text, thinking, redacted_thinking, tool_use, "
-                     "server_tool_use, web_search_tool_result.", id="document-from-assistant"),
+                     "server_tool_use, web_search_tool_result, web_fetch_tool_result, "
+                     "code_execution_tool_result, bash_code_execution_tool_result, "
+                     "text_editor_code_execution_tool_result, tool_search_tool_result, "
+                     "mcp_tool_use, mcp_tool_result, mcp_tool_listing, container_upload, "
+                     "compaction.", id="document-from-assistant"),
     ]
 
 
