@@ -78,7 +78,8 @@ def create_store(settings: Settings) -> StreamStore:
     from .store.redis import RedisStore
 
     return RedisStore(settings.redis_url, resume_window=settings.resume_window,
-                      resume_max_bytes=resume_max_bytes)
+                      resume_max_bytes=resume_max_bytes,
+                      batch_interval=settings.redis_batch_ms / 1000)
 
 
 def create_quotas(settings: Settings, store: StreamStore) -> Quotas:

@@ -120,6 +120,7 @@ class Settings:
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     # None: streams in this process's memory. repr=False: the URL may hold a password.
     redis_url: str | None = field(default=None, repr=False)
+    redis_batch_ms: float = 2.0  # a busy Redis writer's batches at least this far apart
     workers: int = 1
     loop: LoopName = "auto"
     log_level: str = "info"
@@ -517,6 +518,14 @@ OPTIONS: tuple[Option, ...] = (
         "serve any stream",
         shown_default="none: in this process's memory",
         secret=True,
+    ),
+    Option(
+        "redis_batch_ms",
+        values.redis_batch_ms,
+        "with --redis-url: a busy writer's batches of frames are at least this many "
+        "milliseconds apart (an idle one sends at once), so that each carries more; more "
+        "spares Redis CPU per frame, and every frame may wait that long to be shown",
+        metavar="MS",
     ),
     Option(
         "workers",

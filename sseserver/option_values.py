@@ -72,6 +72,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+# A Redis writer's batches may be spaced at most this far apart: each frame may wait that
+# long for its batch.
+MAX_REDIS_BATCH_MS = 100.0
+
+
+def redis_batch_ms(text: str) -> float:
+    value = _float(text, f"a number of milliseconds from 0 to {MAX_REDIS_BATCH_MS:g}")
+    if not 0 <= value <= MAX_REDIS_BATCH_MS:  # also refuses NaN
+        raise ValueError(f"must be from 0 to {MAX_REDIS_BATCH_MS:g}")
+    return value
+
+
 def finite_positive_float(text: str) -> float:
     """A timeout handed to a library's timer: more than 0 and finite, since "inf" would
     mean no timeout at all, which is what the option exists to prevent."""

@@ -292,3 +292,16 @@ def test_a_short_secret_is_refused_and_not_shown(tmp_path: Path) -> None:
         load_settings(["--jwt-secret-file", str(secret)], {})
     assert "must hold at least 32 bytes" in str(caught.value)
     assert "short-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["-1", "100.5", "nan", "inf", "2ms", ""])
+def test_a_redis_batch_interval_out_of_range_names_the_flag(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(["--redis-batch-ms", value], {})
+    assert str(caught.value).startswith(f"--redis-batch-ms={value!r}: must be")
+
+
+def test_the_redis_batch_interval_comes_from_the_flag_or_the_variable() -> None:
+    assert load_settings([], {}).redis_batch_ms == 2
+    assert load_settings(["--redis-batch-ms", "0"], {}).redis_batch_ms == 0
+    assert load_settings([], {"SSESERVER_REDIS_BATCH_MS": "10"}).redis_batch_ms == 10

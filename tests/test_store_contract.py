@@ -420,3 +420,33 @@ async def test_redis_keeps_a_finished_stream_at_least_its_minimum_keep_time(
         assert kept >= 0.25 - CLOCK_SLACK
     finally:
         await store.close()
+
+
+async def test_a_busy_writers_batches_are_the_given_interval_apart(some_redis_url: str) -> None:
+    """Redis: after a batch, the frames that follow wait for the interval, then go out
+    together; they are readable only once Redis has them."""
+    from sseserver.store.redis import RedisStore
+
+    store = RedisStore(some_redis_url, resume_window=1, prefix=f"t{secrets.token_hex(4)}:",
+                       batch_interval=1.0)
+    await store.open()
+    try:
+        await store.create("s")
+        await store.append("s", b"a")
+        first = await store.read("s", 0, wait=3)
+        assert first is not None
+        assert first.frames == [b"a"]
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        for frame in (b"b", b"c"):
+            await store.append("s", frame)
+        await asyncio.sleep(0.3)
+        early = await store.read("s", 1, wait=0)
+        assert early is not None
+        assert early.frames == []  # b and c wait for the interval
+        later = await store.read("s", 1, wait=3)
+        assert later is not None
+        assert later.frames == [b"b", b"c"]
+        assert loop.time() - sent >= 0.5
+    finally:
+        await store.close()

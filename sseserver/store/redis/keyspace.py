@@ -23,6 +23,8 @@ The prefix must hold no brace, or it would become the tag.
 
 from __future__ import annotations
 
+from .resp import xadd_head
+
 
 def check_prefix(prefix: str) -> str:
     if "{" in prefix or "}" in prefix:
@@ -33,7 +35,7 @@ def check_prefix(prefix: str) -> str:
 class StreamKeys:
     """The names of one stream's keys, built once per stream."""
 
-    __slots__ = ("channel", "log", "meta", "subs")
+    __slots__ = ("append_head", "channel", "log", "meta", "subs")
 
     def __init__(self, prefix: str, stream_id: str) -> None:
         base = f"{prefix}{{{stream_id}}}:"
@@ -41,6 +43,7 @@ class StreamKeys:
         self.meta = base + "meta"
         self.subs = base + "subs"
         self.channel = base + "live"
+        self.append_head = xadd_head(self.log)  # a frame's XADD, packed (resp.py)
 
 
 class ProcessKeys:

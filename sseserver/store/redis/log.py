@@ -11,9 +11,9 @@ before its next chunk.
 
 Frames that generations produce while the writer sends wait in `entries` and go out
 together in the next batch, with their ids fixed at append time. A busy writer sends at
-most one batch per BATCH_INTERVAL (an idle one sends at once): Redis's cost, and a
-master's replica link's, is largely per batch, and at Claude's pace a batch per loop step
-carries only a few frames. A batch is sent without waiting for the answer to the one
+most one batch per interval (`--redis-batch-ms`; an idle one sends at once): Redis's
+cost, and a master's replica link's, is largely per batch, and at Claude's pace a batch
+per loop step carries only a few frames. A batch is sent without waiting for the answer to the one
 before (up to MAX_IN_FLIGHT unanswered): Redis runs a connection's commands in order, so
 order and ids stay exact however the batches fall, and a frame waits for one round trip,
 not for the batch in flight before it too.
@@ -51,6 +51,7 @@ from typing import Any, Final
 from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Signal, StreamListener
 from .keyspace import StreamKeys
+from .resp import command, xadd
 from .scripts import END
 from .shards import MIGRATING_PAUSE, Shards
 
@@ -69,9 +70,10 @@ WRITE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 COMMAND_TIMEOUT: Final = 5.0
 # Batches sent and not yet answered, at most.
 MAX_IN_FLIGHT: Final = 8
-# A busy writer's batches are at least this far apart, in seconds: what a frame may wait
-# for the frames after it to join its batch.
-BATCH_INTERVAL: Final = 0.01
+# A busy writer's batches are at least this far apart, in seconds, unless the store is
+# given another (--redis-batch-ms): what a frame may wait for the frames after it to
+# join its batch.
+BATCH_INTERVAL: Final = 0.002
 # A running stream's keys live this long unless its owner refreshes them (liveness.py).
 RUNNING_TTL_MS: Final = 60_000
 
@@ -224,6 +226,7 @@ class LogWriter:
         self._answers: asyncio.Task[None] | None = None
         self._closing = False
         self._next_batch = 0.0  # loop time from which the next batch may go
+        self._interval = writers.batch_interval
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="redis writer")
@@ -282,40 +285,41 @@ class LogWriter:
                 # is down, and its streams stop without waiting.)
                 await asyncio.sleep(self._next_batch - now)
                 continue
-            self._next_batch = now + BATCH_INTERVAL
+            self._next_batch = now + self._interval
             batch, self._entries = self._entries, []
             await self._send(batch)
 
-    def _commands(self, batch: list[Entry]) -> tuple[list[tuple[Any, ...]], list[int]]:
-        """The batch's commands, and how many each entry sent."""
-        commands: list[tuple[Any, ...]] = []
+    def _commands(self, batch: list[Entry]) -> tuple[bytes, list[int]]:
+        """The batch's commands, packed (resp.py), and how many each entry sent."""
+        commands: list[bytes] = []
+        add = commands.append
         counts: list[int] = []
+        publish = self._publish
         for owned, index, what in batch:
             keys = owned.keys
             before = len(commands)
             if isinstance(what, bytes):
-                entry_id = f"0-{index + 1}"
                 if index == 0:
-                    commands.append(("XADD", keys.log, entry_id, "f", what))
-                    commands.append(("PEXPIRE", keys.log, RUNNING_TTL_MS))
+                    add(command("XADD", keys.log, "0-1", "f", what))
+                    add(command("PEXPIRE", keys.log, RUNNING_TTL_MS))
                 else:
-                    commands.append(("XADD", keys.log, "NOMKSTREAM", entry_id, "f", what))
+                    add(xadd(keys.append_head, index + 1, what))
                 if owned.remote:
-                    commands.append((self._publish, keys.channel, b"f%d:%b" % (index, what)))
+                    add(command(publish, keys.channel, b"f%d:%b" % (index, what)))
             elif isinstance(what, _Create):
                 user = ("user", what.payload) if what.payload else ()
-                commands.append(("HSET", keys.meta, "owner", self._token, *user))
-                commands.append(("PEXPIRE", keys.meta, RUNNING_TTL_MS))
+                add(command("HSET", keys.meta, "owner", self._token, *user))
+                add(command("PEXPIRE", keys.meta, RUNNING_TTL_MS))
             elif isinstance(what, _Nudge):
-                commands.append((self._publish, keys.channel, f"h{index}"))
+                add(command(publish, keys.channel, f"h{index}"))
             elif isinstance(what, _Gone):
-                commands.append((self._publish, keys.channel, f"e{index}:lost"))
+                add(command(publish, keys.channel, f"e{index}:lost"))
             else:
                 reason, _, keep_ms = what.payload.partition(":")
-                commands.append(("EVALSHA", self._end_sha, 3, keys.log, keys.meta, keys.subs,
-                                 self._token, index + 1, reason, keep_ms, self._publish))
+                add(command("EVALSHA", self._end_sha, 3, keys.log, keys.meta, keys.subs,
+                            self._token, index + 1, reason, keep_ms, publish))
             counts.append(len(commands) - before)
-        return commands, counts
+        return b"".join(commands), counts
 
     async def _send(self, batch: list[Entry]) -> None:
         connection = None
@@ -325,7 +329,7 @@ class LogWriter:
                 commands, counts = self._commands(batch)
                 self._in_flight.append((batch, counts))
                 self._sent.set()
-                await connection.send_packed_command(connection.pack_commands(commands))
+                await connection.send_packed_command(commands)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             if connection is None:
                 self._land(batch, None, exc)
@@ -473,10 +477,12 @@ class Writers:
     """The process's writers, one per master (one on a single Redis), and the routing of
     each stream's entries to the writer of its slot's master."""
 
-    def __init__(self, shards: Shards, prefix: str, token: str) -> None:
+    def __init__(self, shards: Shards, prefix: str, token: str,
+                 batch_interval: float = BATCH_INTERVAL) -> None:
         self._shards = shards
         self.prefix = prefix
         self.token = token
+        self.batch_interval = batch_interval
         self.publish = "SPUBLISH" if shards.cluster else "PUBLISH"
         self._writers: dict[str, LogWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()

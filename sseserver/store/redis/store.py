@@ -35,7 +35,7 @@ from .connection import HEALTH_TIMEOUT, RedisError, redacted_url, unavailable
 from .keyspace import ProcessKeys, StreamKeys, check_prefix
 from .live import Readers
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
-from .log import RUNNING_TTL_MS, Owned, Writers, batch_of
+from .log import BATCH_INTERVAL, RUNNING_TTL_MS, Owned, Writers, batch_of
 from .names import NamedStreams, Names
 from .owns import OwnList
 from .presence import Presence
@@ -59,7 +59,8 @@ class RedisStore(NamedStreams):
     backend = "redis"
 
     def __init__(self, url: str, *, resume_window: float, prefix: str = "sseserver:",
-                 resume_max_bytes: int | None = None) -> None:
+                 resume_max_bytes: int | None = None,
+                 batch_interval: float = BATCH_INTERVAL) -> None:
         self._token = secrets.token_hex(8)
         self._url = url
         self._shown_url = redacted_url(url)
@@ -76,7 +77,7 @@ class RedisStore(NamedStreams):
         # they stay in Redis: a reader here never waits on Redis for a stream made here.
         self._finished: dict[str, tuple[Owned, asyncio.TimerHandle]] = {}
         self._unfinished: dict[str, tuple[Owned, str, int]] = {}  # ends to write again
-        self._writer = Writers(self._shards, prefix, self._token)
+        self._writer = Writers(self._shards, prefix, self._token, batch_interval)
         self._presence = Presence(self._shards, prefix, self._token)
         self._names = Names(self._shards, prefix, RUNNING_TTL_MS)
         self._reader = Readers(self._shards, url, self._token, prefix,
