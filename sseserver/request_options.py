@@ -16,12 +16,12 @@ from typing import Any, Final
 from .config import Settings
 from .errors import BadRequest
 from .providers.base import Block
+from .providers.models import EFFORTS
 
 FIELDS: Final = frozenset({
     "web_search", "web_fetch", "code_execution", "tool_search", "container", "effort",
     "output_schema",
 })
-EFFORTS: Final = ("low", "medium", "high", "xhigh", "max")
 # A container id as an earlier reply's `container` event gave it.
 CONTAINER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
