@@ -16,15 +16,14 @@ of a tool the server does not offer is refused. Each text counts against
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
 from .attachments import Attachments
 from .errors import BadRequest
+from .ids import API_ID
 from .providers.base import Block, Role
 
-_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 # The server tools' result blocks, sent back as the API returned them.
 SERVER_RESULTS: Final = (
     "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
@@ -137,7 +136,7 @@ def _check(
         if not isinstance(block["tools"], list):
             raise BadRequest(f"{at}.tools must be a list.")
     elif kind == "container_upload":
-        if not isinstance(block["file_id"], str) or not _ID.fullmatch(block["file_id"]):
+        if not isinstance(block["file_id"], str) or not API_ID.fullmatch(block["file_id"]):
             raise BadRequest(f"{at}.file_id must be a file id (letters, digits, _ and -).")
     elif kind == "compaction":
         for key in ("content", "encrypted_content", "signature"):
@@ -191,7 +190,7 @@ def _string(block: Block, key: str, at: str) -> None:
 
 
 def _tool_id(block: Block, key: str, at: str) -> None:
-    if not isinstance(block[key], str) or not _ID.fullmatch(block[key]):
+    if not isinstance(block[key], str) or not API_ID.fullmatch(block[key]):
         raise BadRequest(f"{at}.{key} must be a tool call id (letters, digits, _ and -).")
 
 

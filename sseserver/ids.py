@@ -7,11 +7,15 @@ A stream id is unguessable and URL-safe; an event id is `<stream>:<index>`, so a
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Final
 
 STREAM_ID_MAX: Final = 64
 INDEX_DIGITS_MAX: Final = 9
+# An id the Messages API gives (a tool call's, a file's, a container's), as this server
+# accepts one back or puts one in a URL's path.
+API_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def new_stream_id() -> str:

@@ -8,13 +8,13 @@ and the AI SDK route's body all come here, so each field is refused the same way
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from .config import Settings
 from .errors import BadRequest
+from .ids import API_ID
 from .providers.base import Block
 from .providers.models import EFFORTS
 
@@ -22,8 +22,6 @@ FIELDS: Final = frozenset({
     "web_search", "web_fetch", "code_execution", "tool_search", "container", "effort",
     "output_schema",
 })
-# A container id as an earlier reply's `container` event gave it.
-CONTAINER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +71,7 @@ def _switch(value: object, name: str, allowed: bool, feature: str) -> bool:
 def _container(value: object, code_execution: bool) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not CONTAINER_ID.fullmatch(value):
+    if not isinstance(value, str) or not API_ID.fullmatch(value):
         raise BadRequest(
             "container must be a container id from an earlier reply's container event "
             "(1 to 128 characters of A-Z a-z 0-9 _ -)."

@@ -19,11 +19,11 @@ from typing import Any, Final
 from yarl import URL
 
 from .option_values import read_file
+from .tools.definitions import NAME
 
 Block = dict[str, Any]
 
 # A server's or schema's name: the API's rule for a tool's name (it names tools too).
-NAME: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # An environment variable's name as POSIX shells take it.
 ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_MCP_FILE_BYTES: Final = 64 * 1024

@@ -551,14 +551,14 @@ def test_an_mcp_call_is_a_dynamic_part_named_after_the_mcp_tool() -> None:
     call = {"id": "mcptoolu_1", "name": "get_issue", "input": {"n": 7},
             "server_name": "tracker"}
     answered = {"tool_use_id": "mcptoolu_1", "name": "get_issue", "server_name": "tracker",
-                "is_error": False, "content": "Issue 7: open"}
+                "is_error": False, "content": "Ticket 7: open"}
     metadata = {"anthropic": {"type": "mcp-tool-use", "serverName": "tracker"}}
     assert _tool_parts(("tool", call), ("tool_result", answered), ("usage", USAGE))[:2] == [
         {"type": "tool-input-available", "toolCallId": "mcptoolu_1", "toolName": "get_issue",
          "input": {"n": 7}, "providerExecuted": True, "providerMetadata": metadata,
          "dynamic": True},
         {"type": "tool-output-available", "toolCallId": "mcptoolu_1",
-         "output": [{"type": "text", "text": "Issue 7: open"}], "providerExecuted": True,
+         "output": [{"type": "text", "text": "Ticket 7: open"}], "providerExecuted": True,
          "providerMetadata": metadata, "dynamic": True},
     ]
     failed = answered | {"is_error": True, "content": "No such issue.", "truncated": True}

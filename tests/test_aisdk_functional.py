@@ -478,7 +478,7 @@ EVERY_BLOCK = Reply(blocks=(
     ServerToolUse("srvtoolu_s", {"pattern": "look"}, name="tool_search_tool_regex"),
     ToolSearchResult("srvtoolu_s", ("lookup",)),
     McpToolUse("mcptoolu_1", "get_issue", "tracker", {"n": 7}),
-    McpToolResult("mcptoolu_1", ["Issue 7", "is open"]),
+    McpToolResult("mcptoolu_1", ["Ticket 7", "is open"]),
     ContainerUpload("file_up"),
     UnknownBlock(),
     Text(["All ", "done."]),
@@ -519,7 +519,7 @@ EVERY_PART: list[dict[str, Any]] = [
               [{"type": "tool_reference", "toolName": "lookup"}]),
     {"type": "dynamic-tool", "toolName": "get_issue", "toolCallId": "mcptoolu_1",
      "state": "output-available", "input": {"n": 7},
-     "output": [{"type": "text", "text": "Issue 7\nis open"}], "providerExecuted": True,
+     "output": [{"type": "text", "text": "Ticket 7\nis open"}], "providerExecuted": True,
      "callProviderMetadata": MCP_METADATA, "resultProviderMetadata": MCP_METADATA},
     {"type": "data-file", "id": "f14", "data": {"fileId": "file_up"}},
     {"type": "data-unsupported", "id": "u15", "data": {

@@ -859,13 +859,13 @@ NEW_PARTS: Final = [
         *_text_part("t3", "Found."), *_done()], 1, id="tool-search"),
     pytest.param((
         McpToolUse("mcptoolu_1", "get_issue", "tracker", {"n": 7}),
-        McpToolResult("mcptoolu_1", ["Issue 7", "is open"]),
+        McpToolResult("mcptoolu_1", ["Ticket 7", "is open"]),
         McpToolUse("mcptoolu_2", "get_issue", "tracker", {"n": 8}),
         McpToolResult("mcptoolu_2", "No such issue.", is_error=True),
         Text(["Checked."]),
     ), None, "end_turn", [
         _call("mcptoolu_1", "get_issue", {"n": 7}, providerMetadata=MCP_META, dynamic=True),
-        _output("mcptoolu_1", [{"type": "text", "text": "Issue 7\nis open"}],
+        _output("mcptoolu_1", [{"type": "text", "text": "Ticket 7\nis open"}],
                 providerMetadata=MCP_META, dynamic=True),
         _call("mcptoolu_2", "get_issue", {"n": 8}, providerMetadata=MCP_META, dynamic=True),
         {"type": "tool-output-error", "toolCallId": "mcptoolu_2",

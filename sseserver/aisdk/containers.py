@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import BadRequest
-from ..request_options import CONTAINER_ID
+from ..ids import API_ID
 
 
 def last_container(messages: list[Any], now: datetime) -> str | None:
@@ -24,7 +24,7 @@ def last_container(messages: list[Any], now: datetime) -> str | None:
         if not isinstance(found, dict) or found.get("id") is None:
             continue
         container_id = found["id"]
-        if not isinstance(container_id, str) or not CONTAINER_ID.fullmatch(container_id):
+        if not isinstance(container_id, str) or not API_ID.fullmatch(container_id):
             raise BadRequest(f"messages[{index}].metadata.container.id must be a container id "
                              "from an earlier reply (1 to 128 characters of A-Z a-z 0-9 _ -).")
         if not _expired(found.get("expiresAt"), now):

@@ -15,20 +15,17 @@ lookups only while some are pending: otherwise it is the plain read.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from ..ids import API_ID
 from .base import Event
 from .messages_api import CONNECTION_ERRORS, MessagesAPI, UpstreamStatusError
 from .server_tools import files_of
 
 FILES_BETA: Final = "files-api-2025-04-14"
 LOOKUP_TIMEOUT: Final = 5.0
-# An id goes into the URL's path: anything else is not looked up (it would name another
-# resource of the operator's).
-_FILE_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class FileNames:
@@ -105,7 +102,7 @@ class FileNames:
             task.cancel()
 
     async def _name(self, file_id: str) -> str | None:
-        if not _FILE_ID.fullmatch(file_id):
+        if not API_ID.fullmatch(file_id):  # else it could name another resource
             return None
         try:
             async with asyncio.timeout(self._timeout):
