@@ -360,7 +360,10 @@ class Generations:
                         progress.usage, output_tokens=progress.deltas,
                         stop_reason="cancelled", stop_details=None,
                     ), CANCEL_REASONS.get(progress.ending))
-        except (StoreUnavailable, StreamLost) as exc:
+        except StreamLost as exc:  # taken for dead: found by this append, not the beat
+            progress.ending = "lost"
+            log.warning("generation %s stopped: %s", stream_id, exc)
+        except StoreUnavailable as exc:
             progress.ending = "error"
             log.warning("generation %s stopped: the stream store failed: %s", stream_id, exc)
         finally:
