@@ -190,11 +190,15 @@ async def running_nginx(workdir: Path, upstreams: Sequence[int]) -> AsyncIterato
             yield Nginx(f"https://127.0.0.1:{https.port}", f"http://127.0.0.1:{http.port}",
                         certificate, workdir / "access.log", workdir / "error.log")
         finally:
-            process.send_signal(signal.SIGQUIT)  # graceful stop
+            process.send_signal(signal.SIGQUIT)  # graceful stop, while streams end
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                process.send_signal(signal.SIGTERM)  # fast stop: open streams are cut
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
             if process.stderr is not None:
                 process.stderr.close()

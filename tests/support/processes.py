@@ -29,6 +29,8 @@ from .fake_anthropic import FakeAnthropic
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SSESERVER: Final = (sys.executable, "-m", "sseserver")
+# What a test's servers get at teardown to stop by themselves, in seconds.
+TEARDOWN_GRACE: Final = 2.0
 
 
 def server_env(fake: FakeAnthropic | None = None, **extra: str) -> dict[str, str]:
@@ -181,9 +183,22 @@ class Processes:
         return report
 
     async def close(self) -> None:
-        await asyncio.gather(*(server.stop() for server in self.started))
+        await asyncio.gather(*(self._end(server) for server in self.started))
         for log in self._logs:
             log.close()
+
+    @staticmethod
+    async def _end(server: ServerProcess) -> None:
+        """SIGTERM; then, to a server still finishing its streams after TEARDOWN_GRACE, the
+        second signal (it exits at once): a test that checks the graceful path stops its
+        server itself."""
+        if server.process.returncode is not None:
+            return
+        server.signal()
+        try:
+            await server.wait(TEARDOWN_GRACE)
+        except TimeoutError:
+            await server.stop()
 
 
 @pytest.fixture
