@@ -108,9 +108,11 @@ bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.node_sdk
 	$(PY) -m bench.run --quick
 
-# The Redis stream store beside the in-memory one, same run, same load.
+# The Redis stream store beside the in-memory one, same run, same load; then what a lone
+# Redis and a 3-master cluster carry with each Redis held to the same CPU (needs root).
 bench-redis: $(BENCH_STAMP) system-deps
 	$(PY) -m bench.redis_vs_memory
+	$(PY) -m bench.redis_capacity
 
 bench-profile: $(BENCH_STAMP)
 	$(PY) -m bench.profile run S1

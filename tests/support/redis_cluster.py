@@ -77,9 +77,10 @@ class ClusterNode(RedisServer):
 
 
 class RedisCluster:
-    def __init__(self, masters: int = 3) -> None:
-        self.nodes = [ClusterNode() for _ in range(masters * 2)]
+    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
+        self.nodes = [ClusterNode() for _ in range(masters * (1 + replicas))]
         self._masters = masters
+        self._replicas = replicas
         self.url = "redis+cluster://" + ",".join(
             f"127.0.0.1:{node.port}" for node in self.nodes[:masters])
 
@@ -89,7 +90,7 @@ class RedisCluster:
         subprocess.run(
             [REDIS_CLI.path, "--cluster", "create",
              *(f"127.0.0.1:{node.port}" for node in self.nodes),
-             "--cluster-replicas", "1", "--cluster-yes"],
+             "--cluster-replicas", str(self._replicas), "--cluster-yes"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
         )
         self.wait_ok(timeout)
