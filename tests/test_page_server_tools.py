@@ -480,6 +480,36 @@ async def test_the_options_show_what_the_server_and_model_allow(
     assert "tools" not in fake_anthropic.requests[-1].body
 
 
+async def test_a_models_capabilities_read_after_the_page_loaded_show_without_a_reload(
+    page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
+) -> None:
+    """A page opened before the server has read its model's capabilities shows no effort
+    levels; once /healthz knows them they appear, a toggle set meanwhile stays set, and the
+    page stops asking."""
+    fake_anthropic.models["claude-sonnet-5-5"] = capabilities(effort=("low", "high"))
+    fake_anthropic.models_delay = 2.5
+    server = await start_server(fake=fake_anthropic, model="claude-sonnet-5-5",
+                                code_execution=True)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url)
+            if request.url.endswith("/healthz") else None)
+    await page.goto(server.url)
+    await page.locator(".options summary").click()
+    await expect(page.locator("#code-execution-option")).to_be_visible()
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/healthz") as r:
+        assert "claude-sonnet-5-5" not in (await r.json())["capabilities"]["models"]
+    await expect(page.locator("#effort-option")).to_be_hidden()
+    await page.locator("#code-execution").check()
+    await expect(page.locator("#effort-option")).to_be_visible(timeout=10_000)
+    assert await page.locator("#effort option").evaluate_all("os => os.map(o => o.value)") == [
+        "", "low", "high"]
+    assert await page.locator("#code-execution").is_checked()
+    polls = len(asked)
+    assert polls >= 2  # the first read, then at least one more
+    await asyncio.sleep(4.5)  # longer than the next wait (4 s) would be
+    assert len(asked) == polls
+
+
 async def test_no_option_shows_when_neither_server_nor_model_allows_it(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:

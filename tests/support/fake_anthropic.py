@@ -613,6 +613,8 @@ class FakeAnthropic:
         here can do everything."""
         self.models_error: HttpError | None = None
         """Set: every ``GET /v1/models/{id}`` fails with this error."""
+        self.models_delay = 0.0
+        """Seconds each ``GET /v1/models/{id}`` waits before it answers."""
         self.model_requests: list[str] = []
         """The model id of each ``GET /v1/models/{id}``, in order."""
         self._queue: deque[Behaviour] = deque()
@@ -701,7 +703,7 @@ class FakeAnthropic:
         if request.path.startswith(FILES_PATH):
             return await self._file(request)
         if request.path.startswith(MODELS_PATH):
-            return self._model(request)
+            return await self._model(request)
         if request.path != MESSAGES_PATH:
             return _error_response(404, "not_found_error", "Not Found", _new_id("req_"))
         record = await self._record(request, raw)
@@ -781,11 +783,12 @@ class FakeAnthropic:
         return web.Response(text=_json(metadata), content_type="application/json",
                             headers={"request-id": rid})
 
-    def _model(self, request: web.BaseRequest) -> web.Response:
+    async def _model(self, request: web.BaseRequest) -> web.Response:
         """``GET /v1/models/{id}``: the model's ``ModelInfo``, as the Models API answers."""
         rid = _new_id("req_")
         model_id = request.path.removeprefix(MODELS_PATH)
         self.model_requests.append(model_id)
+        await asyncio.sleep(self.models_delay)
         if request.method != "GET":
             return _error_response(405, "invalid_request_error", "Method Not Allowed", rid)
         if _presented_key(request.headers) != self.api_key:

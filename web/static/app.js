@@ -41,6 +41,10 @@ const SAVE_EVERY_MS = 1000;
  * navigation did not happen (a download link, say), and the stream is followed again.
  */
 const STAYED_MS = 1000;
+/** How /healthz is asked again while a model's capabilities are unknown (followModels). */
+const MODELS_FIRST_WAIT_MS = 1000;
+const MODELS_LAST_WAIT_MS = 16_000;
+const MODELS_FOLLOW_MS = 120_000;
 
 const INTERRUPTED = {
   type: "interrupted",
@@ -525,6 +529,24 @@ async function showToggles() {
   const capabilities = await fetchCapabilities();
   tray.setLimits(limitsOf(capabilities?.attachments));
   options.show(capabilities);
+  if (capabilities) await followModels();
+}
+
+/**
+ * A server just started may not know every model's capabilities yet: ask /healthz again,
+ * further apart each time and for a while only, until it does, so the effort levels and
+ * the model's toggles appear without a reload.
+ */
+async function followModels() {
+  let wait = MODELS_FIRST_WAIT_MS;
+  let spent = 0;
+  while (options.unknownModels().length > 0 && spent < MODELS_FOLLOW_MS) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    spent += wait;
+    wait = Math.min(wait * 2, MODELS_LAST_WAIT_MS);
+    const fresh = await fetchCapabilities();
+    if (fresh) options.setModels(fresh.models);
+  }
 }
 
 form.addEventListener("submit", (event) => {

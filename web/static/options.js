@@ -70,6 +70,29 @@ export class OptionsPanel {
     this.showModel();
   }
 
+  /**
+   * The models offered whose capabilities the server does not know yet (it reads them in
+   * the background once it starts).
+   * @returns {string[]}
+   */
+  unknownModels() {
+    const offered = this.modelPicker instanceof HTMLSelectElement
+      ? [...this.modelPicker.options].map((option) => option.value)
+      : [this.model];
+    const known = this.capabilities?.models ?? {};
+    return offered.filter((model) => model !== "" && !(model in known));
+  }
+
+  /**
+   * Take the models' capabilities read later, keeping every choice made meanwhile.
+   * @param {Capabilities["models"]} models
+   */
+  setModels(models) {
+    if (!this.capabilities) return;
+    this.capabilities = { ...this.capabilities, models };
+    this.showModel();
+  }
+
   /** @param {string} id */
   input(id) {
     return find(this.root, `#${id}`, HTMLInputElement);
