@@ -1,6 +1,7 @@
 """Redis at scale, with real processes (docs/architecture.md, "The stores"): a process
 holds a fixed number of Redis connections whatever its subscribers; two processes on one
-Redis carry the load one in-memory process would; a slow Redis slows nothing down."""
+Redis, or on a cluster of 3 masters, carry the load one in-memory process would; a slow
+Redis slows nothing down."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from sseserver.store.redis.connection import MAX_CONNECTIONS
 
 from .support.processes import Processes, ServerProcess
+from .support.redis_cluster import RedisCluster
 from .support.redis_server import RedisServer
 
 TOKENS: Final = 100
@@ -29,10 +31,27 @@ def _token(server: ServerProcess) -> str:
     return match.group(1)
 
 
-def _connections_of(redis: RedisServer, token: str) -> int:
-    listing = redis.command(b"CLIENT", b"LIST")
-    assert listing is not None, "redis-server did not answer"
-    return sum(f" name=sseserver-{token}" in line for line in listing.decode().splitlines())
+def _connections_of(nodes: list[RedisServer], token: str) -> int:
+    """The process's connections to every node, by their client names."""
+    count = 0
+    for node in nodes:
+        listing = node.command(b"CLIENT", b"LIST")
+        assert listing is not None, "redis-server did not answer"
+        count += sum(f" name=sseserver-{token}" in line for line in listing.decode().splitlines())
+    return count
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def store(request: pytest.FixtureRequest) -> tuple[str, list[RedisServer], int]:
+    """One Redis, then the session's cluster of 3 masters, each emptied for the test: the
+    URL, the nodes a process may connect to, and the most connections it may hold there
+    (on a cluster 8 + 2 x masters, docs/operations.md)."""
+    if request.param == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        return str(request.getfixturevalue("redis_url")), [redis], MAX_CONNECTIONS
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    url = str(request.getfixturevalue("redis_cluster_url"))
+    return url, list(cluster.nodes), 8 + 2 * len(cluster.masters())
 
 
 async def _post(server: ServerProcess, session: aiohttp.ClientSession) -> str:
@@ -73,27 +92,29 @@ async def subscribers() -> AsyncIterator[_Subscribers]:
 
 
 async def test_a_process_holds_the_same_few_redis_connections_for_20_or_2000_subscribers(
-    processes: Processes, redis_server: RedisServer, redis_url: str,
+    processes: Processes, store: tuple[str, list[RedisServer], int],
     subscribers: _Subscribers,
 ) -> None:
     """B serves subscribers of streams A generates: every frame reaches B through its one
-    reader. Its connections are counted by their client names in Redis's CLIENT LIST."""
+    reader (per master). Its connections are counted by their client names in each node's
+    CLIENT LIST."""
+    redis_url, nodes, most = store
     paced = ("--redis-url", redis_url, "--demo-delay-ms", "500", "--demo-tokens", "400")
     a = await processes.sseserver(None, *paced)
     b = await processes.sseserver(None, *paced)
     async with aiohttp.ClientSession() as session:
         paths = [await _post(a, session) for _ in range(100)]
     await asyncio.gather(*(subscribers.open(b, path) for path in paths[:20]))
-    at_20 = _connections_of(redis_server, _token(b))
+    at_20 = _connections_of(nodes, _token(b))
     for start in range(20, 2000, 250):
         await asyncio.gather(*(
             subscribers.open(b, paths[i % len(paths)]) for i in range(start, start + 250)
         ))
-    at_2000 = _connections_of(redis_server, _token(b))
+    at_2000 = _connections_of(nodes, _token(b))
     print(f"B's Redis connections: {at_20} with 20 subscribers, {at_2000} with 2,000 "
-          f"(at most {MAX_CONNECTIONS})")
+          f"(at most {most})")
     assert at_20 == at_2000
-    assert 0 < at_2000 <= MAX_CONNECTIONS
+    assert 0 < at_2000 <= most
 
 
 async def _two_loaded(
@@ -131,13 +152,14 @@ def _assert_paced_and_exact(
 
 
 @pytest.mark.scale
-async def test_two_processes_on_one_redis_carry_2x1000_paced_streams(
-    processes: Processes, redis_url: str,
+async def test_two_processes_on_redis_or_a_cluster_carry_2x1000_paced_streams(
+    processes: Processes, store: tuple[str, list[RedisServer], int],
 ) -> None:
-    """Two processes on one Redis, each loaded by its own load generator on this 2-core
-    machine: every stream exact, paced, and none lost. `make bench-redis` runs the full
-    2 x 1,500 beside one in-memory process (docs/performance.md, "Redis")."""
-    reports = await _two_loaded(processes, redis_url, STREAMS_PER_PROCESS)
+    """Two processes on one Redis, then on a cluster of 3 masters, each loaded by its own
+    load generator on this 2-core machine: every stream exact, paced, and none lost.
+    `make bench-redis` runs the full 2 x 1,500 beside one in-memory process
+    (docs/performance.md, "Redis")."""
+    reports = await _two_loaded(processes, store[0], STREAMS_PER_PROCESS)
     _assert_paced_and_exact(reports, STREAMS_PER_PROCESS)
 
 
