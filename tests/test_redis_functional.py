@@ -17,7 +17,7 @@ from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
 from .conftest import StartServer
 from .support.fake_anthropic import FakeAnthropic, Reply
-from .support.metrics_text import parse, value
+from .support.metrics_text import once_idle, value
 from .support.processes import Processes, ServerProcess
 from .support.redis_server import RedisServer
 from .support.sse_client import open_sse
@@ -227,14 +227,6 @@ async def test_a_running_stream_redis_lost_ends_with_generation_lost(
         ) as response:
             assert response.status == 204
     # The owner's generation stopped at its next append, and counts as lost, not an error.
-    async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 5
-        while True:
-            async with session.get(a.url + "/metrics") as response:
-                samples = parse(await response.text())
-            if value(samples, "sseserver_generations_active") == 0:
-                break
-            assert time.monotonic() < deadline, "the owner's generation ran on"
-            await asyncio.sleep(0.1)
+    samples = await once_idle(a.url, 5, "the owner's generation")
     assert value(samples, "sseserver_generations_finished_total", ended="lost") == 1
     assert value(samples, "sseserver_generations_finished_total", ended="error") == 0

@@ -15,7 +15,7 @@ import aiohttp
 
 from sseserver.store.redis.liveness import HEARTBEAT_INTERVAL, PROCESS_LEASE
 
-from .support.metrics_text import parse, value
+from .support.metrics_text import once_idle, value
 from .support.processes import Processes, ServerProcess
 from .support.sse_client import open_sse
 
@@ -83,14 +83,6 @@ async def test_a_pause_past_the_lease_ends_its_streams_as_lost_everywhere(
           f"(bound {DEATH_BOUND:g} s)")
     assert noticed <= DEATH_BOUND
     # Running again, the owner finds its streams ended and stops their generations.
-    async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 10
-        while True:
-            async with session.get(owner.url + "/metrics") as response:
-                samples = parse(await response.text())
-            if value(samples, "sseserver_generations_active") == 0:
-                break
-            assert time.monotonic() < deadline, "the paused owner's generations ran on"
-            await asyncio.sleep(0.2)
+    samples = await once_idle(owner.url, 10, "the paused owner's generations")
     assert value(samples, "sseserver_generations_finished_total", ended="lost") == 20
     assert "was taken for dead" in owner.log
