@@ -190,9 +190,15 @@ async def server(start_server: StartServer) -> AsyncIterator[RunningServer]:
 
 
 async def _assert_settled(server: RunningServer, baseline: int) -> None:
-    """Healthy, no generation, and the loop back to its task count (after the last
-    connections close, and a stream made for a request that was then refused has waited
-    out its first-subscriber grace: within two seconds more)."""
+    """Healthy, no generation, and the loop back to its task count once the last
+    connections close and the streams made for the fuzzed requests are cancelled (a
+    refused request leaves its stream waiting for a first subscriber; the wait out of that
+    grace is tested in test_hostile_functional.py)."""
+    while CREATED:
+        stream_id = CREATED.pop()
+        cancel = await _raw(server, _request(
+            "DELETE", f"/api/streams/{stream_id}", _auth(True)), "DELETE")
+        assert cancel.status in (204, 404), (stream_id, cancel)
     generations = server.app[GENERATIONS]
     for _ in range(int((FIRST_SUBSCRIBER_GRACE + 2) * 100)):
         if generations.active == 0 and len(asyncio.all_tasks()) <= baseline:
@@ -219,6 +225,10 @@ def _post_headers(auth: bool, content_type: bytes) -> list[tuple[str, bytes]]:
     return [*_auth(auth), ("Content-Type", content_type)] if content_type else _auth(auth)
 
 
+# The streams _stream_path made, cancelled when the test ends.
+CREATED: list[str] = []
+
+
 async def _stream_path(server: RunningServer, path: str) -> str:
     """`STREAM` in a path becomes a real stream's id (one that just ran); `CHAT` names a
     chat that has had a reply."""
@@ -234,7 +244,9 @@ async def _stream_path(server: RunningServer, path: str) -> str:
         "POST", "/api/streams", [*_auth(True), ("Content-Type", b"application/json")],
         b'{"messages":[{"role":"user","content":"hi"}]}'), "POST")
     assert created.status == 201
-    return path.replace("STREAM", json.loads(created.body)["id"])
+    stream_id = json.loads(created.body)["id"]
+    CREATED.append(stream_id)
+    return path.replace("STREAM", stream_id)
 
 
 # ---- strategies ----
