@@ -111,6 +111,14 @@ CODE_PANEL: Final = {
 }
 
 
+async def open_with_options(page: Page, url: str, *option_ids: str) -> None:
+    """Open the page at `url` and turn these options on in its Options panel (left open)."""
+    await page.goto(url)
+    await page.locator(".options summary").click()
+    for option_id in option_ids:
+        await page.locator(f"#{option_id}").check()
+
+
 async def test_a_fetched_page_is_shown_as_a_source(
     page: Page, fake_anthropic: FakeAnthropic, start_server: StartServer
 ) -> None:
@@ -122,10 +130,8 @@ async def test_a_fetched_page_is_shown_as_a_source(
         Text(["Read it."]),
     )))
     server = await start_server(fake=fake_anthropic, web_fetch=2)
-    await page.goto(server.url)
+    await open_with_options(page, server.url, "web-fetch")
     sent = post_bodies(page)
-    await page.locator(".options summary").click()
-    await page.locator("#web-fetch").check()
     await ask(page, "Read this page")
     reply = last_reply(page)
     await wait_status(reply, "done")
@@ -157,10 +163,8 @@ async def test_code_runs_are_folded_panels_and_the_container_goes_back(
     code execution on names the reply's container, one with it off does not."""
     fake_anthropic.enqueue(code_run_reply(), Reply(chunks=["Same box."]), Reply(chunks=["Ok."]))
     server = await start_server(fake=fake_anthropic, code_execution=True)
-    await page.goto(server.url)
+    await open_with_options(page, server.url, "code-execution")
     sent = post_bodies(page)
-    await page.locator(".options summary").click()
-    await page.locator("#code-execution").check()
     await ask(page, "Run things")
     reply = last_reply(page)
     await wait_status(reply, "done")
@@ -196,10 +200,8 @@ async def test_a_reload_mid_run_keeps_the_panel_exact(
     fake_anthropic.file_delay = 1.5
     fake_anthropic.enqueue(code_run_reply(), Reply(chunks=["Same box."]))
     server = await start_server(fake=fake_anthropic, code_execution=True)
-    await page.goto(server.url)
+    await open_with_options(page, server.url, "code-execution")
     sent = post_bodies(page)
-    await page.locator(".options summary").click()
-    await page.locator("#code-execution").check()
     await ask(page, "Run things")
     running = last_reply(page).locator('.code-run[data-state="running"]')
     await expect(running).to_have_count(1)
@@ -240,9 +242,7 @@ async def test_a_tool_continuation_carries_the_compaction_once_and_the_container
                          "input_schema": {"type": "object"}}])
     server = await start_server(fake=fake_anthropic, tools=tools, code_execution=True,
                                 compaction=True)
-    await page.goto(server.url)
-    await page.locator(".options summary").click()
-    await page.locator("#code-execution").check()
+    await open_with_options(page, server.url, "code-execution")
     await ask(page, "What day is it where I am?")
     await wait_status(last_reply(page), "done")
     continuation = fake_anthropic.requests[1].body
@@ -397,10 +397,7 @@ async def test_failed_runs_and_a_tool_search_show_what_the_api_said(
                          "input_schema": {"type": "object"}}])
     server = await start_server(fake=fake_anthropic, tools=tools, tool_search=True,
                                 code_execution=True)
-    await page.goto(server.url)
-    await page.locator(".options summary").click()
-    await page.locator("#tool-search").check()
-    await page.locator("#code-execution").check()
+    await open_with_options(page, server.url, "tool-search", "code-execution")
     await ask(page, "Find a tool")
     reply = last_reply(page)
     await wait_status(reply, "done")
@@ -543,10 +540,7 @@ async def test_screenshots_of_every_kind(
     server = await start_server(
         fake=fake_anthropic, web_fetch=2, code_execution=True, compaction=True,
         mcp_servers=(McpServer("weather", "https://mcp.example.com/sse"),))
-    await page.goto(server.url)
-    await page.locator(".options summary").click()
-    await page.locator("#web-fetch").check()
-    await page.locator("#code-execution").check()
+    await open_with_options(page, server.url, "web-fetch", "code-execution")
     await page.locator(".options summary").click()
     await ask(page, "Show me everything")
     reply = last_reply(page)

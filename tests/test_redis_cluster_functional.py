@@ -107,6 +107,19 @@ async def _post(server: ServerProcess, session: aiohttp.ClientSession) -> str | 
         return str((await response.json())["url"])
 
 
+async def _two_with_streams(
+    processes: Processes, cluster: RedisCluster,
+) -> tuple[ServerProcess, ServerProcess, list[str]]:
+    """Two processes on the cluster, and the paths of STREAMS streams the first started."""
+    args = ("--redis-url", cluster.url, "--demo-delay-ms", str(PACE_MS),
+            "--demo-tokens", str(TOKENS), "--resume-window", "5")
+    a, b = [await processes.sseserver(None, *args) for _ in range(2)]
+    async with aiohttp.ClientSession() as session:
+        paths = [path for _ in range(STREAMS) if (path := await _post(a, session))]
+    assert len(paths) == STREAMS
+    return a, b, paths
+
+
 def _master_of(cluster: RedisCluster, stream_id: str) -> ClusterNode:
     return cluster.master_of(f"sseserver:{{{stream_id}}}:meta".encode())
 
@@ -114,12 +127,7 @@ def _master_of(cluster: RedisCluster, stream_id: str) -> ClusterNode:
 async def test_a_master_killed_mid_load_costs_only_its_own_streams(
     processes: Processes, own_cluster: RedisCluster,
 ) -> None:
-    args = ("--redis-url", own_cluster.url, "--demo-delay-ms", str(PACE_MS),
-            "--demo-tokens", str(TOKENS), "--resume-window", "5")
-    a, b = [await processes.sseserver(None, *args) for _ in range(2)]
-    async with aiohttp.ClientSession() as session:
-        paths = [path for _ in range(STREAMS) if (path := await _post(a, session))]
-    assert len(paths) == STREAMS
+    a, b, paths = await _two_with_streams(processes, own_cluster)
     ids = [path.rsplit("/", 1)[1] for path in paths]
     masters = {stream_id: _master_of(own_cluster, stream_id) for stream_id in ids}
     # Half followed on the owner, half on the other process (through its readers).
@@ -182,12 +190,7 @@ async def test_slots_moved_mid_load_lose_and_repeat_nothing(
     """The slots of live streams move to another master, key by key, while their owner
     writes them and followers on both processes read them: every stream ends `done`, with
     every event once, in order, and its full text."""
-    args = ("--redis-url", own_cluster.url, "--demo-delay-ms", str(PACE_MS),
-            "--demo-tokens", str(TOKENS), "--resume-window", "5")
-    a, b = [await processes.sseserver(None, *args) for _ in range(2)]
-    async with aiohttp.ClientSession() as session:
-        paths = [path for _ in range(STREAMS) if (path := await _post(a, session))]
-    assert len(paths) == STREAMS
+    a, b, paths = await _two_with_streams(processes, own_cluster)
     ids = [path.rsplit("/", 1)[1] for path in paths]
     deadline = time.monotonic() + TOKENS * PACE_MS / 1000 + 30
     reads = [asyncio.create_task(_follow(a if i % 2 else b, path, deadline))

@@ -33,6 +33,7 @@ from typing import Any, Final, cast
 from ...errors import StoreUnavailable
 from ..base import Batch, StreamListener
 from .keyspace import StreamKeys
+from .resp import command
 from .shards import Endpoint, Shards
 
 try:
@@ -51,15 +52,6 @@ RECONNECT_DELAY: Final = 0.5
 HELD_MAX: Final = 1024
 
 ReadRange = Callable[[str, int], Awaitable[Batch | None]]
-
-
-def pack(*args: str | bytes) -> bytes:
-    """A command in RESP."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
 
 
 class _Remote:
@@ -205,7 +197,7 @@ class LiveReader:
         remote = self._remote.get(channel)
         if remote is None:
             remote = self._remote[channel] = _Remote(stream_id, channel)
-            self._send(pack(self._subscribe, channel))
+            self._send(command(self._subscribe, channel))
         return remote
 
     def _drop_if_idle(self, remote: _Remote) -> None:
@@ -214,7 +206,7 @@ class LiveReader:
             del self._remote[remote.channel]
             if remote.subscribed or self.connected.is_set():
                 self._dropping[remote.channel] += 1
-                self._send(pack(self._unsubscribe, remote.channel))
+                self._send(command(self._unsubscribe, remote.channel))
 
     def _end(self, remote: _Remote, *, final: bool = False) -> None:
         """No more pushes for this stream; unless it ended normally (`final`), its follower
@@ -409,16 +401,16 @@ class LiveReader:
             if password:
                 username = options.get("username")
                 auth = ("AUTH", username, password) if username else ("AUTH", password)
-                reply = await self._command(protocol.transport, pack(*auth))
+                reply = await self._command(protocol.transport, command(*auth))
                 if isinstance(reply, Exception):
                     raise StoreUnavailable(f"redis reader: {reply}")
             reply = await self._command(protocol.transport,
-                                        pack("CLIENT", "SETNAME", self._client_name))
+                                        command("CLIENT", "SETNAME", self._client_name))
             if isinstance(reply, Exception):
                 raise StoreUnavailable(f"redis reader: {reply}")
             if self._control is not None:
                 self._control_ready.clear()
-                protocol.transport.write(pack("SUBSCRIBE", self._control))
+                protocol.transport.write(command("SUBSCRIBE", self._control))
                 await self._control_ready.wait()
             self.connected.set()
         # Signals published before the subscription took effect: caught up from Redis.
@@ -437,10 +429,10 @@ class LiveReader:
             options["tls"] = ssl.create_default_context()
         return options
 
-    async def _command(self, transport: asyncio.Transport, command: bytes) -> Any:
+    async def _command(self, transport: asyncio.Transport, packed: bytes) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(future)
-        transport.write(command)
+        transport.write(packed)
         return await future
 
     def _release_all(self) -> None:

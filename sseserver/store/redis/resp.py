@@ -1,4 +1,5 @@
-"""The writer's commands in Redis's protocol (RESP), packed by hand.
+"""Commands in Redis's protocol (RESP), packed by hand: the log writer's, and the live
+readers' on their own connections (live.py).
 
 redis-py packs each command through its encoder, with a generator per argument; for the
 log's writer, which sends a command per frame, that was the largest cost of the process
