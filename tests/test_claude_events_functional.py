@@ -380,10 +380,27 @@ async def test_the_demo_shows_every_kind_of_event_offline(start_server: StartSer
     {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": None},
     {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": ["x"]},
     {"type": "server_tool_use", "name": "web_search", "input": {}},  # no id
-], ids=["null-content", "result-not-an-object", "tool-without-id"])
+    {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_01", "content": None},
+    {"type": "code_execution_tool_result", "tool_use_id": "srvtoolu_01", "content": "x"},
+    {"type": "bash_code_execution_tool_result", "tool_use_id": "srvtoolu_01",
+     "content": {"type": "bash_code_execution_result", "content": [7]}},
+    {"type": "text_editor_code_execution_tool_result", "tool_use_id": "srvtoolu_01",
+     "content": ["view"]},
+    {"type": "tool_search_tool_result", "tool_use_id": "srvtoolu_01",
+     "content": {"type": "tool_search_tool_search_result", "tool_references": 3}},
+    {"type": "mcp_tool_result", "tool_use_id": "mcptoolu_01", "content": 5},
+    {"type": "mcp_tool_result", "content": "no id"},
+    {"type": "container_upload"},
+    {"type": "mcp_tool_use", "name": "echo", "server_name": "docs", "input": {}},
+], ids=["null-content", "result-not-an-object", "tool-without-id",
+        "fetch-null-content", "run-content-a-string", "run-file-not-an-object",
+        "edit-content-a-list", "search-references-not-a-list", "mcp-content-a-number",
+        "mcp-result-without-id", "upload-without-file", "mcp-call-without-id"])
 async def test_a_known_block_out_of_shape_ends_in_one_error(
     start_server: StartServer, fake_anthropic: FakeAnthropic, block: dict[str, Any]
 ) -> None:
+    """A block of a known type that is not as the API documents it ends the reply with one
+    error, never a half-read event."""
     server = await start_server(fake=fake_anthropic)
     fake_anthropic.enqueue(Reply(blocks=(Text(["Before."]), UnknownBlock(block))))
     async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:

@@ -13,11 +13,11 @@ Also writes screenshots of a reply with each kind at desktop and phone width to 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Page, expect
 
 from sseserver.server_tools_config import McpServer
 from sseserver.tools.definitions import tool_specs
@@ -29,6 +29,7 @@ from .support.browser import (
     ask,
     assert_no_horizontal_scroll,
     last_reply,
+    panel_state,
     post_bodies,
     save_screenshot,
     wait_status,
@@ -56,22 +57,6 @@ HOSTILE: Final = "<img src=x onerror=alert(1)>"
 EDIT: Final = {"command": "str_replace", "path": "/tmp/app.py", "old_str": "x = 1",
                "new_str": f"x = '{HOSTILE}'"}
 SUMMARY: Final = ["The user asked about SSE; ", "Claude explained EventSource."]
-
-
-async def panel_state(panel: Locator) -> dict[str, Any]:
-    """What a panel shows: its summary, whether it is open, its state, and its sections'
-    headings and texts (each child's text joined by "|")."""
-    state = await panel.evaluate("""el => ({
-        summary: el.querySelector('summary').textContent,
-        open: el.open,
-        state: el.dataset.state,
-        sections: [...el.querySelectorAll('.tool-io')].map(s => [
-            s.querySelector('.tool-io-label').textContent,
-            [...s.children].slice(1).map(c => c.textContent).join('|'),
-        ]),
-    })""")
-    assert isinstance(state, dict)
-    return state
 
 
 def code_run_reply() -> Reply:

@@ -28,6 +28,7 @@ from .support.browser import (
     assert_no_horizontal_scroll,
     checked_page,
     last_reply,
+    panel_state,
     post_bodies,
     save_screenshot,
     wait_status,
@@ -83,22 +84,6 @@ def client_tools(*names: str, needs_approval: bool = False) -> tuple[ToolSpec, .
            if needs_approval else {})
         for name in names
     ])
-
-
-async def panel_state(panel: Locator) -> dict[str, Any]:
-    """What a tool panel shows: its summary, whether it is open, its sections' headings and
-    texts, and its state."""
-    state = await panel.evaluate("""el => ({
-        summary: el.querySelector('summary').textContent,
-        open: el.open,
-        state: el.dataset.state,
-        sections: [...el.querySelectorAll('.tool-io')].map(s => [
-            s.querySelector('.tool-io-label').textContent,
-            [...s.children].slice(1).map(c => c.textContent).join('|'),
-        ]),
-    })""")
-    assert isinstance(state, dict)
-    return state
 
 
 async def text_parts(reply: Locator) -> list[str]:

@@ -392,37 +392,6 @@ async def test_a_cancel_while_names_are_looked_up_ends_the_reply_at_once(
     assert fake_anthropic.requests[0].deltas_sent < 200
 
 
-@pytest.mark.parametrize("block", [
-    {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_01", "content": None},
-    {"type": "code_execution_tool_result", "tool_use_id": "srvtoolu_01", "content": "x"},
-    {"type": "bash_code_execution_tool_result", "tool_use_id": "srvtoolu_01",
-     "content": {"type": "bash_code_execution_result", "content": [7]}},
-    {"type": "text_editor_code_execution_tool_result", "tool_use_id": "srvtoolu_01",
-     "content": ["view"]},
-    {"type": "tool_search_tool_result", "tool_use_id": "srvtoolu_01",
-     "content": {"type": "tool_search_tool_search_result", "tool_references": 3}},
-    {"type": "mcp_tool_result", "tool_use_id": "mcptoolu_01", "content": 5},
-    {"type": "mcp_tool_result", "content": "no id"},
-    {"type": "container_upload"},
-    {"type": "mcp_tool_use", "name": "echo", "server_name": "docs", "input": {}},
-], ids=["fetch-null-content", "run-content-a-string", "run-file-not-an-object",
-        "edit-content-a-list", "search-references-not-a-list", "mcp-content-a-number",
-        "mcp-result-without-id", "upload-without-file", "mcp-call-without-id"])
-async def test_a_new_block_out_of_shape_ends_in_one_error(
-    start_server: StartServer, fake_anthropic: FakeAnthropic, block: dict[str, Any]
-) -> None:
-    """A block of a known type that is not as the API documents it ends the reply with one
-    error, never a half-read event."""
-    server = await start_server(fake=fake_anthropic)
-    fake_anthropic.enqueue(Reply(blocks=(Text(["Before."]), UnknownBlock(block))))
-    async with await open_sse(f"{server.url}/api/sse?message=hi") as stream:
-        await stream.read_all()
-    assert stream.types() == ["meta", "message", "error"]
-    assert json.loads(stream.events[-1].data) == {
-        "type": "api_error", "message": "Claude sent an event this server cannot read.",
-    }
-
-
 async def test_a_container_not_shaped_like_one_makes_no_event(
     start_server: StartServer, fake_anthropic: FakeAnthropic
 ) -> None:

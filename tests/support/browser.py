@@ -188,3 +188,19 @@ def post_bodies(page: Page) -> list[dict[str, Any]]:
 
     page.on("request", record)
     return bodies
+
+
+async def panel_state(panel: Locator) -> dict[str, Any]:
+    """What a tool or code panel shows: its summary, whether it is open, its state, and its
+    sections' headings and texts (each child's text joined by "|")."""
+    state = await panel.evaluate("""el => ({
+        summary: el.querySelector('summary').textContent,
+        open: el.open,
+        state: el.dataset.state,
+        sections: [...el.querySelectorAll('.tool-io')].map(s => [
+            s.querySelector('.tool-io-label').textContent,
+            [...s.children].slice(1).map(c => c.textContent).join('|'),
+        ]),
+    })""")
+    assert isinstance(state, dict)
+    return state
