@@ -39,7 +39,7 @@ from typing import Final, Literal
 
 from .access_log import loggable
 from .budgets import Budgets, Hold
-from .config import DEFAULT_PER_CLIENT, Settings, is_loopback
+from .config import Settings, is_loopback
 from .errors import (
     AtCapacity,
     ClientLimit,
@@ -52,6 +52,7 @@ from .errors import (
 from .identity import User
 from .ids import new_stream_id
 from .metrics import Metrics
+from .option_table import DEFAULT_PER_CLIENT
 from .overload import LoopLag
 from .providers import GenerationRequest, Provider, Usage
 from .providers.models import ModelCatalog

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sseserver.config import OPTIONS
 from sseserver.deprecations import sdk_table
 from sseserver.event_loop import resolved_loop
+from sseserver.option_table import OPTIONS
 
 from .support.processes import Processes
 from .support.sse_parser import parse_all

@@ -2,7 +2,8 @@
 pipeline docs/architecture.md draws ("The pipeline") stays true:
 
 - `store/` and `providers/` never import the HTTP edge: only each other's own modules and
-  the foundation below everything (errors, ids, sse, metrics, config, option_values), and
+  the foundation below everything (errors, ids, sse, metrics, config, option_table,
+  option_values), and
   not aiohttp's server;
 - `sse`, `ids`, `errors` and `metrics` import nothing of ours but `errors` (every layer
   raises from there);
@@ -25,7 +26,8 @@ from typing import Final
 import sseserver
 
 PACKAGE: Final = Path(sseserver.__file__).parent
-FOUNDATION: Final = frozenset({"errors", "ids", "sse", "metrics", "config", "option_values"})
+FOUNDATION: Final = frozenset({
+    "errors", "ids", "sse", "metrics", "config", "option_table", "option_values"})
 LEAVES: Final = frozenset({"sse", "ids", "errors", "metrics"})
 SERVER_SIDE: Final = ("aiohttp.web", "aiohttp_jinja2")
 
