@@ -31,7 +31,8 @@ subscriber saw can always be read again from the log.
 On a cluster, a slot that moves (`MOVED`, or `ASK` and `TRYAGAIN` while it migrates)
 answers a stream's entries with a redirection: they wait, in order, with every later entry
 of that stream, until nothing of it is in flight, and then go to the master serving the
-slot now. A master that fails answers nothing: its streams fail (their end is `lost`).
+slot now (writers.py routes them; entries.py holds what they are). A master that fails
+answers nothing: its streams fail (their end is `lost`).
 
 The entries wait in memory, bounded in bytes (WRITE_BUFFER_BYTES): past it an append waits
 for the writer to catch up. A batch that fails marks its streams (`Owned.failure`): their
@@ -44,16 +45,17 @@ import asyncio
 import collections
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from ...errors import StoreUnavailable, StreamLost
-from ..base import Batch, Signal, StreamListener
-from .keyspace import StreamKeys
+from ..base import Batch
+from .entries import Create, End, Entry, Gone, Nudge, Owned, Step
 from .resp import command, xadd
 from .scripts import END
-from .shards import MIGRATING_PAUSE, Shards
+
+if TYPE_CHECKING:
+    from .writers import Writers
 
 try:
     from redis.exceptions import AskError, MovedError, RedisError, ResponseError, TryAgainError
@@ -76,126 +78,6 @@ MAX_IN_FLIGHT: Final = 8
 BATCH_INTERVAL: Final = 0.002
 # A running stream's keys live this long unless its owner refreshes them (liveness.py).
 RUNNING_TTL_MS: Final = 60_000
-
-
-class Owned:
-    """What the owner of a running generation keeps about its stream."""
-
-    __slots__ = ("busy", "cancelled", "confirmed", "ended", "failure", "frames", "kept_at",
-                 "keys", "listener", "local", "on_signal", "owner", "pending", "remote",
-                 "stalled", "stalled_since", "stream_id", "waiters", "writer")
-
-    def __init__(self, prefix: str, stream_id: str, owner: str = "") -> None:
-        self.stream_id = stream_id
-        self.owner = owner  # the user who started it ("" for none), in its meta too
-        # When its keys were last given RUNNING_TTL_MS (monotonic): at its creation, then
-        # by the owner's upkeep.
-        self.kept_at = time.monotonic()
-        self.keys = StreamKeys(prefix, stream_id)
-        self.frames: list[bytes] = []  # appended; the first `confirmed` are in Redis
-        self.confirmed = 0
-        self.on_signal: Callable[[Signal], None] | None = None  # the owner's, from watch()
-        self.local = 0  # subscribers in this process
-        self.remote = False  # other processes have subscribers (their B and I messages)
-        self.busy = False  # what the owner was last told
-        self.cancelled = False
-        self.ended = False  # Redis has its end: read the log from now on
-        self.failure: StoreUnavailable | StreamLost | None = None
-        self.listener: StreamListener | None = None  # this process's followers
-        self.waiters: list[asyncio.Future[None]] = []  # readers waiting for a frame
-        self.writer: LogWriter | None = None  # of the master its entries go to
-        self.pending = 0  # entries given to that writer and not answered yet
-        # Entries redirected (the slot moved), waiting for the master serving it now.
-        self.stalled: list[Entry] | None = None
-        self.stalled_since = 0.0
-
-    def apply(self, kind: bytes) -> bool:
-        """A control message: C cancel, B another process's first subscriber came, I the
-        last one left. True when other processes follow it from now on."""
-        if kind == b"C":
-            if not self.cancelled:
-                self.cancelled = True
-                self.signal(Signal.CANCEL)
-            return False
-        was, self.remote = self.remote, kind == b"B"
-        self.presence_changed()
-        return self.remote and not was
-
-    def presence_changed(self) -> None:
-        busy = self.local > 0 or self.remote
-        if busy != self.busy:
-            self.busy = busy
-            self.signal(Signal.BUSY if busy else Signal.IDLE)
-
-    def signal(self, signal: Signal) -> None:
-        if self.on_signal is not None:
-            self.on_signal(signal)
-
-    def wake(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def fail(self, failure: StoreUnavailable | StreamLost) -> None:
-        """Nothing more of this stream can be written: the generation stops at its next
-        append, and followers read the log for how it ended."""
-        if self.failure is None:
-            self.failure = failure
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            listener.end(False)
-        self.wake()
-
-
-class _Step:
-    """A queued creation or end of a stream, and whoever waits for it to be written."""
-
-    __slots__ = ("done", "payload")
-
-    def __init__(self, payload: str) -> None:
-        self.payload = payload
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def settle(self, failure: Exception | None = None) -> None:
-        if not self.done.done():
-            if failure is None:
-                self.done.set_result(None)
-            else:
-                self.done.set_exception(failure)
-
-
-class _Create(_Step):
-    __slots__ = ()
-
-
-class _End(_Step):
-    __slots__ = ()
-
-
-class _Nudge(_Step):
-    """Tells followers that started while nothing was published to read the log."""
-
-    __slots__ = ()
-
-
-class _Gone(_Step):
-    """Tells followers that Redis lost the stream (its keys vanished while it ran), so
-    that they read the log, find nothing and end, rather than wait for frames that will
-    never be published."""
-
-    __slots__ = ()
-
-
-# The stream, the frame's index (the end's: the index after the last frame), and what.
-Entry = tuple[Owned, int, bytes | _Step]
-
-
-def _order(entry: Entry) -> tuple[int, int]:
-    """Where an entry falls in its stream: a creation, then frames, nudges and the end."""
-    _, index, what = entry
-    rank = 0 if isinstance(what, _Create) else 2 if isinstance(what, _End) else 1
-    return index, rank
 
 
 class LogWriter:
@@ -306,13 +188,13 @@ class LogWriter:
                     add(xadd(keys.append_head, index + 1, what))
                 if owned.remote:
                     add(command(publish, keys.channel, b"f%d:%b" % (index, what)))
-            elif isinstance(what, _Create):
+            elif isinstance(what, Create):
                 user = ("user", what.payload) if what.payload else ()
                 add(command("HSET", keys.meta, "owner", self._token, *user))
                 add(command("PEXPIRE", keys.meta, RUNNING_TTL_MS))
-            elif isinstance(what, _Nudge):
+            elif isinstance(what, Nudge):
                 add(command(publish, keys.channel, f"h{index}"))
-            elif isinstance(what, _Gone):
+            elif isinstance(what, Gone):
                 add(command(publish, keys.channel, f"e{index}:lost"))
             else:
                 reason, _, keep_ms = what.payload.partition(":")
@@ -419,7 +301,7 @@ class LogWriter:
             for owned, _, what in batch:
                 owned.pending -= 1
                 owned.fail(unavailable)
-                if isinstance(what, _Step):
+                if isinstance(what, Step):
                     what.settle(unavailable)
             return
         for entry, answer in zip(batch, answers, strict=True):
@@ -429,11 +311,11 @@ class LogWriter:
                 self._writers.stall(owned, entry)
                 stalled.append(owned)
                 continue
-            if owned.failure is not None or isinstance(what, (_Nudge, _Gone)):
-                if isinstance(what, _Step):
+            if owned.failure is not None or isinstance(what, (Nudge, Gone)):
+                if isinstance(what, Step):
                     what.settle()
                 continue
-            if isinstance(what, _End) and answer == 0:  # a reaper ended it, or Redis lost it
+            if isinstance(what, End) and answer == 0:  # a reaper ended it, or Redis lost it
                 owned.fail(StreamLost(f"{owned.stream_id} was ended by another process"))
                 self._writers.gone(owned)
                 what.settle()
@@ -446,7 +328,7 @@ class LogWriter:
                            StreamLost(f"{owned.stream_id} is no longer in redis"))
                 if answer is None:
                     self._writers.gone(owned)
-                if isinstance(what, _Step):
+                if isinstance(what, Step):
                     what.settle(None if lost or answer is None else owned.failure)
                 continue
             if isinstance(what, bytes):
@@ -455,7 +337,7 @@ class LogWriter:
                     owned.listener.frame(what, index)
                 if owned.waiters:
                     owned.wake()
-            elif isinstance(what, _End):
+            elif isinstance(what, End):
                 owned.ended = True
                 listener, owned.listener = owned.listener, None
                 if listener is not None:
@@ -471,141 +353,6 @@ class LogWriter:
 _REDIRECTED: tuple[type[Exception], ...] = ()
 with contextlib.suppress(NameError):
     _REDIRECTED = (MovedError, AskError, TryAgainError)
-
-
-class Writers:
-    """The process's writers, one per master (one on a single Redis), and the routing of
-    each stream's entries to the writer of its slot's master."""
-
-    def __init__(self, shards: Shards, prefix: str, token: str,
-                 batch_interval: float = BATCH_INTERVAL) -> None:
-        self._shards = shards
-        self.prefix = prefix
-        self.token = token
-        self.batch_interval = batch_interval
-        self.publish = "SPUBLISH" if shards.cluster else "PUBLISH"
-        self._writers: dict[str, LogWriter] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._retrying: set[Owned] = set()
-        self._closing = False
-
-    def _writer(self, owned: Owned) -> LogWriter:
-        if owned.pending and owned.writer is not None:
-            return owned.writer  # earlier entries are on their way there: keep the order
-        address = self._shards.address_of(owned.keys.log)
-        writer = self._writers.get(address)
-        if writer is None:
-            writer = self._writers[address] = LogWriter(self, self._shards.client(address))
-            writer.start()
-        return writer
-
-    def _put(self, entry: Entry) -> None:
-        owned = entry[0]
-        if owned.stalled is not None:
-            owned.stalled.append(entry)
-            return
-        self._writer(owned).put(entry)
-
-    async def create(self, owned: Owned) -> None:
-        """Register the stream as this process's, and wait until Redis has it."""
-        create = _Create(owned.owner)
-        self._put((owned, 0, create))
-        await create.done
-
-    def frame(self, owned: Owned, frame: bytes) -> None:
-        """Queue the stream's next frame; its index is fixed now."""
-        frames = owned.frames
-        self._put((owned, len(frames), frame))
-        frames.append(frame)
-
-    def nudge(self, owned: Owned) -> None:
-        """Other processes follow the stream from now on: tell them where its log is."""
-        self._put((owned, len(owned.frames), _Nudge("")))
-
-    def gone(self, owned: Owned) -> None:
-        """Redis lost the stream (or a reaper ended it, and published its end already):
-        its followers elsewhere hear of it, whether or not the owner knew of them."""
-        self._put((owned, len(owned.frames), _Gone("")))
-
-    async def room(self, owned: Owned) -> None:
-        if owned.writer is not None:
-            await owned.writer.room()
-
-    async def end(self, owned: Owned, reason: str, keep_ms: int) -> None:
-        """Queue the stream's end after its frames, and wait until Redis has it."""
-        end = _End(f"{reason}:{keep_ms}")
-        self._put((owned, len(owned.frames), end))
-        await end.done
-
-    def stall(self, owned: Owned, entry: Entry) -> None:
-        if owned.stalled is None:
-            owned.stalled = []
-            owned.stalled_since = asyncio.get_running_loop().time()
-        owned.stalled.append(entry)
-
-    def retry_when_landed(self, owned: Owned) -> None:
-        """Once nothing of the stream is in flight, its waiting entries go, in order, to
-        whichever master serves its slot then."""
-        if owned.pending or owned.stalled is None or owned in self._retrying:
-            return
-        self._retrying.add(owned)
-        task = asyncio.create_task(self._retry(owned), name="redis writer redirect")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _retry(self, owned: Owned) -> None:
-        try:
-            await asyncio.sleep(MIGRATING_PAUSE)
-            with contextlib.suppress(Exception):
-                await self._shards.refresh()
-        finally:
-            self._retrying.discard(owned)
-        stalled, owned.stalled = owned.stalled or [], None
-        if owned.pending:  # cannot happen: nothing was sent while stalled
-            owned.stalled = stalled
-            return
-        stalled.sort(key=_order)
-        waited = asyncio.get_running_loop().time() - owned.stalled_since
-        if waited > COMMAND_TIMEOUT or self._closing:
-            failure = StoreUnavailable(f"redis: the slot of {owned.stream_id} did not settle")
-            owned.fail(failure)
-            for _, _, what in stalled:
-                if isinstance(what, _Step):
-                    what.settle(failure)
-            return
-        since = owned.stalled_since
-        for entry in stalled:
-            self._put(entry)
-        if owned.stalled is not None:  # stalled again at once (cannot be: nothing sent)
-            owned.stalled_since = since
-
-    def lost_master(self) -> None:
-        """A writer's connection broke: on a cluster, the map may have changed."""
-        if self._shards.cluster and not self._closing:
-            task = asyncio.ensure_future(self._refresh())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _refresh(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._shards.refresh()
-
-    def forget(self, addresses: set[str]) -> None:
-        """Masters that are masters no more: their writers stop."""
-        for address in addresses:
-            writer = self._writers.pop(address, None)
-            if writer is not None:
-                task = asyncio.ensure_future(writer.close())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        self._closing = True
-        writers, self._writers = list(self._writers.values()), {}
-        await asyncio.gather(*(w.close() for w in writers), return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _fields(raw: Any) -> dict[bytes, bytes]:

@@ -32,15 +32,17 @@ from ...errors import StoreUnavailable, StreamLost
 from ..base import Batch, Cancel, Signal, StreamListener
 from ..retention import Retention, kept_size
 from .connection import HEALTH_TIMEOUT, RedisError, redacted_url, unavailable
+from .entries import Owned
 from .keyspace import ProcessKeys, StreamKeys, check_prefix
 from .live import Readers
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
-from .log import BATCH_INTERVAL, RUNNING_TTL_MS, Owned, Writers, batch_of
+from .log import BATCH_INTERVAL, RUNNING_TTL_MS, batch_of
 from .names import NamedStreams, Names
 from .owns import OwnList
 from .presence import Presence
 from .scripts import CANCEL, FORGET, READ
 from .shards import Shards, script
+from .writers import Writers
 
 log = logging.getLogger("sseserver.redis")
 
