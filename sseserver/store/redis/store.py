@@ -34,12 +34,12 @@ from ..retention import Retention, kept_size
 from .connection import HEALTH_TIMEOUT, RedisError, redacted_url, unavailable
 from .entries import Owned
 from .keyspace import ProcessKeys, StreamKeys, check_prefix
-from .live import Readers
 from .liveness import PROCESS_LEASE, Beat, LeaseThread
 from .log import BATCH_INTERVAL, RUNNING_TTL_MS, batch_of
 from .names import NamedStreams, Names
 from .owns import OwnList
 from .presence import Presence
+from .readers import Readers
 from .scripts import CANCEL, FORGET, READ
 from .shards import Shards, script
 from .writers import Writers
