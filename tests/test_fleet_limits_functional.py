@@ -72,7 +72,9 @@ async def test_one_users_limit_is_exact_across_processes_and_freed_by_the_lease(
             status, url = await _start(session, a)
             if status == 201:
                 held.append(url)
-            assert time.monotonic() < deadline, "the cancelled streams never freed their slots"
+            assert time.monotonic() < deadline, (
+                f"the cancelled streams never freed their slots: {len(held)} of {LIMIT} "
+                f"admitted again in 10 s\n{a.log[-3000:]}")
             await asyncio.sleep(0.05 if status != 201 else 0)
         assert (await _start(session, b))[0] == 429
         a.kill()
